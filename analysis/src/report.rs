@@ -1,0 +1,201 @@
+//! One-call analysis of a block and of the whole comparison (four topologies, base sweep,
+//! claims): what the `paths` command prints and what notebooks bind names to.
+
+use num_bigint::BigUint;
+use serde::{Serialize, Serializer};
+
+use crate::bases::{base_sweep, BaseRow};
+use crate::claims::{check_claims, Claim};
+use crate::distance::{gradient_stats, GradientStats};
+use crate::paths::{path_count, path_length_histogram, summarize_lengths, LengthSummary};
+use crate::topology::{Pattern, Topology};
+use crate::AnalysisError;
+
+/// Depth above which path-length histograms are skipped unless forced: the histogram costs
+/// `O(N² · runs)` big-integer additions (see `BENCHMARKS.md`: ≈ 1 s at this depth).
+pub const HISTOGRAM_DEPTH_LIMIT: usize = 3_000;
+
+/// Serialize a big integer as its exact decimal string.
+pub fn big_as_string<S: Serializer>(v: &BigUint, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&v.to_str_radix(10))
+}
+
+fn big_vec_as_strings<S: Serializer>(v: &Option<Vec<BigUint>>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        None => s.serialize_none(),
+        Some(v) => s.collect_seq(v.iter().map(|b| b.to_str_radix(10))),
+    }
+}
+
+/// Everything computed about one block.
+#[derive(Clone, Debug, Serialize)]
+pub struct TopologyAnalysis {
+    /// `plain`, `res`, `dense`, `sparse` or `custom`.
+    pub name: String,
+    /// Human description (e.g. `sparse(base 3)`, `custom(1,2,3,5,8)`).
+    pub pattern: String,
+    /// `N + 1`.
+    pub nodes: usize,
+    /// Aggregation links.
+    pub connections: u64,
+    /// `connections / (N·log₂N)` (0 at `N = 1`, where `log₂N = 0`).
+    pub connections_per_n_log2_n: f64,
+    /// Exact number of paths `x_0 → x_N`.
+    #[serde(serialize_with = "big_as_string")]
+    pub paths: BigUint,
+    /// `[k]` = paths through exactly `k` layers; `None` when skipped (depth above the limit).
+    #[serde(serialize_with = "big_vec_as_strings")]
+    pub path_length_histogram: Option<Vec<BigUint>>,
+    /// Summary of the histogram, when computed.
+    pub path_length_summary: Option<LengthSummary>,
+    /// Longest shortest path over all pairs `j < ℓ`.
+    pub gradient_path_max: u32,
+    /// Mean shortest path over all pairs.
+    pub gradient_path_mean: f64,
+    /// Shortest-path statistics in full.
+    pub gradient: GradientStats,
+}
+
+/// Analyse one block; `histogram` chooses whether to compute the path-length histogram.
+pub fn analyze(t: &Topology, histogram: bool) -> TopologyAnalysis {
+    let n = t.depth;
+    let offsets = t.offsets();
+    let hist = histogram.then(|| path_length_histogram(&offsets, n));
+    let gradient = gradient_stats(&offsets, n);
+    let connections = t.connections();
+    let nlogn = n as f64 * (n as f64).log2();
+    TopologyAnalysis {
+        name: t.pattern.name().to_string(),
+        pattern: t.pattern.to_string(),
+        nodes: t.nodes(),
+        connections,
+        connections_per_n_log2_n: if nlogn > 0.0 {
+            connections as f64 / nlogn
+        } else {
+            0.0
+        },
+        paths: path_count(&offsets, n),
+        path_length_summary: hist.as_deref().and_then(summarize_lengths),
+        path_length_histogram: hist,
+        gradient_path_max: gradient.max,
+        gradient_path_mean: gradient.mean,
+        gradient,
+    }
+}
+
+/// What to compute in a [`Report`].
+#[derive(Clone, Debug)]
+pub struct ReportOptions {
+    /// Block depth `N`.
+    pub depth: usize,
+    /// Base of the sparse pattern.
+    pub base: usize,
+    /// A user pattern to analyse beside the four standard ones.
+    pub custom: Option<Pattern>,
+    /// Bases of the sweep.
+    pub bases: std::ops::RangeInclusive<usize>,
+    /// Compute histograms even above [`HISTOGRAM_DEPTH_LIMIT`].
+    pub force_histograms: bool,
+}
+
+impl ReportOptions {
+    /// Defaults of the `paths` command at a depth: base 2, no custom pattern, bases 2..=16.
+    pub fn new(depth: usize) -> Self {
+        ReportOptions {
+            depth,
+            base: 2,
+            custom: None,
+            bases: 2..=16,
+            force_histograms: false,
+        }
+    }
+}
+
+/// The whole comparison; its JSON form is the `paths --format json` contract.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// Block depth `N`.
+    pub depth: usize,
+    /// Base of the sparse pattern.
+    pub base: usize,
+    /// plain, res, dense, sparse, then custom if given.
+    pub topologies: Vec<TopologyAnalysis>,
+    /// Every claim with its verdict.
+    pub claims: Vec<Claim>,
+    /// The base sweep.
+    pub bases: Vec<BaseRow>,
+}
+
+impl Report {
+    /// Compute everything. Topologies are analysed in parallel threads (they are independent).
+    pub fn compute(opts: &ReportOptions) -> Result<Report, AnalysisError> {
+        let n = opts.depth;
+        let mut patterns = vec![
+            Pattern::Plain,
+            Pattern::Res,
+            Pattern::Dense,
+            Pattern::sparse(opts.base)?,
+        ];
+        if let Some(c) = &opts.custom {
+            patterns.push(c.clone());
+        }
+        let tops: Vec<Topology> = patterns
+            .into_iter()
+            .map(|p| Topology::new(p, n))
+            .collect::<Result<_, _>>()?;
+        if opts.bases.is_empty() || *opts.bases.start() < 2 {
+            return Err(AnalysisError::Base(*opts.bases.start()));
+        }
+        let hist = opts.force_histograms || n <= HISTOGRAM_DEPTH_LIMIT;
+        // Res and dense share one offset set, so their counts are computed once and the
+        // analysis relabelled; the distinct offset sets run on threads of their own.
+        let mut distinct: Vec<&Topology> = Vec::new();
+        for t in &tops {
+            if !distinct.iter().any(|d| d.offsets() == t.offsets()) {
+                distinct.push(t);
+            }
+        }
+        let computed: Vec<TopologyAnalysis> = std::thread::scope(|s| {
+            let handles: Vec<_> = distinct
+                .iter()
+                .map(|t| s.spawn(move || analyze(t, hist)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("analysis thread panicked"))
+                .collect()
+        });
+        let topologies: Vec<TopologyAnalysis> = tops
+            .iter()
+            .map(|t| {
+                let i = distinct
+                    .iter()
+                    .position(|d| d.offsets() == t.offsets())
+                    .expect("every topology has a distinct representative");
+                let mut a = computed[i].clone();
+                a.name = t.pattern.name().to_string();
+                a.pattern = t.pattern.to_string();
+                a
+            })
+            .collect();
+        let bases = base_sweep(n, opts.bases.clone())?;
+        let claims = check_claims(n, opts.base, &topologies, &bases)?;
+        Ok(Report {
+            depth: n,
+            base: opts.base,
+            topologies,
+            claims,
+            bases,
+        })
+    }
+
+    /// The analysis of the topology called `name`, if present.
+    pub fn topology(&self, name: &str) -> Option<&TopologyAnalysis> {
+        self.topologies.iter().find(|t| t.name == name)
+    }
+
+    /// Whether every claim holds.
+    pub fn all_claims_hold(&self) -> bool {
+        self.claims.iter().all(|c| c.holds)
+    }
+}

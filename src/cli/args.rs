@@ -1,0 +1,118 @@
+//! Argument parsing shared by the commands: clap errors become one line and exit status 2.
+
+use clap::Parser;
+use std::process::ExitCode;
+
+/// Exit status for bad input.
+pub const EXIT_BAD_INPUT: u8 = 2;
+
+/// Parse `T` from the process arguments. Help and version print and exit 0; any other error
+/// prints its first line (what was wrong and what is accepted) and exits 2 — never a panic.
+pub fn parse_or_exit<T: Parser>() -> T {
+    match T::try_parse() {
+        Ok(v) => v,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            match e.kind() {
+                ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    let _ = e.print();
+                    std::process::exit(0);
+                }
+                _ => {
+                    let text = e.render().to_string();
+                    let line = text.lines().next().unwrap_or("error: bad arguments");
+                    eprintln!("{} (see --help)", line.trim_end());
+                    std::process::exit(EXIT_BAD_INPUT as i32);
+                }
+            }
+        }
+    }
+}
+
+/// Print a one-line error and return exit status 2.
+pub fn bad_input(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {msg}");
+    ExitCode::from(EXIT_BAD_INPUT)
+}
+
+/// Parse a positive integer in `lo..=hi`, naming the flag and the accepted range on failure.
+pub fn parse_in_range(s: &str, what: &str, lo: usize, hi: usize) -> Result<usize, String> {
+    let t = s.trim();
+    match t.parse::<i128>() {
+        Ok(v) if v >= lo as i128 && v <= hi as i128 => Ok(v as usize),
+        Ok(v) => Err(format!("{what} {v} is out of range: accepted {lo}..={hi}")),
+        Err(_) => Err(format!(
+            "{what} '{t}' is not an integer: accepted {lo}..={hi}"
+        )),
+    }
+}
+
+/// Parse a comma-separated list of positive integers (e.g. `1,2,3,5,8`).
+pub fn parse_usize_list(s: &str, what: &str) -> Result<Vec<usize>, String> {
+    if s.trim().is_empty() {
+        return Err(format!(
+            "{what} list is empty: give comma-separated positive integers, e.g. 1,2,3,5,8"
+        ));
+    }
+    s.split(',')
+        .map(|p| {
+            let p = p.trim();
+            p.parse::<usize>().map_err(|_| {
+                format!("{what} '{p}' is not a non-negative integer: give comma-separated positive integers, e.g. 1,2,3,5,8")
+            })
+        })
+        .collect()
+}
+
+/// Parse an inclusive range `A..B`, `A..=B`, `A-B` or a single `A`.
+pub fn parse_range(s: &str, what: &str) -> Result<(usize, usize), String> {
+    let t = s.trim();
+    let (a, b) = if let Some((a, b)) = t.split_once("..=") {
+        (a, b)
+    } else if let Some((a, b)) = t.split_once("..") {
+        (a, b)
+    } else if let Some((a, b)) = t.split_once('-') {
+        (a, b)
+    } else {
+        (t, t)
+    };
+    let err = || format!("{what} '{t}' is not a range: write A..B (inclusive), e.g. 2..16");
+    let a: usize = a.trim().parse().map_err(|_| err())?;
+    let b: usize = b.trim().parse().map_err(|_| err())?;
+    if a > b {
+        return Err(format!(
+            "{what} '{t}' is empty: the start must not exceed the end"
+        ));
+    }
+    Ok((a, b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("2..16", "bases"), Ok((2, 16)));
+        assert_eq!(parse_range("2..=16", "bases"), Ok((2, 16)));
+        assert_eq!(parse_range("3-5", "bases"), Ok((3, 5)));
+        assert_eq!(parse_range("4", "bases"), Ok((4, 4)));
+        assert!(parse_range("5..2", "bases").is_err());
+        assert!(parse_range("x", "bases").is_err());
+    }
+
+    #[test]
+    fn integers() {
+        assert_eq!(
+            parse_in_range("100", "depth", 1, 10),
+            Err("depth 100 is out of range: accepted 1..=10".into())
+        );
+        assert!(parse_in_range("-5", "depth", 1, 10).is_err());
+        assert!(parse_in_range("abc", "depth", 1, 10).is_err());
+        assert_eq!(parse_usize_list("1, 2,3", "offsets"), Ok(vec![1, 2, 3]));
+        assert!(parse_usize_list("1,-2", "offsets").is_err());
+        assert!(parse_usize_list("", "offsets").is_err());
+    }
+}

@@ -1,0 +1,5 @@
+//! The command-line front ends. Each binary in `src/bin/` only parses its arguments and calls
+//! `run` here, so the commands can be driven from tests and notebooks too.
+
+pub mod args;
+pub mod paths;

@@ -1,0 +1,353 @@
+//! The `paths` command: compare plain / res / dense / sparse (and custom) blocks at one depth,
+//! check the paper's claims, and sweep the sparse base.
+
+use clap::{Parser, ValueEnum};
+use prettytable::{format, Cell, Row, Table};
+use std::io::Write;
+use std::process::ExitCode;
+
+use sparsenet_analysis::report::{Report, ReportOptions, TopologyAnalysis, HISTOGRAM_DEPTH_LIMIT};
+use sparsenet_analysis::topology::{Pattern, Topology, MAX_DEPTH};
+
+use super::args::{bad_input, parse_in_range, parse_range, parse_usize_list};
+
+/// Largest depth `--format dot` draws (dense has N(N+1)/2 edges; beyond this no drawing is legible).
+pub const MAX_DOT_DEPTH: usize = 1_000;
+
+/// Output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Human-readable tables.
+    Table,
+    /// One JSON object (a stable contract, see README).
+    Json,
+    /// One CSV row per topology.
+    Csv,
+    /// The DAGs as Graphviz DOT, one cluster per topology.
+    Dot,
+}
+
+const ABOUT: &str = "Compare the connectivity of plain, ResNet, DenseNet and SparseNet blocks as graphs, and check the claims of 'Sparsely Aggregated Convolutional Networks' (ECCV 2018) in code.";
+
+const LONG_ABOUT: &str = "\
+Compare the connectivity of plain, ResNet, DenseNet and SparseNet blocks as graphs, and check the
+claims of 'Sparsely Aggregated Convolutional Networks' (ECCV 2018) in code.
+
+A block of depth N has nodes x_0 (input) .. x_N (outputs of layers 1..N); layer l aggregates
+  plain  {l-1}            res    {0..l-1} (sum)     dense  {0..l-1} (concatenation)
+  sparse {l - c^k : c^k <= l} (concatenation, newest first)   custom {l - o : o in --offsets}
+
+Quantities:
+  nodes           N + 1
+  connections     aggregation links (edges); conn/NlgN = connections / (N log2 N)
+  paths           exact number of paths x_0 -> x_N (arbitrary precision)
+  path lengths    histogram of those paths by number of layers passed: min..max, mode, mean
+  gradient path   shortest hop count between x_j and x_l over all pairs j < l: max and mean
+                  (for sparse base c it is the base-c digit sum of l - j)
+  claims          each claim of the paper, checked at this depth and base (exit 1 if one fails)
+  base sweep      sparse blocks of base c: connections, worst/mean gradient path, (c-1)/log2 c
+
+Exit status: 0 when every claim holds, 1 when one fails, 2 for bad input.";
+
+/// Arguments of `paths`.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "paths", version, about = ABOUT, long_about = LONG_ABOUT)]
+pub struct PathsArgs {
+    /// Layers per block, N (1..=100000).
+    #[arg(long, short = 'n', default_value = "100", allow_hyphen_values = true,
+          value_parser = |s: &str| parse_in_range(s, "depth", 1, MAX_DEPTH))]
+    pub depth: usize,
+
+    /// Base c of the sparse pattern (2..=1000000).
+    #[arg(long, short = 'c', default_value = "2", allow_hyphen_values = true,
+          value_parser = |s: &str| parse_in_range(s, "base", 2, 1_000_000))]
+    pub base: usize,
+
+    /// A custom pattern: comma-separated positive offsets, e.g. 1,2,3,5,8.
+    #[arg(long, allow_hyphen_values = true, value_parser = |s: &str| parse_usize_list(s, "offset"))]
+    pub offsets: Option<Vec<usize>>,
+
+    /// Only show these topologies (comma-separated: plain,res,dense,sparse,custom).
+    #[arg(long, value_delimiter = ',')]
+    pub topology: Vec<String>,
+
+    /// Bases of the sweep, inclusive (e.g. 2..16).
+    #[arg(long, default_value = "2..16", value_parser = |s: &str| parse_range(s, "bases"))]
+    pub bases: (usize, usize),
+
+    /// Output format.
+    #[arg(long, short = 'f', value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+
+    /// Compute path-length histograms even above depth 3000 (they cost O(N²) big additions).
+    #[arg(long)]
+    pub force_histograms: bool,
+}
+
+const KNOWN: [&str; 5] = ["plain", "res", "dense", "sparse", "custom"];
+
+/// Validate arguments and compute the report. Errors are one line for the user.
+pub fn build_report(args: &PathsArgs) -> Result<Report, String> {
+    let custom = match &args.offsets {
+        Some(o) => Some(Pattern::custom(o).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    for t in &args.topology {
+        if !KNOWN.contains(&t.as_str()) {
+            return Err(format!(
+                "unknown topology '{t}': accepted plain, res, dense, sparse, custom"
+            ));
+        }
+        if t == "custom" && custom.is_none() {
+            return Err("topology 'custom' needs --offsets, e.g. --offsets 1,2,3,5,8".into());
+        }
+    }
+    if args.bases.0 < 2 {
+        return Err(format!(
+            "bases start at {}: the sparse pattern needs a base of at least 2",
+            args.bases.0
+        ));
+    }
+    if args.format == Format::Dot && args.depth > MAX_DOT_DEPTH {
+        return Err(format!(
+            "depth {} is too large to draw: --format dot accepts depth 1..={MAX_DOT_DEPTH}",
+            args.depth
+        ));
+    }
+    let opts = ReportOptions {
+        depth: args.depth,
+        base: args.base,
+        custom,
+        bases: args.bases.0..=args.bases.1,
+        force_histograms: args.force_histograms,
+    };
+    Report::compute(&opts).map_err(|e| e.to_string())
+}
+
+fn selected<'a>(args: &PathsArgs, report: &'a Report) -> Vec<&'a TopologyAnalysis> {
+    report
+        .topologies
+        .iter()
+        .filter(|t| args.topology.is_empty() || args.topology.contains(&t.name))
+        .collect()
+}
+
+/// A big decimal, abbreviated in tables when long (JSON always has every digit).
+fn abbreviate(s: &str) -> String {
+    if s.len() <= 60 {
+        s.to_string()
+    } else {
+        format!("{}…{} ({} digits)", &s[..12], &s[s.len() - 6..], s.len())
+    }
+}
+
+/// Render the report as tables.
+pub fn write_tables(args: &PathsArgs, r: &Report, w: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(
+        w,
+        "Blocks of depth N = {} (sparse base {})",
+        r.depth, r.base
+    )?;
+    let mut t = Table::new();
+    t.set_format(*format::consts::FORMAT_NO_LINESEP_WITH_TITLE);
+    t.set_titles(Row::new(
+        [
+            "topology",
+            "nodes",
+            "connections",
+            "conn/NlgN",
+            "paths x0→xN (exact)",
+            "path lengths min..max (mode, mean)",
+            "grad max",
+            "grad mean",
+        ]
+        .iter()
+        .map(|h| Cell::new(h))
+        .collect(),
+    ));
+    for a in selected(args, r) {
+        let lengths = match &a.path_length_summary {
+            Some(s) => format!("{}..{} ({}, {:.2})", s.min, s.max, s.mode, s.mean),
+            None if a.path_length_histogram.is_none() => {
+                format!("skipped above N = {HISTOGRAM_DEPTH_LIMIT}")
+            }
+            None => "no path".into(),
+        };
+        let mut grad_max = a.gradient_path_max.to_string();
+        if a.gradient.unreachable > 0 {
+            grad_max.push_str(&format!(" ({} pairs unreachable)", a.gradient.unreachable));
+        }
+        t.add_row(Row::new(vec![
+            Cell::new(&a.pattern),
+            Cell::new_align(&a.nodes.to_string(), format::Alignment::RIGHT),
+            Cell::new_align(&a.connections.to_string(), format::Alignment::RIGHT),
+            Cell::new_align(
+                &format!("{:.3}", a.connections_per_n_log2_n),
+                format::Alignment::RIGHT,
+            ),
+            Cell::new_align(
+                &abbreviate(&a.paths.to_str_radix(10)),
+                format::Alignment::RIGHT,
+            ),
+            Cell::new(&lengths),
+            Cell::new_align(&grad_max, format::Alignment::RIGHT),
+            Cell::new_align(
+                &format!("{:.3}", a.gradient_path_mean),
+                format::Alignment::RIGHT,
+            ),
+        ]));
+    }
+    t.print(w)?;
+
+    writeln!(w, "\nClaims")?;
+    for cl in &r.claims {
+        let mark = if cl.holds { "✓" } else { "✗" };
+        writeln!(w, " {mark} {}: {}", cl.name, cl.statement)?;
+        writeln!(w, "     {}", cl.detail)?;
+    }
+
+    writeln!(
+        w,
+        "\nBase sweep at N = {} (sparse pattern of base c)",
+        r.depth
+    )?;
+    let mut b = Table::new();
+    b.set_format(*format::consts::FORMAT_NO_LINESEP_WITH_TITLE);
+    b.set_titles(Row::new(
+        [
+            "c",
+            "connections",
+            "grad max",
+            "grad mean",
+            "(c-1)/log2 c",
+            "bound (c-1)(⌊log_c N⌋+1)",
+        ]
+        .iter()
+        .map(|h| Cell::new(h))
+        .collect(),
+    ));
+    for row in &r.bases {
+        b.add_row(Row::new(
+            [
+                row.base.to_string(),
+                row.connections.to_string(),
+                row.gradient_path_max.to_string(),
+                format!("{:.3}", row.gradient_path_mean),
+                format!("{:.3}", row.factor),
+                row.bound.to_string(),
+            ]
+            .iter()
+            .map(|s| Cell::new_align(s, format::Alignment::RIGHT))
+            .collect(),
+        ));
+    }
+    b.print(w)?;
+    Ok(())
+}
+
+/// Render one CSV row per topology.
+pub fn write_csv(args: &PathsArgs, r: &Report, w: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(w, "name,pattern,depth,nodes,connections,connections_per_n_log2_n,paths,path_length_min,path_length_max,path_length_mode,path_length_mean,gradient_path_max,gradient_path_mean,unreachable_pairs")?;
+    for a in selected(args, r) {
+        let (mn, mx, mode, mean) = match &a.path_length_summary {
+            Some(s) => (
+                s.min.to_string(),
+                s.max.to_string(),
+                s.mode.to_string(),
+                format!("{}", s.mean),
+            ),
+            None => Default::default(),
+        };
+        writeln!(
+            w,
+            "{},\"{}\",{},{},{},{},{},{},{},{},{},{},{},{}",
+            a.name,
+            a.pattern,
+            r.depth,
+            a.nodes,
+            a.connections,
+            a.connections_per_n_log2_n,
+            a.paths,
+            mn,
+            mx,
+            mode,
+            mean,
+            a.gradient_path_max,
+            a.gradient_path_mean,
+            a.gradient.unreachable
+        )?;
+    }
+    Ok(())
+}
+
+/// Render the selected topologies as one Graphviz digraph with a cluster each, drawn left to
+/// right so blocks sit one above another and compare at a glance.
+pub fn write_dot(args: &PathsArgs, r: &Report, w: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(w, "digraph sparsenet {{")?;
+    writeln!(w, "  rankdir=LR; node [shape=circle, fontsize=10, width=0.35, fixedsize=true]; edge [arrowsize=0.5];")?;
+    for a in selected(args, r) {
+        let pattern = match a.name.as_str() {
+            "plain" => Pattern::Plain,
+            "res" => Pattern::Res,
+            "dense" => Pattern::Dense,
+            "sparse" => Pattern::Sparse { base: r.base },
+            _ => match &args.offsets {
+                Some(o) => Pattern::custom(o).expect("validated"),
+                None => continue,
+            },
+        };
+        let t = Topology::new(pattern, r.depth).expect("validated");
+        let g = t.graph().map_err(std::io::Error::other)?;
+        let id = &a.name;
+        writeln!(w, "  subgraph cluster_{id} {{")?;
+        writeln!(
+            w,
+            "    label=\"{} — {} connections\"; fontsize=12;",
+            a.pattern, a.connections
+        )?;
+        for i in 0..=r.depth {
+            writeln!(w, "    {id}_{i} [label=\"{i}\"];")?;
+        }
+        use petgraph::visit::EdgeRef;
+        for e in g.edge_references() {
+            let (s, d) = (g[e.source()], g[e.target()]);
+            // Adjacent links are the backbone; longer ones are drawn lighter so the pattern shows.
+            let style = if d - s == 1 {
+                ""
+            } else {
+                " [color=\"#4477aa80\", constraint=false]"
+            };
+            writeln!(w, "    {id}_{s} -> {id}_{d}{style};")?;
+        }
+        writeln!(w, "  }}")?;
+    }
+    writeln!(w, "}}")
+}
+
+/// Run `paths` with parsed arguments, writing to `w`. Returns the process exit status.
+pub fn run(args: &PathsArgs, w: &mut dyn Write) -> ExitCode {
+    let report = match build_report(args) {
+        Ok(r) => r,
+        Err(e) => return bad_input(e),
+    };
+    let written = match args.format {
+        Format::Table => write_tables(args, &report, w),
+        Format::Json => serde_json::to_writer_pretty(&mut *w, &report)
+            .map_err(std::io::Error::other)
+            .and_then(|_| writeln!(w)),
+        Format::Csv => write_csv(args, &report, w),
+        Format::Dot => write_dot(args, &report, w),
+    };
+    if let Err(e) = written {
+        // A closed pipe (e.g. `| head`) is not an error of the analysis.
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("error: could not write output: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    if report.all_claims_hold() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}

@@ -1,0 +1,9 @@
+//! # sparsenet
+//!
+//! The command-line tools and (later) the trainer of the sparsenet toolkit. The graph model and
+//! every count live in [`sparsenet_analysis`]; this crate renders them (`paths`, `zoo`) and
+//! trains the networks they describe.
+
+pub mod cli;
+
+pub use sparsenet_analysis as analysis;
