@@ -64,8 +64,8 @@ pub struct PathsArgs {
     pub base: usize,
 
     /// A custom pattern: comma-separated positive offsets, e.g. 1,2,3,5,8.
-    #[arg(long, allow_hyphen_values = true, value_parser = |s: &str| parse_usize_list(s, "offset"))]
-    pub offsets: Option<Vec<usize>>,
+    #[arg(long, allow_hyphen_values = true, value_parser = |s: &str| parse_usize_list(s, "offset").map(OffsetList))]
+    pub offsets: Option<OffsetList>,
 
     /// Only show these topologies (comma-separated: plain,res,dense,sparse,custom).
     #[arg(long, value_delimiter = ',')]
@@ -84,12 +84,16 @@ pub struct PathsArgs {
     pub force_histograms: bool,
 }
 
+/// A parsed `--offsets` list (a newtype so clap takes the whole list as one value).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OffsetList(pub Vec<usize>);
+
 const KNOWN: [&str; 5] = ["plain", "res", "dense", "sparse", "custom"];
 
 /// Validate arguments and compute the report. Errors are one line for the user.
 pub fn build_report(args: &PathsArgs) -> Result<Report, String> {
     let custom = match &args.offsets {
-        Some(o) => Some(Pattern::custom(o).map_err(|e| e.to_string())?),
+        Some(o) => Some(Pattern::custom(&o.0).map_err(|e| e.to_string())?),
         None => None,
     };
     for t in &args.topology {
@@ -130,6 +134,13 @@ fn selected<'a>(args: &PathsArgs, report: &'a Report) -> Vec<&'a TopologyAnalysi
         .iter()
         .filter(|t| args.topology.is_empty() || args.topology.contains(&t.name))
         .collect()
+}
+
+/// The report with only the selected topologies (claims and bases are always complete).
+fn filtered(args: &PathsArgs, r: &Report) -> Report {
+    let mut out = r.clone();
+    out.topologies = selected(args, r).into_iter().cloned().collect();
+    out
 }
 
 /// A big decimal, abbreviated in tables when long (JSON always has every digit).
@@ -292,7 +303,7 @@ pub fn write_dot(args: &PathsArgs, r: &Report, w: &mut dyn Write) -> std::io::Re
             "dense" => Pattern::Dense,
             "sparse" => Pattern::Sparse { base: r.base },
             _ => match &args.offsets {
-                Some(o) => Pattern::custom(o).expect("validated"),
+                Some(o) => Pattern::custom(&o.0).expect("validated"),
                 None => continue,
             },
         };
@@ -332,7 +343,7 @@ pub fn run(args: &PathsArgs, w: &mut dyn Write) -> ExitCode {
     };
     let written = match args.format {
         Format::Table => write_tables(args, &report, w),
-        Format::Json => serde_json::to_writer_pretty(&mut *w, &report)
+        Format::Json => serde_json::to_writer_pretty(&mut *w, &filtered(args, &report))
             .map_err(std::io::Error::other)
             .and_then(|_| writeln!(w)),
         Format::Csv => write_csv(args, &report, w),

@@ -1,0 +1,98 @@
+//! Property tests of the analysis crate's invariants over depths and bases.
+
+use num_bigint::BigUint;
+use num_traits::One;
+use petgraph::algo::is_cyclic_directed;
+use petgraph::graph::NodeIndex;
+use petgraph::visit::{Bfs, Reversed};
+use proptest::prelude::*;
+use sparsenet_analysis::bijection::{bijection_counts, check_bijection};
+use sparsenet_analysis::claims::sparse_connections_closed_form;
+use sparsenet_analysis::distance::{
+    all_pairs_bfs, digit_sum, gradient_stats, gradient_stats_from_matrix,
+};
+use sparsenet_analysis::paths::{
+    path_count, path_count_graph, path_length_histogram, path_length_histogram_graph,
+};
+use sparsenet_analysis::{Pattern, Topology};
+
+fn any_pattern() -> impl Strategy<Value = Pattern> {
+    prop_oneof![
+        Just(Pattern::Plain),
+        Just(Pattern::Res),
+        Just(Pattern::Dense),
+        (2usize..=8).prop_map(|base| Pattern::Sparse { base }),
+        proptest::collection::btree_set(1usize..=12, 1..5)
+            .prop_map(|s| Pattern::custom(&s.into_iter().collect::<Vec<_>>()).unwrap()),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn sparse_closed_form_equals_edge_count(n in 1usize..=300, base in 2usize..=8) {
+        let t = Topology::new(Pattern::Sparse { base }, n).unwrap();
+        let g = t.graph().unwrap();
+        prop_assert_eq!(g.edge_count() as u64, sparse_connections_closed_form(n, base));
+        prop_assert_eq!(t.connections(), g.edge_count() as u64);
+    }
+
+    #[test]
+    fn digit_sum_is_bfs_distance_for_every_pair(n in 1usize..=300, base in 2usize..=8) {
+        let t = Topology::new(Pattern::Sparse { base }, n).unwrap();
+        let m = all_pairs_bfs(&t.graph().unwrap());
+        for j in 0..=n {
+            for l in j + 1..=n {
+                prop_assert_eq!(m[j][l], Some(digit_sum((l - j) as u64, base as u64) as u32));
+            }
+        }
+        prop_assert_eq!(gradient_stats(&t.offsets(), n), gradient_stats_from_matrix(&m));
+    }
+
+    #[test]
+    fn path_counts_follow_the_recurrence_on_the_graph(pattern in any_pattern(), n in 1usize..=60) {
+        let t = Topology::new(pattern, n).unwrap();
+        let g = t.graph().unwrap();
+        let (s, e) = (NodeIndex::new(0), NodeIndex::new(n));
+        let count = path_count(&t.offsets(), n);
+        prop_assert_eq!(&count, &path_count_graph(&g, s, e).unwrap());
+        let hist = path_length_histogram(&t.offsets(), n);
+        prop_assert_eq!(hist.iter().sum::<BigUint>(), count);
+        prop_assert_eq!(hist, path_length_histogram_graph(&g, s, e).unwrap());
+    }
+
+    #[test]
+    fn dense_and_res_count_two_to_the_n_minus_one(n in 1usize..=2000) {
+        let expect = BigUint::one() << (n - 1);
+        for p in [Pattern::Dense, Pattern::Res] {
+            let t = Topology::new(p, n).unwrap();
+            prop_assert_eq!(path_count(&t.offsets(), n), expect.clone());
+        }
+    }
+
+    #[test]
+    fn blocks_are_acyclic_and_every_node_reaches_the_output(n in 1usize..=300, base in 2usize..=8) {
+        for p in [Pattern::Plain, Pattern::Res, Pattern::Dense, Pattern::Sparse { base }] {
+            let t = Topology::new(p, n).unwrap();
+            let g = t.graph().unwrap();
+            prop_assert!(!is_cyclic_directed(&g));
+            let rev = Reversed(&g);
+            let mut bfs = Bfs::new(rev, NodeIndex::new(n));
+            let mut seen = 0;
+            while bfs.next(rev).is_some() {
+                seen += 1;
+            }
+            prop_assert_eq!(seen, n + 1);
+        }
+    }
+
+    #[test]
+    fn res_dense_bijection(n in 1usize..=12, big in 1usize..=3000) {
+        let c = check_bijection(n).unwrap();
+        prop_assert!(c.bijective && c.inverse_ok);
+        prop_assert_eq!(c.res_paths, 1usize << n);
+        let (r, d) = bijection_counts(big);
+        prop_assert_eq!(r, d);
+    }
+}
