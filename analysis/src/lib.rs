@@ -49,5 +49,5 @@ pub mod topology;
 pub mod unraveled;
 
 pub use error::AnalysisError;
-pub use report::{analyze, Report, ReportOptions, TopologyAnalysis};
+pub use report::{analyze, analyze_many, Report, ReportOptions, TopologyAnalysis};
 pub use topology::{Aggregation, BlockGraph, Pattern, Topology};

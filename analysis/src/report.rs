@@ -83,6 +83,44 @@ pub fn analyze(t: &Topology, histogram: bool) -> TopologyAnalysis {
     }
 }
 
+/// Analyse several blocks. Blocks with the same offset set (res and dense) are computed once
+/// and relabelled; the distinct ones run on threads of their own (they are independent).
+pub fn analyze_many(tops: &[Topology], histogram: bool) -> Vec<TopologyAnalysis> {
+    let offsets: Vec<Vec<usize>> = tops.iter().map(|t| t.offsets()).collect();
+    let mut distinct: Vec<usize> = Vec::new();
+    for i in 0..tops.len() {
+        if !distinct.iter().any(|&d| offsets[d] == offsets[i]) {
+            distinct.push(i);
+        }
+    }
+    let computed: Vec<TopologyAnalysis> = std::thread::scope(|s| {
+        let handles: Vec<_> = distinct
+            .iter()
+            .map(|&i| {
+                let t = &tops[i];
+                s.spawn(move || analyze(t, histogram))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("analysis thread panicked"))
+            .collect()
+    });
+    tops.iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let k = distinct
+                .iter()
+                .position(|&d| offsets[d] == offsets[i])
+                .expect("every block has a representative");
+            let mut a = computed[k].clone();
+            a.name = t.pattern.name().to_string();
+            a.pattern = t.pattern.to_string();
+            a
+        })
+        .collect()
+}
+
 /// What to compute in a [`Report`].
 #[derive(Clone, Debug)]
 pub struct ReportOptions {
@@ -147,37 +185,7 @@ impl Report {
             return Err(AnalysisError::Base(*opts.bases.start()));
         }
         let hist = opts.force_histograms || n <= HISTOGRAM_DEPTH_LIMIT;
-        // Res and dense share one offset set, so their counts are computed once and the
-        // analysis relabelled; the distinct offset sets run on threads of their own.
-        let mut distinct: Vec<&Topology> = Vec::new();
-        for t in &tops {
-            if !distinct.iter().any(|d| d.offsets() == t.offsets()) {
-                distinct.push(t);
-            }
-        }
-        let computed: Vec<TopologyAnalysis> = std::thread::scope(|s| {
-            let handles: Vec<_> = distinct
-                .iter()
-                .map(|t| s.spawn(move || analyze(t, hist)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("analysis thread panicked"))
-                .collect()
-        });
-        let topologies: Vec<TopologyAnalysis> = tops
-            .iter()
-            .map(|t| {
-                let i = distinct
-                    .iter()
-                    .position(|d| d.offsets() == t.offsets())
-                    .expect("every topology has a distinct representative");
-                let mut a = computed[i].clone();
-                a.name = t.pattern.name().to_string();
-                a.pattern = t.pattern.to_string();
-                a
-            })
-            .collect();
+        let topologies = analyze_many(&tops, hist);
         let bases = base_sweep(n, opts.bases.clone())?;
         let claims = check_claims(n, opts.base, &topologies, &bases)?;
         Ok(Report {
