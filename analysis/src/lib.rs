@@ -41,12 +41,15 @@
 pub mod bases;
 pub mod bijection;
 pub mod claims;
+pub mod count;
 pub mod distance;
 mod error;
+pub mod net;
 pub mod paths;
 pub mod report;
 pub mod topology;
 pub mod unraveled;
+pub mod zoo;
 
 pub use error::AnalysisError;
 pub use report::{analyze, analyze_many, Report, ReportOptions, TopologyAnalysis};

@@ -35,7 +35,8 @@ pub enum Aggregation {
 }
 
 /// A connectivity pattern: which earlier outputs layer `ℓ` aggregates.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "pattern", rename_all = "lowercase")]
 pub enum Pattern {
     /// `S(ℓ) = {ℓ−1}`.
     Plain,

@@ -3,3 +3,5 @@
 
 pub mod args;
 pub mod paths;
+pub mod spec;
+pub mod zoo;

@@ -1,0 +1,144 @@
+//! The model-selection flags shared by `zoo` and `train`: a named model or a free spec.
+
+use clap::Args;
+use sparsenet_analysis::topology::Pattern;
+use sparsenet_analysis::zoo::{named, Dataset, Family, Head, NetSpec};
+
+use super::args::{parse_in_range, parse_usize_list};
+
+/// `--model NAME` or a free spec (`--family … --depth … --growth …`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct SpecArgs {
+    /// A named model (see `zoo --list`), e.g. sparsenet-bc-100-24.
+    #[arg(long, short = 'm')]
+    pub model: Option<String>,
+
+    /// Output classes (default: the paper's head for named models, 10 for free specs).
+    #[arg(long, allow_hyphen_values = true, value_parser = |s: &str| parse_in_range(s, "classes", 1, 1_000_000))]
+    pub classes: Option<usize>,
+
+    /// Free spec: family sparse|dense|res|preres|plain.
+    #[arg(long)]
+    pub family: Option<String>,
+
+    /// Free spec: depth in the family's convention (e.g. 40, 100 for CIFAR DenseNet/SparseNet; 121 for ImageNet).
+    #[arg(long, allow_hyphen_values = true, value_parser = |s: &str| parse_in_range(s, "depth", 1, 100_000))]
+    pub depth: Option<usize>,
+
+    /// Free spec: growth rate k, or one per block (e.g. 16,32,64).
+    #[arg(long, allow_hyphen_values = true, value_parser = |s: &str| parse_usize_list(s, "growth").map(GrowthList))]
+    pub growth: Option<GrowthList>,
+
+    /// Free spec: bottleneck + compression (BC) layers.
+    #[arg(long)]
+    pub bc: bool,
+
+    /// Free spec: base of the sparse pattern (default 2).
+    #[arg(long, allow_hyphen_values = true, value_parser = |s: &str| parse_in_range(s, "base", 2, 1_000_000))]
+    pub base: Option<usize>,
+
+    /// Free spec: custom offsets of the sparse pattern, e.g. 1,2,3,5,8.
+    #[arg(long, allow_hyphen_values = true, value_parser = |s: &str| parse_usize_list(s, "offset").map(GrowthList))]
+    pub offsets: Option<GrowthList>,
+
+    /// Free spec: layout cifar|imagenet (default cifar).
+    #[arg(long)]
+    pub dataset: Option<String>,
+
+    /// Stem channels (default: the family's convention).
+    #[arg(long, allow_hyphen_values = true, value_parser = |s: &str| parse_in_range(s, "stem", 1, 1_000_000))]
+    pub stem: Option<usize>,
+
+    /// Classifier head of DenseNet/SparseNet: global (global average pool) or paper (3×3 pooled map).
+    #[arg(long)]
+    pub head: Option<String>,
+}
+
+/// A parsed integer list (a newtype so clap takes the whole list as one value).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GrowthList(pub Vec<usize>);
+
+impl SpecArgs {
+    /// Whether any free-spec flag was given.
+    pub fn has_free_spec(&self) -> bool {
+        self.family.is_some()
+            || self.depth.is_some()
+            || self.growth.is_some()
+            || self.bc
+            || self.base.is_some()
+            || self.offsets.is_some()
+            || self.dataset.is_some()
+    }
+
+    /// The spec these flags describe (`None` when neither a model nor a family is given).
+    pub fn to_spec(&self) -> Result<Option<NetSpec>, String> {
+        let mut spec = match (&self.model, &self.family) {
+            (Some(_), Some(_)) => {
+                return Err("give either --model or --family (a free spec), not both".into())
+            }
+            (Some(m), None) => {
+                if self.has_free_spec() {
+                    return Err(format!(
+                        "--model {m} takes no free-spec flags (--depth, --growth, --bc, --base, --offsets, --dataset); use --family to describe a network instead"
+                    ));
+                }
+                named(m).map_err(|e| e.to_string())?.spec(self.classes)
+            }
+            (None, Some(f)) => {
+                let family = Family::parse(f).map_err(|e| e.to_string())?;
+                let dataset = match &self.dataset {
+                    Some(d) => Dataset::parse(d).map_err(|e| e.to_string())?,
+                    None => Dataset::Cifar,
+                };
+                let depth = self
+                    .depth
+                    .ok_or_else(|| format!("--family {f} needs --depth (e.g. --depth 40)"))?;
+                let growth = match (&self.growth, family) {
+                    (Some(g), _) => g.0.clone(),
+                    (None, Family::Sparse | Family::Dense) => {
+                        return Err(format!(
+                            "--family {f} needs --growth (e.g. --growth 12, or 16,32,64 per block)"
+                        ))
+                    }
+                    (None, _) => Vec::new(),
+                };
+                let mut spec = NetSpec::new(
+                    family,
+                    dataset,
+                    depth,
+                    &growth,
+                    self.bc,
+                    self.classes.unwrap_or(10),
+                );
+                spec.pattern = match (&self.offsets, self.base) {
+                    (Some(_), Some(_)) => {
+                        return Err(
+                            "give either --base or --offsets for the sparse pattern, not both"
+                                .into(),
+                        )
+                    }
+                    (Some(o), None) => Some(Pattern::custom(&o.0).map_err(|e| e.to_string())?),
+                    (None, Some(b)) => Some(Pattern::sparse(b).map_err(|e| e.to_string())?),
+                    (None, None) => None,
+                };
+                if spec.pattern.is_some() && family != Family::Sparse {
+                    return Err("--base and --offsets apply to --family sparse only".into());
+                }
+                spec
+            }
+            (None, None) => {
+                if self.has_free_spec() {
+                    return Err(
+                        "a free spec needs --family (sparse, dense, res, preres, plain)".into(),
+                    );
+                }
+                return Ok(None);
+            }
+        };
+        spec.stem = self.stem;
+        if let Some(h) = &self.head {
+            spec.head = Some(Head::parse(h).map_err(|e| e.to_string())?);
+        }
+        Ok(Some(spec))
+    }
+}

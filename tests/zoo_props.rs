@@ -1,0 +1,77 @@
+//! The DAG-derived parameter count against an independent closed-form sum over layers.
+
+use proptest::prelude::*;
+use sparsenet_analysis::topology::Pattern;
+use sparsenet_analysis::zoo::{build_and_count, Dataset, Family, NetSpec};
+
+/// Sources of layer `l` in a block: dense all of 0..l; sparse l − base^m ≥ 0.
+fn sources(dense: bool, base: usize, l: usize) -> Vec<usize> {
+    if dense {
+        return (0..l).collect();
+    }
+    let mut v = Vec::new();
+    let mut p = 1;
+    while p <= l {
+        v.push(l - p);
+        p *= base;
+    }
+    v
+}
+
+/// Parameters of a CIFAR DenseNet/SparseNet written out layer by layer, with no graph.
+fn closed_form(
+    dense: bool,
+    depth: usize,
+    g: &[usize; 3],
+    bc: bool,
+    base: usize,
+    classes: usize,
+) -> u64 {
+    let layers = (depth - 4) / if bc { 6 } else { 3 };
+    let stem = if dense && !bc { 16 } else { 2 * g[0] };
+    let mut total = (3 * stem * 9) as u64;
+    let mut c = stem;
+    for (b, &k) in g.iter().enumerate() {
+        let ch = |j: usize| if j == 0 { c } else { k };
+        for l in 1..=layers {
+            let cin: usize = sources(dense, base, l).into_iter().map(ch).sum();
+            total += if bc {
+                (2 * cin + cin * 4 * k + 2 * 4 * k + 4 * k * k * 9) as u64
+            } else {
+                (2 * cin + cin * k * 9) as u64
+            };
+        }
+        let cout: usize = sources(dense, base, layers + 1).into_iter().map(ch).sum();
+        if b < 2 {
+            let next = if bc { cout / 2 } else { cout };
+            total += (2 * cout + cout * next) as u64;
+            c = next;
+        } else {
+            c = cout;
+        }
+    }
+    total + (2 * c + c * classes + classes) as u64
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn dag_count_equals_layer_by_layer_sum(
+        dense in any::<bool>(),
+        bc in any::<bool>(),
+        blocks_layers in 1usize..=20,
+        g in proptest::array::uniform3(1usize..=40),
+        base in 2usize..=5,
+        classes in 1usize..=100,
+    ) {
+        let depth = 4 + blocks_layers * if bc { 6 } else { 3 };
+        let family = if dense { Family::Dense } else { Family::Sparse };
+        let mut spec = NetSpec::new(family, Dataset::Cifar, depth, &g, bc, classes);
+        if !dense {
+            spec.pattern = Some(Pattern::Sparse { base });
+        }
+        let (_, c) = build_and_count(&spec).unwrap();
+        prop_assert_eq!(c.params, closed_form(dense, depth, &g, bc, base, classes));
+    }
+}
