@@ -5,5 +5,6 @@
 //! trains the networks they describe.
 
 pub mod cli;
+pub mod ops;
 
 pub use sparsenet_analysis as analysis;

@@ -1,0 +1,337 @@
+//! 2-D convolution (k×k, stride, zero padding, no bias) by im2col + gemm, per sample in
+//! parallel.
+
+use dfdx::prelude::*;
+use rayon::prelude::*;
+
+use super::gemm::matmul;
+use super::{add_grad, dims, read, take_grad, Act, Ctx, Ghost, Param, Real};
+
+/// Shape of a convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvCfg {
+    /// Input channels.
+    pub in_ch: usize,
+    /// Output channels.
+    pub out_ch: usize,
+    /// Kernel size.
+    pub kernel: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Zero padding.
+    pub padding: usize,
+}
+
+impl ConvCfg {
+    /// Output height/width for an input of `size`.
+    pub fn out_size(&self, size: usize) -> usize {
+        (size + 2 * self.padding - self.kernel) / self.stride + 1
+    }
+
+    fn pointwise(&self) -> bool {
+        self.kernel == 1 && self.stride == 1 && self.padding == 0
+    }
+}
+
+/// Samples per backward chunk: partial weight gradients are summed per fixed chunk and then in
+/// chunk order, so results do not depend on the number of threads.
+const CHUNKS: usize = 8;
+
+/// `col[(c·k + i)·k + j][y·wo + x] = x[c][y·s + i − p][x·s + j − p]` (0 outside).
+fn im2col<E: Real>(x: &[E], cfg: &ConvCfg, h: usize, w: usize, col: &mut [E]) {
+    let (k, s, p) = (cfg.kernel, cfg.stride, cfg.padding as isize);
+    let (ho, wo) = (cfg.out_size(h), cfg.out_size(w));
+    for c in 0..cfg.in_ch {
+        for i in 0..k {
+            for j in 0..k {
+                let row = &mut col[((c * k + i) * k + j) * ho * wo..][..ho * wo];
+                for y in 0..ho {
+                    let iy = (y * s + i) as isize - p;
+                    let dst = &mut row[y * wo..(y + 1) * wo];
+                    if iy < 0 || iy >= h as isize {
+                        dst.fill(E::zero());
+                        continue;
+                    }
+                    let src = &x[(c * h + iy as usize) * w..][..w];
+                    for (xo, d) in dst.iter_mut().enumerate() {
+                        let ix = (xo * s + j) as isize - p;
+                        *d = if ix < 0 || ix >= w as isize {
+                            E::zero()
+                        } else {
+                            src[ix as usize]
+                        };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col`]: accumulate `col` back into `x`.
+fn col2im<E: Real>(col: &[E], cfg: &ConvCfg, h: usize, w: usize, x: &mut [E]) {
+    let (k, s, p) = (cfg.kernel, cfg.stride, cfg.padding as isize);
+    let (ho, wo) = (cfg.out_size(h), cfg.out_size(w));
+    for c in 0..cfg.in_ch {
+        for i in 0..k {
+            for j in 0..k {
+                let row = &col[((c * k + i) * k + j) * ho * wo..][..ho * wo];
+                for y in 0..ho {
+                    let iy = (y * s + i) as isize - p;
+                    if iy < 0 || iy >= h as isize {
+                        continue;
+                    }
+                    let dst = &mut x[(c * h + iy as usize) * w..][..w];
+                    for (xo, v) in row[y * wo..(y + 1) * wo].iter().enumerate() {
+                        let ix = (xo * s + j) as isize - p;
+                        if ix >= 0 && ix < w as isize {
+                            dst[ix as usize] = dst[ix as usize] + *v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Convolve `x` (`N×in×H×W`) with `w` (`[out, in, k, k]`). `x_grad` says whether `x` needs a
+/// gradient (not for the network input).
+pub fn conv2d<E: Real>(
+    ctx: &mut Ctx<E>,
+    x: &Act<E>,
+    w: &Param<E>,
+    cfg: ConvCfg,
+    x_grad: bool,
+) -> Act<E>
+where
+    Cpu: Device<E>,
+{
+    let [n, cin, h, wd] = dims(x);
+    assert_eq!(cin, cfg.in_ch, "conv2d: input channels");
+    assert_eq!(
+        w.shape().0,
+        cfg.out_ch * cin * cfg.kernel * cfg.kernel,
+        "conv2d: weight size"
+    );
+    let (ho, wo) = (cfg.out_size(h), cfg.out_size(wd));
+    let (hw, ckk) = (ho * wo, cin * cfg.kernel * cfg.kernel);
+    let xv = read(x);
+    let wv = read(w);
+    let mut out = vec![E::zero(); n * cfg.out_ch * hw];
+    let in_sz = cin * h * wd;
+    out.par_chunks_mut(cfg.out_ch * hw)
+        .enumerate()
+        .for_each_init(Vec::new, |col, (i, o)| {
+            let xi = &xv[i * in_sz..(i + 1) * in_sz];
+            let src: &[E] = if cfg.pointwise() {
+                xi
+            } else {
+                col.resize(ckk * hw, E::zero());
+                im2col(xi, &cfg, h, wd, col);
+                col
+            };
+            matmul(o, &wv, src, cfg.out_ch, hw, ckk, false, false, false, 1);
+        });
+    let out = ctx.act(out, [n, cfg.out_ch, ho, wo]);
+    if ctx.record {
+        let (gx_ref, gw_ref, go_ref) = (Ghost::of(x), Ghost::of(w), Ghost::of(&out));
+        ctx.backward(move |grads| {
+            let gout = take_grad(grads, &go_ref)?;
+            let per = n.div_ceil(CHUNKS).max(1);
+            let chunks = n.div_ceil(per);
+            let mut gx = if x_grad {
+                vec![E::zero(); n * in_sz]
+            } else {
+                Vec::new()
+            };
+            let slots: Vec<Option<&mut [E]>> = if x_grad {
+                gx.chunks_mut(per * in_sz).map(Some).collect()
+            } else {
+                (0..chunks).map(|_| None).collect()
+            };
+            let partial: Vec<Vec<E>> = slots
+                .into_par_iter()
+                .enumerate()
+                .map(|(chunk, mut gxc)| {
+                    let mut gw = vec![E::zero(); cfg.out_ch * ckk];
+                    let mut col = vec![E::zero(); if cfg.pointwise() { 0 } else { ckk * hw }];
+                    let mut gcol = vec![E::zero(); if x_grad { ckk * hw } else { 0 }];
+                    for i in chunk * per..((chunk + 1) * per).min(n) {
+                        let xi = &xv[i * in_sz..(i + 1) * in_sz];
+                        let gi = &gout[i * cfg.out_ch * hw..(i + 1) * cfg.out_ch * hw];
+                        let src: &[E] = if cfg.pointwise() {
+                            xi
+                        } else {
+                            im2col(xi, &cfg, h, wd, &mut col);
+                            &col
+                        };
+                        matmul(&mut gw, gi, src, cfg.out_ch, ckk, hw, false, true, true, 1);
+                        if let Some(gxc) = gxc.as_deref_mut() {
+                            let dst = &mut gxc[(i - chunk * per) * in_sz..][..in_sz];
+                            if cfg.pointwise() {
+                                matmul(dst, &wv, gi, ckk, hw, cfg.out_ch, true, false, false, 1);
+                            } else {
+                                matmul(
+                                    &mut gcol, &wv, gi, ckk, hw, cfg.out_ch, true, false, false, 1,
+                                );
+                                col2im(&gcol, &cfg, h, wd, dst);
+                            }
+                        }
+                    }
+                    gw
+                })
+                .collect();
+            let mut gw = vec![E::zero(); cfg.out_ch * ckk];
+            for p in &partial {
+                for (a, b) in gw.iter_mut().zip(p) {
+                    *a = *a + *b;
+                }
+            }
+            add_grad(grads, &gw_ref, &gw)?;
+            if x_grad {
+                add_grad(grads, &gx_ref, &gx)?;
+            }
+            Ok(())
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::testutil::*;
+
+    /// Direct 7-loop convolution.
+    fn naive(x: &[f64], w: &[f64], n: usize, h: usize, wd: usize, cfg: &ConvCfg) -> Vec<f64> {
+        let (ho, wo) = (cfg.out_size(h), cfg.out_size(wd));
+        let k = cfg.kernel;
+        let mut out = vec![0.0; n * cfg.out_ch * ho * wo];
+        for b in 0..n {
+            for o in 0..cfg.out_ch {
+                for y in 0..ho {
+                    for xo in 0..wo {
+                        let mut s = 0.0;
+                        for c in 0..cfg.in_ch {
+                            for i in 0..k {
+                                for j in 0..k {
+                                    let iy = (y * cfg.stride + i) as isize - cfg.padding as isize;
+                                    let ix = (xo * cfg.stride + j) as isize - cfg.padding as isize;
+                                    if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < wd
+                                    {
+                                        s += x[((b * cfg.in_ch + c) * h + iy as usize) * wd
+                                            + ix as usize]
+                                            * w[((o * cfg.in_ch + c) * k + i) * k + j];
+                                    }
+                                }
+                            }
+                        }
+                        out[((b * cfg.out_ch + o) * ho + y) * wo + xo] = s;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn check(cfg: ConvCfg, n: usize, h: usize, wd: usize) {
+        let dev = Cpu::default();
+        let xv = rand_vec(n * cfg.in_ch * h * wd, 3);
+        let wv = rand_vec(cfg.out_ch * cfg.in_ch * cfg.kernel * cfg.kernel, 4);
+        let x: Act<f64> = dev.tensor_from_vec(xv.clone(), (n, cfg.in_ch, h, wd));
+        let w: Param<f64> = dev.tensor_from_vec(wv.clone(), (wv.len(),));
+        // Forward against the naive loops.
+        let mut ctx = Ctx::new(&dev, true, false);
+        let got = read(&conv2d(&mut ctx, &x, &w, cfg, true));
+        let want = naive(&xv, &wv, n, h, wd, &cfg);
+        assert!(rel_err(&got, &want) < 1e-12, "{cfg:?} forward");
+        // Gradients against finite differences of Σ out·r.
+        let r = rand_vec(want.len(), 5);
+        let (xc, wc) = (x.clone(), w.clone());
+        let grads = analytic_grads(
+            &dev,
+            |ctx| conv2d(ctx, &x, &w, cfg, true),
+            &r,
+            &[&|g| g.get(&xc).as_vec(), &|g| g.get(&wc).as_vec()],
+        );
+        let nx = numeric_grad(&xv, |xs| weighted_sum(&naive(xs, &wv, n, h, wd, &cfg), &r));
+        let nw = numeric_grad(&wv, |ws| weighted_sum(&naive(&xv, ws, n, h, wd, &cfg), &r));
+        assert!(
+            rel_err(&grads[0], &nx) < 1e-7,
+            "{cfg:?} dx {}",
+            rel_err(&grads[0], &nx)
+        );
+        assert!(
+            rel_err(&grads[1], &nw) < 1e-7,
+            "{cfg:?} dw {}",
+            rel_err(&grads[1], &nw)
+        );
+    }
+
+    #[test]
+    fn conv3x3_padded() {
+        check(
+            ConvCfg {
+                in_ch: 3,
+                out_ch: 4,
+                kernel: 3,
+                stride: 1,
+                padding: 1,
+            },
+            2,
+            5,
+            6,
+        );
+    }
+
+    #[test]
+    fn conv_strided_and_pointwise_and_7x7() {
+        check(
+            ConvCfg {
+                in_ch: 2,
+                out_ch: 3,
+                kernel: 3,
+                stride: 2,
+                padding: 1,
+            },
+            3,
+            7,
+            6,
+        );
+        check(
+            ConvCfg {
+                in_ch: 5,
+                out_ch: 2,
+                kernel: 1,
+                stride: 1,
+                padding: 0,
+            },
+            9,
+            4,
+            4,
+        );
+        check(
+            ConvCfg {
+                in_ch: 2,
+                out_ch: 2,
+                kernel: 7,
+                stride: 2,
+                padding: 3,
+            },
+            1,
+            9,
+            9,
+        );
+        check(
+            ConvCfg {
+                in_ch: 2,
+                out_ch: 3,
+                kernel: 1,
+                stride: 2,
+                padding: 0,
+            },
+            2,
+            5,
+            5,
+        );
+    }
+}

@@ -1,0 +1,256 @@
+//! Batch normalisation over channels: batch statistics and running-statistics updates in
+//! training, running statistics in evaluation (as PyTorch: ε = 1e-5, momentum 0.1, unbiased
+//! variance in the running estimate).
+
+use dfdx::prelude::*;
+use rayon::prelude::*;
+
+use super::{add_grad, c, dims, read, take_grad, Act, Ctx, Ghost, Param, Real};
+
+/// ε added to the variance.
+pub const BN_EPS: f64 = 1e-5;
+/// Weight of the newest batch in the running statistics.
+pub const BN_MOMENTUM: f64 = 0.1;
+
+/// Running statistics of one batch norm (buffers, not trained).
+#[derive(Clone, Debug, PartialEq)]
+pub struct BnStats<E> {
+    /// Running mean per channel.
+    pub mean: Vec<E>,
+    /// Running (unbiased) variance per channel.
+    pub var: Vec<E>,
+}
+
+impl<E: Real> BnStats<E>
+where
+    Cpu: Storage<E>,
+{
+    /// Fresh statistics: mean 0, variance 1.
+    pub fn new(channels: usize) -> Self {
+        BnStats {
+            mean: vec![E::zero(); channels],
+            var: vec![E::one(); channels],
+        }
+    }
+}
+
+/// `y = γ·(x − μ)/√(σ² + ε) + β` per channel.
+pub fn batch_norm<E: Real>(
+    ctx: &mut Ctx<E>,
+    x: &Act<E>,
+    gamma: &Param<E>,
+    beta: &Param<E>,
+    stats: &mut BnStats<E>,
+) -> Act<E>
+where
+    Cpu: Device<E>,
+{
+    let [n, ch, h, w] = dims(x);
+    let hw = h * w;
+    let m = n * hw;
+    let xv = read(x);
+    let g = read(gamma);
+    let b = read(beta);
+    let eps = c::<E>(BN_EPS);
+    let (mean, invstd): (Vec<E>, Vec<E>) = if ctx.train {
+        let per: Vec<(E, E)> = (0..ch)
+            .into_par_iter()
+            .map(|k| {
+                // Two passes (mean, then squared deviations) for accuracy.
+                let mut s = E::zero();
+                for i in 0..n {
+                    s = s + xv[(i * ch + k) * hw..][..hw].iter().copied().sum::<E>();
+                }
+                let mu = s / c(m as f64);
+                let mut v = E::zero();
+                for i in 0..n {
+                    for &t in &xv[(i * ch + k) * hw..][..hw] {
+                        v = v + (t - mu) * (t - mu);
+                    }
+                }
+                (mu, v / c(m as f64))
+            })
+            .collect();
+        let mom = c::<E>(BN_MOMENTUM);
+        let unbias = if m > 1 {
+            c::<E>(m as f64 / (m as f64 - 1.0))
+        } else {
+            E::one()
+        };
+        for (k, &(mu, var)) in per.iter().enumerate() {
+            stats.mean[k] = (E::one() - mom) * stats.mean[k] + mom * mu;
+            stats.var[k] = (E::one() - mom) * stats.var[k] + mom * var * unbias;
+        }
+        per.iter()
+            .map(|&(mu, var)| (mu, E::one() / (var + eps).sqrt()))
+            .unzip()
+    } else {
+        (
+            stats.mean.clone(),
+            stats
+                .var
+                .iter()
+                .map(|&v| E::one() / (v + eps).sqrt())
+                .collect(),
+        )
+    };
+    let mut out = vec![E::zero(); xv.len()];
+    out.par_chunks_mut(hw).enumerate().for_each(|(idx, o)| {
+        let k = idx % ch;
+        let (mu, is, gk, bk) = (mean[k], invstd[k], g[k], b[k]);
+        for (y, &t) in o.iter_mut().zip(&xv[idx * hw..(idx + 1) * hw]) {
+            *y = gk * (t - mu) * is + bk;
+        }
+    });
+    let out = ctx.act(out, [n, ch, h, w]);
+    if ctx.record {
+        let train = ctx.train;
+        let (rx, rg, rb, ro) = (
+            Ghost::of(x),
+            Ghost::of(gamma),
+            Ghost::of(beta),
+            Ghost::of(&out),
+        );
+        ctx.backward(move |grads| {
+            let gy = take_grad(grads, &ro)?;
+            // Per channel: Σ gy and Σ gy·x̂.
+            let sums: Vec<(E, E)> = (0..ch)
+                .into_par_iter()
+                .map(|k| {
+                    let (mut sb, mut sg) = (E::zero(), E::zero());
+                    for i in 0..n {
+                        let off = (i * ch + k) * hw;
+                        for (&d, &t) in gy[off..off + hw].iter().zip(&xv[off..off + hw]) {
+                            sb = sb + d;
+                            sg = sg + d * (t - mean[k]) * invstd[k];
+                        }
+                    }
+                    (sb, sg)
+                })
+                .collect();
+            let mut gx = vec![E::zero(); xv.len()];
+            let mf = c::<E>(m as f64);
+            gx.par_chunks_mut(hw).enumerate().for_each(|(idx, o)| {
+                let k = idx % ch;
+                let (sb, sg) = sums[k];
+                let off = idx * hw;
+                for ((dst, &d), &t) in o.iter_mut().zip(&gy[off..off + hw]).zip(&xv[off..off + hw])
+                {
+                    *dst = if train {
+                        let xh = (t - mean[k]) * invstd[k];
+                        g[k] * invstd[k] / mf * (mf * d - sb - xh * sg)
+                    } else {
+                        d * g[k] * invstd[k]
+                    };
+                }
+            });
+            let gb: Vec<E> = sums.iter().map(|s| s.0).collect();
+            let gg: Vec<E> = sums.iter().map(|s| s.1).collect();
+            add_grad(grads, &rx, &gx)?;
+            add_grad(grads, &rg, &gg)?;
+            add_grad(grads, &rb, &gb)
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::testutil::*;
+
+    /// Batch norm written out directly (training mode).
+    fn naive(x: &[f64], g: &[f64], b: &[f64], n: usize, ch: usize, hw: usize) -> Vec<f64> {
+        let m = (n * hw) as f64;
+        let mut out = vec![0.0; x.len()];
+        for k in 0..ch {
+            let idx: Vec<usize> = (0..n)
+                .flat_map(|i| (0..hw).map(move |j| (i * ch + k) * hw + j))
+                .collect();
+            let mu = idx.iter().map(|&i| x[i]).sum::<f64>() / m;
+            let var = idx.iter().map(|&i| (x[i] - mu).powi(2)).sum::<f64>() / m;
+            for &i in &idx {
+                out[i] = g[k] * (x[i] - mu) / (var + BN_EPS).sqrt() + b[k];
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn train_forward_gradients_and_running_stats() {
+        let dev = Cpu::default();
+        let (n, ch, h, w) = (3, 4, 2, 3);
+        let xv = rand_vec(n * ch * h * w, 7);
+        let gv = rand_vec(ch, 8);
+        let bv = rand_vec(ch, 9);
+        let x: Act<f64> = dev.tensor_from_vec(xv.clone(), (n, ch, h, w));
+        let g: Param<f64> = dev.tensor_from_vec(gv.clone(), (ch,));
+        let b: Param<f64> = dev.tensor_from_vec(bv.clone(), (ch,));
+        let mut stats = BnStats::new(ch);
+        let mut ctx = Ctx::new(&dev, true, false);
+        let got = read(&batch_norm(&mut ctx, &x, &g, &b, &mut stats));
+        assert!(rel_err(&got, &naive(&xv, &gv, &bv, n, ch, h * w)) < 1e-12);
+        // Running stats after one batch: 0.9·0 + 0.1·μ and 0.9·1 + 0.1·σ²·M/(M−1).
+        let m = (n * h * w) as f64;
+        let ch0: Vec<f64> = (0..n)
+            .flat_map(|i| xv[i * ch * h * w..][..h * w].to_vec())
+            .collect();
+        let mu0 = ch0.iter().sum::<f64>() / m;
+        let var0 = ch0.iter().map(|v| (v - mu0).powi(2)).sum::<f64>() / m;
+        assert!((stats.mean[0] - 0.1 * mu0).abs() < 1e-12);
+        assert!((stats.var[0] - (0.9 + 0.1 * var0 * m / (m - 1.0))).abs() < 1e-12);
+
+        let r = rand_vec(xv.len(), 10);
+        let (xc, gc, bc) = (x.clone(), g.clone(), b.clone());
+        let grads = analytic_grads(
+            &dev,
+            |ctx| batch_norm(ctx, &x, &g, &b, &mut BnStats::new(ch)),
+            &r,
+            &[
+                &|gr| gr.get(&xc).as_vec(),
+                &|gr| gr.get(&gc).as_vec(),
+                &|gr| gr.get(&bc).as_vec(),
+            ],
+        );
+        let hw = h * w;
+        let nx = numeric_grad(&xv, |xs| weighted_sum(&naive(xs, &gv, &bv, n, ch, hw), &r));
+        let ng = numeric_grad(&gv, |gs| weighted_sum(&naive(&xv, gs, &bv, n, ch, hw), &r));
+        let nb = numeric_grad(&bv, |bs| weighted_sum(&naive(&xv, &gv, bs, n, ch, hw), &r));
+        assert!(
+            rel_err(&grads[0], &nx) < 1e-7,
+            "dx {}",
+            rel_err(&grads[0], &nx)
+        );
+        assert!(rel_err(&grads[1], &ng) < 1e-7);
+        assert!(rel_err(&grads[2], &nb) < 1e-7);
+    }
+
+    #[test]
+    fn eval_uses_running_statistics_not_the_batch() {
+        let dev = Cpu::default();
+        let x: Act<f64> = dev.tensor_from_vec(vec![1.0, 3.0, 5.0, 7.0], (4, 1, 1, 1));
+        let g: Param<f64> = dev.tensor_from_vec(vec![2.0], (1,));
+        let b: Param<f64> = dev.tensor_from_vec(vec![0.5], (1,));
+        let mut stats = BnStats {
+            mean: vec![1.0],
+            var: vec![4.0],
+        };
+        let mut ctx = Ctx::new(&dev, false, false);
+        let y = read(&batch_norm(&mut ctx, &x, &g, &b, &mut stats));
+        // y = 2·(x − 1)/√(4 + ε) + 0.5 ≈ x − 1 + 0.5; the batch mean (4) plays no part.
+        let want: Vec<f64> = [1.0, 3.0, 5.0, 7.0]
+            .iter()
+            .map(|v| 2.0 * (v - 1.0) / (4.0 + BN_EPS).sqrt() + 0.5)
+            .collect();
+        assert!(rel_err(&y, &want) < 1e-12);
+        assert_eq!(
+            stats.mean,
+            vec![1.0],
+            "evaluation must not update running statistics"
+        );
+        // Training mode on the same batch normalises by the batch instead.
+        let mut ctx = Ctx::new(&dev, true, false);
+        let yt = read(&batch_norm(&mut ctx, &x, &g, &b, &mut stats));
+        assert!((yt.iter().sum::<f64>() / 4.0 - 0.5).abs() < 1e-12);
+    }
+}
