@@ -5,6 +5,8 @@
 //! trains the networks they describe.
 
 pub mod cli;
+pub mod data;
+pub mod model;
 pub mod ops;
 
 pub use sparsenet_analysis as analysis;

@@ -1,0 +1,339 @@
+//! Datasets: IDX (MNIST, Fashion-MNIST; raw or gzipped) and CIFAR-10/100 binary batches,
+//! per-channel normalisation, augmentation, seeded shuffling, and a loader thread that prepares
+//! batches while the previous one trains.
+
+pub mod cifar;
+pub mod idx;
+
+use anyhow::{bail, Result};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Arc;
+
+/// Images as bytes, `N×C×H×W`, with labels.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    /// Pixels, `n·c·h·w` bytes.
+    pub images: Vec<u8>,
+    /// One label per image, `< classes`.
+    pub labels: Vec<u8>,
+    /// Number of images.
+    pub n: usize,
+    /// Channels.
+    pub c: usize,
+    /// Height.
+    pub h: usize,
+    /// Width.
+    pub w: usize,
+    /// Number of classes.
+    pub classes: usize,
+}
+
+impl Dataset {
+    /// Check sizes and labels; `what` names the data in errors.
+    pub fn validate(&self, what: &str) -> Result<()> {
+        if self.images.len() != self.n * self.c * self.h * self.w {
+            bail!(
+                "{what}: {} pixel bytes for {} images of {}×{}×{}",
+                self.images.len(),
+                self.n,
+                self.c,
+                self.h,
+                self.w
+            );
+        }
+        if self.labels.len() != self.n {
+            bail!("{what}: {} labels for {} images", self.labels.len(), self.n);
+        }
+        if let Some(&l) = self.labels.iter().find(|&&l| l as usize >= self.classes) {
+            bail!(
+                "{what}: label {l} out of range for {} classes",
+                self.classes
+            );
+        }
+        if self.n == 0 {
+            bail!("{what}: no images");
+        }
+        Ok(())
+    }
+}
+
+/// Which dataset.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// Fashion-MNIST (28×28×1, 10 classes): embedded subset, the Debian package, or --data-dir.
+    FashionMnist,
+    /// MNIST (28×28×1, 10 classes) from --data-dir.
+    Mnist,
+    /// CIFAR-10 (32×32×3) binary batches from --data-dir.
+    Cifar10,
+    /// CIFAR-100 (32×32×3, fine labels) binary batches from --data-dir.
+    Cifar100,
+}
+
+impl Kind {
+    /// Whether horizontal flips are a sensible augmentation (not for digits).
+    pub fn flips(&self) -> bool {
+        !matches!(self, Kind::Mnist)
+    }
+}
+
+/// Where the Debian package `dataset-fashion-mnist` puts the full set.
+pub const DEBIAN_FASHION_MNIST: &str = "/usr/share/datasets/fashion-mnist";
+
+const SUBSET: [&[u8]; 4] = [
+    include_bytes!("fashion-mnist-subset/train-images-idx3-ubyte.gz"),
+    include_bytes!("fashion-mnist-subset/train-labels-idx1-ubyte.gz"),
+    include_bytes!("fashion-mnist-subset/t10k-images-idx3-ubyte.gz"),
+    include_bytes!("fashion-mnist-subset/t10k-labels-idx1-ubyte.gz"),
+];
+
+/// A train/test pair and a description of where it came from.
+#[derive(Clone, Debug)]
+pub struct Split {
+    /// Training set.
+    pub train: Dataset,
+    /// Test set.
+    pub test: Dataset,
+    /// Human description, printed at the start of every run.
+    pub source: String,
+    /// The dataset.
+    pub kind: Kind,
+}
+
+fn idx_pair(dir: &Path, prefix: &str, classes: usize) -> Result<Dataset> {
+    let find = |stem: &str| -> Result<PathBuf> {
+        for name in [format!("{prefix}-{stem}"), format!("{prefix}-{stem}.gz")] {
+            let p = dir.join(&name);
+            if p.exists() {
+                return Ok(p);
+            }
+        }
+        bail!("{}: missing {prefix}-{stem}[.gz]", dir.display())
+    };
+    let images = find("images-idx3-ubyte")?;
+    let labels = find("labels-idx1-ubyte")?;
+    idx::pair(
+        &std::fs::read(&images)?,
+        &std::fs::read(&labels)?,
+        classes,
+        &images.display().to_string(),
+    )
+}
+
+/// Load a dataset: from `dir` when given, else (Fashion-MNIST only) the Debian package when
+/// installed, else the embedded 2 000/500 subset.
+pub fn load(kind: Kind, dir: Option<&Path>) -> Result<Split> {
+    match (kind, dir) {
+        (Kind::FashionMnist | Kind::Mnist, Some(d)) => {
+            let name = if kind == Kind::Mnist { "MNIST" } else { "Fashion-MNIST" };
+            let train = idx_pair(d, "train", 10)?;
+            let test = idx_pair(d, "t10k", 10)?;
+            Ok(Split { source: format!("{name} from {} ({} train / {} test)", d.display(), train.n, test.n), train, test, kind })
+        }
+        (Kind::Mnist, None) => bail!("MNIST needs --data-dir with train-images-idx3-ubyte[.gz] and friends"),
+        (Kind::FashionMnist, None) => {
+            let debian = Path::new(DEBIAN_FASHION_MNIST);
+            if debian.join("train-images-idx3-ubyte.gz").exists() {
+                let train = idx_pair(debian, "train", 10)?;
+                let test = idx_pair(debian, "t10k", 10)?;
+                return Ok(Split { source: format!("Fashion-MNIST, full set from {DEBIAN_FASHION_MNIST} ({} train / {} test)", train.n, test.n), train, test, kind });
+            }
+            let train = idx::pair(SUBSET[0], SUBSET[1], 10, "embedded train subset")?;
+            let test = idx::pair(SUBSET[2], SUBSET[3], 10, "embedded test subset")?;
+            Ok(Split {
+                source: format!("Fashion-MNIST, embedded subset ({} train / {} test; the full set: apt-get install dataset-fashion-mnist)", train.n, test.n),
+                train,
+                test,
+                kind,
+            })
+        }
+        (Kind::Cifar10 | Kind::Cifar100, Some(d)) => cifar::load(kind, d),
+        (Kind::Cifar10 | Kind::Cifar100, None) => bail!("CIFAR needs --data-dir with the binary batches (cifar-10-batches-bin or cifar-100-binary)"),
+    }
+}
+
+/// Per-channel mean and standard deviation of a dataset's pixels scaled to [0, 1].
+pub fn channel_stats(d: &Dataset) -> (Vec<f32>, Vec<f32>) {
+    let plane = d.h * d.w;
+    let mut mean = vec![0f64; d.c];
+    let mut sq = vec![0f64; d.c];
+    for (i, img) in d.images.chunks(d.c * plane).enumerate() {
+        let _ = i;
+        for ch in 0..d.c {
+            for &p in &img[ch * plane..(ch + 1) * plane] {
+                let v = p as f64 / 255.0;
+                mean[ch] += v;
+                sq[ch] += v * v;
+            }
+        }
+    }
+    let count = (d.n * plane) as f64;
+    let m: Vec<f32> = mean.iter().map(|s| (s / count) as f32).collect();
+    let s: Vec<f32> = sq
+        .iter()
+        .zip(&mean)
+        .map(|(q, s)| ((q / count - (s / count).powi(2)).max(1e-12)).sqrt() as f32)
+        .collect();
+    (m, s)
+}
+
+/// How batches are made.
+#[derive(Clone, Debug)]
+pub struct BatchPlan {
+    /// Images per batch (the last batch may be smaller).
+    pub batch_size: usize,
+    /// Shuffle with this seed (None: dataset order).
+    pub shuffle_seed: Option<u64>,
+    /// Random-crop padding (0: no crop).
+    pub crop_pad: usize,
+    /// Random horizontal flips.
+    pub flip: bool,
+    /// Per-channel normalisation.
+    pub mean: Vec<f32>,
+    /// Per-channel standard deviation.
+    pub std: Vec<f32>,
+}
+
+/// One batch: normalised `B×C×H×W` floats and labels.
+#[derive(Clone, Debug)]
+pub struct Batch {
+    /// Pixels.
+    pub x: Vec<f32>,
+    /// Labels.
+    pub y: Vec<u8>,
+}
+
+/// Build every batch of an epoch in order (deterministic for a seed).
+pub fn make_batch(d: &Dataset, plan: &BatchPlan, indices: &[usize], rng: &mut ChaCha8Rng) -> Batch {
+    let (c, h, w) = (d.c, d.h, d.w);
+    let plane = h * w;
+    let mut x = vec![0f32; indices.len() * c * plane];
+    let mut y = Vec::with_capacity(indices.len());
+    for (b, &i) in indices.iter().enumerate() {
+        let (dy, dx, flip) = if plan.crop_pad > 0 || plan.flip {
+            let p = plan.crop_pad as isize;
+            let dy = if p > 0 { rng.gen_range(-p..=p) } else { 0 };
+            let dx = if p > 0 { rng.gen_range(-p..=p) } else { 0 };
+            (dy, dx, plan.flip && rng.gen_bool(0.5))
+        } else {
+            (0, 0, false)
+        };
+        let img = &d.images[i * c * plane..(i + 1) * c * plane];
+        for ch in 0..c {
+            let (m, s) = (plan.mean[ch], plan.std[ch]);
+            let zero = (0.0 - m) / s;
+            for r in 0..h {
+                for col in 0..w {
+                    // Output pixel (r, col) reads the source shifted by the crop offset; outside
+                    // the image it is the zero padding.
+                    let sr = r as isize + dy;
+                    let sc0 = col as isize + dx;
+                    let sc = if flip { w as isize - 1 - sc0 } else { sc0 };
+                    let v = if sr < 0 || sc < 0 || sr >= h as isize || sc >= w as isize {
+                        zero
+                    } else {
+                        (img[ch * plane + sr as usize * w + sc as usize] as f32 / 255.0 - m) / s
+                    };
+                    x[(b * c + ch) * plane + r * w + col] = v;
+                }
+            }
+        }
+        y.push(d.labels[i]);
+    }
+    Batch { x, y }
+}
+
+/// The order of an epoch: a seeded shuffle, or the dataset order.
+pub fn epoch_order(n: usize, seed: Option<u64>) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..n).collect();
+    if let Some(s) = seed {
+        idx.shuffle(&mut ChaCha8Rng::seed_from_u64(s));
+    }
+    idx
+}
+
+/// Prepare an epoch's batches on a background thread (two ahead), so loading and augmentation
+/// overlap with training. `max_batches` stops early.
+pub fn spawn_loader(
+    d: Arc<Dataset>,
+    plan: BatchPlan,
+    max_batches: Option<usize>,
+) -> Receiver<Batch> {
+    let (tx, rx) = sync_channel(2);
+    std::thread::spawn(move || {
+        let order = epoch_order(d.n, plan.shuffle_seed);
+        // Augmentation draws from its own stream, derived from the shuffle seed.
+        let mut rng =
+            ChaCha8Rng::seed_from_u64(plan.shuffle_seed.unwrap_or(0) ^ 0xA5A5_5A5A_1234_5678);
+        for (k, chunk) in order.chunks(plan.batch_size).enumerate() {
+            if max_batches.is_some_and(|m| k >= m) {
+                break;
+            }
+            if tx.send(make_batch(&d, &plan, chunk, &mut rng)).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_subset_loads_and_is_balanced_enough() {
+        let s = load(
+            Kind::FashionMnist,
+            Some(Path::new("src/data/fashion-mnist-subset")),
+        )
+        .unwrap();
+        assert_eq!((s.train.n, s.test.n), (2000, 500));
+        assert_eq!((s.train.c, s.train.h, s.train.w), (1, 28, 28));
+        for k in 0..10u8 {
+            assert!(s.train.labels.iter().filter(|&&l| l == k).count() > 150);
+        }
+    }
+
+    #[test]
+    fn batches_normalise_and_crop_deterministically() {
+        let d = Dataset {
+            images: (0..2 * 4 * 4).map(|v| v as u8 * 10).collect(),
+            labels: vec![0, 1],
+            n: 2,
+            c: 1,
+            h: 4,
+            w: 4,
+            classes: 2,
+        };
+        let plan = BatchPlan {
+            batch_size: 2,
+            shuffle_seed: None,
+            crop_pad: 0,
+            flip: false,
+            mean: vec![0.0],
+            std: vec![1.0],
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let b = make_batch(&d, &plan, &[1, 0], &mut rng);
+        assert_eq!(b.y, vec![1, 0]);
+        assert!((b.x[0] - 160.0 / 255.0).abs() < 1e-6);
+        let aug = BatchPlan {
+            crop_pad: 1,
+            flip: true,
+            ..plan
+        };
+        let a1 = make_batch(&d, &aug, &[0, 1], &mut ChaCha8Rng::seed_from_u64(9));
+        let a2 = make_batch(&d, &aug, &[0, 1], &mut ChaCha8Rng::seed_from_u64(9));
+        assert_eq!(a1.x, a2.x);
+        assert_eq!(epoch_order(10, Some(3)), epoch_order(10, Some(3)));
+        assert_ne!(epoch_order(10, Some(3)), epoch_order(10, Some(4)));
+    }
+}

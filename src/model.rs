@@ -1,0 +1,336 @@
+//! A trainable model instantiated from the zoo's network DAG.
+//!
+//! The model is an interpreter of [`NetGraph`]: it walks the nodes in their (topological)
+//! order, creates the parameters each node needs, and runs each node's op. It never
+//! re-describes an architecture: whatever `zoo` can build, this can train.
+
+use anyhow::{bail, Result};
+use dfdx::prelude::*;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal, Uniform};
+
+use sparsenet_analysis::count::node_count;
+use sparsenet_analysis::net::{NetGraph, Op, Shape};
+use sparsenet_analysis::zoo::{build, NetSpec};
+
+use crate::ops::combine::{concat, relu, sum};
+use crate::ops::conv::{conv2d, ConvCfg};
+use crate::ops::linear::linear;
+use crate::ops::norm::{batch_norm, BnStats};
+use crate::ops::pool::{avg_pool, global_avg_pool, max_pool, shortcut_a};
+use crate::ops::{c, read, Act, Ctx, Param, Real};
+
+/// One named parameter tensor.
+#[derive(Clone, Debug)]
+pub struct ParamSpec {
+    /// Dotted name, e.g. `block1.layer3.conv.weight`.
+    pub name: String,
+    /// Logical shape (PyTorch layout).
+    pub shape: Vec<usize>,
+    /// Node it belongs to.
+    pub node: usize,
+}
+
+/// A model: the DAG, its parameters (flat vectors, the master copy the optimiser updates) and
+/// its batch-norm running statistics.
+pub struct Model<E: Real>
+where
+    Cpu: Storage<E>,
+{
+    /// The network.
+    pub net: NetGraph,
+    /// The spec it was built from (input shape set to the data's).
+    pub spec: NetSpec,
+    /// Parameter names and shapes, in node order.
+    pub params: Vec<ParamSpec>,
+    /// Parameter values, parallel to `params`.
+    pub values: Vec<Vec<E>>,
+    /// Running statistics per node (Some for batch-norm nodes).
+    pub bn: Vec<Option<BnStats<E>>>,
+    /// Parameter indices per node.
+    node_params: Vec<Vec<usize>>,
+    /// For each node, the last node that reads it (activations are freed after it).
+    last_use: Vec<usize>,
+}
+
+impl<E: Real> Model<E>
+where
+    Cpu: Device<E>,
+{
+    /// Build `spec` for inputs of shape `input` and initialise it like the reference
+    /// implementations: He-normal convolutions (fan-out), BN γ = 1 and β = 0, linear weights
+    /// uniform in ±1/√fan_in (PyTorch's default) and bias 0.
+    pub fn new(spec: &NetSpec, input: Shape, seed: u64) -> Result<Self> {
+        let mut spec = spec.clone();
+        spec.input = Some(input);
+        let net = build(&spec).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let n = net.graph.node_count();
+        let mut params = Vec::new();
+        let mut values: Vec<Vec<E>> = Vec::new();
+        let mut bn = vec![None; n];
+        let mut node_params = vec![Vec::new(); n];
+        let mut last_use: Vec<usize> = (0..n).collect();
+        for idx in net.order() {
+            let i = idx.index();
+            for src in net.inputs(idx) {
+                last_use[src.index()] = last_use[src.index()].max(i);
+            }
+            let node = &net.graph[idx];
+            let mut add = |name: &str, shape: Vec<usize>, v: Vec<E>| {
+                node_params[i].push(params.len());
+                params.push(ParamSpec {
+                    name: format!("{}.{name}", node.name),
+                    shape,
+                    node: i,
+                });
+                values.push(v);
+            };
+            match node.op {
+                Op::Conv {
+                    in_ch,
+                    out_ch,
+                    kernel,
+                    ..
+                } => {
+                    let std = (2.0 / (kernel * kernel * out_ch) as f64).sqrt();
+                    let d = Normal::new(0.0, std).expect("positive std");
+                    let v = (0..out_ch * in_ch * kernel * kernel)
+                        .map(|_| c::<E>(d.sample(&mut rng)))
+                        .collect();
+                    add("weight", vec![out_ch, in_ch, kernel, kernel], v);
+                }
+                Op::BatchNorm { channels } => {
+                    add("weight", vec![channels], vec![E::one(); channels]);
+                    add("bias", vec![channels], vec![E::zero(); channels]);
+                    bn[i] = Some(BnStats::new(channels));
+                }
+                Op::Linear {
+                    in_features,
+                    out_features,
+                } => {
+                    let a = 1.0 / (in_features as f64).sqrt();
+                    let d = Uniform::new(-a, a);
+                    let v = (0..out_features * in_features)
+                        .map(|_| c::<E>(d.sample(&mut rng)))
+                        .collect();
+                    add("weight", vec![out_features, in_features], v);
+                    add("bias", vec![out_features], vec![E::zero(); out_features]);
+                }
+                _ => {}
+            }
+        }
+        Ok(Model {
+            net,
+            spec,
+            params,
+            values,
+            bn,
+            node_params,
+            last_use,
+        })
+    }
+
+    /// Trainable parameters of the instantiated model (counted from its tensors).
+    pub fn param_count(&self) -> u64 {
+        self.values.iter().map(|v| v.len() as u64).sum()
+    }
+
+    /// The count the zoo computes for the same DAG (must equal [`Model::param_count`]).
+    pub fn zoo_param_count(&self) -> u64 {
+        self.net
+            .graph
+            .node_weights()
+            .map(|n| node_count(n).params)
+            .sum()
+    }
+
+    /// dfdx tensors of the current parameter values for one forward pass.
+    pub fn tensors(&self, dev: &Cpu) -> Vec<Param<E>> {
+        self.values
+            .iter()
+            .map(|v| dev.tensor_from_vec(v.clone(), (v.len(),)))
+            .collect()
+    }
+
+    /// Run the DAG on `x` (`N×C×H×W`), returning logits `N×classes×1×1`.
+    pub fn forward(&mut self, ctx: &mut Ctx<E>, x: Act<E>, p: &[Param<E>]) -> Result<Act<E>> {
+        let want = self.net.input_shape();
+        let s = *x.shape();
+        if (s.1, s.2, s.3) != (want.c, want.h, want.w) {
+            bail!(
+                "images are {}×{}×{} but the model was built for {want}",
+                s.1,
+                s.2,
+                s.3
+            );
+        }
+        let n = self.net.graph.node_count();
+        let mut acts: Vec<Option<Act<E>>> = vec![None; n];
+        let input = self.net.input.index();
+        acts[input] = Some(x);
+        for idx in self.net.order() {
+            let i = idx.index();
+            if i == input {
+                continue;
+            }
+            let ins: Vec<usize> = self.net.inputs(idx).iter().map(|s| s.index()).collect();
+            let get = |k: usize| acts[ins[k]].as_ref().expect("inputs computed before use");
+            let pi = &self.node_params[i];
+            let node = &self.net.graph[idx];
+            let y = match node.op {
+                Op::Input => unreachable!("one input node"),
+                Op::Conv {
+                    in_ch,
+                    out_ch,
+                    kernel,
+                    stride,
+                    padding,
+                } => {
+                    let cfg = ConvCfg {
+                        in_ch,
+                        out_ch,
+                        kernel,
+                        stride,
+                        padding,
+                    };
+                    conv2d(ctx, get(0), &p[pi[0]], cfg, ins[0] != input)
+                }
+                Op::BatchNorm { .. } => {
+                    let stats = self.bn[i].as_mut().expect("batch-norm statistics");
+                    batch_norm(ctx, get(0), &p[pi[0]], &p[pi[1]], stats)
+                }
+                Op::Relu => relu(ctx, get(0)),
+                Op::Concat => {
+                    let xs: Vec<&Act<E>> = (0..ins.len()).map(get).collect();
+                    concat(ctx, &xs)
+                }
+                Op::Sum => {
+                    let xs: Vec<&Act<E>> = (0..ins.len()).map(get).collect();
+                    sum(ctx, &xs)
+                }
+                Op::ShortcutA { stride, out_ch } => shortcut_a(ctx, get(0), stride, out_ch),
+                Op::AvgPool { kernel, stride } => avg_pool(ctx, get(0), kernel, stride),
+                Op::MaxPool {
+                    kernel,
+                    stride,
+                    padding,
+                } => max_pool(ctx, get(0), kernel, stride, padding),
+                Op::GlobalAvgPool => global_avg_pool(ctx, get(0)),
+                Op::Linear { out_features, .. } => {
+                    linear(ctx, get(0), &p[pi[0]], &p[pi[1]], out_features)
+                }
+            };
+            acts[i] = Some(y);
+            // Free activations whose last reader has run (the tape keeps what backward needs).
+            for &s in &ins {
+                if self.last_use[s] == i && s != input {
+                    acts[s] = None;
+                }
+            }
+        }
+        Ok(acts[self.net.output.index()]
+            .take()
+            .expect("output computed"))
+    }
+
+    /// Mean cross-entropy of `x` against `labels`, with the gradient of every parameter when
+    /// `train` (batch statistics; running statistics updated). Returns (loss, correct, grads).
+    pub fn step(
+        &mut self,
+        dev: &Cpu,
+        x: Vec<E>,
+        labels: &[u8],
+        train: bool,
+    ) -> Result<(f64, usize, Vec<Vec<E>>)> {
+        let s = self.net.input_shape();
+        let n = labels.len();
+        let classes = self.net.classes();
+        let xt: Act<E> = dev.tensor_from_vec(x, (n, s.c, s.h, s.w));
+        let p = self.tensors(dev);
+        let mut ctx = Ctx::new(dev, train, train);
+        let logits = self.forward(&mut ctx, xt, &p)?;
+        let lv = read(&logits);
+        let correct = lv
+            .chunks(classes)
+            .zip(labels)
+            .filter(|(row, &l)| {
+                let best = row
+                    .iter()
+                    .enumerate()
+                    .fold(0, |b, (k, v)| if *v > row[b] { k } else { b });
+                best == l as usize
+            })
+            .count();
+        let mut onehot = vec![E::zero(); n * classes];
+        for (i, &l) in labels.iter().enumerate() {
+            onehot[i * classes + l as usize] = E::one();
+        }
+        let target: Tensor<(usize, usize), E, Cpu> = dev.tensor_from_vec(onehot, (n, classes));
+        let traced = logits.put_tape(ctx.take_tape()).reshape_like(&(n, classes));
+        let loss = cross_entropy_with_logits_loss(traced, target);
+        let lval = loss.array().to_f64().unwrap_or(f64::NAN);
+        if !train {
+            return Ok((lval, correct, Vec::new()));
+        }
+        let grads = loss.backward();
+        let g = p.iter().map(|t| grads.get(t).as_vec()).collect();
+        Ok((lval, correct, g))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::testutil::{numeric_grad, rel_err};
+    use sparsenet_analysis::topology::Pattern;
+    use sparsenet_analysis::zoo::{named, Dataset, Family};
+
+    #[test]
+    fn instantiated_count_equals_zoo_count() {
+        for name in [
+            "sparsenet-40-24",
+            "densenet-bc-100-12",
+            "resnet-20",
+            "preresnet-164",
+            "densenet-121",
+            "resnet-50",
+        ] {
+            let spec = named(name).unwrap().spec(None);
+            let m = Model::<f32>::new(&spec, spec.input_shape(), 0).unwrap();
+            let (_, zoo) = sparsenet_analysis::zoo::build_and_count(&spec).unwrap();
+            assert_eq!(m.param_count(), zoo.params, "{name}");
+        }
+        // The same spec on 28×28×1 data: counts follow the data (only the stem's input changes).
+        let spec = named("sparsenet-40-24").unwrap().spec(None);
+        let m = Model::<f32>::new(&spec, Shape::new(1, 28, 28), 0).unwrap();
+        assert_eq!(m.param_count(), m.zoo_param_count());
+        assert_eq!(m.param_count(), 757_252 - 2 * 48 * 9);
+    }
+
+    #[test]
+    fn whole_tiny_sparsenet_gradient_check() {
+        // A tiny SparseNet (one layer per block, k = 2, base 2) on 8×8×1 in f64: every parameter
+        // gradient against central finite differences of the loss.
+        let mut spec = NetSpec::new(Family::Sparse, Dataset::Cifar, 10, &[2], false, 3);
+        spec.pattern = Some(Pattern::Sparse { base: 2 });
+        let mut m = Model::<f64>::new(&spec, Shape::new(1, 8, 8), 1).unwrap();
+        let dev = Cpu::default();
+        let x: Vec<f64> = crate::ops::testutil::rand_vec(2 * 64, 2);
+        let labels = [0u8, 2];
+        // Freeze BN running-stat updates from affecting the loss: training mode uses batch stats.
+        let (_, _, grads) = m.step(&dev, x.clone(), &labels, true).unwrap();
+        for (pi, g) in grads.iter().enumerate() {
+            let base = m.values[pi].clone();
+            let num = numeric_grad(&base, |v| {
+                let saved = std::mem::replace(&mut m.values[pi], v.to_vec());
+                let (l, _, _) = m.step(&dev, x.clone(), &labels, true).unwrap();
+                m.values[pi] = saved;
+                l
+            });
+            let e = rel_err(g, &num);
+            assert!(e < 1e-6, "{}: {e}", m.params[pi].name);
+        }
+    }
+}
