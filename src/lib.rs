@@ -8,5 +8,6 @@ pub mod cli;
 pub mod data;
 pub mod model;
 pub mod ops;
+pub mod train;
 
 pub use sparsenet_analysis as analysis;

@@ -4,4 +4,5 @@
 pub mod args;
 pub mod paths;
 pub mod spec;
+pub mod train;
 pub mod zoo;

@@ -41,10 +41,6 @@ pub struct SpecArgs {
     #[arg(long, allow_hyphen_values = true, value_parser = |s: &str| parse_usize_list(s, "offset").map(GrowthList))]
     pub offsets: Option<GrowthList>,
 
-    /// Free spec: layout cifar|imagenet (default cifar).
-    #[arg(long)]
-    pub dataset: Option<String>,
-
     /// Stem channels (default: the family's convention).
     #[arg(long, allow_hyphen_values = true, value_parser = |s: &str| parse_in_range(s, "stem", 1, 1_000_000))]
     pub stem: Option<usize>,
@@ -67,26 +63,26 @@ impl SpecArgs {
             || self.bc
             || self.base.is_some()
             || self.offsets.is_some()
-            || self.dataset.is_some()
     }
 
     /// The spec these flags describe (`None` when neither a model nor a family is given).
-    pub fn to_spec(&self) -> Result<Option<NetSpec>, String> {
+    /// `layout` is the free spec's `cifar|imagenet` (its flag differs between commands).
+    pub fn to_spec(&self, layout: Option<&str>) -> Result<Option<NetSpec>, String> {
         let mut spec = match (&self.model, &self.family) {
             (Some(_), Some(_)) => {
                 return Err("give either --model or --family (a free spec), not both".into())
             }
             (Some(m), None) => {
-                if self.has_free_spec() {
+                if self.has_free_spec() || layout.is_some() {
                     return Err(format!(
-                        "--model {m} takes no free-spec flags (--depth, --growth, --bc, --base, --offsets, --dataset); use --family to describe a network instead"
+                        "--model {m} takes no free-spec flags (--depth, --growth, --bc, --base, --offsets, layout); use --family to describe a network instead"
                     ));
                 }
                 named(m).map_err(|e| e.to_string())?.spec(self.classes)
             }
             (None, Some(f)) => {
                 let family = Family::parse(f).map_err(|e| e.to_string())?;
-                let dataset = match &self.dataset {
+                let dataset = match layout {
                     Some(d) => Dataset::parse(d).map_err(|e| e.to_string())?,
                     None => Dataset::Cifar,
                 };
@@ -127,7 +123,7 @@ impl SpecArgs {
                 spec
             }
             (None, None) => {
-                if self.has_free_spec() {
+                if self.has_free_spec() || layout.is_some() {
                     return Err(
                         "a free spec needs --family (sparse, dense, res, preres, plain)".into(),
                     );

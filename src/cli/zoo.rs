@@ -47,6 +47,10 @@ pub struct ZooArgs {
     #[command(flatten)]
     pub spec: SpecArgs,
 
+    /// Free spec: layout cifar|imagenet (default cifar).
+    #[arg(long)]
+    pub dataset: Option<String>,
+
     /// List the named models and exit.
     #[arg(long)]
     pub list: bool,
@@ -238,7 +242,7 @@ fn write_sweep(args: &ZooArgs, w: &mut dyn Write) -> Result<(), String> {
 }
 
 fn rows_for(args: &ZooArgs) -> Result<Vec<ModelRow>, String> {
-    match args.spec.to_spec()? {
+    match args.spec.to_spec(args.dataset.as_deref())? {
         Some(spec) => {
             let row = match &args.spec.model {
                 Some(m) => {

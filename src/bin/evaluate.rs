@@ -1,0 +1,16 @@
+//! `evaluate`: a checkpoint's test accuracy. A thin shell over `sparsenet::cli::train`.
+
+use sparsenet::cli::{args::parse_or_exit, train};
+use std::io::Write;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> std::process::ExitCode {
+    let args: train::EvalArgs = parse_or_exit();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let code = train::run_evaluate(&args, &mut out);
+    let _ = out.flush();
+    code
+}

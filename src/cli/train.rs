@@ -1,0 +1,271 @@
+//! The `train` and `evaluate` commands.
+
+use clap::Parser;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::data::{self, Kind};
+use crate::model::Model;
+use crate::train::optim::{Config as OptConfig, Kind as OptKind, Schedule};
+use crate::train::{checkpoint, evaluate, run, TrainOptions};
+
+use super::args::{bad_input, parse_in_range};
+use super::spec::SpecArgs;
+
+const LONG_ABOUT: &str = "\
+Train a network built directly from the zoo's DAG — any named model or free spec that `zoo`
+describes — on Fashion-MNIST (default), MNIST or CIFAR, on the CPU.
+
+Data: Fashion-MNIST comes from /usr/share/datasets/fashion-mnist when the Debian package
+dataset-fashion-mnist is installed (60 000 / 10 000 images), else from a 2 000 / 500 subset embedded
+in the binary; --data-dir reads IDX (MNIST, Fashion-MNIST) or CIFAR binary batches. The network's
+input and classifier follow the data. Every run prints the model, its parameter count and the data.
+
+Output (--out, default runs/<model>): metrics.jsonl (one JSON object per epoch: epoch, lr,
+train_loss, train_acc, test_loss, test_acc, images_per_sec, seconds, steps), metrics.csv,
+last.safetensors / best.safetensors (+ .json copies of their descriptions), all written
+atomically. --resume continues from last.safetensors and gives the same numbers as an
+uninterrupted run with the same settings.";
+
+/// Arguments of `train`.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "train", version, about = "Train a network built from its DAG (CPU).", long_about = LONG_ABOUT)]
+pub struct TrainArgs {
+    /// Which network (default sparsenet-40-24).
+    #[command(flatten)]
+    pub spec: SpecArgs,
+
+    /// Free spec: layout cifar|imagenet (default cifar).
+    #[arg(long)]
+    pub layout: Option<String>,
+
+    /// Dataset.
+    #[arg(long, value_enum, default_value_t = Kind::FashionMnist)]
+    pub dataset: Kind,
+
+    /// Folder with the dataset's files.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+
+    /// Epochs.
+    #[arg(long, default_value = "10", allow_hyphen_values = true, value_parser = |s: &str| parse_in_range(s, "epochs", 1, 100_000))]
+    pub epochs: usize,
+
+    /// Images per batch.
+    #[arg(long, default_value = "64", allow_hyphen_values = true, value_parser = |s: &str| parse_in_range(s, "batch size", 1, 65_536))]
+    pub batch_size: usize,
+
+    /// Base learning rate.
+    #[arg(long, default_value = "0.1", allow_hyphen_values = true)]
+    pub lr: f32,
+
+    /// Learning-rate schedule: step (÷10 at 50 % and 75 % of the epochs), cosine, constant.
+    #[arg(long, value_enum, default_value_t = Schedule::Step)]
+    pub schedule: Schedule,
+
+    /// Optimiser.
+    #[arg(long, value_enum, default_value_t = OptKind::Sgd)]
+    pub optimizer: OptKind,
+
+    /// SGD momentum (Nesterov).
+    #[arg(long, default_value = "0.9")]
+    pub momentum: f32,
+
+    /// Weight decay.
+    #[arg(long, default_value = "1e-4")]
+    pub weight_decay: f32,
+
+    /// Seed of initialisation, shuffling and augmentation.
+    #[arg(long, default_value = "0")]
+    pub seed: u64,
+
+    /// Worker threads (default: all cores).
+    #[arg(long, allow_hyphen_values = true, value_parser = |s: &str| parse_in_range(s, "threads", 1, 1024))]
+    pub threads: Option<usize>,
+
+    /// Stop every epoch after this many steps.
+    #[arg(long, allow_hyphen_values = true, value_parser = |s: &str| parse_in_range(s, "max steps", 1, usize::MAX / 2))]
+    pub max_steps: Option<usize>,
+
+    /// Evaluate on at most this many test images per epoch.
+    #[arg(long, allow_hyphen_values = true, value_parser = |s: &str| parse_in_range(s, "max test", 1, usize::MAX / 2))]
+    pub max_test: Option<usize>,
+
+    /// Output folder (default runs/<model>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+
+    /// Continue the run in --out from its last checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Set the worker-thread count once per process.
+pub fn set_threads(threads: Option<usize>) {
+    if let Some(t) = threads {
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build_global();
+    }
+}
+
+/// Translate arguments into options (errors are bad input).
+pub fn options(a: &TrainArgs) -> Result<TrainOptions, String> {
+    if a.spec.classes.is_some() {
+        return Err(
+            "train takes no --classes: the classifier follows the dataset's classes".into(),
+        );
+    }
+    if !(a.lr.is_finite() && a.lr > 0.0) {
+        return Err(format!(
+            "learning rate {} is not allowed: give a positive number, e.g. 0.1",
+            a.lr
+        ));
+    }
+    if !(0.0..1.0).contains(&a.momentum) || a.weight_decay < 0.0 || !a.weight_decay.is_finite() {
+        return Err("momentum must be in [0, 1) and weight decay a non-negative number".into());
+    }
+    let mut s = a.spec.clone();
+    let default_model = s.model.is_none() && s.family.is_none();
+    if default_model {
+        s.model = Some("sparsenet-40-24".into());
+    }
+    let spec = s
+        .to_spec(a.layout.as_deref())?
+        .expect("a model or family is set");
+    let name = s.model.clone().unwrap_or_else(|| spec.to_string());
+    let out = a.out.clone().unwrap_or_else(|| {
+        PathBuf::from("runs").join(name.replace([' ', '(', ')', ',', '[', ']'], ""))
+    });
+    Ok(TrainOptions {
+        spec,
+        name,
+        dataset: a.dataset,
+        data_dir: a.data_dir.clone(),
+        epochs: a.epochs,
+        batch_size: a.batch_size,
+        lr: a.lr,
+        schedule: a.schedule,
+        optimizer: OptConfig {
+            kind: a.optimizer,
+            momentum: a.momentum,
+            nesterov: true,
+            weight_decay: a.weight_decay,
+        },
+        seed: a.seed,
+        max_steps: a.max_steps,
+        out,
+        resume: a.resume,
+        progress: !a.quiet,
+        max_test: a.max_test,
+    })
+}
+
+/// Run `train`: 0 on success, 1 when training fails, 2 for bad input.
+pub fn run_train(a: &TrainArgs, w: &mut dyn Write) -> ExitCode {
+    let opts = match options(a) {
+        Ok(o) => o,
+        Err(e) => return bad_input(e),
+    };
+    set_threads(a.threads);
+    match run(&opts, w) {
+        Ok(s) => {
+            if let Some((acc, ep)) = s.best {
+                let _ = writeln!(
+                    w,
+                    "best test accuracy {acc:.4} at epoch {ep}; outputs in {}",
+                    opts.out.display()
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let _ = w.flush();
+            eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Arguments of `evaluate`.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "evaluate",
+    version,
+    about = "Report a checkpoint's test loss and accuracy."
+)]
+pub struct EvalArgs {
+    /// A checkpoint written by train (e.g. runs/sparsenet-40-24/best.safetensors).
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+
+    /// Folder with the dataset's files (default: as in training).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+
+    /// Images per batch.
+    #[arg(long, default_value = "100", value_parser = |s: &str| parse_in_range(s, "batch size", 1, 65_536))]
+    pub batch_size: usize,
+
+    /// Worker threads.
+    #[arg(long, value_parser = |s: &str| parse_in_range(s, "threads", 1, 1024))]
+    pub threads: Option<usize>,
+}
+
+/// Run `evaluate`.
+pub fn run_evaluate(a: &EvalArgs, w: &mut dyn Write) -> ExitCode {
+    set_threads(a.threads);
+    let result = (|| -> anyhow::Result<()> {
+        let meta = checkpoint::load_meta(&a.checkpoint)?;
+        let split = data::load(meta.dataset, a.data_dir.as_deref())?;
+        if (split.test.c, split.test.h, split.test.w) != (meta.input.c, meta.input.h, meta.input.w)
+        {
+            anyhow::bail!(
+                "the data's images are {}×{}×{} but the checkpoint's model takes {}",
+                split.test.c,
+                split.test.h,
+                split.test.w,
+                meta.input
+            );
+        }
+        let mut model = Model::<f32>::new(&meta.spec, meta.input, 0)?;
+        checkpoint::load_into(&a.checkpoint, &mut model, None)?;
+        let dev = dfdx::prelude::Cpu::default();
+        let (loss, acc) = evaluate(
+            &mut model,
+            &dev,
+            &split.test,
+            &meta.mean,
+            &meta.std,
+            a.batch_size,
+            None,
+        )?;
+        writeln!(
+            w,
+            "checkpoint: {} (epoch {} of {}, {} parameters)",
+            a.checkpoint.display(),
+            meta.epoch,
+            meta.epochs,
+            model.param_count()
+        )?;
+        writeln!(w, "data:       {}", split.source)?;
+        writeln!(
+            w,
+            "test loss {loss:.4}  test accuracy {acc:.4}  ({} images)",
+            split.test.n
+        )?;
+        Ok(())
+    })();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! Checkpoints: weights, batch-norm statistics and optimiser state as safetensors, plus a small
+//! JSON of the spec, epoch and settings — each written atomically (temp file + rename).
+
+use anyhow::{bail, Context, Result};
+use safetensors::tensor::{Dtype, TensorView};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use sparsenet_analysis::net::Shape;
+use sparsenet_analysis::zoo::NetSpec;
+
+use crate::data::Kind;
+use crate::model::Model;
+use crate::train::optim::{Config as OptConfig, Schedule, State};
+
+/// Write `bytes` to `path` atomically: a temp file in the same folder, synced, then renamed.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("out")
+    ));
+    let mut f =
+        std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("cannot move {} into place", path.display()))?;
+    Ok(())
+}
+
+/// The JSON half of a checkpoint.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Meta {
+    /// Format version.
+    pub version: u32,
+    /// The network spec (input shape included).
+    pub spec: NetSpec,
+    /// Input shape the model was built for.
+    pub input: Shape,
+    /// Dataset trained on.
+    pub dataset: Kind,
+    /// Where the data came from.
+    pub data_source: String,
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Total epochs planned.
+    pub epochs: usize,
+    /// Base learning rate.
+    pub lr: f32,
+    /// Schedule.
+    pub schedule: Schedule,
+    /// Optimiser settings.
+    pub optimizer: OptConfig,
+    /// Optimiser steps taken.
+    pub optimizer_steps: u64,
+    /// Batch size.
+    pub batch_size: usize,
+    /// The run's seed; epoch `e` shuffles and augments with a stream derived from (seed, e),
+    /// so it is the whole random state at an epoch boundary.
+    pub seed: u64,
+    /// Cap on steps per epoch, if any.
+    pub max_steps: Option<usize>,
+    /// Normalisation mean per channel.
+    pub mean: Vec<f32>,
+    /// Normalisation std per channel.
+    pub std: Vec<f32>,
+    /// Best test accuracy so far, and its epoch.
+    pub best: Option<(f64, usize)>,
+    /// Test accuracy of this checkpoint.
+    pub test_acc: Option<f64>,
+    /// Trainable parameters.
+    pub params: u64,
+}
+
+/// Paths of a checkpoint named `stem` in `dir`.
+pub fn paths(dir: &Path, stem: &str) -> (PathBuf, PathBuf) {
+    (
+        dir.join(format!("{stem}.safetensors")),
+        dir.join(format!("{stem}.json")),
+    )
+}
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Save the model, its BN statistics and the optimiser state.
+pub fn save(dir: &Path, stem: &str, model: &Model<f32>, opt: &State, meta: &Meta) -> Result<()> {
+    let mut named: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (p, v) in model.params.iter().zip(&model.values) {
+        named.push((p.name.clone(), p.shape.clone(), f32_bytes(v)));
+    }
+    for (i, st) in model.bn.iter().enumerate() {
+        if let Some(st) = st {
+            let name = &model.net.graph[petgraph::graph::NodeIndex::new(i)].name;
+            named.push((
+                format!("{name}.running_mean"),
+                vec![st.mean.len()],
+                f32_bytes(&st.mean),
+            ));
+            named.push((
+                format!("{name}.running_var"),
+                vec![st.var.len()],
+                f32_bytes(&st.var),
+            ));
+        }
+    }
+    for (k, (p, m)) in model.params.iter().zip(&opt.m).enumerate() {
+        named.push((
+            format!("optimizer.m.{}", p.name),
+            vec![m.len()],
+            f32_bytes(m),
+        ));
+        if let Some(v) = opt.v.get(k) {
+            named.push((
+                format!("optimizer.v.{}", p.name),
+                vec![v.len()],
+                f32_bytes(v),
+            ));
+        }
+    }
+    let views: Vec<(String, TensorView)> = named
+        .iter()
+        .map(|(n, s, b)| Ok((n.clone(), TensorView::new(Dtype::F32, s.clone(), b)?)))
+        .collect::<Result<_, safetensors::SafeTensorError>>()?;
+    // The description travels inside the weights file, so the one atomic rename commits both;
+    // the JSON beside it is a readable copy for people and tools.
+    let meta_json = serde_json::to_string(meta)?;
+    let mut info = HashMap::new();
+    info.insert("format".to_string(), "sparsenet".to_string());
+    info.insert(META_KEY.to_string(), meta_json);
+    let bytes = safetensors::serialize(views, &Some(info))?;
+    let (st, js) = paths(dir, stem);
+    write_atomic(&st, &bytes)?;
+    write_atomic(&js, serde_json::to_string_pretty(meta)?.as_bytes())?;
+    Ok(())
+}
+
+/// Metadata key of the embedded description.
+pub const META_KEY: &str = "sparsenet_meta";
+
+/// Read the description embedded in a checkpoint's weights file.
+pub fn load_meta(st: &Path) -> Result<Meta> {
+    let bytes =
+        std::fs::read(st).with_context(|| format!("cannot read checkpoint {}", st.display()))?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
+        .map_err(|e| anyhow::anyhow!("{}: corrupt safetensors file ({e})", st.display()))?;
+    let text = header
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(META_KEY))
+        .with_context(|| {
+            format!(
+                "{}: not a sparsenet checkpoint (no {META_KEY} metadata)",
+                st.display()
+            )
+        })?;
+    serde_json::from_str(text)
+        .with_context(|| format!("{}: unreadable checkpoint description", st.display()))
+}
+
+/// Load weights (and BN statistics, and optimiser state when `opt` is given) into a model built
+/// from the checkpoint's spec, checking every name and size.
+pub fn load_into(st: &Path, model: &mut Model<f32>, opt: Option<&mut State>) -> Result<()> {
+    let bytes =
+        std::fs::read(st).with_context(|| format!("cannot read checkpoint {}", st.display()))?;
+    let t = safetensors::SafeTensors::deserialize(&bytes)
+        .map_err(|e| anyhow::anyhow!("{}: corrupt safetensors file ({e})", st.display()))?;
+    let get = |name: &str, len: usize| -> Result<Vec<f32>> {
+        let v = t.tensor(name).map_err(|_| {
+            anyhow::anyhow!(
+                "{}: missing tensor {name} (checkpoint of another model?)",
+                st.display()
+            )
+        })?;
+        if v.dtype() != Dtype::F32 || v.data().len() != 4 * len {
+            bail!(
+                "{}: tensor {name} has {} bytes, the model needs {len} f32 values",
+                st.display(),
+                v.data().len()
+            );
+        }
+        Ok(v.data()
+            .chunks(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
+    };
+    let expected = model.params.len() + 2 * model.bn.iter().flatten().count();
+    let stored = t
+        .names()
+        .iter()
+        .filter(|n| !n.starts_with("optimizer."))
+        .count();
+    if stored != expected {
+        bail!(
+            "{}: {stored} tensors but the model has {expected} (checkpoint of another model?)",
+            st.display()
+        );
+    }
+    for k in 0..model.params.len() {
+        let v = get(&model.params[k].name, model.values[k].len())?;
+        model.values[k] = v;
+    }
+    for i in 0..model.bn.len() {
+        if let Some(s) = model.bn[i].as_mut() {
+            let name = model.net.graph[petgraph::graph::NodeIndex::new(i)]
+                .name
+                .clone();
+            s.mean = get(&format!("{name}.running_mean"), s.mean.len())?;
+            s.var = get(&format!("{name}.running_var"), s.var.len())?;
+        }
+    }
+    if let Some(o) = opt {
+        for k in 0..model.params.len() {
+            let name = &model.params[k].name;
+            o.m[k] = get(&format!("optimizer.m.{name}"), o.m[k].len())?;
+            if k < o.v.len() {
+                o.v[k] = get(&format!("optimizer.v.{name}"), o.v[k].len())?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,346 @@
+//! The training loop: epochs of shuffled, augmented batches, SGD/Adam with the paper's schedule,
+//! test evaluation, metrics, atomic checkpoints and exact resumption.
+
+pub mod checkpoint;
+pub mod metrics;
+pub mod optim;
+
+use anyhow::{bail, Context, Result};
+use dfdx::prelude::Cpu;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use sparsenet_analysis::count::count;
+use sparsenet_analysis::net::Shape;
+use sparsenet_analysis::zoo::{build_and_count, NetSpec};
+
+use crate::data::{self, BatchPlan, Dataset, Kind, Split};
+use crate::model::Model;
+use checkpoint::Meta;
+use metrics::EpochMetrics;
+use optim::{Config as OptConfig, Schedule, State};
+
+/// Everything a run needs.
+#[derive(Clone, Debug)]
+pub struct TrainOptions {
+    /// The network (its head is set to the dataset's classes).
+    pub spec: NetSpec,
+    /// Display name of the model.
+    pub name: String,
+    /// Dataset.
+    pub dataset: Kind,
+    /// Folder with the dataset's files (None: defaults, see `data::load`).
+    pub data_dir: Option<PathBuf>,
+    /// Epochs.
+    pub epochs: usize,
+    /// Batch size.
+    pub batch_size: usize,
+    /// Base learning rate.
+    pub lr: f32,
+    /// Learning-rate schedule.
+    pub schedule: Schedule,
+    /// Optimiser.
+    pub optimizer: OptConfig,
+    /// Seed of initialisation, shuffling and augmentation.
+    pub seed: u64,
+    /// Stop each epoch after this many steps (quick runs, tests).
+    pub max_steps: Option<usize>,
+    /// Output folder (metrics, checkpoints).
+    pub out: PathBuf,
+    /// Continue from `out/last.safetensors`.
+    pub resume: bool,
+    /// Show a progress bar.
+    pub progress: bool,
+    /// Test images evaluated per epoch (None: all).
+    pub max_test: Option<usize>,
+}
+
+/// What a run returns.
+#[derive(Clone, Debug)]
+pub struct RunSummary {
+    /// Every epoch's metrics (resumed runs include the earlier ones).
+    pub epochs: Vec<EpochMetrics>,
+    /// Best test accuracy and its epoch.
+    pub best: Option<(f64, usize)>,
+    /// Instantiated parameter count.
+    pub params: u64,
+}
+
+/// The shuffle/augmentation seed of an epoch: a pure function of (seed, epoch), so a resumed
+/// run draws exactly what the uninterrupted run would have drawn.
+pub fn epoch_seed(seed: u64, epoch: usize) -> u64 {
+    let mut z = seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z ^ (z >> 31)
+}
+
+/// Evaluate on a dataset in evaluation mode: (mean loss, accuracy).
+pub fn evaluate(
+    model: &mut Model<f32>,
+    dev: &Cpu,
+    d: &Dataset,
+    mean: &[f32],
+    std: &[f32],
+    batch: usize,
+    limit: Option<usize>,
+) -> Result<(f64, f64)> {
+    let n = limit.map_or(d.n, |l| l.min(d.n));
+    let plan = BatchPlan {
+        batch_size: batch,
+        shuffle_seed: None,
+        crop_pad: 0,
+        flip: false,
+        mean: mean.to_vec(),
+        std: std.to_vec(),
+    };
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
+    let (mut loss, mut correct) = (0.0, 0usize);
+    let idx: Vec<usize> = (0..n).collect();
+    for chunk in idx.chunks(batch) {
+        let b = data::make_batch(d, &plan, chunk, &mut rng);
+        let (l, c, _) = model.step(dev, b.x, &b.y, false)?;
+        loss += l * chunk.len() as f64;
+        correct += c;
+    }
+    Ok((loss / n as f64, correct as f64 / n as f64))
+}
+
+fn check_compatible(meta: &Meta, spec: &NetSpec, opts: &TrainOptions, input: Shape) -> Result<()> {
+    if meta.spec != *spec || meta.input != input {
+        bail!("--resume: the checkpoint in {} is of another network ({} on {}); use the same model flags or another --out", opts.out.display(), meta.spec, meta.input);
+    }
+    if meta.dataset != opts.dataset {
+        bail!(
+            "--resume: the checkpoint was trained on {:?}, not {:?}",
+            meta.dataset,
+            opts.dataset
+        );
+    }
+    if meta.epochs != opts.epochs
+        || meta.batch_size != opts.batch_size
+        || meta.seed != opts.seed
+        || meta.lr != opts.lr
+        || meta.schedule != opts.schedule
+        || meta.optimizer != opts.optimizer
+        || meta.max_steps != opts.max_steps
+    {
+        bail!("--resume: settings differ from the checkpoint's (epochs {}, batch {}, lr {}, seed {}, schedule {:?}, max steps {:?}); resume with the same settings to continue the same run", meta.epochs, meta.batch_size, meta.lr, meta.seed, meta.schedule, meta.max_steps);
+    }
+    Ok(())
+}
+
+/// Train as `opts` says, printing a header and one line per epoch to `log`.
+pub fn run(opts: &TrainOptions, log: &mut dyn Write) -> Result<RunSummary> {
+    if opts.epochs == 0 || opts.batch_size == 0 {
+        bail!("epochs and batch size must be at least 1");
+    }
+    if !(opts.lr.is_finite() && opts.lr > 0.0) {
+        bail!("learning rate {} is not a positive number", opts.lr);
+    }
+    let split: Split = data::load(opts.dataset, opts.data_dir.as_deref())?;
+    let input = Shape::new(split.train.c, split.train.h, split.train.w);
+    if (split.test.c, split.test.h, split.test.w) != (input.c, input.h, input.w) {
+        bail!(
+            "test images are {}×{}×{} but training images are {input}",
+            split.test.c,
+            split.test.h,
+            split.test.w
+        );
+    }
+    let mut spec = opts.spec.clone();
+    spec.classes = split.train.classes;
+    spec.input = Some(input);
+    let dev = Cpu::default();
+    let mut model = Model::<f32>::new(&spec, input, opts.seed)
+        .with_context(|| format!("{} cannot be built for {input} inputs", opts.name))?;
+    let sizes: Vec<usize> = model.values.iter().map(|v| v.len()).collect();
+    let mut opt = State::new(&opts.optimizer, &sizes);
+    let (st_path, _) = checkpoint::paths(&opts.out, "last");
+    let mut history: Vec<EpochMetrics> = Vec::new();
+    let (mut mean, mut std) = data::channel_stats(&split.train);
+    let mut start = 0;
+    let mut best: Option<(f64, usize)> = None;
+    if opts.resume {
+        if !st_path.exists() {
+            bail!(
+                "--resume: no checkpoint at {} (train without --resume first)",
+                st_path.display()
+            );
+        }
+        let meta = checkpoint::load_meta(&st_path)?;
+        check_compatible(&meta, &spec, opts, input)?;
+        checkpoint::load_into(&st_path, &mut model, Some(&mut opt))?;
+        opt.steps = meta.optimizer_steps;
+        start = meta.epoch;
+        mean = meta.mean.clone();
+        std = meta.std.clone();
+        best = meta.best;
+        history = metrics::read(&opts.out)?;
+        history.truncate(start);
+        if start >= opts.epochs {
+            writeln!(
+                log,
+                "{} already trained for {} of {} epochs; nothing to do",
+                opts.name, start, opts.epochs
+            )?;
+            return Ok(RunSummary {
+                epochs: history,
+                best,
+                params: model.param_count(),
+            });
+        }
+    }
+    let paper = build_and_count(&opts.spec).map(|(_, c)| c).ok();
+    let here = count(&model.net);
+    writeln!(
+        log,
+        "model: {} — {} trainable parameters, {:.1} MFLOPs per {input} image (this network)",
+        opts.name,
+        model.param_count(),
+        here.flops as f64 / 1e6
+    )?;
+    if let Some(p) = paper {
+        if p.params != model.param_count() {
+            writeln!(
+                log,
+                "       the zoo's count at the paper's input and head: {} parameters",
+                p.params
+            )?;
+        }
+    }
+    writeln!(log, "data:  {}", split.source)?;
+    writeln!(
+        log,
+        "train: {} epochs × {} steps of {} images, lr {} ({:?}), {:?}, seed {}{}",
+        opts.epochs,
+        opts.max_steps
+            .map_or(split.train.n.div_ceil(opts.batch_size), |m| m
+                .min(split.train.n.div_ceil(opts.batch_size))),
+        opts.batch_size,
+        opts.lr,
+        opts.schedule,
+        opts.optimizer.kind,
+        opts.seed,
+        if start > 0 {
+            format!(", resuming after epoch {start}")
+        } else {
+            String::new()
+        }
+    )?;
+    let source = split.source.clone();
+    let test = split.test;
+    let train = Arc::new(split.train);
+    let pad = input.h / 8;
+    for epoch in start..opts.epochs {
+        let lr = optim::learning_rate(opts.schedule, opts.lr, epoch, opts.epochs);
+        let plan = BatchPlan {
+            batch_size: opts.batch_size,
+            shuffle_seed: Some(epoch_seed(opts.seed, epoch)),
+            crop_pad: pad,
+            flip: opts.dataset.flips(),
+            mean: mean.clone(),
+            std: std.clone(),
+        };
+        let steps = opts
+            .max_steps
+            .map_or(train.n.div_ceil(opts.batch_size), |m| {
+                m.min(train.n.div_ceil(opts.batch_size))
+            });
+        let bar = if opts.progress {
+            ProgressBar::new(steps as u64)
+        } else {
+            ProgressBar::hidden()
+        };
+        bar.set_style(
+            ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({eta})")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(format!("{}/{}", epoch + 1, opts.epochs));
+        let started = Instant::now();
+        let (mut loss_sum, mut correct, mut seen, mut done) = (0.0, 0usize, 0usize, 0usize);
+        let mut train_time = 0.0;
+        for batch in data::spawn_loader(train.clone(), plan, opts.max_steps) {
+            let t = Instant::now();
+            let n = batch.y.len();
+            let (l, c, grads) = model.step(&dev, batch.x, &batch.y, true)?;
+            if !l.is_finite() {
+                bail!("the loss became {l} at epoch {} step {} (lr {lr}); try a lower --lr. Checkpoints of earlier epochs are intact", epoch + 1, done + 1);
+            }
+            optim::update(&opts.optimizer, &mut opt, lr, &mut model.values, &grads);
+            train_time += t.elapsed().as_secs_f64();
+            loss_sum += l * n as f64;
+            correct += c;
+            seen += n;
+            done += 1;
+            bar.set_message(format!(
+                "loss {:.3} acc {:.3} {:.1} img/s",
+                loss_sum / seen as f64,
+                correct as f64 / seen as f64,
+                seen as f64 / train_time
+            ));
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        let (test_loss, test_acc) = evaluate(
+            &mut model,
+            &dev,
+            &test,
+            &mean,
+            &std,
+            opts.batch_size.max(100),
+            opts.max_test,
+        )?;
+        let m = EpochMetrics {
+            epoch: epoch + 1,
+            lr,
+            train_loss: loss_sum / seen as f64,
+            train_acc: correct as f64 / seen as f64,
+            test_loss,
+            test_acc,
+            images_per_sec: seen as f64 / train_time,
+            seconds: started.elapsed().as_secs_f64(),
+            steps: done,
+        };
+        writeln!(log, "epoch {:>3}/{}  lr {:.4}  train loss {:.4} acc {:.4}  test loss {:.4} acc {:.4}  {:.1} img/s  {:.1}s", m.epoch, opts.epochs, lr, m.train_loss, m.train_acc, m.test_loss, m.test_acc, m.images_per_sec, m.seconds)?;
+        history.push(m);
+        let improved = best.is_none_or(|(b, _)| test_acc > b);
+        if improved {
+            best = Some((test_acc, epoch + 1));
+        }
+        let meta = Meta {
+            version: 1,
+            spec: spec.clone(),
+            input,
+            dataset: opts.dataset,
+            data_source: source.clone(),
+            epoch: epoch + 1,
+            epochs: opts.epochs,
+            lr: opts.lr,
+            schedule: opts.schedule,
+            optimizer: opts.optimizer,
+            optimizer_steps: opt.steps,
+            batch_size: opts.batch_size,
+            seed: opts.seed,
+            max_steps: opts.max_steps,
+            mean: mean.clone(),
+            std: std.clone(),
+            best,
+            test_acc: Some(test_acc),
+            params: model.param_count(),
+        };
+        metrics::write(&opts.out, &history)?;
+        checkpoint::save(&opts.out, "last", &model, &opt, &meta)?;
+        if improved {
+            checkpoint::save(&opts.out, "best", &model, &opt, &meta)?;
+        }
+    }
+    Ok(RunSummary {
+        epochs: history,
+        best,
+        params: model.param_count(),
+    })
+}
