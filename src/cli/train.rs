@@ -96,6 +96,10 @@ pub struct TrainArgs {
     #[arg(long)]
     pub out: Option<PathBuf>,
 
+    /// Stop after this epoch as if interrupted (continue later with --resume).
+    #[arg(long, allow_hyphen_values = true, value_parser = |s: &str| parse_in_range(s, "stop after", 1, 100_000))]
+    pub stop_after: Option<usize>,
+
     /// Continue the run in --out from its last checkpoint.
     #[arg(long)]
     pub resume: bool,
@@ -138,6 +142,8 @@ pub fn options(a: &TrainArgs) -> Result<TrainOptions, String> {
     let spec = s
         .to_spec(a.layout.as_deref())?
         .expect("a model or family is set");
+    // A spec that does not fit its family is bad input, whatever the data.
+    sparsenet_analysis::zoo::build(&spec).map_err(|e| e.to_string())?;
     let name = s.model.clone().unwrap_or_else(|| spec.to_string());
     let out = a.out.clone().unwrap_or_else(|| {
         PathBuf::from("runs").join(name.replace([' ', '(', ')', ',', '[', ']'], ""))
@@ -163,6 +169,7 @@ pub fn options(a: &TrainArgs) -> Result<TrainOptions, String> {
         resume: a.resume,
         progress: !a.quiet,
         max_test: a.max_test,
+        stop_after: a.stop_after,
     })
 }
 

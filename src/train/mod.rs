@@ -56,6 +56,8 @@ pub struct TrainOptions {
     pub progress: bool,
     /// Test images evaluated per epoch (None: all).
     pub max_test: Option<usize>,
+    /// Stop after this epoch (1-based) as if interrupted; `--resume` continues.
+    pub stop_after: Option<usize>,
 }
 
 /// What a run returns.
@@ -336,6 +338,14 @@ pub fn run(opts: &TrainOptions, log: &mut dyn Write) -> Result<RunSummary> {
         checkpoint::save(&opts.out, "last", &model, &opt, &meta)?;
         if improved {
             checkpoint::save(&opts.out, "best", &model, &opt, &meta)?;
+        }
+        if opts.stop_after == Some(epoch + 1) && epoch + 1 < opts.epochs {
+            writeln!(
+                log,
+                "stopped after epoch {} as asked; continue with --resume",
+                epoch + 1
+            )?;
+            break;
         }
     }
     Ok(RunSummary {
