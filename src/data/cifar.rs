@@ -10,7 +10,7 @@ use super::{Dataset, Kind, Split};
 /// fine label is used).
 pub fn parse(bytes: &[u8], label_bytes: usize, classes: usize, what: &str) -> Result<Dataset> {
     let rec = label_bytes + 3072;
-    if bytes.is_empty() || bytes.len() % rec != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(rec) {
         bail!("{what}: {} bytes is not a whole number of {rec}-byte CIFAR records (truncated or not a CIFAR batch?)", bytes.len());
     }
     let n = bytes.len() / rec;

@@ -164,8 +164,7 @@ pub fn channel_stats(d: &Dataset) -> (Vec<f32>, Vec<f32>) {
     let plane = d.h * d.w;
     let mut mean = vec![0f64; d.c];
     let mut sq = vec![0f64; d.c];
-    for (i, img) in d.images.chunks(d.c * plane).enumerate() {
-        let _ = i;
+    for img in d.images.chunks(d.c * plane) {
         for ch in 0..d.c {
             for &p in &img[ch * plane..(ch + 1) * plane] {
                 let v = p as f64 / 255.0;

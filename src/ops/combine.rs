@@ -60,7 +60,7 @@ where
     for x in &xs[1..] {
         assert_eq!(dims(x), d, "sum: shapes");
         for (a, b) in out.iter_mut().zip(read(*x)) {
-            *a = *a + b;
+            *a += b;
         }
     }
     let out = ctx.act(out, d);
@@ -118,7 +118,7 @@ mod tests {
     #[test]
     fn concat_sum_relu_gradients() {
         let dev = Cpu::default();
-        let av = rand_vec(2 * 1 * 2 * 2, 1);
+        let av = rand_vec(2 * 2 * 2, 1);
         let bv = rand_vec(2 * 3 * 2 * 2, 2);
         let a: Act<f64> = dev.tensor_from_vec(av.clone(), (2, 1, 2, 2));
         let b: Act<f64> = dev.tensor_from_vec(bv.clone(), (2, 3, 2, 2));

@@ -84,7 +84,7 @@ fn col2im<E: Real>(col: &[E], cfg: &ConvCfg, h: usize, w: usize, x: &mut [E]) {
                     for (xo, v) in row[y * wo..(y + 1) * wo].iter().enumerate() {
                         let ix = (xo * s + j) as isize - p;
                         if ix >= 0 && ix < w as isize {
-                            dst[ix as usize] = dst[ix as usize] + *v;
+                            dst[ix as usize] += *v;
                         }
                     }
                 }
@@ -183,7 +183,7 @@ where
             let mut gw = vec![E::zero(); cfg.out_ch * ckk];
             for p in &partial {
                 for (a, b) in gw.iter_mut().zip(p) {
-                    *a = *a + *b;
+                    *a += *b;
                 }
             }
             add_grad(grads, &gw_ref, &gw)?;

@@ -47,7 +47,7 @@ where
             let mut gb = vec![E::zero(); out_features];
             for row in gy.chunks(out_features) {
                 for (a, &d) in gb.iter_mut().zip(row) {
-                    *a = *a + d;
+                    *a += d;
                 }
             }
             add_grad(grads, &rx, &gx)?;

@@ -145,10 +145,13 @@ pub trait GradRef<E: Real> {
     fn add(&self, grads: &mut Gradients<E, Cpu>, src: &[E]) -> Result<(), CpuError>;
 }
 
+type TakeFn<E> = Box<dyn Fn(&mut Gradients<E, Cpu>) -> Result<Vec<E>, CpuError>>;
+type AddFn<E> = Box<dyn Fn(&mut Gradients<E, Cpu>, &[E]) -> Result<(), CpuError>>;
+
 /// A handle on a tensor's gradient slot that does not keep the tensor's data alive.
 pub struct Ghost<E: Real> {
-    take: Box<dyn Fn(&mut Gradients<E, Cpu>) -> Result<Vec<E>, CpuError>>,
-    add: Box<dyn Fn(&mut Gradients<E, Cpu>, &[E]) -> Result<(), CpuError>>,
+    take: TakeFn<E>,
+    add: AddFn<E>,
 }
 
 impl<E: Real> Ghost<E>
@@ -167,7 +170,7 @@ where
             add: Box::new(move |grads, src| {
                 let g = E::slot(grads.get_or_alloc_mut(&g2)?);
                 for (a, b) in g.iter_mut().zip(src) {
-                    *a = *a + *b;
+                    *a += *b;
                 }
                 Ok(())
             }),
@@ -233,13 +236,16 @@ pub(crate) mod testutil {
             .fold(0.0, f64::max)
     }
 
+    /// Reads one tensor's gradient.
+    pub type GradOf<'a> = &'a dyn Fn(&Gradients<f64, Cpu>) -> Vec<f64>;
+
     /// Run `op` with a tape, weight the output by `weights`, and return the gradients of every
     /// tensor in `wrt` (by the tape) — the analytic side of a check.
     pub fn analytic_grads(
         dev: &Cpu,
         op: impl FnOnce(&mut Ctx<f64>) -> Act<f64>,
         weights: &[f64],
-        wrt: &[&dyn Fn(&Gradients<f64, Cpu>) -> Vec<f64>],
+        wrt: &[GradOf<'_>],
     ) -> Vec<Vec<f64>> {
         let mut ctx = Ctx::<f64>::new(dev, true, true);
         let out = op(&mut ctx);

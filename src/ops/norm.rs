@@ -59,13 +59,13 @@ where
                 // Two passes (mean, then squared deviations) for accuracy.
                 let mut s = E::zero();
                 for i in 0..n {
-                    s = s + xv[(i * ch + k) * hw..][..hw].iter().copied().sum::<E>();
+                    s += xv[(i * ch + k) * hw..][..hw].iter().copied().sum::<E>();
                 }
                 let mu = s / c(m as f64);
                 let mut v = E::zero();
                 for i in 0..n {
                     for &t in &xv[(i * ch + k) * hw..][..hw] {
-                        v = v + (t - mu) * (t - mu);
+                        v += (t - mu) * (t - mu);
                     }
                 }
                 (mu, v / c(m as f64))
@@ -121,8 +121,8 @@ where
                     for i in 0..n {
                         let off = (i * ch + k) * hw;
                         for (&d, &t) in gy[off..off + hw].iter().zip(&xv[off..off + hw]) {
-                            sb = sb + d;
-                            sg = sg + d * (t - mean[k]) * invstd[k];
+                            sb += d;
+                            sg += d * (t - mean[k]) * invstd[k];
                         }
                     }
                     (sb, sg)

@@ -28,7 +28,7 @@ where
                     let mut acc = E::zero();
                     for i in 0..k {
                         for j in 0..k {
-                            acc = acc + src[(y * s + i) * w + xo * s + j];
+                            acc += src[(y * s + i) * w + xo * s + j];
                         }
                     }
                     o[y * wo + xo] = acc * inv;
@@ -49,7 +49,7 @@ where
                         for i in 0..k {
                             for j in 0..k {
                                 let t = &mut g[(y * s + i) * w + xo * s + j];
-                                *t = *t + d;
+                                *t += d;
                             }
                         }
                     }
@@ -108,7 +108,7 @@ where
                 for q in 0..ho * wo {
                     let i = plane * ho * wo + q;
                     let t = &mut g[arg[i] as usize];
-                    *t = *t + gy[i];
+                    *t += gy[i];
                 }
             });
             add_grad(grads, &rx, &gx)
