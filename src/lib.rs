@@ -4,6 +4,7 @@
 //! every count live in [`sparsenet_analysis`]; this crate renders them (`paths`, `zoo`) and
 //! trains the networks they describe.
 
+pub mod alloc;
 pub mod cli;
 pub mod data;
 pub mod model;

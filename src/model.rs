@@ -21,6 +21,11 @@ use crate::ops::norm::{batch_norm, BnStats};
 use crate::ops::pool::{avg_pool, global_avg_pool, max_pool, shortcut_a};
 use crate::ops::{c, read, Act, Ctx, Param, Real};
 
+thread_local! {
+    /// Forward seconds per op kind (with `SPARSENET_PROFILE` set).
+    pub static PROFILE: std::cell::RefCell<std::collections::BTreeMap<&'static str, f64>> = Default::default();
+}
+
 /// One named parameter tensor.
 #[derive(Clone, Debug)]
 pub struct ParamSpec {
@@ -52,6 +57,8 @@ where
     node_params: Vec<Vec<usize>>,
     /// For each node, the last node that reads it (activations are freed after it).
     last_use: Vec<usize>,
+    /// For a batch-norm node whose only reader is a ReLU: that ReLU (computed fused with it).
+    fused_relu: Vec<Option<usize>>,
 }
 
 impl<E: Real> Model<E>
@@ -121,6 +128,25 @@ where
                 _ => {}
             }
         }
+        let mut readers: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for idx in net.order() {
+            for src in net.inputs(idx) {
+                readers[src.index()].push(idx.index());
+            }
+        }
+        let fused_relu = (0..n)
+            .map(|i| {
+                let node = &net.graph[petgraph::graph::NodeIndex::new(i)];
+                match (&node.op, readers[i].as_slice()) {
+                    (Op::BatchNorm { .. }, [r])
+                        if net.graph[petgraph::graph::NodeIndex::new(*r)].op == Op::Relu =>
+                    {
+                        Some(*r)
+                    }
+                    _ => None,
+                }
+            })
+            .collect();
         Ok(Model {
             net,
             spec,
@@ -129,6 +155,7 @@ where
             bn,
             node_params,
             last_use,
+            fused_relu,
         })
     }
 
@@ -172,13 +199,15 @@ where
         acts[input] = Some(x);
         for idx in self.net.order() {
             let i = idx.index();
-            if i == input {
+            if i == input || acts[i].is_some() {
+                // The input, or a ReLU already computed fused with its batch norm.
                 continue;
             }
             let ins: Vec<usize> = self.net.inputs(idx).iter().map(|s| s.index()).collect();
             let get = |k: usize| acts[ins[k]].as_ref().expect("inputs computed before use");
             let pi = &self.node_params[i];
             let node = &self.net.graph[idx];
+            let t0 = std::time::Instant::now();
             let y = match node.op {
                 Op::Input => unreachable!("one input node"),
                 Op::Conv {
@@ -199,7 +228,14 @@ where
                 }
                 Op::BatchNorm { .. } => {
                     let stats = self.bn[i].as_mut().expect("batch-norm statistics");
-                    batch_norm(ctx, get(0), &p[pi[0]], &p[pi[1]], stats)
+                    batch_norm(
+                        ctx,
+                        get(0),
+                        &p[pi[0]],
+                        &p[pi[1]],
+                        stats,
+                        self.fused_relu[i].is_some(),
+                    )
                 }
                 Op::Relu => relu(ctx, get(0)),
                 Op::Concat => {
@@ -222,7 +258,16 @@ where
                     linear(ctx, get(0), &p[pi[0]], &p[pi[1]], out_features)
                 }
             };
-            acts[i] = Some(y);
+            if std::env::var_os("SPARSENET_PROFILE").is_some() {
+                PROFILE.with(|p| {
+                    *p.borrow_mut().entry(node.op.kind()).or_insert(0.0) +=
+                        t0.elapsed().as_secs_f64()
+                });
+            }
+            match self.fused_relu[i] {
+                Some(r) => acts[r] = Some(y),
+                None => acts[i] = Some(y),
+            }
             // Free activations whose last reader has run (the tape keeps what backward needs).
             for &s in &ins {
                 if self.last_use[s] == i && s != input {
@@ -274,7 +319,13 @@ where
         if !train {
             return Ok((lval, correct, Vec::new()));
         }
+        let tb = std::time::Instant::now();
         let grads = loss.backward();
+        if std::env::var_os("SPARSENET_PROFILE").is_some() {
+            PROFILE.with(|p| {
+                *p.borrow_mut().entry("backward").or_insert(0.0) += tb.elapsed().as_secs_f64()
+            });
+        }
         let g = p.iter().map(|t| grads.get(t).as_vec()).collect();
         Ok((lval, correct, g))
     }

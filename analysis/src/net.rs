@@ -411,3 +411,49 @@ impl NetBuilder {
         }
     }
 }
+
+/// A node in the exported form: the op, its output shape and its inputs by index.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ExportedNode {
+    /// Node name.
+    pub name: String,
+    /// Operation.
+    pub op: Op,
+    /// Output shape.
+    pub shape: Shape,
+    /// Input node indices, in slot order.
+    pub inputs: Vec<usize>,
+}
+
+/// A whole network in exported form (`zoo --dag`): nodes in execution order.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ExportedNet {
+    /// Index of the input node.
+    pub input: usize,
+    /// Index of the output node.
+    pub output: usize,
+    /// Every node.
+    pub nodes: Vec<ExportedNode>,
+}
+
+impl NetGraph {
+    /// The DAG as plain data (for JSON export and other frameworks).
+    pub fn export(&self) -> ExportedNet {
+        ExportedNet {
+            input: self.input.index(),
+            output: self.output.index(),
+            nodes: self
+                .order()
+                .map(|n| {
+                    let node = &self.graph[n];
+                    ExportedNode {
+                        name: node.name.clone(),
+                        op: node.op.clone(),
+                        shape: node.shape,
+                        inputs: self.inputs(n).iter().map(|i| i.index()).collect(),
+                    }
+                })
+                .collect(),
+        }
+    }
+}

@@ -3,10 +3,8 @@
 use sparsenet::cli::{args::parse_or_exit, train};
 use std::io::Write;
 
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> std::process::ExitCode {
+    sparsenet::alloc::retain_freed_memory();
     let args: train::EvalArgs = parse_or_exit();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();

@@ -60,6 +60,11 @@ pub struct ZooArgs {
     #[arg(long)]
     pub sweep_depth: bool,
 
+    /// Print the network's DAG as JSON (nodes with op, shape and inputs) instead of counts;
+    /// needs one model (`--model` or a free spec).
+    #[arg(long)]
+    pub dag: bool,
+
     /// Output format.
     #[arg(long, short = 'f', value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -292,6 +297,23 @@ pub fn run(args: &ZooArgs, w: &mut dyn Write) -> ExitCode {
         return match w.write_all(out.as_bytes()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(_) => ExitCode::FAILURE,
+        };
+    }
+    if args.dag {
+        let spec = match args.spec.to_spec(args.dataset.as_deref()) {
+            Ok(Some(s)) => s,
+            Ok(None) => return bad_input("--dag needs one model: --model NAME or a free spec"),
+            Err(e) => return bad_input(e),
+        };
+        return match sparsenet_analysis::zoo::build(&spec) {
+            Ok(net) => match serde_json::to_writer(&mut *w, &net.export()) {
+                Ok(()) => {
+                    let _ = writeln!(w);
+                    ExitCode::SUCCESS
+                }
+                Err(_) => ExitCode::FAILURE,
+            },
+            Err(e) => bad_input(e),
         };
     }
     let result = if args.sweep_depth {

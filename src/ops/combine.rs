@@ -84,9 +84,11 @@ where
     Cpu: Device<E>,
 {
     let mut v = read(x);
-    v.par_iter_mut().for_each(|t| {
-        if *t < E::zero() {
-            *t = E::zero();
+    v.par_chunks_mut(1 << 15).for_each(|ch| {
+        for t in ch {
+            if *t < E::zero() {
+                *t = E::zero();
+            }
         }
     });
     let mask: Vec<bool> = if ctx.record {
@@ -99,11 +101,15 @@ where
         let (rx, ro) = (Ghost::of(x), Ghost::of(&out));
         ctx.backward(move |grads| {
             let mut g = take_grad(grads, &ro)?;
-            g.par_iter_mut().zip(mask.par_iter()).for_each(|(d, &m)| {
-                if !m {
-                    *d = E::zero();
-                }
-            });
+            g.par_chunks_mut(1 << 15)
+                .zip(mask.par_chunks(1 << 15))
+                .for_each(|(gs, ms)| {
+                    for (d, &m) in gs.iter_mut().zip(ms) {
+                        if !m {
+                            *d = E::zero();
+                        }
+                    }
+                });
             add_grad(grads, &rx, &g)
         });
     }

@@ -37,29 +37,47 @@ impl ConvCfg {
 /// chunk order, so results do not depend on the number of threads.
 const CHUNKS: usize = 8;
 
+/// Output columns `xo` whose input column `xo·s + j − p` lies inside `0..w`.
+fn valid_cols(w: usize, wo: usize, s: usize, j: usize, p: usize) -> (usize, usize) {
+    // xo·s + j ≥ p  ⇔  xo ≥ ⌈(p − j)/s⌉;  xo·s + j − p ≤ w − 1  ⇔  xo ≤ ⌊(w − 1 + p − j)/s⌋.
+    let lo = if p > j { (p - j).div_ceil(s) } else { 0 };
+    let hi = if w + p > j {
+        ((w - 1 + p - j) / s + 1).min(wo)
+    } else {
+        0
+    };
+    (lo.min(hi), hi)
+}
+
 /// `col[(c·k + i)·k + j][y·wo + x] = x[c][y·s + i − p][x·s + j − p]` (0 outside).
 fn im2col<E: Real>(x: &[E], cfg: &ConvCfg, h: usize, w: usize, col: &mut [E]) {
-    let (k, s, p) = (cfg.kernel, cfg.stride, cfg.padding as isize);
+    let (k, s, p) = (cfg.kernel, cfg.stride, cfg.padding);
     let (ho, wo) = (cfg.out_size(h), cfg.out_size(w));
     for c in 0..cfg.in_ch {
         for i in 0..k {
             for j in 0..k {
                 let row = &mut col[((c * k + i) * k + j) * ho * wo..][..ho * wo];
+                let (lo, hi) = valid_cols(w, wo, s, j, p);
                 for y in 0..ho {
-                    let iy = (y * s + i) as isize - p;
                     let dst = &mut row[y * wo..(y + 1) * wo];
+                    let iy = (y * s + i) as isize - p as isize;
                     if iy < 0 || iy >= h as isize {
                         dst.fill(E::zero());
                         continue;
                     }
                     let src = &x[(c * h + iy as usize) * w..][..w];
-                    for (xo, d) in dst.iter_mut().enumerate() {
-                        let ix = (xo * s + j) as isize - p;
-                        *d = if ix < 0 || ix >= w as isize {
-                            E::zero()
+                    dst[..lo].fill(E::zero());
+                    dst[hi..].fill(E::zero());
+                    if lo < hi {
+                        let first = lo * s + j - p;
+                        if s == 1 {
+                            dst[lo..hi].copy_from_slice(&src[first..first + hi - lo]);
                         } else {
-                            src[ix as usize]
-                        };
+                            for (d, v) in dst[lo..hi].iter_mut().zip(src[first..].iter().step_by(s))
+                            {
+                                *d = *v;
+                            }
+                        }
                     }
                 }
             }
@@ -69,22 +87,31 @@ fn im2col<E: Real>(x: &[E], cfg: &ConvCfg, h: usize, w: usize, col: &mut [E]) {
 
 /// The adjoint of [`im2col`]: accumulate `col` back into `x`.
 fn col2im<E: Real>(col: &[E], cfg: &ConvCfg, h: usize, w: usize, x: &mut [E]) {
-    let (k, s, p) = (cfg.kernel, cfg.stride, cfg.padding as isize);
+    let (k, s, p) = (cfg.kernel, cfg.stride, cfg.padding);
     let (ho, wo) = (cfg.out_size(h), cfg.out_size(w));
     for c in 0..cfg.in_ch {
         for i in 0..k {
             for j in 0..k {
                 let row = &col[((c * k + i) * k + j) * ho * wo..][..ho * wo];
+                let (lo, hi) = valid_cols(w, wo, s, j, p);
+                if lo >= hi {
+                    continue;
+                }
                 for y in 0..ho {
-                    let iy = (y * s + i) as isize - p;
+                    let iy = (y * s + i) as isize - p as isize;
                     if iy < 0 || iy >= h as isize {
                         continue;
                     }
                     let dst = &mut x[(c * h + iy as usize) * w..][..w];
-                    for (xo, v) in row[y * wo..(y + 1) * wo].iter().enumerate() {
-                        let ix = (xo * s + j) as isize - p;
-                        if ix >= 0 && ix < w as isize {
-                            dst[ix as usize] += *v;
+                    let first = lo * s + j - p;
+                    let src = &row[y * wo + lo..y * wo + hi];
+                    if s == 1 {
+                        for (d, v) in dst[first..first + src.len()].iter_mut().zip(src) {
+                            *d += *v;
+                        }
+                    } else {
+                        for (d, v) in dst[first..].iter_mut().step_by(s).zip(src) {
+                            *d += *v;
                         }
                     }
                 }
@@ -120,16 +147,16 @@ where
     let in_sz = cin * h * wd;
     out.par_chunks_mut(cfg.out_ch * hw)
         .enumerate()
-        .for_each_init(Vec::new, |col, (i, o)| {
+        .for_each(|(i, o)| {
             let xi = &xv[i * in_sz..(i + 1) * in_sz];
-            let src: &[E] = if cfg.pointwise() {
-                xi
+            if cfg.pointwise() {
+                matmul(o, &wv, xi, cfg.out_ch, hw, ckk, false, false, false, 1);
             } else {
-                col.resize(ckk * hw, E::zero());
-                im2col(xi, &cfg, h, wd, col);
-                col
-            };
-            matmul(o, &wv, src, cfg.out_ch, hw, ckk, false, false, false, 1);
+                E::with_scratch(ckk * hw, 0, |col, _| {
+                    im2col(xi, &cfg, h, wd, col);
+                    matmul(o, &wv, col, cfg.out_ch, hw, ckk, false, false, false, 1);
+                });
+            }
         });
     let out = ctx.act(out, [n, cfg.out_ch, ho, wo]);
     if ctx.record {
@@ -148,35 +175,90 @@ where
             } else {
                 (0..chunks).map(|_| None).collect()
             };
+            // With stride 1 the input gradient is itself a convolution: of the output gradient
+            // with the flipped, transposed kernel and padding k − 1 − p. Its column matrix has
+            // out·k² rows instead of in·k², far smaller when a layer narrows its input (every
+            // DenseNet/SparseNet 3×3 conv), and it needs no col2im scatter.
+            let transposed = !cfg.pointwise()
+                && cfg.stride == 1
+                && cfg.padding < cfg.kernel
+                && cfg.out_ch < cfg.in_ch;
+            let k = cfg.kernel;
+            let tcfg = ConvCfg {
+                in_ch: cfg.out_ch,
+                out_ch: cfg.in_ch,
+                kernel: k,
+                stride: 1,
+                padding: k - 1 - cfg.padding.min(k - 1),
+            };
+            let wt: Vec<E> = if transposed {
+                let mut t = vec![E::zero(); wv.len()];
+                for o in 0..cfg.out_ch {
+                    for c in 0..cfg.in_ch {
+                        for i in 0..k {
+                            for j in 0..k {
+                                t[((c * cfg.out_ch + o) * k + (k - 1 - i)) * k + (k - 1 - j)] =
+                                    wv[((o * cfg.in_ch + c) * k + i) * k + j];
+                            }
+                        }
+                    }
+                }
+                t
+            } else {
+                Vec::new()
+            };
+            let tk = cfg.out_ch * k * k;
             let partial: Vec<Vec<E>> = slots
                 .into_par_iter()
                 .enumerate()
                 .map(|(chunk, mut gxc)| {
                     let mut gw = vec![E::zero(); cfg.out_ch * ckk];
-                    let mut col = vec![E::zero(); if cfg.pointwise() { 0 } else { ckk * hw }];
-                    let mut gcol = vec![E::zero(); if x_grad { ckk * hw } else { 0 }];
-                    for i in chunk * per..((chunk + 1) * per).min(n) {
-                        let xi = &xv[i * in_sz..(i + 1) * in_sz];
-                        let gi = &gout[i * cfg.out_ch * hw..(i + 1) * cfg.out_ch * hw];
-                        let src: &[E] = if cfg.pointwise() {
-                            xi
-                        } else {
-                            im2col(xi, &cfg, h, wd, &mut col);
-                            &col
-                        };
-                        matmul(&mut gw, gi, src, cfg.out_ch, ckk, hw, false, true, true, 1);
-                        if let Some(gxc) = gxc.as_deref_mut() {
-                            let dst = &mut gxc[(i - chunk * per) * in_sz..][..in_sz];
-                            if cfg.pointwise() {
-                                matmul(dst, &wv, gi, ckk, hw, cfg.out_ch, true, false, false, 1);
+                    let col_len = if cfg.pointwise() { 0 } else { ckk * hw };
+                    let gcol_len = match (x_grad, cfg.pointwise(), transposed) {
+                        (true, false, true) => tk * h * wd,
+                        (true, false, false) => ckk * hw,
+                        _ => 0,
+                    };
+                    E::with_scratch(col_len, gcol_len, |col, gcol| {
+                        for i in chunk * per..((chunk + 1) * per).min(n) {
+                            let xi = &xv[i * in_sz..(i + 1) * in_sz];
+                            let gi = &gout[i * cfg.out_ch * hw..(i + 1) * cfg.out_ch * hw];
+                            let src: &[E] = if cfg.pointwise() {
+                                xi
                             } else {
-                                matmul(
-                                    &mut gcol, &wv, gi, ckk, hw, cfg.out_ch, true, false, false, 1,
-                                );
-                                col2im(&gcol, &cfg, h, wd, dst);
+                                im2col(xi, &cfg, h, wd, col);
+                                col
+                            };
+                            matmul(&mut gw, gi, src, cfg.out_ch, ckk, hw, false, true, true, 1);
+                            if let Some(gxc) = gxc.as_deref_mut() {
+                                let dst = &mut gxc[(i - chunk * per) * in_sz..][..in_sz];
+                                if cfg.pointwise() {
+                                    matmul(
+                                        dst, &wv, gi, ckk, hw, cfg.out_ch, true, false, false, 1,
+                                    );
+                                } else if transposed {
+                                    im2col(gi, &tcfg, ho, wo, gcol);
+                                    matmul(
+                                        dst,
+                                        &wt,
+                                        gcol,
+                                        cfg.in_ch,
+                                        h * wd,
+                                        tk,
+                                        false,
+                                        false,
+                                        false,
+                                        1,
+                                    );
+                                } else {
+                                    matmul(
+                                        gcol, &wv, gi, ckk, hw, cfg.out_ch, true, false, false, 1,
+                                    );
+                                    col2im(gcol, &cfg, h, wd, dst);
+                                }
                             }
                         }
-                    }
+                    });
                     gw
                 })
                 .collect();
@@ -280,6 +362,47 @@ mod tests {
             2,
             5,
             6,
+        );
+    }
+
+    #[test]
+    fn conv_narrowing_uses_the_transposed_input_gradient() {
+        // out < in, stride 1: the input gradient goes through the transposed-convolution path.
+        check(
+            ConvCfg {
+                in_ch: 6,
+                out_ch: 2,
+                kernel: 3,
+                stride: 1,
+                padding: 1,
+            },
+            2,
+            5,
+            4,
+        );
+        check(
+            ConvCfg {
+                in_ch: 5,
+                out_ch: 3,
+                kernel: 3,
+                stride: 1,
+                padding: 0,
+            },
+            1,
+            6,
+            5,
+        );
+        check(
+            ConvCfg {
+                in_ch: 4,
+                out_ch: 1,
+                kernel: 5,
+                stride: 1,
+                padding: 2,
+            },
+            2,
+            5,
+            5,
         );
     }
 

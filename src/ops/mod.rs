@@ -29,17 +29,40 @@ where
     /// The gradient buffer of the CPU device as a plain vector (dfdx does not export the
     /// buffer type's name, so the conversion is written per concrete type).
     fn slot(v: &mut <Cpu as Storage<Self>>::Vec) -> &mut Vec<Self>;
+
+    /// Run `f` with two scratch buffers of at least `a` and `b` elements, owned by the calling
+    /// thread and reused across calls (their contents are stale: callers overwrite them). Fresh
+    /// multi-megabyte buffers per call would fault their pages in every time.
+    fn with_scratch<R>(a: usize, b: usize, f: impl FnOnce(&mut [Self], &mut [Self]) -> R) -> R;
 }
-impl Real for f32 {
-    fn slot(v: &mut <Cpu as Storage<f32>>::Vec) -> &mut Vec<f32> {
-        v
-    }
+
+macro_rules! scratch_impl {
+    ($t:ty, $name:ident) => {
+        thread_local! {
+            static $name: std::cell::RefCell<(Vec<$t>, Vec<$t>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+        }
+        impl Real for $t {
+            fn slot(v: &mut <Cpu as Storage<$t>>::Vec) -> &mut Vec<$t> {
+                v
+            }
+            fn with_scratch<R>(a: usize, b: usize, f: impl FnOnce(&mut [$t], &mut [$t]) -> R) -> R {
+                $name.with(|cell| {
+                    let mut bufs = cell.borrow_mut();
+                    let (x, y) = &mut *bufs;
+                    if x.len() < a {
+                        x.resize(a, 0.0);
+                    }
+                    if y.len() < b {
+                        y.resize(b, 0.0);
+                    }
+                    f(&mut x[..a], &mut y[..b])
+                })
+            }
+        }
+    };
 }
-impl Real for f64 {
-    fn slot(v: &mut <Cpu as Storage<f64>>::Vec) -> &mut Vec<f64> {
-        v
-    }
-}
+scratch_impl!(f32, SCRATCH_F32);
+scratch_impl!(f64, SCRATCH_F64);
 
 /// An activation: batch × channels × height × width, no tape.
 pub type Act<E> = Tensor<(usize, usize, usize, usize), E, Cpu>;

@@ -34,13 +34,16 @@ where
     }
 }
 
-/// `y = γ·(x − μ)/√(σ² + ε) + β` per channel.
+/// `y = γ·(x − μ)/√(σ² + ε) + β` per channel, followed by `max(y, 0)` when `relu` (the
+/// interpreter fuses a BN whose only reader is a ReLU: one pass and one buffer instead of two;
+/// the backward recomputes the ReLU mask from `x` rather than storing it).
 pub fn batch_norm<E: Real>(
     ctx: &mut Ctx<E>,
     x: &Act<E>,
     gamma: &Param<E>,
     beta: &Param<E>,
     stats: &mut BnStats<E>,
+    relu: bool,
 ) -> Act<E>
 where
     Cpu: Device<E>,
@@ -99,7 +102,8 @@ where
         let k = idx % ch;
         let (mu, is, gk, bk) = (mean[k], invstd[k], g[k], b[k]);
         for (y, &t) in o.iter_mut().zip(&xv[idx * hw..(idx + 1) * hw]) {
-            *y = gk * (t - mu) * is + bk;
+            let v = gk * (t - mu) * is + bk;
+            *y = if relu && v < E::zero() { E::zero() } else { v };
         }
     });
     let out = ctx.act(out, [n, ch, h, w]);
@@ -112,36 +116,60 @@ where
             Ghost::of(&out),
         );
         ctx.backward(move |grads| {
-            let gy = take_grad(grads, &ro)?;
-            // Per channel: Σ gy and Σ gy·x̂.
-            let sums: Vec<(E, E)> = (0..ch)
-                .into_par_iter()
-                .map(|k| {
-                    let (mut sb, mut sg) = (E::zero(), E::zero());
-                    for i in 0..n {
-                        let off = (i * ch + k) * hw;
-                        for (&d, &t) in gy[off..off + hw].iter().zip(&xv[off..off + hw]) {
-                            sb += d;
-                            sg += d * (t - mean[k]) * invstd[k];
+            let mut gy = take_grad(grads, &ro)?;
+            // Per channel: Σ gy and Σ gy·x (the fused ReLU's mask applied on the way), from
+            // which Σ gy·x̂ = invstd·(Σ gy·x − μ·Σ gy).
+            let plane_sums: Vec<(E, E)> = gy
+                .par_chunks_mut(hw)
+                .enumerate()
+                .map(|(idx, o)| {
+                    let k = idx % ch;
+                    let xs = &xv[idx * hw..(idx + 1) * hw];
+                    let (a, b0) = (g[k] * invstd[k], b[k] - g[k] * invstd[k] * mean[k]);
+                    let (mut sd, mut sdx) = (E::zero(), E::zero());
+                    for (d, &t) in o.iter_mut().zip(xs) {
+                        if relu && a * t + b0 <= E::zero() {
+                            *d = E::zero();
                         }
+                        sd += *d;
+                        sdx += *d * t;
                     }
-                    (sb, sg)
+                    (sd, sdx)
                 })
+                .collect();
+            let mut sums = vec![(E::zero(), E::zero()); ch];
+            for (idx, (sd, sdx)) in plane_sums.into_iter().enumerate() {
+                let e = &mut sums[idx % ch];
+                e.0 += sd;
+                e.1 += sdx;
+            }
+            // (Σ gy, Σ gy·x̂) per channel.
+            let sums: Vec<(E, E)> = sums
+                .iter()
+                .enumerate()
+                .map(|(k, &(sd, sdx))| (sd, invstd[k] * (sdx - mean[k] * sd)))
                 .collect();
             let mut gx = vec![E::zero(); xv.len()];
             let mf = c::<E>(m as f64);
+            // gx = γ·is/M·(M·d − Σd − x̂·Σd x̂) = A·d + C·x + B with per-channel constants.
+            let coef: Vec<(E, E, E)> = (0..ch)
+                .map(|k| {
+                    let a = g[k] * invstd[k];
+                    if train {
+                        let (sb, sg) = sums[k];
+                        let cc = -a / mf * sg * invstd[k];
+                        (a, cc, -a / mf * sb - cc * mean[k])
+                    } else {
+                        (a, E::zero(), E::zero())
+                    }
+                })
+                .collect();
             gx.par_chunks_mut(hw).enumerate().for_each(|(idx, o)| {
-                let k = idx % ch;
-                let (sb, sg) = sums[k];
+                let (a, cc, bb) = coef[idx % ch];
                 let off = idx * hw;
                 for ((dst, &d), &t) in o.iter_mut().zip(&gy[off..off + hw]).zip(&xv[off..off + hw])
                 {
-                    *dst = if train {
-                        let xh = (t - mean[k]) * invstd[k];
-                        g[k] * invstd[k] / mf * (mf * d - sb - xh * sg)
-                    } else {
-                        d * g[k] * invstd[k]
-                    };
+                    *dst = a * d + cc * t + bb;
                 }
             });
             let gb: Vec<E> = sums.iter().map(|s| s.0).collect();
@@ -188,7 +216,7 @@ mod tests {
         let b: Param<f64> = dev.tensor_from_vec(bv.clone(), (ch,));
         let mut stats = BnStats::new(ch);
         let mut ctx = Ctx::new(&dev, true, false);
-        let got = read(&batch_norm(&mut ctx, &x, &g, &b, &mut stats));
+        let got = read(&batch_norm(&mut ctx, &x, &g, &b, &mut stats, false));
         assert!(rel_err(&got, &naive(&xv, &gv, &bv, n, ch, h * w)) < 1e-12);
         // Running stats after one batch: 0.9·0 + 0.1·μ and 0.9·1 + 0.1·σ²·M/(M−1).
         let m = (n * h * w) as f64;
@@ -204,7 +232,7 @@ mod tests {
         let (xc, gc, bc) = (x.clone(), g.clone(), b.clone());
         let grads = analytic_grads(
             &dev,
-            |ctx| batch_norm(ctx, &x, &g, &b, &mut BnStats::new(ch)),
+            |ctx| batch_norm(ctx, &x, &g, &b, &mut BnStats::new(ch), false),
             &r,
             &[
                 &|gr| gr.get(&xc).as_vec(),
@@ -226,6 +254,55 @@ mod tests {
     }
 
     #[test]
+    fn fused_relu_forward_and_gradients() {
+        let dev = Cpu::default();
+        let (n, ch, hw) = (2, 3, 5);
+        let xv = rand_vec(n * ch * hw, 21);
+        let gv = rand_vec(ch, 22);
+        let bv = rand_vec(ch, 23);
+        let x: Act<f64> = dev.tensor_from_vec(xv.clone(), (n, ch, 1, hw));
+        let g: Param<f64> = dev.tensor_from_vec(gv.clone(), (ch,));
+        let b: Param<f64> = dev.tensor_from_vec(bv.clone(), (ch,));
+        let reference = |x: &[f64], g: &[f64], b: &[f64]| -> Vec<f64> {
+            naive(x, g, b, n, ch, hw)
+                .into_iter()
+                .map(|v| v.max(0.0))
+                .collect()
+        };
+        let mut ctx = Ctx::new(&dev, true, false);
+        let got = read(&batch_norm(
+            &mut ctx,
+            &x,
+            &g,
+            &b,
+            &mut BnStats::new(ch),
+            true,
+        ));
+        assert!(rel_err(&got, &reference(&xv, &gv, &bv)) < 1e-12);
+        let r = rand_vec(xv.len(), 24);
+        let (xc, gc, bc) = (x.clone(), g.clone(), b.clone());
+        let grads = analytic_grads(
+            &dev,
+            |ctx| batch_norm(ctx, &x, &g, &b, &mut BnStats::new(ch), true),
+            &r,
+            &[
+                &|gr| gr.get(&xc).as_vec(),
+                &|gr| gr.get(&gc).as_vec(),
+                &|gr| gr.get(&bc).as_vec(),
+            ],
+        );
+        let nx = numeric_grad(&xv, |v| weighted_sum(&reference(v, &gv, &bv), &r));
+        let ng = numeric_grad(&gv, |v| weighted_sum(&reference(&xv, v, &bv), &r));
+        let nb = numeric_grad(&bv, |v| weighted_sum(&reference(&xv, &gv, v), &r));
+        assert!(
+            rel_err(&grads[0], &nx) < 1e-6,
+            "{}",
+            rel_err(&grads[0], &nx)
+        );
+        assert!(rel_err(&grads[1], &ng) < 1e-6 && rel_err(&grads[2], &nb) < 1e-6);
+    }
+
+    #[test]
     fn eval_uses_running_statistics_not_the_batch() {
         let dev = Cpu::default();
         let x: Act<f64> = dev.tensor_from_vec(vec![1.0, 3.0, 5.0, 7.0], (4, 1, 1, 1));
@@ -236,7 +313,7 @@ mod tests {
             var: vec![4.0],
         };
         let mut ctx = Ctx::new(&dev, false, false);
-        let y = read(&batch_norm(&mut ctx, &x, &g, &b, &mut stats));
+        let y = read(&batch_norm(&mut ctx, &x, &g, &b, &mut stats, false));
         // y = 2·(x − 1)/√(4 + ε) + 0.5 ≈ x − 1 + 0.5; the batch mean (4) plays no part.
         let want: Vec<f64> = [1.0, 3.0, 5.0, 7.0]
             .iter()
@@ -250,7 +327,7 @@ mod tests {
         );
         // Training mode on the same batch normalises by the batch instead.
         let mut ctx = Ctx::new(&dev, true, false);
-        let yt = read(&batch_norm(&mut ctx, &x, &g, &b, &mut stats));
+        let yt = read(&batch_norm(&mut ctx, &x, &g, &b, &mut stats, false));
         assert!((yt.iter().sum::<f64>() / 4.0 - 0.5).abs() < 1e-12);
     }
 }

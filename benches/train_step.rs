@@ -1,0 +1,86 @@
+//! Training throughput of the DAG-interpreting trainer: median time of a full training step
+//! (forward, loss, backward, SGD update) on random batches, and peak memory. One model per
+//! process so the peak is the model's own. Peer: `benches/torch_peer.py` (same DAG, PyTorch),
+//! run side by side by `benches/train_vs_pytorch.sh`. Results in BENCHMARKS.md.
+//!
+//! usage: cargo bench --bench train_step -- MODEL [BATCH] [STEPS] [THREADS]
+
+use dfdx::prelude::Cpu;
+use rand::{Rng, SeedableRng};
+use sparsenet::model::Model;
+use sparsenet::train::optim::{self, Config, Kind, State};
+use sparsenet_analysis::zoo::named;
+use std::time::Instant;
+
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .unwrap_or("0")
+                    .parse::<f64>()
+                    .unwrap_or(0.0)
+            })
+        })
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+fn main() {
+    sparsenet::alloc::retain_freed_memory();
+    // `cargo bench` passes `--bench`; positional arguments follow.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let model = args
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "densenet-40-12".into());
+    let batch: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(64);
+    let steps: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10);
+    let threads: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(2);
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .expect("thread pool");
+    let spec = named(&model).expect("a named model").spec(Some(10));
+    let input = spec.input_shape();
+    let mut m = Model::<f32>::new(&spec, input, 0).expect("model");
+    let cfg = Config {
+        kind: Kind::Sgd,
+        momentum: 0.9,
+        nesterov: true,
+        weight_decay: 1e-4,
+    };
+    let sizes: Vec<usize> = m.values.iter().map(|v| v.len()).collect();
+    let mut st = State::new(&cfg, &sizes);
+    let dev = Cpu::default();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let x: Vec<f32> = (0..batch * input.numel())
+        .map(|_| rng.gen_range(-1.0..1.0))
+        .collect();
+    let y: Vec<u8> = (0..batch).map(|_| rng.gen_range(0..10)).collect();
+    let mut times = Vec::new();
+    for step in 0..steps + 2 {
+        let t = Instant::now();
+        let (_, _, g) = m.step(&dev, x.clone(), &y, true).expect("step");
+        optim::update(&cfg, &mut st, 0.1, &mut m.values, &g);
+        if step >= 2 {
+            times.push(t.elapsed().as_secs_f64());
+        }
+    }
+    if std::env::var_os("SPARSENET_PROFILE").is_some() {
+        sparsenet::model::PROFILE.with(|p| eprintln!("{:?}", p.borrow()));
+    }
+    times.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
+    let med = times[times.len() / 2];
+    println!(
+        "{{\"impl\": \"sparsenet\", \"model\": \"{model}\", \"batch\": {batch}, \"threads\": {threads}, \"params\": {}, \"median_step_s\": {med}, \"images_per_sec\": {}, \"peak_rss_mb\": {}}}",
+        m.param_count(),
+        batch as f64 / med,
+        peak_rss_mb()
+    );
+}
