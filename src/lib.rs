@@ -9,6 +9,7 @@ pub mod cli;
 pub mod data;
 pub mod model;
 pub mod ops;
+pub mod plot;
 pub mod train;
 
 pub use sparsenet_analysis as analysis;

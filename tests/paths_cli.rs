@@ -187,3 +187,22 @@ fn help_explains_the_quantities() {
         assert!(out.contains(word), "{word}");
     }
 }
+
+#[test]
+fn plot_writes_png_and_svg_figures() {
+    let dir = std::env::temp_dir().join(format!("sparsenet-paths-plot-{}", std::process::id()));
+    let (code, _, err) = paths(&["--depth", "20", "--plot", dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    for stem in [
+        "path_lengths",
+        "gradient_paths",
+        "base_sweep_paths",
+        "base_sweep_connections",
+    ] {
+        let png = std::fs::read(dir.join(format!("{stem}.png"))).unwrap();
+        assert_eq!(&png[1..4], b"PNG", "{stem}");
+        let svg = std::fs::read_to_string(dir.join(format!("{stem}.svg"))).unwrap();
+        assert!(svg.contains("N = 20"), "{stem}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -91,6 +91,9 @@ fn small_sparse_dense_and_res_networks_learn() {
         let acc = m[4]["test_acc"].as_f64().unwrap();
         assert!(acc > 0.5, "{fam:?} reached only {acc}");
         assert!(out.join("best.safetensors").exists() && out.join("last.json").exists());
+        for fig in ["loss.png", "loss.svg", "accuracy.png", "accuracy.svg"] {
+            assert!(out.join(fig).exists(), "{fig}");
+        }
         assert!(std::fs::read_to_string(out.join("metrics.csv"))
             .unwrap()
             .starts_with("epoch,lr,train_loss"));

@@ -138,3 +138,23 @@ fn bad_input() {
     let (_, _, err) = zoo(&["--family", "dense", "--depth", "41", "--growth", "12"]);
     assert!(err.contains("40, 100"));
 }
+
+#[test]
+fn plot_and_dag() {
+    let dir = std::env::temp_dir().join(format!("sparsenet-zoo-plot-{}", std::process::id()));
+    let (code, _, err) = zoo(&["--model", "resnet-20", "--plot", dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    for stem in ["params_vs_depth", "param_efficiency"] {
+        assert!(
+            dir.join(format!("{stem}.png")).exists() && dir.join(format!("{stem}.svg")).exists()
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let (code, out, _) = zoo(&["--model", "resnet-20", "--dag"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let nodes = v["nodes"].as_array().unwrap();
+    // One conv per stem plus two per unit (3 stages × 3 units): 19 convolutions.
+    assert_eq!(nodes.iter().filter(|n| n["op"]["op"] == "conv").count(), 19);
+    assert_eq!(v["output"].as_u64().unwrap() as usize, nodes.len() - 1);
+}

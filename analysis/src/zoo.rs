@@ -1004,6 +1004,29 @@ pub const ZOO: &[Named] = &[
     ),
 ];
 
+/// CIFAR test errors (%) with augmentation (C10+, C100+) as printed in the SparseNet paper's
+/// table, for the parameter-efficiency figure (`None` where the paper has no figure).
+pub const PAPER_CIFAR_ERRORS: &[(&str, Option<f64>, Option<f64>)] = &[
+    ("resnet-110", Some(6.61), None),
+    ("preresnet-164", Some(5.46), Some(24.33)),
+    ("preresnet-1001", Some(4.62), Some(22.71)),
+    ("densenet-40-12", Some(5.39), Some(24.79)),
+    ("densenet-100-12", Some(4.28), Some(20.97)),
+    ("densenet-100-24", Some(4.04), Some(19.61)),
+    ("densenet-bc-100-12", Some(4.68), Some(22.62)),
+    ("densenet-bc-250-24", Some(3.65), Some(17.6)),
+    ("densenet-bc-190-40", Some(3.75), Some(17.53)),
+    ("sparsenet-40-24", Some(5.13), Some(24.65)),
+    ("sparsenet-100-24", Some(4.64), Some(22.41)),
+    ("sparsenet-100-36", Some(4.34), Some(20.50)),
+    ("sparsenet-100-16-32-64", Some(4.11), Some(19.49)),
+    ("sparsenet-100-32-64-128", Some(3.88), Some(18.80)),
+    ("sparsenet-bc-100-24", Some(4.03), Some(22.12)),
+    ("sparsenet-bc-100-36", Some(3.91), Some(20.31)),
+    ("sparsenet-bc-100-16-32-64", None, Some(19.71)),
+    ("sparsenet-bc-100-32-64-128", None, Some(17.71)),
+];
+
 /// Look up a named model.
 pub fn named(name: &str) -> Result<&'static Named, AnalysisError> {
     let lower = name.to_ascii_lowercase();

@@ -82,6 +82,11 @@ pub struct PathsArgs {
     /// Compute path-length histograms even above depth 3000 (they cost O(N²) big additions).
     #[arg(long)]
     pub force_histograms: bool,
+
+    /// Also draw the figures (path-length and gradient-path distributions, base sweep) as PNG
+    /// and SVG into this folder.
+    #[arg(long)]
+    pub plot: Option<std::path::PathBuf>,
 }
 
 /// A parsed `--offsets` list (a newtype so clap takes the whole list as one value).
@@ -295,8 +300,10 @@ pub fn write_csv(args: &PathsArgs, r: &Report, w: &mut dyn Write) -> std::io::Re
 /// right so blocks sit one above another and compare at a glance.
 pub fn write_dot(args: &PathsArgs, r: &Report, w: &mut dyn Write) -> std::io::Result<()> {
     writeln!(w, "digraph sparsenet {{")?;
-    writeln!(w, "  rankdir=LR; node [shape=circle, fontsize=10, width=0.35, fixedsize=true]; edge [arrowsize=0.5];")?;
-    for a in selected(args, r) {
+    writeln!(w, "  rankdir=LR; splines=true; nodesep=0.05; ranksep=0.25; node [shape=circle, fontsize=10, width=0.35, fixedsize=true]; edge [arrowsize=0.5];")?;
+    // In left-to-right layouts Graphviz stacks clusters bottom-up: emit them in reverse so the
+    // first topology is drawn on top.
+    for a in selected(args, r).into_iter().rev() {
         let pattern = match a.name.as_str() {
             "plain" => Pattern::Plain,
             "res" => Pattern::Res,
@@ -354,6 +361,15 @@ pub fn run(args: &PathsArgs, w: &mut dyn Write) -> ExitCode {
         if e.kind() != std::io::ErrorKind::BrokenPipe {
             eprintln!("error: could not write output: {e}");
             return ExitCode::FAILURE;
+        }
+    }
+    if let Some(dir) = &args.plot {
+        match crate::plot::figures::paths_figures(&filtered(args, &report), dir) {
+            Ok(files) => eprintln!("wrote {} figures to {}", files.len() / 2, dir.display()),
+            Err(e) => {
+                eprintln!("error: could not draw the figures: {e:#}");
+                return ExitCode::FAILURE;
+            }
         }
     }
     if report.all_claims_hold() {

@@ -60,6 +60,11 @@ pub struct ZooArgs {
     #[arg(long)]
     pub sweep_depth: bool,
 
+    /// Also draw the figures (parameters against depth, parameter efficiency) as PNG and SVG
+    /// into this folder.
+    #[arg(long)]
+    pub plot: Option<std::path::PathBuf>,
+
     /// Print the network's DAG as JSON (nodes with op, shape and inputs) instead of counts;
     /// needs one model (`--model` or a free spec).
     #[arg(long)]
@@ -337,6 +342,21 @@ pub fn run(args: &ZooArgs, w: &mut dyn Write) -> ExitCode {
             r.map_err(|e| e.to_string())
         })
     };
+    if let (Ok(()), Some(dir)) = (&result, &args.plot) {
+        let k = args
+            .spec
+            .growth
+            .as_ref()
+            .and_then(|g| g.0.first().copied())
+            .unwrap_or(12);
+        match crate::plot::figures::zoo_figures(dir, k, &SWEEP_DEPTHS) {
+            Ok(files) => eprintln!("wrote {} figures to {}", files.len() / 2, dir.display()),
+            Err(e) => {
+                eprintln!("error: could not draw the figures: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.contains("Broken pipe") => ExitCode::SUCCESS,

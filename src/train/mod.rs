@@ -335,6 +335,7 @@ pub fn run(opts: &TrainOptions, log: &mut dyn Write) -> Result<RunSummary> {
             params: model.param_count(),
         };
         metrics::write(&opts.out, &history)?;
+        crate::plot::figures::training_curves(&history, &opts.out)?;
         checkpoint::save(&opts.out, "last", &model, &opt, &meta)?;
         if improved {
             checkpoint::save(&opts.out, "best", &model, &opt, &meta)?;

@@ -1,0 +1,218 @@
+//! Charts as PNG and SVG, drawn with plotters and an embedded DejaVu Sans (so nothing depends on
+//! system fonts or fontconfig). Each chart is a title, axis labels and a few named series; the
+//! figures of `paths --plot`, `zoo --plot` and `train` are built from the library's numbers.
+
+use anyhow::{Context, Result};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use std::path::Path;
+use std::sync::Once;
+
+use crate::train::checkpoint::write_atomic;
+
+pub mod figures;
+
+static FONT: Once = Once::new();
+
+fn register_font() {
+    FONT.call_once(|| {
+        // The font is valid (it is the embedded DejaVu Sans); a failure here is a build error.
+        let _ = plotters::style::register_font(
+            "sans-serif",
+            FontStyle::Normal,
+            include_bytes!("DejaVuSans.ttf"),
+        );
+    });
+}
+
+/// How a series is drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mark {
+    /// A line through the points.
+    Line,
+    /// Points only.
+    Points,
+    /// A line with points.
+    LinePoints,
+    /// A dashed-looking line (drawn thinner), for fits and references.
+    Thin,
+}
+
+/// One named series.
+#[derive(Clone, Debug)]
+pub struct Series {
+    /// Legend text.
+    pub name: String,
+    /// (x, y) points.
+    pub points: Vec<(f64, f64)>,
+    /// How to draw it.
+    pub mark: Mark,
+}
+
+impl Series {
+    /// A series.
+    pub fn new(name: impl Into<String>, points: Vec<(f64, f64)>, mark: Mark) -> Self {
+        Series {
+            name: name.into(),
+            points,
+            mark,
+        }
+    }
+}
+
+/// A chart: title, axis labels, series.
+#[derive(Clone, Debug)]
+pub struct Chart {
+    /// Title.
+    pub title: String,
+    /// x-axis label.
+    pub x_label: String,
+    /// y-axis label.
+    pub y_label: String,
+    /// The series.
+    pub series: Vec<Series>,
+}
+
+const SIZE: (u32, u32) = (900, 560);
+
+fn palette(i: usize) -> RGBColor {
+    const C: [RGBColor; 6] = [
+        RGBColor(0x44, 0x77, 0xaa),
+        RGBColor(0xee, 0x66, 0x77),
+        RGBColor(0x22, 0x88, 0x33),
+        RGBColor(0xcc, 0xbb, 0x44),
+        RGBColor(0x66, 0xcc, 0xee),
+        RGBColor(0xaa, 0x33, 0x77),
+    ];
+    C[i % C.len()]
+}
+
+fn bounds(chart: &Chart) -> ((f64, f64), (f64, f64)) {
+    let pts = chart.series.iter().flat_map(|s| s.points.iter());
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for &(x, y) in pts {
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        y0 = y0.min(y);
+        y1 = y1.max(y);
+    }
+    if x0 > x1 {
+        return ((0.0, 1.0), (0.0, 1.0));
+    }
+    let pad = |a: f64, b: f64| {
+        let d = if b > a { (b - a) * 0.05 } else { 0.5 };
+        (a - d, b + d)
+    };
+    (pad(x0, x1), pad(y0, y1))
+}
+
+fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &Chart) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let ((x0, x1), (y0, y1)) = bounds(chart);
+    let mut c = ChartBuilder::on(&root)
+        .caption(&chart.title, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    // Integral ticks print without a trailing ".0".
+    let fmt = |v: &f64| {
+        if (v - v.round()).abs() < 1e-9 {
+            format!("{}", v.round() as i64)
+        } else {
+            format!("{v:.2}")
+        }
+    };
+    c.configure_mesh()
+        .x_label_formatter(&fmt)
+        .y_label_formatter(&fmt)
+        .x_desc(&chart.x_label)
+        .y_desc(&chart.y_label)
+        .label_style(("sans-serif", 14))
+        .axis_desc_style(("sans-serif", 16))
+        .draw()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    for (i, s) in chart.series.iter().enumerate() {
+        let color = palette(i);
+        let pts = s.points.clone();
+        let anno = match s.mark {
+            Mark::Line | Mark::LinePoints => c
+                .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?,
+            Mark::Thin => c
+                .draw_series(LineSeries::new(pts.clone(), color.stroke_width(1)))
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?,
+            Mark::Points => c
+                .draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled())))
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?,
+        };
+        anno.label(s.name.clone()).legend(move |(x, y)| {
+            PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3))
+        });
+        if s.mark == Mark::LinePoints {
+            c.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        }
+    }
+    c.configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .label_font(("sans-serif", 14))
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    root.present().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    Ok(())
+}
+
+/// Write `dir/stem.png` and `dir/stem.svg`, each atomically.
+pub fn save(chart: &Chart, dir: &Path, stem: &str) -> Result<()> {
+    register_font();
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut svg = String::new();
+    draw(
+        SVGBackend::with_string(&mut svg, SIZE).into_drawing_area(),
+        chart,
+    )?;
+    write_atomic(&dir.join(format!("{stem}.svg")), svg.as_bytes())?;
+    // The PNG encoder picks its format from the file name, so the temp name keeps ".png".
+    let tmp = dir.join(format!(".{stem}.tmp.png"));
+    draw(BitMapBackend::new(&tmp, SIZE).into_drawing_area(), chart)?;
+    std::fs::rename(&tmp, dir.join(format!("{stem}.png")))
+        .with_context(|| format!("cannot write {}", dir.join(stem).display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_png_and_svg_with_text() {
+        let dir = std::env::temp_dir().join(format!("sparsenet-plot-{}", std::process::id()));
+        let chart = Chart {
+            title: "Test chart".into(),
+            x_label: "x".into(),
+            y_label: "y".into(),
+            series: vec![
+                Series::new(
+                    "line",
+                    vec![(0.0, 0.0), (1.0, 2.0), (2.0, 1.0)],
+                    Mark::LinePoints,
+                ),
+                Series::new("points", vec![(0.5, 1.5)], Mark::Points),
+            ],
+        };
+        save(&chart, &dir, "t").unwrap();
+        let png = std::fs::read(dir.join("t.png")).unwrap();
+        assert_eq!(&png[1..4], b"PNG");
+        let svg = std::fs::read_to_string(dir.join("t.svg")).unwrap();
+        assert!(svg.contains("Test chart") && svg.contains("points"));
+        assert!(!dir.join(".t.tmp.png").exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
