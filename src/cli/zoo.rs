@@ -147,8 +147,8 @@ pub fn write_csv(rows: &[ModelRow], w: &mut dyn Write) -> std::io::Result<()> {
         let growth: Vec<String> = r.growth.iter().map(|k| k.to_string()).collect();
         writeln!(
             w,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
-            r.name,
+            "\"{}\",{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            r.name.replace('"', "\"\""),
             r.family.name(),
             r.dataset.name(),
             r.depth,
