@@ -99,8 +99,7 @@ for r in &rows {
     };
     println!("{:28} {:>10} params  paper {:18} {:7.3} GFLOPs", r.name, r.params, verdict, r.flops as f64 / 1e9);
 }
-let d121 = rows.iter().find(|r| r.name == "densenet-121").unwrap();
-assert_eq!(d121.params, 7_978_856);"""),
+assert_eq!(rows.iter().find(|r| r.name == "densenet-121").unwrap().params, 7_978_856);"""),
         md("""
 The mismatches are listed in the README: the two (32, 64, 128) SparseNet rows come out at 28.7M
 and 17.3M, as in public re-implementations; the counts are not tuned to the paper.
@@ -132,12 +131,13 @@ subset committed with the project (2 000 training and 500 test images), for a fe
         code("""
 use sparsenet::analysis::zoo::{Dataset, Family, NetSpec};
 use sparsenet::train::{run, TrainOptions, optim::{Config, Kind, Schedule}};
-let data = std::path::PathBuf::from("../src/data/fashion-mnist-subset");
-let options = |family: Family, growth: usize, name: &str| TrainOptions {
+use std::path::Path;
+fn options(family: Family, growth: usize, name: &str, figs: &Path) -> TrainOptions {
+    TrainOptions {
     spec: NetSpec::new(family, Dataset::Cifar, 10, &[growth], false, 10),
     name: name.to_string(),
     dataset: sparsenet::data::Kind::FashionMnist,
-    data_dir: Some(data.clone()),
+    data_dir: Some("../src/data/fashion-mnist-subset".into()),
     epochs: 4,
     batch_size: 64,
     lr: 0.1,
@@ -150,16 +150,19 @@ let options = |family: Family, growth: usize, name: &str| TrainOptions {
     progress: false,
     max_test: None,
     stop_after: None,
-};"""),
+    }
+}"""),
         code("""
 let mut log = Vec::new();
-let sparse = run(&options(Family::Sparse, 8, "sparsenet-10-8"), &mut log).unwrap();
-let dense = run(&options(Family::Dense, 6, "densenet-10-6"), &mut log).unwrap();
+let sparse = run(&options(Family::Sparse, 8, "sparsenet-10-8", &figs), &mut log).unwrap();
+let dense = run(&options(Family::Dense, 6, "densenet-10-6", &figs), &mut log).unwrap();
 println!("{}", String::from_utf8_lossy(&log));
 println!("SparseNet: {} parameters, DenseNet: {} parameters", sparse.params, dense.params);"""),
         code("""
 use sparsenet::plot::{save, Chart, Mark, Series};
-let curve = |s: &sparsenet::train::RunSummary| s.epochs.iter().map(|m| (m.epoch as f64, m.test_acc)).collect::<Vec<_>>();
+fn curve(s: &sparsenet::train::RunSummary) -> Vec<(f64, f64)> {
+    s.epochs.iter().map(|m| (m.epoch as f64, m.test_acc)).collect()
+}
 save(&Chart {
     title: "Test accuracy on the Fashion-MNIST subset".into(),
     x_label: "epoch".into(),
