@@ -4,7 +4,7 @@
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
-use super::gemm::matmul;
+use super::gemm::{matmul, matmul_strided, Strided};
 use super::{add_grad, dims, read, take_grad, Act, Ctx, Ghost, Param, Real};
 
 /// Shape of a convolution.
@@ -30,6 +30,195 @@ impl ConvCfg {
 
     fn pointwise(&self) -> bool {
         self.kernel == 1 && self.stride == 1 && self.padding == 0
+    }
+
+    /// Stride 1 with "same" padding and an odd kernel larger than 1 (every 3×3 layer of
+    /// DenseNet/SparseNet): computed as k² shifted products over a padded input.
+    fn same(&self) -> bool {
+        self.kernel > 1 && self.stride == 1 && 2 * self.padding + 1 == self.kernel
+    }
+}
+
+/// "Same" convolution by shifted products, for one sample.
+///
+/// Pad the input once to `H'×W'` (`H' = h + 2p`, `W' = w + 2p`) and compute the output on a
+/// "wide" grid of `h` rows of `W'` columns: with `q = y·W' + x`, input pixel (y + i, x + j) is
+/// at `q + i·W' + j`, so kernel tap (i, j) is one product `W_ij (out×in) · X[:, q + i·W' + j]`
+/// over strided views. The columns x ≥ w of the wide grid are discarded. Compared with im2col
+/// this reads the input k² times instead of writing and reading a k²-times larger matrix:
+/// layers with few output channels (growth 12) are limited by that memory traffic.
+struct Same {
+    k: usize,
+    p: usize,
+    h: usize,
+    w: usize,
+    /// Padded row length W'.
+    wp: usize,
+    /// Padded plane H'·W' (+ k of slack so the last taps of the discarded columns stay in bounds).
+    plane: usize,
+    /// Wide output length h·W'.
+    len: usize,
+}
+
+impl Same {
+    fn new(cfg: &ConvCfg, h: usize, w: usize) -> Self {
+        let (k, p) = (cfg.kernel, cfg.padding);
+        let wp = w + 2 * p;
+        Same {
+            k,
+            p,
+            h,
+            w,
+            wp,
+            plane: (h + 2 * p) * wp + k,
+            len: h * wp,
+        }
+    }
+
+    /// Copy a sample into the zero-padded layout.
+    fn pad<E: Real>(&self, x: &[E], channels: usize, xp: &mut [E]) {
+        xp.fill(E::zero());
+        for c in 0..channels {
+            for y in 0..self.h {
+                let dst = c * self.plane + (y + self.p) * self.wp + self.p;
+                xp[dst..dst + self.w].copy_from_slice(&x[(c * self.h + y) * self.w..][..self.w]);
+            }
+        }
+    }
+
+    /// View of the padded input shifted by tap (i, j), as a `channels × len` matrix.
+    fn tap(&self, i: usize, j: usize) -> Strided {
+        Strided {
+            offset: i * self.wp + j,
+            rs: self.plane,
+            cs: 1,
+        }
+    }
+
+    /// View of the weight slice W[:, :, i, j] as an `out × in` matrix.
+    fn weight(&self, cin: usize, i: usize, j: usize) -> Strided {
+        Strided {
+            offset: i * self.k + j,
+            rs: cin * self.k * self.k,
+            cs: self.k * self.k,
+        }
+    }
+
+    fn forward<E: Real>(&self, x: &[E], wv: &[E], cfg: &ConvCfg, out: &mut [E]) {
+        E::with_scratch(cfg.in_ch * self.plane, cfg.out_ch * self.len, |xp, wide| {
+            self.pad(x, cfg.in_ch, xp);
+            for i in 0..self.k {
+                for j in 0..self.k {
+                    let first = i == 0 && j == 0;
+                    matmul_strided(
+                        wide,
+                        Strided::rows(0, self.len),
+                        wv,
+                        self.weight(cfg.in_ch, i, j),
+                        xp,
+                        self.tap(i, j),
+                        cfg.out_ch,
+                        self.len,
+                        cfg.in_ch,
+                        !first,
+                    );
+                }
+            }
+            for o in 0..cfg.out_ch {
+                for y in 0..self.h {
+                    out[(o * self.h + y) * self.w..][..self.w]
+                        .copy_from_slice(&wide[o * self.len + y * self.wp..][..self.w]);
+                }
+            }
+        });
+    }
+
+    /// Accumulate this sample's weight gradient into `gw` and, if given, write its input
+    /// gradient into `gx`.
+    fn backward<E: Real>(
+        &self,
+        x: &[E],
+        gout: &[E],
+        wv: &[E],
+        cfg: &ConvCfg,
+        gw: &mut [E],
+        gx: Option<&mut [E]>,
+    ) {
+        let gx_len = if gx.is_some() {
+            cfg.in_ch * self.plane
+        } else {
+            0
+        };
+        E::with_scratch(
+            cfg.in_ch * self.plane + gx_len,
+            cfg.out_ch * self.len,
+            |buf, wide| {
+                let (xp, gxp) = buf.split_at_mut(cfg.in_ch * self.plane);
+                self.pad(x, cfg.in_ch, xp);
+                // The output gradient on the wide grid, zero in the discarded columns.
+                wide.fill(E::zero());
+                for o in 0..cfg.out_ch {
+                    for y in 0..self.h {
+                        wide[o * self.len + y * self.wp..][..self.w]
+                            .copy_from_slice(&gout[(o * self.h + y) * self.w..][..self.w]);
+                    }
+                }
+                if gx.is_some() {
+                    gxp.fill(E::zero());
+                }
+                for i in 0..self.k {
+                    for j in 0..self.k {
+                        // gW[:, :, i, j] += G (out×len) · X_ij^T (len×in)
+                        let xt = Strided {
+                            offset: i * self.wp + j,
+                            rs: 1,
+                            cs: self.plane,
+                        };
+                        matmul_strided(
+                            gw,
+                            self.weight(cfg.in_ch, i, j),
+                            wide,
+                            Strided::rows(0, self.len),
+                            xp,
+                            xt,
+                            cfg.out_ch,
+                            cfg.in_ch,
+                            self.len,
+                            true,
+                        );
+                        if gx.is_some() {
+                            // gX[:, q + i·W' + j] += W_ij^T (in×out) · G (out×len)
+                            let wt = Strided {
+                                offset: i * self.k + j,
+                                rs: self.k * self.k,
+                                cs: cfg.in_ch * self.k * self.k,
+                            };
+                            matmul_strided(
+                                gxp,
+                                self.tap(i, j),
+                                wv,
+                                wt,
+                                wide,
+                                Strided::rows(0, self.len),
+                                cfg.in_ch,
+                                self.len,
+                                cfg.out_ch,
+                                true,
+                            );
+                        }
+                    }
+                }
+                if let Some(gx) = gx {
+                    for c in 0..cfg.in_ch {
+                        for y in 0..self.h {
+                            let src = c * self.plane + (y + self.p) * self.wp + self.p;
+                            gx[(c * self.h + y) * self.w..][..self.w]
+                                .copy_from_slice(&gxp[src..src + self.w]);
+                        }
+                    }
+                }
+            },
+        );
     }
 }
 
@@ -151,6 +340,8 @@ where
             let xi = &xv[i * in_sz..(i + 1) * in_sz];
             if cfg.pointwise() {
                 matmul(o, &wv, xi, cfg.out_ch, hw, ckk, false, false, false, 1);
+            } else if cfg.same() {
+                Same::new(&cfg, h, wd).forward(xi, &wv, &cfg, o);
             } else {
                 E::with_scratch(ckk * hw, 0, |col, _| {
                     im2col(xi, &cfg, h, wd, col);
@@ -180,6 +371,7 @@ where
             // out·k² rows instead of in·k², far smaller when a layer narrows its input (every
             // DenseNet/SparseNet 3×3 conv), and it needs no col2im scatter.
             let transposed = !cfg.pointwise()
+                && !cfg.same()
                 && cfg.stride == 1
                 && cfg.padding < cfg.kernel
                 && cfg.out_ch < cfg.in_ch;
@@ -219,6 +411,18 @@ where
                         (true, false, false) => ckk * hw,
                         _ => 0,
                     };
+                    if cfg.same() {
+                        let same = Same::new(&cfg, h, wd);
+                        for i in chunk * per..((chunk + 1) * per).min(n) {
+                            let xi = &xv[i * in_sz..(i + 1) * in_sz];
+                            let gi = &gout[i * cfg.out_ch * hw..(i + 1) * cfg.out_ch * hw];
+                            let dst = gxc
+                                .as_deref_mut()
+                                .map(|g| &mut g[(i - chunk * per) * in_sz..][..in_sz]);
+                            same.backward(xi, gi, &wv, &cfg, &mut gw, dst);
+                        }
+                        return gw;
+                    }
                     E::with_scratch(col_len, gcol_len, |col, gcol| {
                         for i in chunk * per..((chunk + 1) * per).min(n) {
                             let xi = &xv[i * in_sz..(i + 1) * in_sz];
@@ -362,6 +566,46 @@ mod tests {
             2,
             5,
             6,
+        );
+    }
+
+    #[test]
+    fn same_convolutions_by_shifted_products() {
+        check(
+            ConvCfg {
+                in_ch: 3,
+                out_ch: 5,
+                kernel: 3,
+                stride: 1,
+                padding: 1,
+            },
+            3,
+            4,
+            6,
+        );
+        check(
+            ConvCfg {
+                in_ch: 2,
+                out_ch: 3,
+                kernel: 5,
+                stride: 1,
+                padding: 2,
+            },
+            2,
+            6,
+            5,
+        );
+        check(
+            ConvCfg {
+                in_ch: 7,
+                out_ch: 2,
+                kernel: 3,
+                stride: 1,
+                padding: 1,
+            },
+            1,
+            1,
+            1,
         );
     }
 

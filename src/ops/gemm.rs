@@ -67,6 +67,80 @@ pub fn matmul<E: Real>(
     }
 }
 
+/// A strided matrix view: element (i, j) is `data[offset + i·rs + j·cs]`.
+#[derive(Clone, Copy, Debug)]
+pub struct Strided {
+    /// Index of element (0, 0).
+    pub offset: usize,
+    /// Row stride.
+    pub rs: usize,
+    /// Column stride.
+    pub cs: usize,
+}
+
+impl Strided {
+    /// Row-major with `cols` columns, starting at `offset`.
+    pub fn rows(offset: usize, cols: usize) -> Self {
+        Strided {
+            offset,
+            rs: cols,
+            cs: 1,
+        }
+    }
+
+    fn last(&self, rows: usize, cols: usize) -> usize {
+        self.offset + (rows - 1) * self.rs + (cols - 1) * self.cs
+    }
+}
+
+/// `C (+)= A·B` on strided views: `A` is `m×k`, `B` is `k×n`, `C` is `m×n`. One thread.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_strided<E: Real>(
+    c: &mut [E],
+    cv: Strided,
+    a: &[E],
+    av: Strided,
+    b: &[E],
+    bv: Strided,
+    m: usize,
+    n: usize,
+    k: usize,
+    accumulate: bool,
+) {
+    if m == 0 || n == 0 || k == 0 {
+        return;
+    }
+    assert!(
+        cv.last(m, n) < c.len() && av.last(m, k) < a.len() && bv.last(k, n) < b.len(),
+        "matmul_strided: view out of bounds"
+    );
+    // SAFETY: the assert bounds the largest index of each view (strides are non-negative, so
+    // every other index is smaller); C is a distinct mutable borrow, so it aliases neither input.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr().add(cv.offset),
+            cv.cs as isize,
+            cv.rs as isize,
+            accumulate,
+            a.as_ptr().add(av.offset),
+            av.cs as isize,
+            av.rs as isize,
+            b.as_ptr().add(bv.offset),
+            bv.cs as isize,
+            bv.rs as isize,
+            E::one(),
+            E::one(),
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
