@@ -12,6 +12,51 @@ pub const BN_EPS: f64 = 1e-5;
 /// Weight of the newest batch in the running statistics.
 pub const BN_MOMENTUM: f64 = 0.1;
 
+/// Lanes of independent partial sums: a single accumulator is a chain of dependent additions
+/// (one per ~4 cycles); eight let the compiler vectorise. The order is fixed, so results do not
+/// depend on threads.
+const LANES: usize = 8;
+
+/// `Σ f(x)` with [`LANES`] partial sums.
+fn lanes_sum<E: Real>(xs: &[E], f: impl Fn(E) -> E) -> E
+where
+    Cpu: Storage<E>,
+{
+    let mut acc = [E::zero(); LANES];
+    let chunks = xs.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for ch in chunks {
+        for (a, &x) in acc.iter_mut().zip(ch) {
+            *a += f(x);
+        }
+    }
+    let mut s = acc.iter().fold(E::zero(), |t, &a| t + a);
+    for &x in rest {
+        s += f(x);
+    }
+    s
+}
+
+/// `Σ a·b` with [`LANES`] partial sums.
+fn lanes_dot<E: Real>(a: &[E], b: &[E]) -> E
+where
+    Cpu: Storage<E>,
+{
+    let mut acc = [E::zero(); LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..LANES {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let mut s = acc.iter().fold(E::zero(), |t, &v| t + v);
+    for (x, y) in ra.iter().zip(rb) {
+        s += *x * *y;
+    }
+    s
+}
+
 /// Running statistics of one batch norm (buffers, not trained).
 #[derive(Clone, Debug, PartialEq)]
 pub struct BnStats<E> {
@@ -62,14 +107,12 @@ where
                 // Two passes (mean, then squared deviations) for accuracy.
                 let mut s = E::zero();
                 for i in 0..n {
-                    s += xv[(i * ch + k) * hw..][..hw].iter().copied().sum::<E>();
+                    s += lanes_sum(&xv[(i * ch + k) * hw..][..hw], |t| t);
                 }
                 let mu = s / c(m as f64);
                 let mut v = E::zero();
                 for i in 0..n {
-                    for &t in &xv[(i * ch + k) * hw..][..hw] {
-                        v += (t - mu) * (t - mu);
-                    }
+                    v += lanes_sum(&xv[(i * ch + k) * hw..][..hw], |t| (t - mu) * (t - mu));
                 }
                 (mu, v / c(m as f64))
             })
@@ -126,15 +169,14 @@ where
                     let k = idx % ch;
                     let xs = &xv[idx * hw..(idx + 1) * hw];
                     let (a, b0) = (g[k] * invstd[k], b[k] - g[k] * invstd[k] * mean[k]);
-                    let (mut sd, mut sdx) = (E::zero(), E::zero());
-                    for (d, &t) in o.iter_mut().zip(xs) {
-                        if relu && a * t + b0 <= E::zero() {
-                            *d = E::zero();
+                    if relu {
+                        for (d, &t) in o.iter_mut().zip(xs) {
+                            if a * t + b0 <= E::zero() {
+                                *d = E::zero();
+                            }
                         }
-                        sd += *d;
-                        sdx += *d * t;
                     }
-                    (sd, sdx)
+                    (lanes_sum(o, |d| d), lanes_dot(o, xs))
                 })
                 .collect();
             let mut sums = vec![(E::zero(), E::zero()); ch];
