@@ -371,7 +371,6 @@ where
             // out·k² rows instead of in·k², far smaller when a layer narrows its input (every
             // DenseNet/SparseNet 3×3 conv), and it needs no col2im scatter.
             let transposed = !cfg.pointwise()
-                && !cfg.same()
                 && cfg.stride == 1
                 && cfg.padding < cfg.kernel
                 && cfg.out_ch < cfg.in_ch;
@@ -419,7 +418,29 @@ where
                             let dst = gxc
                                 .as_deref_mut()
                                 .map(|g| &mut g[(i - chunk * per) * in_sz..][..in_sz]);
-                            same.backward(xi, gi, &wv, &cfg, &mut gw, dst);
+                            match dst {
+                                // A narrowing layer: the input gradient by the transposed
+                                // convolution writes it once instead of accumulating k² times.
+                                Some(dst) if transposed => {
+                                    same.backward(xi, gi, &wv, &cfg, &mut gw, None);
+                                    E::with_scratch(tk * h * wd, 0, |gcol, _| {
+                                        im2col(gi, &tcfg, ho, wo, gcol);
+                                        matmul(
+                                            dst,
+                                            &wt,
+                                            gcol,
+                                            cfg.in_ch,
+                                            h * wd,
+                                            tk,
+                                            false,
+                                            false,
+                                            false,
+                                            1,
+                                        );
+                                    });
+                                }
+                                dst => same.backward(xi, gi, &wv, &cfg, &mut gw, dst),
+                            }
                         }
                         return gw;
                     }
