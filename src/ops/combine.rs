@@ -17,16 +17,20 @@ where
     let hw = h * w;
     let chans: Vec<usize> = xs.iter().map(|x| dims(x)[1]).collect();
     let total: usize = chans.iter().sum();
-    let mut out = vec![E::zero(); n * total * hw];
-    let mut off = 0;
-    for (x, &cx) in xs.iter().zip(&chans) {
-        let d = dims(x);
-        assert_eq!((d[0], d[2], d[3]), (n, h, w), "concat: shapes");
-        let v = read(*x);
-        for i in 0..n {
-            out[(i * total + off) * hw..][..cx * hw].copy_from_slice(&v[i * cx * hw..][..cx * hw]);
+    let vals: Vec<Vec<E>> = xs
+        .iter()
+        .map(|x| {
+            let d = dims(x);
+            assert_eq!((d[0], d[2], d[3]), (n, h, w), "concat: shapes");
+            read(*x)
+        })
+        .collect();
+    // Built by appending, sample by sample: one write of the output, no zero-fill first.
+    let mut out = Vec::with_capacity(n * total * hw);
+    for i in 0..n {
+        for (v, &cx) in vals.iter().zip(&chans) {
+            out.extend_from_slice(&v[i * cx * hw..(i + 1) * cx * hw]);
         }
-        off += cx;
     }
     let out = ctx.act(out, [n, total, h, w]);
     if ctx.record {

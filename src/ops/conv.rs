@@ -75,14 +75,20 @@ impl Same {
         }
     }
 
-    /// Copy a sample into the zero-padded layout.
+    /// Copy a sample into the zero-padded layout (only the border is zeroed: the scratch
+    /// buffer is reused and its interior is overwritten).
     fn pad<E: Real>(&self, x: &[E], channels: usize, xp: &mut [E]) {
-        xp.fill(E::zero());
+        let (p, w, wp) = (self.p, self.w, self.wp);
         for c in 0..channels {
+            let plane = &mut xp[c * self.plane..(c + 1) * self.plane];
+            plane[..p * wp].fill(E::zero());
             for y in 0..self.h {
-                let dst = c * self.plane + (y + self.p) * self.wp + self.p;
-                xp[dst..dst + self.w].copy_from_slice(&x[(c * self.h + y) * self.w..][..self.w]);
+                let row = &mut plane[(y + p) * wp..(y + p + 1) * wp];
+                row[..p].fill(E::zero());
+                row[p..p + w].copy_from_slice(&x[(c * self.h + y) * w..][..w]);
+                row[p + w..].fill(E::zero());
             }
+            plane[(self.h + p) * wp..].fill(E::zero());
         }
     }
 
@@ -156,11 +162,11 @@ impl Same {
                 let (xp, gxp) = buf.split_at_mut(cfg.in_ch * self.plane);
                 self.pad(x, cfg.in_ch, xp);
                 // The output gradient on the wide grid, zero in the discarded columns.
-                wide.fill(E::zero());
                 for o in 0..cfg.out_ch {
                     for y in 0..self.h {
-                        wide[o * self.len + y * self.wp..][..self.w]
-                            .copy_from_slice(&gout[(o * self.h + y) * self.w..][..self.w]);
+                        let row = &mut wide[o * self.len + y * self.wp..][..self.wp];
+                        row[..self.w].copy_from_slice(&gout[(o * self.h + y) * self.w..][..self.w]);
+                        row[self.w..].fill(E::zero());
                     }
                 }
                 if gx.is_some() {
