@@ -72,8 +72,10 @@ fn main() {
             times.push(t.elapsed().as_secs_f64());
         }
     }
-    if std::env::var_os("SPARSENET_PROFILE").is_some() {
-        sparsenet::model::PROFILE.with(|p| eprintln!("{:?}", p.borrow()));
+    if sparsenet::ops::profile::enabled() {
+        for (k, v) in sparsenet::ops::profile::report() {
+            eprintln!("{k:>26} {:8.3} s/step", v / (steps + 2) as f64);
+        }
     }
     times.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
     let med = times[times.len() / 2];

@@ -21,11 +21,6 @@ use crate::ops::norm::{batch_norm, BnStats};
 use crate::ops::pool::{avg_pool, global_avg_pool, max_pool, shortcut_a};
 use crate::ops::{c, read, Act, Ctx, Param, Real};
 
-thread_local! {
-    /// Forward seconds per op kind (with `SPARSENET_PROFILE` set).
-    pub static PROFILE: std::cell::RefCell<std::collections::BTreeMap<&'static str, f64>> = Default::default();
-}
-
 /// One named parameter tensor.
 #[derive(Clone, Debug)]
 pub struct ParamSpec {
@@ -258,11 +253,8 @@ where
                     linear(ctx, get(0), &p[pi[0]], &p[pi[1]], out_features)
                 }
             };
-            if std::env::var_os("SPARSENET_PROFILE").is_some() {
-                PROFILE.with(|p| {
-                    *p.borrow_mut().entry(node.op.kind()).or_insert(0.0) +=
-                        t0.elapsed().as_secs_f64()
-                });
+            if crate::ops::profile::enabled() {
+                crate::ops::profile::add(node.op.kind(), t0.elapsed().as_secs_f64());
             }
             match self.fused_relu[i] {
                 Some(r) => acts[r] = Some(y),
@@ -321,10 +313,8 @@ where
         }
         let tb = std::time::Instant::now();
         let grads = loss.backward();
-        if std::env::var_os("SPARSENET_PROFILE").is_some() {
-            PROFILE.with(|p| {
-                *p.borrow_mut().entry("backward").or_insert(0.0) += tb.elapsed().as_secs_f64()
-            });
+        if crate::ops::profile::enabled() {
+            crate::ops::profile::add("backward (all)", tb.elapsed().as_secs_f64());
         }
         let g = p.iter().map(|t| grads.get(t).as_vec()).collect();
         Ok((lval, correct, g))

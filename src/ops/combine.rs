@@ -36,7 +36,7 @@ where
     if ctx.record {
         let refs: Vec<Ghost<E>> = xs.iter().map(|x| Ghost::of(*x)).collect();
         let ro = Ghost::of(&out);
-        ctx.backward(move |grads| {
+        ctx.backward("concat.backward", move |grads| {
             let gy = take_grad(grads, &ro)?;
             let mut off = 0;
             for (r, &cx) in refs.iter().zip(&chans) {
@@ -71,7 +71,7 @@ where
     if ctx.record {
         let refs: Vec<Ghost<E>> = xs.iter().map(|x| Ghost::of(*x)).collect();
         let ro = Ghost::of(&out);
-        ctx.backward(move |grads| {
+        ctx.backward("sum.backward", move |grads| {
             let gy = take_grad(grads, &ro)?;
             for r in &refs {
                 add_grad(grads, r, &gy)?;
@@ -103,7 +103,7 @@ where
     let out = ctx.act(v, dims(x));
     if ctx.record {
         let (rx, ro) = (Ghost::of(x), Ghost::of(&out));
-        ctx.backward(move |grads| {
+        ctx.backward("relu.backward", move |grads| {
             let mut g = take_grad(grads, &ro)?;
             g.par_chunks_mut(1 << 15)
                 .zip(mask.par_chunks(1 << 15))

@@ -358,7 +358,7 @@ where
     let out = ctx.act(out, [n, cfg.out_ch, ho, wo]);
     if ctx.record {
         let (gx_ref, gw_ref, go_ref) = (Ghost::of(x), Ghost::of(w), Ghost::of(&out));
-        ctx.backward(move |grads| {
+        ctx.backward("conv.backward", move |grads| {
             let gout = take_grad(grads, &go_ref)?;
             let per = n.div_ceil(CHUNKS).max(1);
             let chunks = n.div_ceil(per);

@@ -27,7 +27,7 @@ where
     let out = ctx.act(out, [n, out_features, 1, 1]);
     if ctx.record {
         let (rx, rw, rb, ro) = (Ghost::of(x), Ghost::of(w), Ghost::of(b), Ghost::of(&out));
-        ctx.backward(move |grads| {
+        ctx.backward("linear.backward", move |grads| {
             let gy = take_grad(grads, &ro)?;
             let mut gw = vec![E::zero(); out_features * f];
             matmul(&mut gw, &gy, &xv, out_features, f, n, true, false, false, 1);

@@ -103,12 +103,22 @@ where
             .tensor_from_vec(data, (shape[0], shape[1], shape[2], shape[3]))
     }
 
-    /// Push a backward op (no-op when not recording).
-    pub fn backward<F>(&mut self, op: F)
+    /// Push a backward op (no-op when not recording); `label` names it in the profile.
+    pub fn backward<F>(&mut self, label: &'static str, op: F)
     where
         F: 'static + FnOnce(&mut Gradients<E, Cpu>) -> Result<(), CpuError>,
     {
-        if self.record {
+        if !self.record {
+            return;
+        }
+        if profile::enabled() {
+            self.tape.add_backward_op(move |g| {
+                let t = std::time::Instant::now();
+                let r = op(g);
+                profile::add(label, t.elapsed().as_secs_f64());
+                r
+            });
+        } else {
             self.tape.add_backward_op(op);
         }
     }
@@ -116,6 +126,34 @@ where
     /// Take the tape out (leaving an empty one), to put it on the logits.
     pub fn take_tape(&mut self) -> OwnedTape<E, Cpu> {
         std::mem::take(&mut self.tape)
+    }
+}
+
+/// Seconds spent per op, when the environment variable `SPARSENET_PROFILE` is set (read once).
+pub mod profile {
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+    use std::sync::OnceLock;
+
+    static ENABLED: OnceLock<bool> = OnceLock::new();
+
+    thread_local! {
+        static TIMES: RefCell<BTreeMap<String, f64>> = const { RefCell::new(BTreeMap::new()) };
+    }
+
+    /// Whether profiling is on.
+    pub fn enabled() -> bool {
+        *ENABLED.get_or_init(|| std::env::var_os("SPARSENET_PROFILE").is_some())
+    }
+
+    /// Add `secs` to `key` (this thread's table: forward and backward run on the caller's thread).
+    pub fn add(key: &str, secs: f64) {
+        TIMES.with(|t| *t.borrow_mut().entry(key.to_string()).or_insert(0.0) += secs);
+    }
+
+    /// This thread's table so far.
+    pub fn report() -> BTreeMap<String, f64> {
+        TIMES.with(|t| t.borrow().clone())
     }
 }
 

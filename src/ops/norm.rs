@@ -37,24 +37,37 @@ where
     s
 }
 
-/// `Σ a·b` with [`LANES`] partial sums.
-fn lanes_dot<E: Real>(a: &[E], b: &[E]) -> E
+/// `(Σ d, Σ d·x)` over a plane, with `d` zeroed where the fused ReLU was inactive
+/// (`a·x + b ≤ 0`, when `relu` is given), in [`LANES`] partial sums.
+fn masked_sums<E: Real>(d: &[E], x: &[E], relu: Option<(E, E)>) -> (E, E)
 where
     Cpu: Storage<E>,
 {
-    let mut acc = [E::zero(); LANES];
-    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for i in 0..LANES {
-            acc[i] += x[i] * y[i];
+    let mut sd = [E::zero(); LANES];
+    let mut sdx = [E::zero(); LANES];
+    let keep = |t: E, v: E| match relu {
+        Some((a, b)) if a * t + b <= E::zero() => E::zero(),
+        _ => v,
+    };
+    let (cd, cx) = (d.chunks_exact(LANES), x.chunks_exact(LANES));
+    let (rd, rx) = (cd.remainder(), cx.remainder());
+    for (dc, xc) in cd.zip(cx) {
+        for l in 0..LANES {
+            let v = keep(xc[l], dc[l]);
+            sd[l] += v;
+            sdx[l] += v * xc[l];
         }
     }
-    let mut s = acc.iter().fold(E::zero(), |t, &v| t + v);
-    for (x, y) in ra.iter().zip(rb) {
-        s += *x * *y;
+    let (mut a, mut b) = (
+        sd.iter().fold(E::zero(), |s, &v| s + v),
+        sdx.iter().fold(E::zero(), |s, &v| s + v),
+    );
+    for (&dv, &t) in rd.iter().zip(rx) {
+        let v = keep(t, dv);
+        a += v;
+        b += v * t;
     }
-    s
+    (a, b)
 }
 
 /// Running statistics of one batch norm (buffers, not trained).
@@ -158,25 +171,18 @@ where
             Ghost::of(beta),
             Ghost::of(&out),
         );
-        ctx.backward(move |grads| {
+        ctx.backward("batch_norm.backward", move |grads| {
             let mut gy = take_grad(grads, &ro)?;
             // Per channel: Σ gy and Σ gy·x (the fused ReLU's mask applied on the way), from
             // which Σ gy·x̂ = invstd·(Σ gy·x − μ·Σ gy).
             let plane_sums: Vec<(E, E)> = gy
-                .par_chunks_mut(hw)
+                .par_chunks(hw)
                 .enumerate()
                 .map(|(idx, o)| {
                     let k = idx % ch;
                     let xs = &xv[idx * hw..(idx + 1) * hw];
                     let (a, b0) = (g[k] * invstd[k], b[k] - g[k] * invstd[k] * mean[k]);
-                    if relu {
-                        for (d, &t) in o.iter_mut().zip(xs) {
-                            if a * t + b0 <= E::zero() {
-                                *d = E::zero();
-                            }
-                        }
-                    }
-                    (lanes_sum(o, |d| d), lanes_dot(o, xs))
+                    masked_sums(o, xs, relu.then_some((a, b0)))
                 })
                 .collect();
             let mut sums = vec![(E::zero(), E::zero()); ch];
@@ -191,7 +197,6 @@ where
                 .enumerate()
                 .map(|(k, &(sd, sdx))| (sd, invstd[k] * (sdx - mean[k] * sd)))
                 .collect();
-            let mut gx = vec![E::zero(); xv.len()];
             let mf = c::<E>(m as f64);
             // gx = γ·is/M·(M·d − Σd − x̂·Σd x̂) = A·d + C·x + B with per-channel constants.
             let coef: Vec<(E, E, E)> = (0..ch)
@@ -206,17 +211,20 @@ where
                     }
                 })
                 .collect();
-            gx.par_chunks_mut(hw).enumerate().for_each(|(idx, o)| {
-                let (a, cc, bb) = coef[idx % ch];
-                let off = idx * hw;
-                for ((dst, &d), &t) in o.iter_mut().zip(&gy[off..off + hw]).zip(&xv[off..off + hw])
-                {
-                    *dst = a * d + cc * t + bb;
+            // Written over the output gradient's own buffer: no new allocation.
+            gy.par_chunks_mut(hw).enumerate().for_each(|(idx, o)| {
+                let k = idx % ch;
+                let (a, cc, bb) = coef[k];
+                let (ga, b0) = (g[k] * invstd[k], b[k] - g[k] * invstd[k] * mean[k]);
+                for (d, &t) in o.iter_mut().zip(&xv[idx * hw..(idx + 1) * hw]) {
+                    let live = !relu || ga * t + b0 > E::zero();
+                    let dm = if live { *d } else { E::zero() };
+                    *d = a * dm + cc * t + bb;
                 }
             });
             let gb: Vec<E> = sums.iter().map(|s| s.0).collect();
             let gg: Vec<E> = sums.iter().map(|s| s.1).collect();
-            add_grad(grads, &rx, &gx)?;
+            add_grad(grads, &rx, &gy)?;
             add_grad(grads, &rg, &gg)?;
             add_grad(grads, &rb, &gb)
         });

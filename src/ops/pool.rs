@@ -38,7 +38,7 @@ where
     let out = ctx.act(out, [n, ch, ho, wo]);
     if ctx.record {
         let (rx, ro) = (Ghost::of(x), Ghost::of(&out));
-        ctx.backward(move |grads| {
+        ctx.backward("avg_pool.backward", move |grads| {
             let gy = take_grad(grads, &ro)?;
             let mut gx = vec![E::zero(); n * ch * h * w];
             gx.par_chunks_mut(h * w).enumerate().for_each(|(plane, g)| {
@@ -101,7 +101,7 @@ where
     let out = ctx.act(out, [n, ch, ho, wo]);
     if ctx.record {
         let (rx, ro) = (Ghost::of(x), Ghost::of(&out));
-        ctx.backward(move |grads| {
+        ctx.backward("max_pool.backward", move |grads| {
             let gy = take_grad(grads, &ro)?;
             let mut gx = vec![E::zero(); n * ch * h * w];
             gx.par_chunks_mut(h * w).enumerate().for_each(|(plane, g)| {
@@ -133,7 +133,7 @@ where
     let out = ctx.act(out, [n, ch, 1, 1]);
     if ctx.record {
         let (rx, ro) = (Ghost::of(x), Ghost::of(&out));
-        ctx.backward(move |grads| {
+        ctx.backward("global_avg_pool.backward", move |grads| {
             let gy = take_grad(grads, &ro)?;
             let gx: Vec<E> = gy
                 .iter()
@@ -176,7 +176,7 @@ where
     let out = ctx.act(out, [n, out_ch, ho, wo]);
     if ctx.record {
         let (rx, ro) = (Ghost::of(x), Ghost::of(&out));
-        ctx.backward(move |grads| {
+        ctx.backward("shortcut_a.backward", move |grads| {
             let gy = take_grad(grads, &ro)?;
             let mut gx = vec![E::zero(); n * ch * h * w];
             for i in 0..n {
