@@ -229,7 +229,8 @@ pub fn run_evaluate(a: &EvalArgs, w: &mut dyn Write) -> ExitCode {
     set_threads(a.threads);
     let result = (|| -> anyhow::Result<()> {
         let meta = checkpoint::load_meta(&a.checkpoint)?;
-        let split = data::load(meta.dataset, a.data_dir.as_deref())?;
+        let dir = a.data_dir.clone().or_else(|| meta.data_dir.clone());
+        let split = data::load(meta.dataset, dir.as_deref())?;
         if (split.test.c, split.test.h, split.test.w) != (meta.input.c, meta.input.h, meta.input.w)
         {
             anyhow::bail!(

@@ -46,6 +46,9 @@ pub struct Meta {
     pub dataset: Kind,
     /// Where the data came from.
     pub data_source: String,
+    /// The `--data-dir` of the run, if any (evaluation's default).
+    #[serde(default)]
+    pub data_dir: Option<std::path::PathBuf>,
     /// Epochs completed.
     pub epoch: usize,
     /// Total epochs planned.

@@ -319,6 +319,7 @@ pub fn run(opts: &TrainOptions, log: &mut dyn Write) -> Result<RunSummary> {
             input,
             dataset: opts.dataset,
             data_source: source.clone(),
+            data_dir: opts.data_dir.clone(),
             epoch: epoch + 1,
             epochs: opts.epochs,
             lr: opts.lr,
