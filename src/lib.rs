@@ -1,8 +1,10 @@
 //! # sparsenet
 //!
-//! The command-line tools and (later) the trainer of the sparsenet toolkit. The graph model and
-//! every count live in [`sparsenet_analysis`]; this crate renders them (`paths`, `zoo`) and
-//! trains the networks they describe.
+//! The command-line tools, the trainer and the figures of the sparsenet toolkit. The graph model
+//! and every count live in [`sparsenet_analysis`]; this crate renders them (`paths`, `zoo`,
+//! `plot`) and trains the networks they describe (`ops` on dfdx, `model`, `data`, `train`).
+
+#![warn(missing_docs)]
 
 pub mod alloc;
 pub mod cli;

@@ -38,6 +38,8 @@
 //! assert_eq!(path_count(&t.offsets(), 100), num_bigint::BigUint::from(1u8) << 99);
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod bases;
 pub mod bijection;
 pub mod claims;
