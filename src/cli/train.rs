@@ -92,7 +92,7 @@ pub struct TrainArgs {
     #[arg(long, allow_hyphen_values = true, value_parser = |s: &str| parse_in_range(s, "max test", 1, usize::MAX / 2))]
     pub max_test: Option<usize>,
 
-    /// Output folder (default runs/<model>).
+    /// Output folder (default runs/MODEL).
     #[arg(long)]
     pub out: Option<PathBuf>,
 
