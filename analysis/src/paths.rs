@@ -336,6 +336,14 @@ pub fn path_length_histogram_graph<N, E>(
     Some(h)
 }
 
+/// `a / b` as a float, exact to 1e-12 before the conversion (the operands may be far beyond
+/// `f64`'s range, their ratio is not).
+pub fn big_ratio(a: &BigUint, b: &BigUint) -> f64 {
+    let scale = BigUint::from(1_000_000_000_000u64);
+    let q = (a * &scale) / b;
+    q.to_string().parse::<f64>().unwrap_or(f64::NAN) / 1e12
+}
+
 /// Summary of a length histogram: shortest and longest lengths present, the most common one,
 /// and the mean length (as a float: a statistic, not a count).
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -366,10 +374,7 @@ pub fn summarize_lengths(hist: &[BigUint]) -> Option<LengthSummary> {
         .enumerate()
         .map(|(k, c)| c * BigUint::from(k))
         .sum();
-    // mean = weighted / total, exact to 1e-9 before the float conversion.
-    let scale = BigUint::from(1_000_000_000u64);
-    let q = (weighted * &scale) / &total;
-    let mean = q.to_string().parse::<f64>().unwrap_or(f64::NAN) / 1e9;
+    let mean = big_ratio(&weighted, &total);
     Some(LengthSummary {
         min,
         max,

@@ -405,6 +405,22 @@ where
                 Vec::new()
             };
             let tk = cfg.out_ch * k * k;
+            // Input gradient of one sample by the transposed convolution (`gcol` is scratch).
+            let transposed_dx = |gi: &[E], dst: &mut [E], gcol: &mut [E]| {
+                im2col(gi, &tcfg, ho, wo, gcol);
+                matmul(
+                    dst,
+                    &wt,
+                    gcol,
+                    cfg.in_ch,
+                    h * wd,
+                    tk,
+                    false,
+                    false,
+                    false,
+                    1,
+                );
+            };
             let partial: Vec<Vec<E>> = slots
                 .into_par_iter()
                 .enumerate()
@@ -430,19 +446,7 @@ where
                                 Some(dst) if transposed => {
                                     same.backward(xi, gi, &wv, &cfg, &mut gw, None);
                                     E::with_scratch(tk * h * wd, 0, |gcol, _| {
-                                        im2col(gi, &tcfg, ho, wo, gcol);
-                                        matmul(
-                                            dst,
-                                            &wt,
-                                            gcol,
-                                            cfg.in_ch,
-                                            h * wd,
-                                            tk,
-                                            false,
-                                            false,
-                                            false,
-                                            1,
-                                        );
+                                        transposed_dx(gi, dst, gcol)
                                     });
                                 }
                                 dst => same.backward(xi, gi, &wv, &cfg, &mut gw, dst),
@@ -468,19 +472,7 @@ where
                                         dst, &wv, gi, ckk, hw, cfg.out_ch, true, false, false, 1,
                                     );
                                 } else if transposed {
-                                    im2col(gi, &tcfg, ho, wo, gcol);
-                                    matmul(
-                                        dst,
-                                        &wt,
-                                        gcol,
-                                        cfg.in_ch,
-                                        h * wd,
-                                        tk,
-                                        false,
-                                        false,
-                                        false,
-                                        1,
-                                    );
+                                    transposed_dx(gi, dst, gcol);
                                 } else {
                                     matmul(
                                         gcol, &wv, gi, ckk, hw, cfg.out_ch, true, false, false, 1,

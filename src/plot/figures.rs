@@ -4,18 +4,12 @@ use anyhow::Result;
 use num_bigint::BigUint;
 use std::path::{Path, PathBuf};
 
+use sparsenet_analysis::paths::big_ratio;
 use sparsenet_analysis::report::Report;
 use sparsenet_analysis::zoo::{depth_sweep, fit_exponent, named, Family, PAPER_CIFAR_ERRORS};
 
 use super::{save, Chart, Mark, Series};
 use crate::train::metrics::EpochMetrics;
-
-/// `a / b` for big integers, as a float (exact to ~1e-12, enough for plotting).
-fn ratio(a: &BigUint, b: &BigUint) -> f64 {
-    let scale = BigUint::from(1_000_000_000_000u64);
-    let q = (a * &scale) / b;
-    q.to_string().parse::<f64>().unwrap_or(0.0) / 1e12
-}
 
 /// The `paths` figures; returns the files written.
 pub fn paths_figures(r: &Report, dir: &Path) -> Result<Vec<PathBuf>> {
@@ -40,7 +34,7 @@ pub fn paths_figures(r: &Report, dir: &Path) -> Result<Vec<PathBuf>> {
             .iter()
             .enumerate()
             .filter(|(_, c)| **c != BigUint::from(0u8))
-            .map(|(k, c)| (k as f64, ratio(c, &t.paths)))
+            .map(|(k, c)| (k as f64, big_ratio(c, &t.paths)))
             .collect();
         let name = if t.name == "dense" {
             "res = dense (binomial)".to_string()
