@@ -5,6 +5,13 @@ it as torch modules, and times training steps (forward, cross-entropy, backward,
 Nesterov momentum 0.9, weight decay 1e-4) on random 32x32x3 batches. Prints one JSON line.
 
 usage: python3 benches/torch_peer.py DAG.json --batch 64 --steps 10 --threads 2
+       python3 benches/torch_peer.py DAG.json --device cuda --batch 64 --tf32 on
+       python3 benches/torch_peer.py DAG.json --device cuda --batch max   (largest power of two
+                                                                    from 128 that fits)
+On CUDA each step moves the batch from host memory to the GPU (as training does) and the step
+time is taken after torch.cuda.synchronize(); peak memory is torch.cuda.max_memory_allocated.
+--tf32 sets torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32 (PyTorch's
+defaults are cudnn on, matmul off).
 """
 import argparse
 import json
@@ -70,38 +77,82 @@ class DagNet(nn.Module):
         return acts[self.dag["output"]]
 
 
+def time_steps(net, opt, x, y, steps, dev):
+    times = []
+    for step in range(steps + 3):
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        xb, yb = x.to(dev, non_blocking=False), y.to(dev)
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(net(xb), yb)
+        loss.backward()
+        opt.step()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        if step >= 3:
+            times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("dag")
-    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--batch", default="64", help="a number, or max (CUDA)")
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--name", default="")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--tf32", default="default", choices=["default", "on", "off"])
+    ap.add_argument("--max-batch", type=int, default=8192)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
+    dev = torch.device(a.device)
+    if a.tf32 != "default":
+        torch.backends.cudnn.allow_tf32 = a.tf32 == "on"
+        torch.backends.cuda.matmul.allow_tf32 = a.tf32 == "on"
     dag = json.load(open(a.dag))
-    net = DagNet(dag)
     inp = dag["nodes"][dag["input"]]["shape"]
     classes = dag["nodes"][dag["output"]]["shape"]["c"]
+
+    def run(batch, steps):
+        net = DagNet(dag).to(dev)
+        net.train()
+        opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4)
+        x = torch.randn(batch, inp["c"], inp["h"], inp["w"])
+        y = torch.randint(0, classes, (batch,))
+        if dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        med = time_steps(net, opt, x, y, steps, dev)
+        return net, med
+
+    if a.batch == "max":
+        batch, b = 0, 128
+        while b <= a.max_batch:
+            try:
+                run(b, 1)
+                batch = b
+            except torch.OutOfMemoryError:
+                break
+            finally:
+                if dev.type == "cuda":
+                    torch.cuda.empty_cache()
+            b *= 2
+    else:
+        batch = int(a.batch)
+    net, med = run(batch, a.steps)
     params = sum(p.numel() for p in net.parameters())
-    opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4)
-    x = torch.randn(a.batch, inp["c"], inp["h"], inp["w"])
-    y = torch.randint(0, classes, (a.batch,))
-    net.train()
-    times = []
-    for step in range(a.steps + 2):
-        t = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(net(x), y)
-        loss.backward()
-        opt.step()
-        if step >= 2:
-            times.append(time.perf_counter() - t)
-    med = statistics.median(times)
-    print(json.dumps({"peer": "pytorch " + torch.__version__, "model": a.name, "batch": a.batch, "threads": a.threads,
-                      "params": params, "median_step_s": med, "images_per_sec": a.batch / med,
-                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}))
+    out = {"peer": "pytorch " + torch.__version__, "model": a.name, "batch": batch, "device": a.device,
+           "params": params, "median_step_s": med, "images_per_sec": batch / med}
+    if dev.type == "cuda":
+        out["gpu"] = torch.cuda.get_device_name()
+        out["tf32"] = {"cudnn": torch.backends.cudnn.allow_tf32, "matmul": torch.backends.cuda.matmul.allow_tf32}
+        out["peak_gb"] = torch.cuda.max_memory_allocated() / 1e9
+    else:
+        out["threads"] = a.threads
+        out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

@@ -150,6 +150,7 @@ fn options(family: Family, growth: usize, name: &str, figs: &Path) -> TrainOptio
     progress: false,
     max_test: None,
     stop_after: None,
+    device: sparsenet::train::DeviceKind::Cpu,
     }
 }"""),
         code("""

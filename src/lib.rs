@@ -9,6 +9,8 @@
 pub mod alloc;
 pub mod cli;
 pub mod data;
+#[cfg(feature = "cuda")]
+pub mod gpu;
 pub mod model;
 pub mod ops;
 pub mod plot;

@@ -32,6 +32,127 @@ pub struct ParamSpec {
     pub node: usize,
 }
 
+/// The operations a device provides to the DAG interpreter ([`Model::walk`]). Each call
+/// computes one node's output and, when the backend records, its backward step.
+pub trait Backend {
+    /// An activation (`N×C×H×W`).
+    type Act;
+    /// A parameter tensor.
+    type Param;
+    /// The running statistics of one batch norm.
+    type Stats;
+    /// The dimensions of an activation.
+    fn dims(&self, x: &Self::Act) -> [usize; 4];
+    /// Convolution without bias; `x_grad` says whether `x` needs a gradient.
+    fn conv2d(
+        &mut self,
+        x: &Self::Act,
+        w: &Self::Param,
+        cfg: ConvCfg,
+        x_grad: bool,
+    ) -> Result<Self::Act>;
+    /// Batch norm (batch statistics in training, running ones in evaluation), followed by a
+    /// ReLU when `relu`.
+    fn batch_norm(
+        &mut self,
+        x: &Self::Act,
+        gamma: &Self::Param,
+        beta: &Self::Param,
+        stats: &mut Self::Stats,
+        relu: bool,
+    ) -> Result<Self::Act>;
+    /// `max(x, 0)`.
+    fn relu(&mut self, x: &Self::Act) -> Result<Self::Act>;
+    /// Concatenation along channels.
+    fn concat(&mut self, xs: &[&Self::Act]) -> Result<Self::Act>;
+    /// Elementwise sum.
+    fn sum(&mut self, xs: &[&Self::Act]) -> Result<Self::Act>;
+    /// Option-A shortcut (subsample, zero-pad channels).
+    fn shortcut_a(&mut self, x: &Self::Act, stride: usize, out_ch: usize) -> Result<Self::Act>;
+    /// Average pooling without padding.
+    fn avg_pool(&mut self, x: &Self::Act, kernel: usize, stride: usize) -> Result<Self::Act>;
+    /// Max pooling.
+    fn max_pool(
+        &mut self,
+        x: &Self::Act,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+    ) -> Result<Self::Act>;
+    /// Mean over each feature map.
+    fn global_avg_pool(&mut self, x: &Self::Act) -> Result<Self::Act>;
+    /// Fully connected layer on `N×in×1×1`, giving `N×out×1×1`.
+    fn linear(
+        &mut self,
+        x: &Self::Act,
+        w: &Self::Param,
+        bias: &Self::Param,
+        out_features: usize,
+    ) -> Result<Self::Act>;
+}
+
+/// The CPU backend: the ops of [`crate::ops`] on the shared dfdx tape.
+impl<E: Real> Backend for Ctx<E>
+where
+    Cpu: Device<E>,
+{
+    type Act = Act<E>;
+    type Param = Param<E>;
+    type Stats = BnStats<E>;
+    fn dims(&self, x: &Act<E>) -> [usize; 4] {
+        crate::ops::dims(x)
+    }
+    fn conv2d(&mut self, x: &Act<E>, w: &Param<E>, cfg: ConvCfg, x_grad: bool) -> Result<Act<E>> {
+        Ok(conv2d(self, x, w, cfg, x_grad))
+    }
+    fn batch_norm(
+        &mut self,
+        x: &Act<E>,
+        gamma: &Param<E>,
+        beta: &Param<E>,
+        stats: &mut BnStats<E>,
+        relu: bool,
+    ) -> Result<Act<E>> {
+        Ok(batch_norm(self, x, gamma, beta, stats, relu))
+    }
+    fn relu(&mut self, x: &Act<E>) -> Result<Act<E>> {
+        Ok(relu(self, x))
+    }
+    fn concat(&mut self, xs: &[&Act<E>]) -> Result<Act<E>> {
+        Ok(concat(self, xs))
+    }
+    fn sum(&mut self, xs: &[&Act<E>]) -> Result<Act<E>> {
+        Ok(sum(self, xs))
+    }
+    fn shortcut_a(&mut self, x: &Act<E>, stride: usize, out_ch: usize) -> Result<Act<E>> {
+        Ok(shortcut_a(self, x, stride, out_ch))
+    }
+    fn avg_pool(&mut self, x: &Act<E>, kernel: usize, stride: usize) -> Result<Act<E>> {
+        Ok(avg_pool(self, x, kernel, stride))
+    }
+    fn max_pool(
+        &mut self,
+        x: &Act<E>,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+    ) -> Result<Act<E>> {
+        Ok(max_pool(self, x, kernel, stride, padding))
+    }
+    fn global_avg_pool(&mut self, x: &Act<E>) -> Result<Act<E>> {
+        Ok(global_avg_pool(self, x))
+    }
+    fn linear(
+        &mut self,
+        x: &Act<E>,
+        w: &Param<E>,
+        bias: &Param<E>,
+        out_features: usize,
+    ) -> Result<Act<E>> {
+        Ok(linear(self, x, w, bias, out_features))
+    }
+}
+
 /// A model: the DAG, its parameters (flat vectors, the master copy the optimiser updates) and
 /// its batch-norm running statistics.
 pub struct Model<E: Real>
@@ -176,20 +297,36 @@ where
             .collect()
     }
 
-    /// Run the DAG on `x` (`N×C×H×W`), returning logits `N×classes×1×1`.
+    /// Run the DAG on `x` (`N×C×H×W`) on the CPU, returning logits `N×classes×1×1`.
     pub fn forward(&mut self, ctx: &mut Ctx<E>, x: Act<E>, p: &[Param<E>]) -> Result<Act<E>> {
+        let mut bn = std::mem::take(&mut self.bn);
+        let out = self.walk(ctx, x, p, &mut bn);
+        self.bn = bn;
+        out
+    }
+
+    /// Run the DAG on `x` with any [`Backend`]: the one interpreter of the network, shared by
+    /// the CPU and the GPU. `p` holds the backend's handles of the parameters (parallel to
+    /// [`Model::params`]) and `stats` its batch-norm running statistics (per node).
+    pub fn walk<B: Backend>(
+        &self,
+        b: &mut B,
+        x: B::Act,
+        p: &[B::Param],
+        stats: &mut [Option<B::Stats>],
+    ) -> Result<B::Act> {
         let want = self.net.input_shape();
-        let s = *x.shape();
-        if (s.1, s.2, s.3) != (want.c, want.h, want.w) {
+        let s = b.dims(&x);
+        if (s[1], s[2], s[3]) != (want.c, want.h, want.w) {
             bail!(
                 "images are {}×{}×{} but the model was built for {want}",
-                s.1,
-                s.2,
-                s.3
+                s[1],
+                s[2],
+                s[3]
             );
         }
         let n = self.net.graph.node_count();
-        let mut acts: Vec<Option<Act<E>>> = vec![None; n];
+        let mut acts: Vec<Option<B::Act>> = (0..n).map(|_| None).collect();
         let input = self.net.input.index();
         acts[input] = Some(x);
         for idx in self.net.order() {
@@ -219,38 +356,37 @@ where
                         stride,
                         padding,
                     };
-                    conv2d(ctx, get(0), &p[pi[0]], cfg, ins[0] != input)
+                    b.conv2d(get(0), &p[pi[0]], cfg, ins[0] != input)?
                 }
                 Op::BatchNorm { .. } => {
-                    let stats = self.bn[i].as_mut().expect("batch-norm statistics");
-                    batch_norm(
-                        ctx,
+                    let st = stats[i].as_mut().expect("batch-norm statistics");
+                    b.batch_norm(
                         get(0),
                         &p[pi[0]],
                         &p[pi[1]],
-                        stats,
+                        st,
                         self.fused_relu[i].is_some(),
-                    )
+                    )?
                 }
-                Op::Relu => relu(ctx, get(0)),
+                Op::Relu => b.relu(get(0))?,
                 Op::Concat => {
-                    let xs: Vec<&Act<E>> = (0..ins.len()).map(get).collect();
-                    concat(ctx, &xs)
+                    let xs: Vec<&B::Act> = (0..ins.len()).map(get).collect();
+                    b.concat(&xs)?
                 }
                 Op::Sum => {
-                    let xs: Vec<&Act<E>> = (0..ins.len()).map(get).collect();
-                    sum(ctx, &xs)
+                    let xs: Vec<&B::Act> = (0..ins.len()).map(get).collect();
+                    b.sum(&xs)?
                 }
-                Op::ShortcutA { stride, out_ch } => shortcut_a(ctx, get(0), stride, out_ch),
-                Op::AvgPool { kernel, stride } => avg_pool(ctx, get(0), kernel, stride),
+                Op::ShortcutA { stride, out_ch } => b.shortcut_a(get(0), stride, out_ch)?,
+                Op::AvgPool { kernel, stride } => b.avg_pool(get(0), kernel, stride)?,
                 Op::MaxPool {
                     kernel,
                     stride,
                     padding,
-                } => max_pool(ctx, get(0), kernel, stride, padding),
-                Op::GlobalAvgPool => global_avg_pool(ctx, get(0)),
+                } => b.max_pool(get(0), kernel, stride, padding)?,
+                Op::GlobalAvgPool => b.global_avg_pool(get(0))?,
                 Op::Linear { out_features, .. } => {
-                    linear(ctx, get(0), &p[pi[0]], &p[pi[1]], out_features)
+                    b.linear(get(0), &p[pi[0]], &p[pi[1]], out_features)?
                 }
             };
             if crate::ops::profile::enabled() {
@@ -270,6 +406,16 @@ where
         Ok(acts[self.net.output.index()]
             .take()
             .expect("output computed"))
+    }
+
+    /// The logits (`N × classes`, row-major) of a forward pass without a tape: batch statistics
+    /// (and running-statistics updates) when `train`, running statistics otherwise.
+    pub fn logits(&mut self, dev: &Cpu, x: Vec<E>, n: usize, train: bool) -> Result<Vec<E>> {
+        let s = self.net.input_shape();
+        let xt: Act<E> = dev.tensor_from_vec(x, (n, s.c, s.h, s.w));
+        let p = self.tensors(dev);
+        let mut ctx = Ctx::new(dev, train, false);
+        Ok(read(&self.forward(&mut ctx, xt, &p)?))
     }
 
     /// Mean cross-entropy of `x` against `labels`, with the gradient of every parameter when

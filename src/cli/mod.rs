@@ -2,6 +2,8 @@
 //! `run` here, so the commands can be driven from tests and notebooks too.
 
 pub mod args;
+#[cfg(feature = "cuda")]
+pub mod gpu_check;
 pub mod paths;
 pub mod spec;
 pub mod train;

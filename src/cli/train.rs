@@ -8,14 +8,15 @@ use std::process::ExitCode;
 use crate::data::{self, Kind};
 use crate::model::Model;
 use crate::train::optim::{Config as OptConfig, Kind as OptKind, Schedule};
-use crate::train::{checkpoint, evaluate, run, TrainOptions};
+use crate::train::{checkpoint, evaluate, run, DeviceKind, Engine, TrainOptions};
 
 use super::args::{bad_input, parse_in_range};
 use super::spec::SpecArgs;
 
 const LONG_ABOUT: &str = "\
 Train a network built directly from the zoo's DAG — any named model or free spec that `zoo`
-describes — on Fashion-MNIST (default), MNIST or CIFAR, on the CPU.
+describes — on Fashion-MNIST (default), MNIST or CIFAR, on the CPU or (--device cuda) on an
+NVIDIA GPU; the GPU needs a binary built with the `cuda` feature (scripts/build-cuda.sh).
 
 Data: Fashion-MNIST comes from /usr/share/datasets/fashion-mnist when the Debian package
 dataset-fashion-mnist is installed (60 000 / 10 000 images), else from a 2 000 / 500 subset embedded
@@ -30,7 +31,7 @@ uninterrupted run with the same settings.";
 
 /// Arguments of `train`.
 #[derive(Parser, Debug, Clone)]
-#[command(name = "train", version, about = "Train a network built from its DAG (CPU).", long_about = LONG_ABOUT)]
+#[command(name = "train", version, about = "Train a network built from its DAG (CPU, or CUDA GPU).", long_about = LONG_ABOUT)]
 pub struct TrainArgs {
     /// Which network (default sparsenet-40-24).
     #[command(flatten)]
@@ -104,6 +105,10 @@ pub struct TrainArgs {
     #[arg(long)]
     pub resume: bool,
 
+    /// Where to train: cpu, or cuda (GPU 0; needs a binary built with `scripts/build-cuda.sh`).
+    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
+    pub device: DeviceKind,
+
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -170,6 +175,7 @@ pub fn options(a: &TrainArgs) -> Result<TrainOptions, String> {
         progress: !a.quiet,
         max_test: a.max_test,
         stop_after: a.stop_after,
+        device: a.device,
     })
 }
 
@@ -243,10 +249,10 @@ pub fn run_evaluate(a: &EvalArgs, w: &mut dyn Write) -> ExitCode {
         }
         let mut model = Model::<f32>::new(&meta.spec, meta.input, 0)?;
         checkpoint::load_into(&a.checkpoint, &mut model, None)?;
-        let dev = dfdx::prelude::Cpu::default();
+        let mut engine = Engine::Cpu(dfdx::prelude::Cpu::default());
         let (loss, acc) = evaluate(
             &mut model,
-            &dev,
+            &mut engine,
             &split.test,
             &meta.mean,
             &meta.std,

@@ -58,6 +58,124 @@ pub struct TrainOptions {
     pub max_test: Option<usize>,
     /// Stop after this epoch (1-based) as if interrupted; `--resume` continues.
     pub stop_after: Option<usize>,
+    /// Where the steps run.
+    pub device: DeviceKind,
+}
+
+/// Where training runs.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceKind {
+    /// The CPU (all cores, or --threads).
+    #[default]
+    Cpu,
+    /// GPU 0 through CUDA (binaries built with the `cuda` feature); TF32 off, so the numbers
+    /// match the CPU's to f32 rounding.
+    Cuda,
+}
+
+/// The device-specific half of training: one step (forward, loss, backward, update) and the
+/// copy of parameters back to the host for checkpoints. The host [`Model`] always holds the
+/// DAG; on the GPU its values are refreshed by [`Engine::sync_host`].
+pub enum Engine {
+    /// dfdx on the CPU.
+    Cpu(Cpu),
+    /// Our kernels on an NVIDIA GPU.
+    #[cfg(feature = "cuda")]
+    Cuda(Box<crate::gpu::GpuTrainer>),
+}
+
+impl Engine {
+    /// The engine for `kind`, holding `model`'s parameters and the optimiser `state`.
+    pub fn new(
+        kind: DeviceKind,
+        model: &Model<f32>,
+        cfg: &OptConfig,
+        state: &State,
+    ) -> Result<Self> {
+        match kind {
+            DeviceKind::Cpu => {
+                let _ = (model, cfg, state);
+                Ok(Engine::Cpu(Cpu::default()))
+            }
+            #[cfg(feature = "cuda")]
+            DeviceKind::Cuda => {
+                let kit = crate::gpu::open(0, false)?;
+                Ok(Engine::Cuda(Box::new(crate::gpu::GpuTrainer::new(
+                    kit, model, cfg, state,
+                )?)))
+            }
+            #[cfg(not(feature = "cuda"))]
+            DeviceKind::Cuda => bail!("--device cuda: this binary was built without CUDA; build it with `scripts/build-cuda.sh` (cargo feature `cuda`)"),
+        }
+    }
+
+    /// A training step on one batch and, when its loss is finite, an optimiser update with
+    /// learning rate `lr`. Returns (mean loss, correct predictions).
+    #[allow(clippy::too_many_arguments)]
+    pub fn train_step(
+        &mut self,
+        model: &mut Model<f32>,
+        state: &mut State,
+        cfg: &OptConfig,
+        x: Vec<f32>,
+        y: &[u8],
+        lr: f32,
+    ) -> Result<(f64, usize)> {
+        match self {
+            Engine::Cpu(dev) => {
+                let (l, c, grads) = model.step(dev, x, y, true)?;
+                if l.is_finite() {
+                    optim::update(cfg, state, lr, &mut model.values, &grads);
+                }
+                Ok((l, c))
+            }
+            #[cfg(feature = "cuda")]
+            Engine::Cuda(t) => {
+                let r = t.step(model, &x, y, true)?;
+                if r.loss.is_finite() {
+                    t.update(cfg, lr)?;
+                }
+                Ok((r.loss, r.correct))
+            }
+        }
+    }
+
+    /// Loss and correct predictions of one batch in evaluation mode.
+    pub fn eval_step(
+        &mut self,
+        model: &mut Model<f32>,
+        x: Vec<f32>,
+        y: &[u8],
+    ) -> Result<(f64, usize)> {
+        match self {
+            Engine::Cpu(dev) => model.step(dev, x, y, false).map(|(l, c, _)| (l, c)),
+            #[cfg(feature = "cuda")]
+            Engine::Cuda(t) => t.step(model, &x, y, false).map(|r| (r.loss, r.correct)),
+        }
+    }
+
+    /// Bring parameters, running statistics and optimiser state back to the host copies.
+    pub fn sync_host(&mut self, model: &mut Model<f32>, state: &mut State) -> Result<()> {
+        match self {
+            Engine::Cpu(_) => {
+                let _ = (model, state);
+                Ok(())
+            }
+            #[cfg(feature = "cuda")]
+            Engine::Cuda(t) => t.download(model, state),
+        }
+    }
 }
 
 /// What a run returns.
@@ -82,7 +200,7 @@ pub fn epoch_seed(seed: u64, epoch: usize) -> u64 {
 /// Evaluate on a dataset in evaluation mode: (mean loss, accuracy).
 pub fn evaluate(
     model: &mut Model<f32>,
-    dev: &Cpu,
+    engine: &mut Engine,
     d: &Dataset,
     mean: &[f32],
     std: &[f32],
@@ -103,7 +221,7 @@ pub fn evaluate(
     let idx: Vec<usize> = (0..n).collect();
     for chunk in idx.chunks(batch) {
         let b = data::make_batch(d, &plan, chunk, &mut rng);
-        let (l, c, _) = model.step(dev, b.x, &b.y, false)?;
+        let (l, c) = engine.eval_step(model, b.x, &b.y)?;
         loss += l * chunk.len() as f64;
         correct += c;
     }
@@ -155,7 +273,6 @@ pub fn run(opts: &TrainOptions, log: &mut dyn Write) -> Result<RunSummary> {
     let mut spec = opts.spec.clone();
     spec.classes = split.train.classes;
     spec.input = Some(input);
-    let dev = Cpu::default();
     let mut model = Model::<f32>::new(&spec, input, opts.seed)
         .with_context(|| format!("{} cannot be built for {input} inputs", opts.name))?;
     let sizes: Vec<usize> = model.values.iter().map(|v| v.len()).collect();
@@ -232,6 +349,7 @@ pub fn run(opts: &TrainOptions, log: &mut dyn Write) -> Result<RunSummary> {
             String::new()
         }
     )?;
+    let mut engine = Engine::new(opts.device, &model, &opts.optimizer, &opt)?;
     let source = split.source.clone();
     let test = split.test;
     let train = Arc::new(split.train);
@@ -268,11 +386,11 @@ pub fn run(opts: &TrainOptions, log: &mut dyn Write) -> Result<RunSummary> {
         for batch in data::spawn_loader(train.clone(), plan, opts.max_steps) {
             let t = Instant::now();
             let n = batch.y.len();
-            let (l, c, grads) = model.step(&dev, batch.x, &batch.y, true)?;
+            let (l, c) =
+                engine.train_step(&mut model, &mut opt, &opts.optimizer, batch.x, &batch.y, lr)?;
             if !l.is_finite() {
                 bail!("the loss became {l} at epoch {} step {} (lr {lr}); try a lower --lr. Checkpoints of earlier epochs are intact", epoch + 1, done + 1);
             }
-            optim::update(&opts.optimizer, &mut opt, lr, &mut model.values, &grads);
             train_time += t.elapsed().as_secs_f64();
             loss_sum += l * n as f64;
             correct += c;
@@ -289,7 +407,7 @@ pub fn run(opts: &TrainOptions, log: &mut dyn Write) -> Result<RunSummary> {
         bar.finish_and_clear();
         let (test_loss, test_acc) = evaluate(
             &mut model,
-            &dev,
+            &mut engine,
             &test,
             &mean,
             &std,
@@ -335,6 +453,7 @@ pub fn run(opts: &TrainOptions, log: &mut dyn Write) -> Result<RunSummary> {
             test_acc: Some(test_acc),
             params: model.param_count(),
         };
+        engine.sync_host(&mut model, &mut opt)?;
         metrics::write(&opts.out, &history)?;
         crate::plot::figures::training_curves(&history, &opts.out)?;
         checkpoint::save(&opts.out, "last", &model, &opt, &meta)?;

@@ -1,0 +1,186 @@
+//! The `gpu-check` command (feature `cuda`): CPU/GPU agreement, op by op and on whole networks,
+//! and the GPU training benchmark.
+
+use anyhow::Result;
+use clap::Parser;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use sparsenet_analysis::net::Shape;
+use sparsenet_analysis::zoo::named;
+
+use crate::gpu::check::{bench, largest_batch, network_check, op_checks, Bench, Comparison};
+use crate::gpu::open;
+
+use super::args::{bad_input, parse_in_range};
+
+const LONG_ABOUT: &str = "\
+Check that the GPU computes what the CPU computes, then time training on the GPU.
+
+1. Ops: every op the trainer implements (convolutions of several shapes, batch norm with and
+   without the fused ReLU in training and evaluation, ReLU, concat, sum, option-A shortcut,
+   pooling, linear) on random data: output, input and parameter gradients and running
+   statistics, CPU (f32) against GPU (f32, no TF32).
+2. Networks: small SparseNet, DenseNet, ResNet (and an ImageNet-layout DenseNet at 64×64) from
+   the same initialisation and batch: logits, every gradient, running statistics, then SGD
+   steps side by side.
+3. Benchmark (--bench): training images/s of named models at 32×32×3 for each --batch (a number,
+   or `max` for the largest power of two that fits), with TF32 off and/or on.
+
+Every comparison prints one line with its relative error and tolerance; the exit status is 1 if
+any fails. --json writes every comparison and benchmark as JSON.";
+
+/// Arguments of `gpu-check`.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "gpu-check", version, about = "CPU/GPU agreement checks and the GPU training benchmark.", long_about = LONG_ABOUT)]
+pub struct GpuCheckArgs {
+    /// Skip the op checks.
+    #[arg(long)]
+    pub skip_ops: bool,
+    /// Skip the network checks.
+    #[arg(long)]
+    pub skip_networks: bool,
+    /// Models to benchmark, comma-separated (none: no benchmark).
+    #[arg(long, value_delimiter = ',')]
+    pub bench: Vec<String>,
+    /// Batch sizes of the benchmark, comma-separated numbers or `max`.
+    #[arg(long, value_delimiter = ',', default_value = "64,max")]
+    pub batch: Vec<String>,
+    /// Timed steps per benchmark (after 3 warm-up steps).
+    #[arg(long, default_value = "20", value_parser = |s: &str| parse_in_range(s, "steps", 1, 100_000))]
+    pub steps: usize,
+    /// Largest batch tried by `max`.
+    #[arg(long, default_value = "8192", value_parser = |s: &str| parse_in_range(s, "max batch", 1, 1 << 20))]
+    pub max_batch: usize,
+    /// TF32 in the benchmark: off, on, or both.
+    #[arg(long, default_value = "both", value_parser = ["off", "on", "both"])]
+    pub tf32: String,
+    /// GPU ordinal.
+    #[arg(long, default_value = "0")]
+    pub gpu: usize,
+    /// Write the results as JSON here (atomically).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+#[derive(serde::Serialize)]
+struct Report {
+    device: String,
+    comparisons: Vec<Comparison>,
+    benchmarks: Vec<Bench>,
+    failed: usize,
+}
+
+/// Run `gpu-check`; the exit status is 0 when every comparison passes.
+pub fn run(a: &GpuCheckArgs, out: &mut dyn Write) -> ExitCode {
+    for m in &a.bench {
+        if named(m).is_err() {
+            return bad_input(format!("unknown model '{m}' in --bench (see `zoo --list`)"));
+        }
+    }
+    for b in &a.batch {
+        if b != "max" && b.parse::<usize>().map_or(true, |v| v == 0) {
+            return bad_input(format!("--batch '{b}': give positive integers or `max`"));
+        }
+    }
+    match checks(a, out) {
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn checks(a: &GpuCheckArgs, out: &mut dyn Write) -> Result<usize> {
+    let kit = open(a.gpu, false)?;
+    writeln!(out, "device: {}", kit.name)?;
+    let mut report = Report {
+        device: kit.name.clone(),
+        comparisons: Vec::new(),
+        benchmarks: Vec::new(),
+        failed: 0,
+    };
+    let show =
+        |out: &mut dyn Write, cs: Vec<Comparison>, all: &mut Vec<Comparison>| -> Result<()> {
+            for c in cs {
+                writeln!(
+                    out,
+                    "{} {:<64} err {:.2e} (tol {:.0e})",
+                    if c.ok() { "ok  " } else { "FAIL" },
+                    c.what,
+                    c.err,
+                    c.tol
+                )?;
+                all.push(c);
+            }
+            Ok(())
+        };
+    if !a.skip_ops {
+        writeln!(out, "# ops, CPU vs GPU")?;
+        let cs = op_checks(&kit, 1e-4)?;
+        show(out, cs, &mut report.comparisons)?;
+    }
+    if !a.skip_networks {
+        writeln!(out, "# networks, CPU vs GPU (batch 8, 3 SGD steps)")?;
+        let nets: [(&str, Shape, usize); 4] = [
+            ("sparsenet-40-24", Shape::new(3, 32, 32), 8),
+            ("densenet-40-12", Shape::new(3, 32, 32), 8),
+            ("resnet-20", Shape::new(3, 32, 32), 8),
+            ("densenet-121", Shape::new(3, 64, 64), 4),
+        ];
+        for (name, input, batch) in nets {
+            let spec = named(name).expect("named model").spec(Some(10));
+            let cs = network_check(&kit, name, &spec, input, batch, 3, 1e-4)?;
+            show(out, cs, &mut report.comparisons)?;
+        }
+    }
+    report.failed = report.comparisons.iter().filter(|c| !c.ok()).count();
+    if !a.bench.is_empty() {
+        let modes: &[bool] = match a.tf32.as_str() {
+            "off" => &[false],
+            "on" => &[true],
+            _ => &[false, true],
+        };
+        for &tf32 in modes {
+            let kit = open(a.gpu, tf32)?;
+            for m in &a.bench {
+                let spec = named(m).expect("checked above").spec(Some(10));
+                for b in &a.batch {
+                    let batch = if b == "max" {
+                        largest_batch(&kit, &spec, 128, a.max_batch)?
+                    } else {
+                        b.parse().expect("checked above")
+                    };
+                    let r = bench(&kit, m, &spec, batch, a.steps)?;
+                    writeln!(
+                        out,
+                        "bench {:<18} batch {:>5} tf32 {:<5} {:>9.1} img/s  median step {:.2} ms  peak {:.2} GB",
+                        r.model,
+                        r.batch,
+                        r.tf32,
+                        r.images_per_sec,
+                        r.median_step_s * 1e3,
+                        r.peak_bytes.map_or(f64::NAN, |v| v as f64 / 1e9)
+                    )?;
+                    report.benchmarks.push(r);
+                }
+            }
+        }
+    }
+    writeln!(
+        out,
+        "{} comparisons, {} failed",
+        report.comparisons.len(),
+        report.failed
+    )?;
+    if let Some(p) = &a.json {
+        crate::train::checkpoint::write_atomic(
+            p,
+            serde_json::to_string_pretty(&report)?.as_bytes(),
+        )?;
+    }
+    Ok(report.failed)
+}

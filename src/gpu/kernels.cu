@@ -1,0 +1,404 @@
+// The trainer's CUDA kernels, compiled by NVRTC when the program starts (src/gpu/mod.rs).
+// All tensors are f32, N×C×H×W, contiguous. Gradient kernels accumulate (+=) into buffers the
+// host zeroes on allocation, so an activation read by several layers sums their gradients.
+// Matrix products are cuBLAS calls made from the host; these are the memory-bound parts.
+
+#define GRID_STRIDE(i, n) for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (long long)blockDim.x * gridDim.x)
+
+// ---------------------------------------------------------------- convolution helpers
+
+// col[n][(c*K + ky)*K + kx][oy*Wo + ox] = x[n][c][oy*S - P + ky][ox*S - P + kx] (0 outside).
+extern "C" __global__ void im2col(const float* x, float* col, int N, int C, int H, int W, int K,
+                                  int S, int P, int Ho, int Wo) {
+    long long total = (long long)N * C * K * K * Ho * Wo;
+    GRID_STRIDE(i, total) {
+        int ox = i % Wo;
+        long long t = i / Wo;
+        int oy = t % Ho; t /= Ho;
+        int kx = t % K; t /= K;
+        int ky = t % K; t /= K;
+        int c = t % C;
+        int n = t / C;
+        int iy = oy * S - P + ky, ix = ox * S - P + kx;
+        col[i] = (iy >= 0 && iy < H && ix >= 0 && ix < W)
+                     ? x[(((long long)n * C + c) * H + iy) * W + ix] : 0.0f;
+    }
+}
+
+// The adjoint of im2col: x[n][c][iy][ix] += Σ col over every (ky, kx, oy, ox) that read it.
+extern "C" __global__ void col2im_add(const float* col, float* x, int N, int C, int H, int W,
+                                      int K, int S, int P, int Ho, int Wo) {
+    long long total = (long long)N * C * H * W;
+    GRID_STRIDE(i, total) {
+        int ix = i % W;
+        long long t = i / W;
+        int iy = t % H; t /= H;
+        int c = t % C;
+        int n = t / C;
+        float acc = 0.0f;
+        for (int ky = 0; ky < K; ++ky) {
+            int ty = iy + P - ky;
+            if (ty < 0 || ty % S) continue;
+            int oy = ty / S;
+            if (oy >= Ho) continue;
+            for (int kx = 0; kx < K; ++kx) {
+                int tx = ix + P - kx;
+                if (tx < 0 || tx % S) continue;
+                int ox = tx / S;
+                if (ox >= Wo) continue;
+                acc += col[((((long long)n * C + c) * K + ky) * K + kx) * Ho * Wo + oy * Wo + ox];
+            }
+        }
+        x[i] += acc;
+    }
+}
+
+// out[j] += Σ_b parts[b][j]: the per-image weight gradients of a batched product, summed.
+extern "C" __global__ void sum_batches_add(const float* parts, float* out, int B, int len) {
+    GRID_STRIDE(j, (long long)len) {
+        float acc = 0.0f;
+        for (int b = 0; b < B; ++b) acc += parts[(long long)b * len + j];
+        out[j] += acc;
+    }
+}
+
+// ---------------------------------------------------------------- batch norm
+
+// Block reduction of two sums over 256 threads.
+__device__ void block_sum2(float& a, float& b) {
+    __shared__ float sa[256], sb[256];
+    sa[threadIdx.x] = a; sb[threadIdx.x] = b;
+    __syncthreads();
+    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+        if (threadIdx.x < s) { sa[threadIdx.x] += sa[threadIdx.x + s]; sb[threadIdx.x] += sb[threadIdx.x + s]; }
+        __syncthreads();
+    }
+    a = sa[0]; b = sb[0];
+    __syncthreads();
+}
+
+// The batch statistics `mi` hold the mean in [0, C) and 1/√(var + eps) in [C, 2C).
+
+// One block (256 threads) per channel: batch mean and 1/√(var + eps) (two passes, as the CPU),
+// and the running statistics updated as PyTorch does (unbiased variance).
+extern "C" __global__ void bn_stats(const float* x, float* mi, float* run_mean, float* run_var,
+                                    int N, int C, int HW, float eps, float momentum) {
+    float* mean = mi;
+    float* invstd = mi + C;
+    int c = blockIdx.x;
+    long long M = (long long)N * HW;
+    float s = 0.0f, unused = 0.0f;
+    for (long long j = threadIdx.x; j < M; j += blockDim.x) {
+        long long n = j / HW, p = j % HW;
+        s += x[(n * C + c) * HW + p];
+    }
+    block_sum2(s, unused);
+    float mu = s / (float)M;
+    float v = 0.0f; unused = 0.0f;
+    for (long long j = threadIdx.x; j < M; j += blockDim.x) {
+        long long n = j / HW, p = j % HW;
+        float d = x[(n * C + c) * HW + p] - mu;
+        v += d * d;
+    }
+    block_sum2(v, unused);
+    if (threadIdx.x == 0) {
+        float var = v / (float)M;
+        mean[c] = mu;
+        invstd[c] = 1.0f / sqrtf(var + eps);
+        float unbias = M > 1 ? (float)M / (float)(M - 1) : 1.0f;
+        run_mean[c] = (1.0f - momentum) * run_mean[c] + momentum * mu;
+        run_var[c] = (1.0f - momentum) * run_var[c] + momentum * var * unbias;
+    }
+}
+
+// Evaluation: the running statistics as mean and 1/√(var + eps).
+extern "C" __global__ void bn_eval_stats(const float* run_mean, const float* run_var, float* mi,
+                                         int C, float eps) {
+    float* mean = mi;
+    float* invstd = mi + C;
+    GRID_STRIDE(c, (long long)C) {
+        mean[c] = run_mean[c];
+        invstd[c] = 1.0f / sqrtf(run_var[c] + eps);
+    }
+}
+
+// y = γ(x − μ)·invstd + β, then max(y, 0) when relu.
+extern "C" __global__ void bn_apply(const float* x, float* y, const float* mi,
+                                    const float* gamma, const float* beta, int C, int HW,
+                                    long long total, int relu) {
+    const float* mean = mi;
+    const float* invstd = mi + C;
+    GRID_STRIDE(i, total) {
+        int c = (i / HW) % C;
+        float v = gamma[c] * (x[i] - mean[c]) * invstd[c] + beta[c];
+        y[i] = (relu && v < 0.0f) ? 0.0f : v;
+    }
+}
+
+// One block per channel: Σ dy' and Σ dy'·x̂ (dy' = dy with the fused ReLU's mask), into
+// sums[2c], sums[2c+1]; dγ += Σ dy'·x̂ and dβ += Σ dy'.
+extern "C" __global__ void bn_backward_sums(const float* dy, const float* x, const float* mi,
+                                            const float* gamma, const float* beta, float* sums,
+                                            float* dgamma, float* dbeta, int N, int C, int HW,
+                                            int relu) {
+    const float* mean = mi;
+    const float* invstd = mi + C;
+    int c = blockIdx.x;
+    long long M = (long long)N * HW;
+    float sd = 0.0f, sdx = 0.0f;
+    float mu = mean[c], is = invstd[c], g = gamma[c], b = beta[c];
+    for (long long j = threadIdx.x; j < M; j += blockDim.x) {
+        long long n = j / HW, p = j % HW;
+        long long k = (n * C + c) * HW + p;
+        float xh = (x[k] - mu) * is;
+        float d = dy[k];
+        if (relu && g * xh + b <= 0.0f) d = 0.0f;
+        sd += d;
+        sdx += d * xh;
+    }
+    block_sum2(sd, sdx);
+    if (threadIdx.x == 0) {
+        sums[2 * c] = sd;
+        sums[2 * c + 1] = sdx;
+        dgamma[c] += sdx;
+        dbeta[c] += sd;
+    }
+}
+
+// dx += γ·invstd·(dy' − Σdy'/M − x̂·Σdy'x̂/M) in training; γ·invstd·dy' in evaluation.
+// flags: bit 0 = fused ReLU, bit 1 = training.
+extern "C" __global__ void bn_backward_apply(const float* dy, const float* x, const float* mi,
+                                             const float* gamma, const float* beta,
+                                             const float* sums, float* dx, int C, int HW,
+                                             long long total, int flags) {
+    const float* mean = mi;
+    const float* invstd = mi + C;
+    int relu = flags & 1, train = flags & 2;
+    float M = (float)(total / C);
+    GRID_STRIDE(i, total) {
+        int c = (i / HW) % C;
+        float is = invstd[c], g = gamma[c];
+        float xh = (x[i] - mean[c]) * is;
+        float d = dy[i];
+        if (relu && g * xh + beta[c] <= 0.0f) d = 0.0f;
+        if (train) d = d - sums[2 * c] / M - xh * sums[2 * c + 1] / M;
+        dx[i] += g * is * d;
+    }
+}
+
+// ---------------------------------------------------------------- elementwise
+
+extern "C" __global__ void relu_fwd(const float* x, float* y, long long total) {
+    GRID_STRIDE(i, total) { y[i] = x[i] > 0.0f ? x[i] : 0.0f; }
+}
+
+// dx += dy where y > 0.
+extern "C" __global__ void relu_bwd(const float* dy, const float* y, float* dx, long long total) {
+    GRID_STRIDE(i, total) { if (y[i] > 0.0f) dx[i] += dy[i]; }
+}
+
+// y += x.
+extern "C" __global__ void add_into(const float* x, float* y, long long total) {
+    GRID_STRIDE(i, total) { y[i] += x[i]; }
+}
+
+// Channel block copy: dst[n][off + c][p] = src[n][c][p] (src has Cs channels, dst Cd).
+extern "C" __global__ void copy_channels(const float* src, float* dst, int N, int Cs, int Cd,
+                                         int off, int HW) {
+    long long total = (long long)N * Cs * HW;
+    GRID_STRIDE(i, total) {
+        long long p = i % HW, t = i / HW;
+        long long c = t % Cs, n = t / Cs;
+        dst[(n * Cd + off + c) * HW + p] = src[i];
+    }
+}
+
+// The adjoint: dsrc[n][c][p] += ddst[n][off + c][p].
+extern "C" __global__ void slice_channels_add(const float* ddst, float* dsrc, int N, int Cs,
+                                              int Cd, int off, int HW) {
+    long long total = (long long)N * Cs * HW;
+    GRID_STRIDE(i, total) {
+        long long p = i % HW, t = i / HW;
+        long long c = t % Cs, n = t / Cs;
+        dsrc[i] += ddst[(n * Cd + off + c) * HW + p];
+    }
+}
+
+// ---------------------------------------------------------------- pooling and shortcut
+
+// Option-A shortcut: y[n][before + c][oy][ox] = x[n][c][oy*S][ox*S], other channels 0.
+extern "C" __global__ void shortcut_fwd(const float* x, float* y, int N, int C, int H, int W,
+                                        int Co, int before, int S, int Ho, int Wo) {
+    long long total = (long long)N * Co * Ho * Wo;
+    GRID_STRIDE(i, total) {
+        int ox = i % Wo;
+        long long t = i / Wo;
+        int oy = t % Ho; t /= Ho;
+        int co = t % Co;
+        long long n = t / Co;
+        int c = co - before;
+        y[i] = (c >= 0 && c < C) ? x[((n * C + c) * H + oy * S) * W + ox * S] : 0.0f;
+    }
+}
+
+extern "C" __global__ void shortcut_bwd(const float* dy, float* dx, int N, int C, int H, int W,
+                                        int Co, int before, int S, int Ho, int Wo) {
+    long long total = (long long)N * C * Ho * Wo;
+    GRID_STRIDE(i, total) {
+        int ox = i % Wo;
+        long long t = i / Wo;
+        int oy = t % Ho; t /= Ho;
+        int c = t % C;
+        long long n = t / C;
+        dx[((n * C + c) * H + oy * S) * W + ox * S] +=
+            dy[((n * Co + before + c) * Ho + oy) * Wo + ox];
+    }
+}
+
+// Average pooling, K×K windows, stride S, no padding.
+extern "C" __global__ void avg_pool_fwd(const float* x, float* y, long long planes, int H, int W,
+                                        int K, int S, int Ho, int Wo) {
+    long long total = planes * Ho * Wo;
+    float inv = 1.0f / (K * K);
+    GRID_STRIDE(i, total) {
+        int ox = i % Wo;
+        long long t = i / Wo;
+        int oy = t % Ho;
+        long long pl = t / Ho;
+        const float* src = x + pl * H * W;
+        float acc = 0.0f;
+        for (int a = 0; a < K; ++a)
+            for (int b = 0; b < K; ++b) acc += src[(oy * S + a) * W + ox * S + b];
+        y[i] = acc * inv;
+    }
+}
+
+// Gather form: each input pixel sums the windows that contain it (no atomics).
+extern "C" __global__ void avg_pool_bwd(const float* dy, float* dx, long long planes, int H,
+                                        int W, int K, int S, int Ho, int Wo) {
+    long long total = planes * H * W;
+    float inv = 1.0f / (K * K);
+    GRID_STRIDE(i, total) {
+        int ix = i % W;
+        long long t = i / W;
+        int iy = t % H;
+        long long pl = t / H;
+        float acc = 0.0f;
+        for (int oy = 0; oy < Ho; ++oy) {
+            if (iy < oy * S || iy >= oy * S + K) continue;
+            for (int ox = 0; ox < Wo; ++ox) {
+                if (ix < ox * S || ix >= ox * S + K) continue;
+                acc += dy[(pl * Ho + oy) * Wo + ox];
+            }
+        }
+        dx[i] += acc * inv;
+    }
+}
+
+// Max pooling with padding (padding never wins); the winner's plane offset goes to arg.
+extern "C" __global__ void max_pool_fwd(const float* x, float* y, int* arg, long long planes,
+                                        int H, int W, int K, int S, int P, int Ho, int Wo) {
+    long long total = planes * Ho * Wo;
+    GRID_STRIDE(i, total) {
+        int ox = i % Wo;
+        long long t = i / Wo;
+        int oy = t % Ho;
+        long long pl = t / Ho;
+        const float* src = x + pl * H * W;
+        float best = __int_as_float(0xff800000);  // −∞ (NVRTC has no math.h)
+        int at = -1;
+        for (int a = 0; a < K; ++a) {
+            int iy = oy * S - P + a;
+            if (iy < 0 || iy >= H) continue;
+            for (int b = 0; b < K; ++b) {
+                int ix = ox * S - P + b;
+                if (ix < 0 || ix >= W) continue;
+                float v = src[iy * W + ix];
+                if (at < 0 || v > best) { best = v; at = iy * W + ix; }
+            }
+        }
+        y[i] = best;
+        arg[i] = at;
+    }
+}
+
+extern "C" __global__ void max_pool_bwd(const float* dy, const int* arg, float* dx,
+                                        long long planes, int H, int W, int Ho, int Wo) {
+    long long total = planes * Ho * Wo;
+    GRID_STRIDE(i, total) {
+        long long pl = i / (Ho * Wo);
+        atomicAdd(&dx[pl * H * W + arg[i]], dy[i]);
+    }
+}
+
+// One warp-strided thread per plane is too slow for big planes; one block (256) per plane.
+extern "C" __global__ void global_avg_fwd(const float* x, float* y, int HW) {
+    long long pl = blockIdx.x;
+    float s = 0.0f, unused = 0.0f;
+    for (int p = threadIdx.x; p < HW; p += blockDim.x) s += x[pl * HW + p];
+    block_sum2(s, unused);
+    if (threadIdx.x == 0) y[pl] = s / (float)HW;
+}
+
+extern "C" __global__ void global_avg_bwd(const float* dy, float* dx, long long planes, int HW) {
+    long long total = planes * HW;
+    GRID_STRIDE(i, total) { dx[i] += dy[i / HW] / (float)HW; }
+}
+
+// ---------------------------------------------------------------- linear, loss, optimisers
+
+// y[n][j] += b[j].
+extern "C" __global__ void add_bias(float* y, const float* b, int N, int F) {
+    GRID_STRIDE(i, (long long)N * F) { y[i] += b[i % F]; }
+}
+
+// db[j] += Σ_n dy[n][j].
+extern "C" __global__ void bias_grad(const float* dy, float* db, int N, int F) {
+    GRID_STRIDE(j, (long long)F) {
+        float acc = 0.0f;
+        for (int n = 0; n < N; ++n) acc += dy[(long long)n * F + j];
+        db[j] += acc;
+    }
+}
+
+// Per row: loss = logsumexp − z[label], dz = (softmax − onehot)/N, correct = argmax == label
+// (first maximum, as the CPU).
+extern "C" __global__ void softmax_xent(const float* z, const int* labels, float* loss,
+                                        float* dz, int* correct, int N, int K) {
+    GRID_STRIDE(r, (long long)N) {
+        const float* row = z + r * K;
+        float mx = row[0];
+        int best = 0;
+        for (int k = 1; k < K; ++k) if (row[k] > mx) { mx = row[k]; best = k; }
+        float se = 0.0f;
+        for (int k = 0; k < K; ++k) se += expf(row[k] - mx);
+        float lse = mx + logf(se);
+        int l = labels[r];
+        loss[r] = lse - row[l];
+        correct[r] = best == l;
+        for (int k = 0; k < K; ++k)
+            dz[r * K + k] = (expf(row[k] - lse) - (k == l ? 1.0f : 0.0f)) / (float)N;
+    }
+}
+
+// PyTorch's SGD: d = g + wd·w; b = first ? d : μb + d; w −= lr·(nesterov ? d + μb : b).
+extern "C" __global__ void sgd_update(float* w, const float* g, float* b, long long n, float lr,
+                                      float momentum, float wd, int nesterov, int first) {
+    GRID_STRIDE(i, n) {
+        float d = g[i] + wd * w[i];
+        float m = first ? d : momentum * b[i] + d;
+        b[i] = m;
+        w[i] -= lr * (nesterov ? d + momentum * m : m);
+    }
+}
+
+// Adam (β = 0.9, 0.999; ε = 1e-8), weight decay added to the gradient; c1, c2 = bias corrections.
+extern "C" __global__ void adam_update(float* w, const float* g, float* m, float* v, long long n,
+                                       float lr, float wd, float c1, float c2) {
+    GRID_STRIDE(i, n) {
+        float d = g[i] + wd * w[i];
+        m[i] = 0.9f * m[i] + 0.1f * d;
+        v[i] = 0.999f * v[i] + 0.001f * d * d;
+        w[i] -= lr * (m[i] / c1) / (sqrtf(v[i] / c2) + 1e-8f);
+    }
+}
