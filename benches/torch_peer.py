@@ -77,9 +77,9 @@ class DagNet(nn.Module):
         return acts[self.dag["output"]]
 
 
-def time_steps(net, opt, x, y, steps, dev):
+def time_steps(net, opt, x, y, steps, dev, warmup=3):
     times = []
-    for step in range(steps + 3):
+    for step in range(steps + warmup):
         if dev.type == "cuda":
             torch.cuda.synchronize()
         t = time.perf_counter()
@@ -90,7 +90,7 @@ def time_steps(net, opt, x, y, steps, dev):
         opt.step()
         if dev.type == "cuda":
             torch.cuda.synchronize()
-        if step >= 3:
+        if step >= warmup:
             times.append(time.perf_counter() - t)
     return statistics.median(times)
 
@@ -105,6 +105,7 @@ def main():
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--tf32", default="default", choices=["default", "on", "off"])
     ap.add_argument("--max-batch", type=int, default=8192)
+    ap.add_argument("--warmup", type=int, default=3)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -116,7 +117,7 @@ def main():
     inp = dag["nodes"][dag["input"]]["shape"]
     classes = dag["nodes"][dag["output"]]["shape"]["c"]
 
-    def run(batch, steps):
+    def run(batch, steps, warmup=a.warmup):
         net = DagNet(dag).to(dev)
         net.train()
         opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4)
@@ -124,14 +125,14 @@ def main():
         y = torch.randint(0, classes, (batch,))
         if dev.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
-        med = time_steps(net, opt, x, y, steps, dev)
+        med = time_steps(net, opt, x, y, steps, dev, warmup)
         return net, med
 
     if a.batch == "max":
         batch, b = 0, 128
         while b <= a.max_batch:
             try:
-                run(b, 1)
+                run(b, 1, 1)
                 batch = b
             except torch.OutOfMemoryError:
                 break

@@ -12,7 +12,14 @@
 #      the largest power-of-two batch that fits, TF32 off and on — ours, then PyTorch on the
 #      same DAG in the same run.
 #   3. A short training run on the full Fashion-MNIST with --device cuda.
+#   (profile: milliseconds per op of our training step, synchronised per op; not by default.)
+#
+# Environment: STAGES (default "check bench pytorch train"; also "profile"), SPARSE_BATCHES and
+# DENSE_BATCHES (default "64,max"), TF32 (default "off on"), EPOCHS (default 3).
 set -uo pipefail
+STAGES=${STAGES:-check bench pytorch train}
+TF32=${TF32:-off on}
+want() { [[ " $STAGES " == *" $1 "* ]]; }
 OUT=${1:?usage: scripts/gpu-device.sh OUT_DIR}
 mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
 cd "$(dirname "$0")/.."
@@ -46,20 +53,42 @@ stage() { # name limit command...
   [ $rc -eq 0 ] || status=1
 }
 
-stage check 120 "$G/gpu-check" --json "$OUT/check.json"
-stage bench 160 "$G/gpu-check" --skip-ops --skip-networks --bench sparsenet-40-24,densenet-40-12 \
-  --batch 64,max --tf32 both --steps 10 --json "$OUT/bench.json"
-stage pytorch 160 bash -c '
-  for model in sparsenet-40-24 densenet-40-12; do
-    for tf32 in off on; do
-      for batch in 64 max; do
-        python3 benches/torch_peer.py .gpu/$model.json --device cuda --batch $batch --steps 10 \
-          --tf32 $tf32 --name $model || exit 1
+tf32_flag=both; [ "$TF32" = "off" ] && tf32_flag=off; [ "$TF32" = "on" ] && tf32_flag=on
+want check && stage check 120 "$G/gpu-check" --json "$OUT/check.json"
+want profile && SPARSENET_PROFILE=1 stage profile 60 "$G/gpu-check" --skip-ops --skip-networks \
+  --bench sparsenet-40-24,densenet-40-12 --batch 64 --tf32 off --steps 5
+# Batches per model: a list of numbers or `max`. Batch 64 is timed over 10 steps after 3
+# warm-up steps; larger ones over 3 after 1 (each step takes seconds).
+export SPARSE_BATCHES=${SPARSE_BATCHES:-64,max} DENSE_BATCHES=${DENSE_BATCHES:-64,max} TF32 tf32_flag
+bench_ours() {
+  for spec in "sparsenet-40-24:$SPARSE_BATCHES" "densenet-40-12:$DENSE_BATCHES"; do
+    model=${spec%%:*}
+    for b in $(echo "${spec#*:}" | tr , ' '); do
+      steps=10; warm=3; [ "$b" = 64 ] || { steps=3; warm=1; }
+      .gpu/gpu-check --skip-ops --skip-networks --bench "$model" --batch "$b" --tf32 "$tf32_flag" \
+        --steps $steps --warmup $warm || return 1
+    done
+  done
+}
+bench_peer() {
+  for spec in "sparsenet-40-24:$SPARSE_BATCHES" "densenet-40-12:$DENSE_BATCHES"; do
+    model=${spec%%:*}
+    for b in $(echo "${spec#*:}" | tr , ' '); do
+      steps=10; warm=3; [ "$b" = 64 ] || { steps=3; warm=1; }
+      for tf32 in $TF32; do
+        python3 benches/torch_peer.py ".gpu/$model.json" --device cuda --batch "$b" --steps $steps \
+          --warmup $warm --tf32 "$tf32" --name "$model" || return 1
       done
     done
-  done'
-run=$(mktemp -d)
-stage train 120 "$G/train" --device cuda --data-dir "$G/fashion-mnist" --model sparsenet-40-24 \
-  --epochs 3 --batch-size 128 --lr 0.1 --schedule cosine --quiet --out "$run"
-cp "$run/metrics.jsonl" "$OUT/" 2>/dev/null
+  done
+}
+export -f bench_ours bench_peer
+want bench && stage bench 150 bash -c bench_ours
+want pytorch && stage pytorch 150 bash -c bench_peer
+if want train; then
+  run=$(mktemp -d)
+  stage train 120 "$G/train" --device cuda --data-dir "$G/fashion-mnist" --model sparsenet-40-24 \
+    --epochs "${EPOCHS:-3}" --batch-size 128 --lr 0.1 --schedule cosine --quiet --out "$run"
+  cp "$run/metrics.jsonl" "$OUT/" 2>/dev/null
+fi
 exit $status

@@ -43,6 +43,10 @@ pub trait Backend {
     type Stats;
     /// The dimensions of an activation.
     fn dims(&self, x: &Self::Act) -> [usize; 4];
+    /// Wait until queued work is done (for per-op timing on asynchronous devices).
+    fn fence(&mut self) -> Result<()> {
+        Ok(())
+    }
     /// Convolution without bias; `x_grad` says whether `x` needs a gradient.
     fn conv2d(
         &mut self,
@@ -339,6 +343,10 @@ where
             let get = |k: usize| acts[ins[k]].as_ref().expect("inputs computed before use");
             let pi = &self.node_params[i];
             let node = &self.net.graph[idx];
+            let profiling = crate::ops::profile::enabled();
+            if profiling {
+                b.fence()?;
+            }
             let t0 = std::time::Instant::now();
             let y = match node.op {
                 Op::Input => unreachable!("one input node"),
@@ -389,7 +397,8 @@ where
                     b.linear(get(0), &p[pi[0]], &p[pi[1]], out_features)?
                 }
             };
-            if crate::ops::profile::enabled() {
+            if profiling {
+                b.fence()?;
                 crate::ops::profile::add(node.op.kind(), t0.elapsed().as_secs_f64());
             }
             match self.fused_relu[i] {

@@ -29,7 +29,9 @@ Check that the GPU computes what the CPU computes, then time training on the GPU
    or `max` for the largest power of two that fits), with TF32 off and/or on.
 
 Every comparison prints one line with its relative error and tolerance; the exit status is 1 if
-any fails. --json writes every comparison and benchmark as JSON.";
+any fails. --json writes every comparison and benchmark as JSON. With SPARSENET_PROFILE=1 each
+benchmark also prints milliseconds per step by op (synchronising around every op, so the
+benchmark's own figure is then slower than usual).";
 
 /// Arguments of `gpu-check`.
 #[derive(Parser, Debug, Clone)]
@@ -50,6 +52,9 @@ pub struct GpuCheckArgs {
     /// Timed steps per benchmark (after 3 warm-up steps).
     #[arg(long, default_value = "20", value_parser = |s: &str| parse_in_range(s, "steps", 1, 100_000))]
     pub steps: usize,
+    /// Untimed warm-up steps before the timed ones.
+    #[arg(long, default_value = "3", value_parser = |s: &str| parse_in_range(s, "warmup", 0, 1000))]
+    pub warmup: usize,
     /// Largest batch tried by `max`.
     #[arg(long, default_value = "8192", value_parser = |s: &str| parse_in_range(s, "max batch", 1, 1 << 20))]
     pub max_batch: usize,
@@ -154,7 +159,8 @@ fn checks(a: &GpuCheckArgs, out: &mut dyn Write) -> Result<usize> {
                     } else {
                         b.parse().expect("checked above")
                     };
-                    let r = bench(&kit, m, &spec, batch, a.steps)?;
+                    crate::ops::profile::reset();
+                    let r = bench(&kit, m, &spec, batch, a.warmup, a.steps)?;
                     writeln!(
                         out,
                         "bench {:<18} batch {:>5} tf32 {:<5} {:>9.1} img/s  median step {:.2} ms  peak {:.2} GB",
@@ -165,6 +171,17 @@ fn checks(a: &GpuCheckArgs, out: &mut dyn Write) -> Result<usize> {
                         r.median_step_s * 1e3,
                         r.peak_bytes.map_or(f64::NAN, |v| v as f64 / 1e9)
                     )?;
+                    if crate::ops::profile::enabled() {
+                        // Synchronised per op, so these add up to more than the median step.
+                        let mut rows: Vec<(String, f64)> =
+                            crate::ops::profile::report().into_iter().collect();
+                        rows.sort_by(|x, y| y.1.total_cmp(&x.1));
+                        let per = (a.steps + a.warmup) as f64;
+                        for (k, v) in rows {
+                            writeln!(out, "    profile {k:<28} {:8.3} ms/step", v / per * 1e3)?;
+                        }
+                    }
+                    writeln!(out, "json {}", serde_json::to_string(&r)?)?;
                     report.benchmarks.push(r);
                 }
             }

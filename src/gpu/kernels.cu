@@ -5,51 +5,71 @@
 
 #define GRID_STRIDE(i, n) for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (long long)blockDim.x * gridDim.x)
 
+// Plane-wise kernels (launched by `launch_planes`): blockIdx.y strides over the planes (one
+// n·C + c each), the x-threads over a plane's elements, so per element there is at most one
+// 32-bit division (64-bit divisions per element made these kernels compute-bound).
+#define PLANES(pl, planes) for (long long pl = blockIdx.y; pl < (planes); pl += gridDim.y)
+#define INNER(q, n) for (int q = blockIdx.x * blockDim.x + threadIdx.x; q < (n); q += blockDim.x * gridDim.x)
+
 // ---------------------------------------------------------------- convolution helpers
 
 // col[n][(c*K + ky)*K + kx][oy*Wo + ox] = x[n][c][oy*S - P + ky][ox*S - P + kx] (0 outside).
-extern "C" __global__ void im2col(const float* x, float* col, int N, int C, int H, int W, int K,
-                                  int S, int P, int Ho, int Wo) {
-    long long total = (long long)N * C * K * K * Ho * Wo;
-    GRID_STRIDE(i, total) {
-        int ox = i % Wo;
-        long long t = i / Wo;
-        int oy = t % Ho; t /= Ho;
-        int kx = t % K; t /= K;
-        int ky = t % K; t /= K;
-        int c = t % C;
-        int n = t / C;
-        int iy = oy * S - P + ky, ix = ox * S - P + kx;
-        col[i] = (iy >= 0 && iy < H && ix >= 0 && ix < W)
-                     ? x[(((long long)n * C + c) * H + iy) * W + ix] : 0.0f;
+extern "C" __global__ void im2col(const float* x, float* col, int H, int W, int K, int S, int P,
+                                  int Ho, int Wo, long long planes) {
+    // blockIdx.z is the tap (ky, kx); planes are the N·C input planes.
+    int kk = blockIdx.z;
+    int ky = kk / K, kx = kk - ky * K;
+    int HoWo = Ho * Wo;
+    PLANES(pl, planes) {
+        const float* src = x + pl * H * W;
+        float* dst = col + (pl * K * K + kk) * HoWo;
+        INNER(p, HoWo) {
+            int oy = p / Wo, ox = p - oy * Wo;
+            int iy = oy * S - P + ky, ix = ox * S - P + kx;
+            dst[p] = (iy >= 0 && iy < H && ix >= 0 && ix < W) ? src[iy * W + ix] : 0.0f;
+        }
     }
 }
 
 // The adjoint of im2col: x[n][c][iy][ix] += Σ col over every (ky, kx, oy, ox) that read it.
-extern "C" __global__ void col2im_add(const float* col, float* x, int N, int C, int H, int W,
-                                      int K, int S, int P, int Ho, int Wo) {
-    long long total = (long long)N * C * H * W;
-    GRID_STRIDE(i, total) {
-        int ix = i % W;
-        long long t = i / W;
-        int iy = t % H; t /= H;
-        int c = t % C;
-        int n = t / C;
-        float acc = 0.0f;
-        for (int ky = 0; ky < K; ++ky) {
-            int ty = iy + P - ky;
-            if (ty < 0 || ty % S) continue;
-            int oy = ty / S;
-            if (oy >= Ho) continue;
-            for (int kx = 0; kx < K; ++kx) {
-                int tx = ix + P - kx;
-                if (tx < 0 || tx % S) continue;
-                int ox = tx / S;
-                if (ox >= Wo) continue;
-                acc += col[((((long long)n * C + c) * K + ky) * K + kx) * Ho * Wo + oy * Wo + ox];
+extern "C" __global__ void col2im_add(const float* col, float* x, int H, int W, int K, int S,
+                                      int P, int Ho, int Wo, long long planes) {
+    int HoWo = Ho * Wo;
+    PLANES(pl, planes) {
+        const float* src = col + pl * K * K * HoWo;
+        float* dst = x + pl * H * W;
+        INNER(q, H * W) {
+            int iy = q / W, ix = q - iy * W;
+            float acc = 0.0f;
+            for (int ky = 0; ky < K; ++ky) {
+                int ty = iy + P - ky;
+                if (ty < 0 || ty % S) continue;
+                int oy = ty / S;
+                if (oy >= Ho) continue;
+                for (int kx = 0; kx < K; ++kx) {
+                    int tx = ix + P - kx;
+                    if (tx < 0 || tx % S) continue;
+                    int ox = tx / S;
+                    if (ox >= Wo) continue;
+                    acc += src[(ky * K + kx) * HoWo + oy * Wo + ox];
+                }
             }
+            dst[q] += acc;
         }
-        x[i] += acc;
+    }
+}
+
+// The input gradient of a stride-1 convolution is a convolution of dy with the kernel flipped
+// in space and transposed in channels: wf[c][o][a][b] = w[o][c][K−1−a][K−1−b].
+extern "C" __global__ void flip_weights(const float* w, float* wf, int O, int C, int K) {
+    long long total = (long long)O * C * K * K;
+    GRID_STRIDE(i, total) {
+        int b = i % K;
+        long long t = i / K;
+        int a = t % K; t /= K;
+        int o = t % O;
+        int c = t / O;
+        wf[i] = w[(((long long)o * C + c) * K + (K - 1 - a)) * K + (K - 1 - b)];
     }
 }
 
@@ -86,18 +106,18 @@ extern "C" __global__ void bn_stats(const float* x, float* mi, float* run_mean, 
     float* mean = mi;
     float* invstd = mi + C;
     int c = blockIdx.x;
-    long long M = (long long)N * HW;
+    int M = N * HW;
     float s = 0.0f, unused = 0.0f;
-    for (long long j = threadIdx.x; j < M; j += blockDim.x) {
-        long long n = j / HW, p = j % HW;
-        s += x[(n * C + c) * HW + p];
+    for (int j = threadIdx.x; j < M; j += blockDim.x) {
+        int n = j / HW, p = j - n * HW;
+        s += x[((long long)n * C + c) * HW + p];
     }
     block_sum2(s, unused);
     float mu = s / (float)M;
     float v = 0.0f; unused = 0.0f;
-    for (long long j = threadIdx.x; j < M; j += blockDim.x) {
-        long long n = j / HW, p = j % HW;
-        float d = x[(n * C + c) * HW + p] - mu;
+    for (int j = threadIdx.x; j < M; j += blockDim.x) {
+        int n = j / HW, p = j - n * HW;
+        float d = x[((long long)n * C + c) * HW + p] - mu;
         v += d * d;
     }
     block_sum2(v, unused);
@@ -125,13 +145,15 @@ extern "C" __global__ void bn_eval_stats(const float* run_mean, const float* run
 // y = γ(x − μ)·invstd + β, then max(y, 0) when relu.
 extern "C" __global__ void bn_apply(const float* x, float* y, const float* mi,
                                     const float* gamma, const float* beta, int C, int HW,
-                                    long long total, int relu) {
-    const float* mean = mi;
-    const float* invstd = mi + C;
-    GRID_STRIDE(i, total) {
-        int c = (i / HW) % C;
-        float v = gamma[c] * (x[i] - mean[c]) * invstd[c] + beta[c];
-        y[i] = (relu && v < 0.0f) ? 0.0f : v;
+                                    long long planes, int relu) {
+    PLANES(pl, planes) {
+        int c = pl % C;
+        float mu = mi[c], is = mi[C + c], g = gamma[c], b = beta[c];
+        long long base = pl * HW;
+        INNER(p, HW) {
+            float v = g * (x[base + p] - mu) * is + b;
+            y[base + p] = (relu && v < 0.0f) ? 0.0f : v;
+        }
     }
 }
 
@@ -144,12 +166,12 @@ extern "C" __global__ void bn_backward_sums(const float* dy, const float* x, con
     const float* mean = mi;
     const float* invstd = mi + C;
     int c = blockIdx.x;
-    long long M = (long long)N * HW;
+    int M = N * HW;
     float sd = 0.0f, sdx = 0.0f;
     float mu = mean[c], is = invstd[c], g = gamma[c], b = beta[c];
-    for (long long j = threadIdx.x; j < M; j += blockDim.x) {
-        long long n = j / HW, p = j % HW;
-        long long k = (n * C + c) * HW + p;
+    for (int j = threadIdx.x; j < M; j += blockDim.x) {
+        int n = j / HW, p = j - n * HW;
+        long long k = ((long long)n * C + c) * HW + p;
         float xh = (x[k] - mu) * is;
         float d = dy[k];
         if (relu && g * xh + b <= 0.0f) d = 0.0f;
@@ -170,19 +192,22 @@ extern "C" __global__ void bn_backward_sums(const float* dy, const float* x, con
 extern "C" __global__ void bn_backward_apply(const float* dy, const float* x, const float* mi,
                                              const float* gamma, const float* beta,
                                              const float* sums, float* dx, int C, int HW,
-                                             long long total, int flags) {
-    const float* mean = mi;
-    const float* invstd = mi + C;
+                                             long long planes, int flags) {
     int relu = flags & 1, train = flags & 2;
-    float M = (float)(total / C);
-    GRID_STRIDE(i, total) {
-        int c = (i / HW) % C;
-        float is = invstd[c], g = gamma[c];
-        float xh = (x[i] - mean[c]) * is;
-        float d = dy[i];
-        if (relu && g * xh + beta[c] <= 0.0f) d = 0.0f;
-        if (train) d = d - sums[2 * c] / M - xh * sums[2 * c + 1] / M;
-        dx[i] += g * is * d;
+    float M = (float)(planes / C) * (float)HW;
+    PLANES(pl, planes) {
+        int c = pl % C;
+        float mu = mi[c], is = mi[C + c], g = gamma[c], b = beta[c];
+        float s0 = sums[2 * c] / M, s1 = sums[2 * c + 1] / M;
+        long long base = pl * HW;
+        INNER(p, HW) {
+            long long i = base + p;
+            float xh = (x[i] - mu) * is;
+            float d = dy[i];
+            if (relu && g * xh + b <= 0.0f) d = 0.0f;
+            if (train) d = d - s0 - xh * s1;
+            dx[i] += g * is * d;
+        }
     }
 }
 
@@ -202,25 +227,28 @@ extern "C" __global__ void add_into(const float* x, float* y, long long total) {
     GRID_STRIDE(i, total) { y[i] += x[i]; }
 }
 
-// Channel block copy: dst[n][off + c][p] = src[n][c][p] (src has Cs channels, dst Cd).
-extern "C" __global__ void copy_channels(const float* src, float* dst, int N, int Cs, int Cd,
-                                         int off, int HW) {
-    long long total = (long long)N * Cs * HW;
-    GRID_STRIDE(i, total) {
-        long long p = i % HW, t = i / HW;
-        long long c = t % Cs, n = t / Cs;
-        dst[(n * Cd + off + c) * HW + p] = src[i];
+// Channel block copy: dst[n][off + c][p] = src[n][c][p] (src has Cs channels, dst Cd); planes
+// are the N·Cs source planes.
+extern "C" __global__ void copy_channels(const float* src, float* dst, int Cs, int Cd, int off,
+                                         int HW, long long planes) {
+    PLANES(pl, planes) {
+        long long n = pl / Cs;
+        long long c = pl - n * Cs;
+        const float* s = src + pl * HW;
+        float* d = dst + (n * Cd + off + c) * HW;
+        INNER(p, HW) { d[p] = s[p]; }
     }
 }
 
 // The adjoint: dsrc[n][c][p] += ddst[n][off + c][p].
-extern "C" __global__ void slice_channels_add(const float* ddst, float* dsrc, int N, int Cs,
-                                              int Cd, int off, int HW) {
-    long long total = (long long)N * Cs * HW;
-    GRID_STRIDE(i, total) {
-        long long p = i % HW, t = i / HW;
-        long long c = t % Cs, n = t / Cs;
-        dsrc[i] += ddst[(n * Cd + off + c) * HW + p];
+extern "C" __global__ void slice_channels_add(const float* ddst, float* dsrc, int Cs, int Cd,
+                                              int off, int HW, long long planes) {
+    PLANES(pl, planes) {
+        long long n = pl / Cs;
+        long long c = pl - n * Cs;
+        const float* s = ddst + (n * Cd + off + c) * HW;
+        float* d = dsrc + pl * HW;
+        INNER(p, HW) { d[p] += s[p]; }
     }
 }
 

@@ -34,6 +34,7 @@ const MODULE: &str = "sparsenet";
 const KERNELS: &str = include_str!("kernels.cu");
 const KERNEL_NAMES: &[&str] = &[
     "im2col",
+    "flip_weights",
     "col2im_add",
     "sum_batches_add",
     "bn_stats",
@@ -173,6 +174,33 @@ impl Kit {
         unsafe { self.func(name).launch(cfg, params) }.map_err(drv)
     }
 
+    /// Launch a plane-wise kernel (`PLANES`/`INNER` in kernels.cu): `planes` planes of `inner`
+    /// elements, `taps` along z. Blocks are sized to the plane (a multiple of 32 up to 256
+    /// threads), so small feature maps do not leave most threads idle.
+    fn launch_planes<P>(
+        &self,
+        name: &str,
+        planes: usize,
+        inner: usize,
+        taps: u32,
+        params: P,
+    ) -> Result<()>
+    where
+        CudaFunction: LaunchAsync<P>,
+    {
+        let threads = inner.next_multiple_of(32).clamp(32, THREADS as usize);
+        let cfg = LaunchConfig {
+            grid_dim: (
+                inner.div_ceil(threads).clamp(1, 65_535) as u32,
+                planes.clamp(1, 65_535) as u32,
+                taps,
+            ),
+            block_dim: (threads as u32, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        unsafe { self.func(name).launch(cfg, params) }.map_err(drv)
+    }
+
     /// Uninitialised device memory (every caller overwrites all of it).
     fn alloc(&self, n: usize) -> Result<CudaSlice<f32>> {
         unsafe { self.dev.alloc::<f32>(n.max(1)) }.map_err(|e| oom(e, n))
@@ -228,6 +256,56 @@ impl Kit {
             )
         }
         .map_err(|e| anyhow!("cuBLAS gemm {m}×{n}×{k} (batch {batch}): {e:?}"))
+    }
+
+    /// Columns of `x` (`dims` = n, c, h, w) for a k×k convolution with stride `s` and padding
+    /// `p` whose output is `out` = ho×wo: per image a [c·k², ho·wo] matrix.
+    #[allow(clippy::too_many_arguments)]
+    fn im2col(
+        &self,
+        x: u64,
+        dims: [usize; 4],
+        k: usize,
+        s: usize,
+        p: usize,
+        out: [usize; 2],
+    ) -> Result<CudaSlice<f32>> {
+        let [n, c, h, w] = dims;
+        let len = n * c * k * k * out[0] * out[1];
+        let col = self.alloc(len)?;
+        let g = [n, c, h, w, k, s, p, out[0], out[1]].map(|v| v as i32);
+        self.launch(
+            "im2col",
+            len,
+            (
+                x,
+                addr(&col),
+                g[0],
+                g[1],
+                g[2],
+                g[3],
+                g[4],
+                g[5],
+                g[6],
+                g[7],
+                g[8],
+            ),
+        )?;
+        Ok(col)
+    }
+
+    /// Run `f`; when profiling (`SPARSENET_PROFILE`), synchronise around it and add its time to
+    /// `label`.
+    fn timed<R>(&self, label: &str, f: impl FnOnce() -> Result<R>) -> Result<R> {
+        if !crate::ops::profile::enabled() {
+            return f();
+        }
+        self.sync()?;
+        let t0 = std::time::Instant::now();
+        let r = f()?;
+        self.sync()?;
+        crate::ops::profile::add(label, t0.elapsed().as_secs_f64());
+        Ok(r)
     }
 
     /// Wait for all queued work.
@@ -336,9 +414,11 @@ impl<'a> GpuCtx<'a> {
         self.params + 4 * p.off as u64
     }
 
-    /// Record the backward step of output `out` (skipped when its gradient never arrives).
+    /// Record the backward step of output `out` (skipped when its gradient never arrives);
+    /// `label` names it in the profile (`SPARSENET_PROFILE`, which synchronises around it).
     fn backward(
         &mut self,
+        label: &'static str,
         out: &GAct,
         f: impl FnOnce(&Kit, &mut Grads, u64) -> Result<()> + 'static,
     ) {
@@ -350,7 +430,16 @@ impl<'a> GpuCtx<'a> {
             id,
             Box::new(move |kit: &Kit, g: &mut Grads| match g.acts.remove(&id) {
                 Some(dy) => {
+                    let profiling = crate::ops::profile::enabled();
+                    if profiling {
+                        kit.sync()?;
+                    }
+                    let t0 = std::time::Instant::now();
                     let r = f(kit, g, addr(&dy));
+                    if profiling {
+                        kit.sync()?;
+                        crate::ops::profile::add(label, t0.elapsed().as_secs_f64());
+                    }
                     // Freed (stream-ordered) after the kernels that read it.
                     drop(dy);
                     r
@@ -374,6 +463,10 @@ impl Backend for GpuCtx<'_> {
         x.dims
     }
 
+    fn fence(&mut self) -> Result<()> {
+        self.kit.sync()
+    }
+
     fn conv2d(&mut self, x: &GAct, w: &GParam, cfg: ConvCfg, x_grad: bool) -> Result<GAct> {
         let kit = self.kit;
         let (n, c, h, wd) = dims_of(x);
@@ -386,64 +479,65 @@ impl Backend for GpuCtx<'_> {
         let (ho, wo) = (cfg.out_size(h), cfg.out_size(wd));
         let (hw, ckk, o, k) = (ho * wo, c * cfg.kernel * cfg.kernel, cfg.out_ch, cfg.kernel);
         let pointwise = k == 1 && cfg.stride == 1 && cfg.padding == 0;
-        let geom = [n, c, h, wd, k, cfg.stride, cfg.padding, ho, wo].map(|v| v as i32);
-        let im2col = move |kit: &Kit, x: u64| -> Result<CudaSlice<f32>> {
-            let col = kit.alloc(n * ckk * hw)?;
-            let [n_, c_, h_, w_, k_, s_, p_, ho_, wo_] = geom;
-            kit.launch(
-                "im2col",
-                n * ckk * hw,
-                (x, addr(&col), n_, c_, h_, w_, k_, s_, p_, ho_, wo_),
-            )?;
-            Ok(col)
-        };
+        let (s_, p_) = (cfg.stride, cfg.padding);
         let y = kit.alloc(n * o * hw)?;
         let wa = self.param(w);
         let col = if pointwise {
             None
         } else {
-            Some(im2col(kit, x.addr())?)
+            Some(kit.timed("conv2d.im2col", || {
+                kit.im2col(x.addr(), [n, c, h, wd], k, s_, p_, [ho, wo])
+            })?)
         };
         let cols = col.as_ref().map_or(x.addr(), addr);
         // y_b[o, hw] = W[o, ckk] · cols_b[ckk, hw]
-        kit.gemm(
-            (false, false),
-            (o, hw, ckk),
-            (wa, ckk, 0),
-            (cols, hw, ckk * hw),
-            (addr(&y), hw, o * hw),
-            0.0,
-            n,
-        )?;
+        kit.timed("conv2d.gemm", || {
+            kit.gemm(
+                (false, false),
+                (o, hw, ckk),
+                (wa, ckk, 0),
+                (cols, hw, ckk * hw),
+                (addr(&y), hw, o * hw),
+                0.0,
+                n,
+            )
+        })?;
         drop(col);
         let y = self.new_act(y, [n, o, ho, wo]);
         let (xs, wg) = (x.clone(), *w);
-        self.backward(&y, move |kit, g, dy| {
+        // A narrowing stride-1 layer takes its input gradient as a convolution of dy with the
+        // flipped kernel (padding k−1−p): columns of o·k² rows instead of c·k², and no col2im.
+        let transposed = !pointwise && s_ == 1 && p_ < k && o < c;
+        self.backward("conv2d.backward", &y, move |kit, g, dy| {
             // dW = Σ_b dy_b[o, hw] · cols_bᵀ: per image into `parts`, then summed.
-            let col = if pointwise {
-                None
-            } else {
-                Some(im2col(kit, xs.addr())?)
-            };
-            let cols = col.as_ref().map_or(xs.addr(), addr);
-            let parts = kit.alloc(n * o * ckk)?;
-            kit.gemm(
-                (false, true),
-                (o, ckk, hw),
-                (dy, hw, o * hw),
-                (cols, hw, ckk * hw),
-                (addr(&parts), ckk, o * ckk),
-                0.0,
-                n,
-            )?;
-            drop(col);
-            kit.launch(
-                "sum_batches_add",
-                o * ckk,
-                (addr(&parts), g.param(wg), n as i32, (o * ckk) as i32),
-            )?;
-            if x_grad {
-                let gx = g.acc(kit, xs.id, xs.len())?;
+            kit.timed("conv2d.backward.weights", || {
+                let col = if pointwise {
+                    None
+                } else {
+                    Some(kit.im2col(xs.addr(), [n, c, h, wd], k, s_, p_, [ho, wo])?)
+                };
+                let cols = col.as_ref().map_or(xs.addr(), addr);
+                let parts = kit.alloc(n * o * ckk)?;
+                kit.gemm(
+                    (false, true),
+                    (o, ckk, hw),
+                    (dy, hw, o * hw),
+                    (cols, hw, ckk * hw),
+                    (addr(&parts), ckk, o * ckk),
+                    0.0,
+                    n,
+                )?;
+                kit.launch(
+                    "sum_batches_add",
+                    o * ckk,
+                    (addr(&parts), g.param(wg), n as i32, (o * ckk) as i32),
+                )
+            })?;
+            if !x_grad {
+                return Ok(());
+            }
+            let gx = g.acc(kit, xs.id, xs.len())?;
+            kit.timed("conv2d.backward.input", || {
                 if pointwise {
                     // dx_b[c, hw] += Wᵀ[c, o] · dy_b[o, hw]
                     kit.gemm(
@@ -454,7 +548,26 @@ impl Backend for GpuCtx<'_> {
                         (gx, hw, c * hw),
                         1.0,
                         n,
+                    )
+                } else if transposed {
+                    let (okk, ihw) = (o * k * k, h * wd);
+                    let wf = kit.alloc(c * okk)?;
+                    kit.launch(
+                        "flip_weights",
+                        c * okk,
+                        (wa, addr(&wf), o as i32, c as i32, k as i32),
                     )?;
+                    let col = kit.im2col(dy, [n, o, ho, wo], k, 1, k - 1 - p_, [h, wd])?;
+                    // dx_b[c, hw] += W̃[c, o·k²] · col(dy)_b[o·k², hw]
+                    kit.gemm(
+                        (false, false),
+                        (c, ihw, okk),
+                        (addr(&wf), okk, 0),
+                        (addr(&col), ihw, okk * ihw),
+                        (gx, ihw, c * ihw),
+                        1.0,
+                        n,
+                    )
                 } else {
                     let dcol = kit.alloc(n * ckk * hw)?;
                     kit.gemm(
@@ -466,15 +579,27 @@ impl Backend for GpuCtx<'_> {
                         0.0,
                         n,
                     )?;
-                    let [n_, c_, h_, w_, k_, s_, p_, ho_, wo_] = geom;
-                    kit.launch(
+                    let g = [h, wd, k, s_, p_, ho, wo].map(|v| v as i32);
+                    kit.launch_planes(
                         "col2im_add",
-                        n * c * h * wd,
-                        (addr(&dcol), gx, n_, c_, h_, w_, k_, s_, p_, ho_, wo_),
-                    )?;
+                        n * c,
+                        h * wd,
+                        1,
+                        (
+                            addr(&dcol),
+                            gx,
+                            g[0],
+                            g[1],
+                            g[2],
+                            g[3],
+                            g[4],
+                            g[5],
+                            g[6],
+                            (n * c) as i64,
+                        ),
+                    )
                 }
-            }
-            Ok(())
+            })
         });
         Ok(y)
     }
@@ -523,9 +648,11 @@ impl Backend for GpuCtx<'_> {
         }
         let (ga, ba) = (self.param(gamma), self.param(beta));
         let y = kit.alloc(total)?;
-        kit.launch(
+        kit.launch_planes(
             "bn_apply",
-            total,
+            n * c,
+            hw,
+            1,
             (
                 x.addr(),
                 addr(&y),
@@ -534,14 +661,14 @@ impl Backend for GpuCtx<'_> {
                 ba,
                 c as i32,
                 hw as i32,
-                total as i64,
+                (n * c) as i64,
                 relu as i32,
             ),
         )?;
         let y = self.new_act(y, [n, c, h, w]);
         let (xs, gp, bp) = (x.clone(), *gamma, *beta);
         let flags = relu as i32 | (self.train as i32) << 1;
-        self.backward(&y, move |kit, g, dy| {
+        self.backward("batch_norm.backward", &y, move |kit, g, dy| {
             let sums = kit.alloc(2 * c)?;
             let (dg, db) = (g.param(gp), g.param(bp));
             kit.launch_blocks(
@@ -563,9 +690,11 @@ impl Backend for GpuCtx<'_> {
                 ),
             )?;
             let gx = g.acc(kit, xs.id, total)?;
-            kit.launch(
+            kit.launch_planes(
                 "bn_backward_apply",
-                total,
+                n * c,
+                hw,
+                1,
                 (
                     dy,
                     xs.addr(),
@@ -576,7 +705,7 @@ impl Backend for GpuCtx<'_> {
                     gx,
                     c as i32,
                     hw as i32,
-                    total as i64,
+                    (n * c) as i64,
                     flags,
                 ),
             )
@@ -591,7 +720,7 @@ impl Backend for GpuCtx<'_> {
         kit.launch("relu_fwd", total, (x.addr(), addr(&y), total as i64))?;
         let y = self.new_act(y, x.dims);
         let (xid, ys) = (x.id, y.clone());
-        self.backward(&y, move |kit, g, dy| {
+        self.backward("relu.backward", &y, move |kit, g, dy| {
             let gx = g.acc(kit, xid, total)?;
             kit.launch("relu_bwd", total, (dy, ys.addr(), gx, total as i64))
         });
@@ -614,37 +743,41 @@ impl Backend for GpuCtx<'_> {
         let mut off = 0;
         for x in xs {
             let cs = x.dims[1];
-            kit.launch(
+            kit.launch_planes(
                 "copy_channels",
-                n * cs * hw,
+                n * cs,
+                hw,
+                1,
                 (
                     x.addr(),
                     addr(&y),
-                    n as i32,
                     cs as i32,
                     ctot as i32,
                     off as i32,
                     hw as i32,
+                    (n * cs) as i64,
                 ),
             )?;
             parts.push((x.id, cs, off));
             off += cs;
         }
         let y = self.new_act(y, [n, ctot, h, w]);
-        self.backward(&y, move |kit, g, dy| {
+        self.backward("concat.backward", &y, move |kit, g, dy| {
             for (id, cs, off) in parts {
                 let gx = g.acc(kit, id, n * cs * hw)?;
-                kit.launch(
+                kit.launch_planes(
                     "slice_channels_add",
-                    n * cs * hw,
+                    n * cs,
+                    hw,
+                    1,
                     (
                         dy,
                         gx,
-                        n as i32,
                         cs as i32,
                         ctot as i32,
                         off as i32,
                         hw as i32,
+                        (n * cs) as i64,
                     ),
                 )?;
             }
@@ -666,7 +799,7 @@ impl Backend for GpuCtx<'_> {
         }
         let y = self.new_act(y, xs[0].dims);
         let ids: Vec<usize> = xs.iter().map(|x| x.id).collect();
-        self.backward(&y, move |kit, g, dy| {
+        self.backward("sum.backward", &y, move |kit, g, dy| {
             for id in ids {
                 let gx = g.acc(kit, id, total)?;
                 kit.launch("add_into", total, (dy, gx, total as i64))?;
@@ -694,7 +827,7 @@ impl Backend for GpuCtx<'_> {
         )?;
         let y = self.new_act(y, [n, out_ch, ho, wo]);
         let (xid, xlen) = (x.id, x.len());
-        self.backward(&y, move |kit, g, dy| {
+        self.backward("shortcut_a.backward", &y, move |kit, g, dy| {
             let gx = g.acc(kit, xid, xlen)?;
             kit.launch(
                 "shortcut_bwd",
@@ -723,7 +856,7 @@ impl Backend for GpuCtx<'_> {
         )?;
         let y = self.new_act(y, [n, c, ho, wo]);
         let (xid, xlen) = (x.id, x.len());
-        self.backward(&y, move |kit, g, dy| {
+        self.backward("avg_pool.backward", &y, move |kit, g, dy| {
             let gx = g.acc(kit, xid, xlen)?;
             kit.launch(
                 "avg_pool_bwd",
@@ -762,7 +895,7 @@ impl Backend for GpuCtx<'_> {
         )?;
         let y = self.new_act(y, [n, c, ho, wo]);
         let (xid, xlen) = (x.id, x.len());
-        self.backward(&y, move |kit, g, dy| {
+        self.backward("max_pool.backward", &y, move |kit, g, dy| {
             let gx = g.acc(kit, xid, xlen)?;
             kit.launch(
                 "max_pool_bwd",
@@ -794,7 +927,7 @@ impl Backend for GpuCtx<'_> {
         )?;
         let y = self.new_act(y, [n, c, 1, 1]);
         let (xid, xlen) = (x.id, x.len());
-        self.backward(&y, move |kit, g, dy| {
+        self.backward("global_avg_pool.backward", &y, move |kit, g, dy| {
             let gx = g.acc(kit, xid, xlen)?;
             kit.launch("global_avg_bwd", xlen, (dy, gx, (n * c) as i64, hw as i32))
         });
@@ -830,7 +963,7 @@ impl Backend for GpuCtx<'_> {
         )?;
         let y = self.new_act(y, [n, out_features, 1, 1]);
         let (xs, wp, bp) = (x.clone(), *w, *bias);
-        self.backward(&y, move |kit, g, dy| {
+        self.backward("linear.backward", &y, move |kit, g, dy| {
             // dW[out, in] += dyᵀ · x; dx[n, in] += dy · W; db += Σ_n dy.
             kit.gemm(
                 (true, false),

@@ -155,6 +155,11 @@ pub mod profile {
     pub fn report() -> BTreeMap<String, f64> {
         TIMES.with(|t| t.borrow().clone())
     }
+
+    /// Empty this thread's table.
+    pub fn reset() {
+        TIMES.with(|t| t.borrow_mut().clear());
+    }
 }
 
 /// The dimensions of an activation.
