@@ -15,7 +15,8 @@
 #   (profile: milliseconds per op of our training step, synchronised per op; not by default.)
 #
 # Environment: STAGES (default "check bench pytorch train"; also "profile"), SPARSE_BATCHES and
-# DENSE_BATCHES (default "64,max"), TF32 (default "off on"), EPOCHS (default 3).
+# DENSE_BATCHES (default "64,max"), PT_SPARSE_BATCHES and PT_DENSE_BATCHES for PyTorch (default:
+# the same), TF32 (default "off on"), EPOCHS (default 3).
 set -uo pipefail
 STAGES=${STAGES:-check bench pytorch train}
 TF32=${TF32:-off on}
@@ -60,6 +61,7 @@ want profile && SPARSENET_PROFILE=1 stage profile 60 "$G/gpu-check" --skip-ops -
 # Batches per model: a list of numbers or `max`. Batch 64 is timed over 10 steps after 3
 # warm-up steps; larger ones over 3 after 1 (each step takes seconds).
 export SPARSE_BATCHES=${SPARSE_BATCHES:-64,max} DENSE_BATCHES=${DENSE_BATCHES:-64,max} TF32 tf32_flag
+export PT_SPARSE_BATCHES PT_DENSE_BATCHES
 bench_ours() {
   for spec in "sparsenet-40-24:$SPARSE_BATCHES" "densenet-40-12:$DENSE_BATCHES"; do
     model=${spec%%:*}
@@ -71,7 +73,8 @@ bench_ours() {
   done
 }
 bench_peer() {
-  for spec in "sparsenet-40-24:$SPARSE_BATCHES" "densenet-40-12:$DENSE_BATCHES"; do
+  for spec in "sparsenet-40-24:${PT_SPARSE_BATCHES:-$SPARSE_BATCHES}" \
+      "densenet-40-12:${PT_DENSE_BATCHES:-$DENSE_BATCHES}"; do
     model=${spec%%:*}
     for b in $(echo "${spec#*:}" | tr , ' '); do
       steps=10; warm=3; [ "$b" = 64 ] || { steps=3; warm=1; }
