@@ -77,7 +77,7 @@ class DagNet(nn.Module):
         return acts[self.dag["output"]]
 
 
-def time_steps(net, opt, x, y, steps, dev, warmup=3):
+def time_steps(net, opt, x, y, steps, dev, warmup=2):
     times = []
     for step in range(steps + warmup):
         if dev.type == "cuda":
@@ -105,7 +105,7 @@ def main():
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--tf32", default="default", choices=["default", "on", "off"])
     ap.add_argument("--max-batch", type=int, default=8192)
-    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=2)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
