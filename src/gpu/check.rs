@@ -135,6 +135,16 @@ impl Case {
             _ => vec![],
         }
     }
+    /// Random inputs and parameters of the case's sizes.
+    fn random_data(&self, rng: &mut ChaCha8Rng) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+        let xs = self
+            .inputs()
+            .iter()
+            .map(|d| random(d.iter().product(), rng))
+            .collect();
+        let ps = self.params().iter().map(|&n| random(n, rng)).collect();
+        (xs, ps)
+    }
     fn train(&self) -> bool {
         !matches!(self, Case::BatchNorm { train: false, .. })
     }
@@ -345,12 +355,7 @@ pub fn op_checks(kit: &Kit, tol: f64) -> Result<Vec<Comparison>> {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let mut out = Vec::new();
     for case in cases() {
-        let xs: Vec<Vec<f32>> = case
-            .inputs()
-            .iter()
-            .map(|d| random(d.iter().product(), &mut rng))
-            .collect();
-        let ps: Vec<Vec<f32>> = case.params().iter().map(|&n| random(n, &mut rng)).collect();
+        let (xs, ps) = case.random_data(&mut rng);
         let (cpu, weights) = cpu_op(&case, &xs, &ps, &mut rng)?;
         let gpu = gpu_op(kit, &case, &xs, &ps, &weights)?;
         let label = case.label();
@@ -681,12 +686,7 @@ mod tests {
     fn cpu_side_of_every_op_case() {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         for case in cases() {
-            let xs: Vec<Vec<f32>> = case
-                .inputs()
-                .iter()
-                .map(|d| random(d.iter().product(), &mut rng))
-                .collect();
-            let ps: Vec<Vec<f32>> = case.params().iter().map(|&n| random(n, &mut rng)).collect();
+            let (xs, ps) = case.random_data(&mut rng);
             let (r, w) = cpu_op(&case, &xs, &ps, &mut rng).unwrap();
             assert_eq!(r.out.len(), w.len(), "{}", case.label());
             for (g, x) in r.input_grads.iter().zip(&xs) {
