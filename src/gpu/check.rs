@@ -300,14 +300,7 @@ fn gpu_op(
         }
         _ => None,
     };
-    let mut ctx = GpuCtx {
-        kit,
-        params: addr(&pbuf),
-        tape: Vec::new(),
-        next_id: 0,
-        train: case.train(),
-        record: true,
-    };
+    let mut ctx = GpuCtx::new(kit, addr(&pbuf), case.train(), true);
     let mut acts = Vec::new();
     for (d, v) in case.inputs().iter().zip(xs) {
         let buf = kit.upload(v)?;
@@ -320,10 +313,7 @@ fn gpu_op(
         acts: HashMap::from([(out.id, kit.upload(weights)?)]),
         params: addr(&gbuf),
     };
-    let tape = std::mem::take(&mut ctx.tape);
-    for (_, op) in tape.into_iter().rev() {
-        op(kit, &mut g)?;
-    }
+    ctx.run_backward(&mut g)?;
     let mut input_grads = Vec::new();
     for a in &acts {
         input_grads.push(match g.acts.get(&a.id) {

@@ -395,13 +395,34 @@ type BackOp = Box<dyn FnOnce(&Kit, &mut Grads) -> Result<()>>;
 pub struct GpuCtx<'a> {
     kit: &'a Kit,
     params: u64,
-    tape: Vec<(usize, BackOp)>,
+    tape: Vec<BackOp>,
     next_id: usize,
     train: bool,
     record: bool,
 }
 
 impl<'a> GpuCtx<'a> {
+    /// A forward pass over the flat parameter buffer at `params`; `record` keeps the backward
+    /// steps (training).
+    fn new(kit: &'a Kit, params: u64, train: bool, record: bool) -> Self {
+        GpuCtx {
+            kit,
+            params,
+            tape: Vec::new(),
+            next_id: 0,
+            train,
+            record,
+        }
+    }
+
+    /// Run the recorded backward steps, newest first, from the output gradients in `g`.
+    fn run_backward(self, g: &mut Grads) -> Result<()> {
+        for op in self.tape.into_iter().rev() {
+            op(self.kit, g)?;
+        }
+        Ok(())
+    }
+
     fn new_act(&mut self, buf: CudaSlice<f32>, dims: [usize; 4]) -> GAct {
         self.next_id += 1;
         GAct {
@@ -427,9 +448,8 @@ impl<'a> GpuCtx<'a> {
             return;
         }
         let id = out.id;
-        self.tape.push((
-            id,
-            Box::new(move |kit: &Kit, g: &mut Grads| match g.acts.remove(&id) {
+        self.tape.push(Box::new(move |kit: &Kit, g: &mut Grads| {
+            match g.acts.remove(&id) {
                 Some(dy) => {
                     let profiling = crate::ops::profile::enabled();
                     if profiling {
@@ -446,8 +466,8 @@ impl<'a> GpuCtx<'a> {
                     r
                 }
                 None => Ok(()),
-            }),
-        ));
+            }
+        }));
     }
 }
 
@@ -1115,14 +1135,7 @@ impl GpuTrainer {
         let xd = kit.upload(x)?;
         let lab: Vec<i32> = labels.iter().map(|&l| l as i32).collect();
         let labd = kit.dev.htod_sync_copy(&lab).map_err(drv)?;
-        let mut ctx = GpuCtx {
-            kit,
-            params: addr(&self.params),
-            tape: Vec::new(),
-            next_id: 0,
-            train,
-            record: train,
-        };
+        let mut ctx = GpuCtx::new(kit, addr(&self.params), train, train);
         let input = ctx.new_act(xd, [n, s.c, s.h, s.w]);
         let logits = model.walk(&mut ctx, input, &self.handles, &mut self.stats)?;
         if logits.len() != n * classes {
@@ -1156,10 +1169,7 @@ impl GpuTrainer {
                 params: addr(&self.grads),
             };
             drop(logits);
-            let tape = std::mem::take(&mut ctx.tape);
-            for (_, op) in tape.into_iter().rev() {
-                op(kit, &mut g)?;
-            }
+            ctx.run_backward(&mut g)?;
         }
         let losses = kit.download(&loss)?;
         let hits = kit.dev.dtoh_sync_copy(&hits).map_err(drv)?;
