@@ -8,8 +8,8 @@
 use dfdx::prelude::Cpu;
 use rand::{Rng, SeedableRng};
 use sparsenet::model::Model;
-use sparsenet::train::optim::{self, Config, Kind, State};
-use sparsenet_analysis::zoo::named;
+use sparsenet::optim::{self, Config, Kind, State};
+use sparsenet_net::zoo::named;
 use std::time::Instant;
 
 fn peak_rss_mb() -> f64 {

@@ -38,7 +38,7 @@ Four blocks of depth N = 100 — plain, ResNet (sum), DenseNet (concatenation) a
         code(SHOW),
         md("## Connections, exact path counts, gradient paths"),
         code("""
-use sparsenet::analysis::{Report, ReportOptions};
+use sparsenet::graph::{Report, ReportOptions};
 let report = Report::compute(&ReportOptions::new(100)).unwrap();
 for t in &report.topologies {
     println!("{:8} {:6} connections  {:>32} paths  gradient path max {:3} mean {:.3}",
@@ -55,8 +55,8 @@ for c in &report.claims {
 assert!(report.all_claims_hold(), "a claim failed");"""),
         md("## The Res ↔ Dense bijection on a small example (N = 3)"),
         code("""
-use sparsenet::analysis::bijection::{enumerate_paths, res_to_dense, check_bijection};
-use sparsenet::analysis::unraveled::{UnraveledResNet, UnitNode};
+use sparsenet::graph::bijection::{enumerate_paths, res_to_dense, check_bijection};
+use sparsenet::graph::unraveled::{UnraveledResNet, UnitNode};
 let res = UnraveledResNet::new(3);
 for p in enumerate_paths(&res.graph, res.input(), res.output()) {
     let runs: Vec<String> = p.iter().filter_map(|&n| match res.graph[n] { UnitNode::Residual(i) => Some(format!("F{i}")), _ => None }).collect();
@@ -89,7 +89,7 @@ parameter and FLOP counts beside the figures printed in the papers."""),
         code(SETUP),
         code(SHOW),
         code("""
-use sparsenet::analysis::zoo::{named_row, ZOO};
+use sparsenet::net::zoo::{named_row, ZOO};
 let rows: Vec<_> = ZOO.iter().map(|m| named_row(m, None).unwrap()).collect();
 for r in &rows {
     let verdict = match (r.paper_params, r.params_agree) {
@@ -106,7 +106,7 @@ and 17.3M, as in public re-implementations; the counts are not tuned to the pape
 
 ## Parameters against depth: O(n²) against O(n lg n)"""),
         code("""
-use sparsenet::analysis::zoo::{depth_sweep, fit_exponent};
+use sparsenet::net::zoo::{depth_sweep, fit_exponent};
 let depths = [16usize, 28, 40, 64, 100, 160, 250, 400, 640, 1000];
 let sweep = depth_sweep(12, &depths).unwrap();
 for (d, dense, sparse) in &sweep { println!("depth {d:5}: DenseNet {dense:>10}  SparseNet {sparse:>9}  ratio {:.1}", *dense as f64 / *sparse as f64); }
@@ -129,7 +129,7 @@ subset committed with the project (2 000 training and 500 test images), for a fe
         code(SETUP + "\n:opt 2"),
         code(SHOW),
         code("""
-use sparsenet::analysis::zoo::{Dataset, Family, NetSpec};
+use sparsenet::net::zoo::{Dataset, Family, NetSpec};
 use sparsenet::train::{run, TrainOptions, optim::{Config, Kind, Schedule}};
 use std::path::Path;
 fn options(family: Family, growth: usize, name: &str, figs: &Path) -> TrainOptions {

@@ -1,8 +1,10 @@
 //! # sparsenet
 //!
-//! The command-line tools, the trainer and the figures of the sparsenet toolkit. The graph model
-//! and every count live in [`sparsenet_analysis`]; this crate renders them (`paths`, `zoo`,
-//! `plot`) and trains the networks they describe (`ops` on dfdx, `model`, `data`, `train`).
+//! The trainer crate of the sparsenet toolkit, with the command-line tools and the figures. The
+//! block-graph theory lives in [`sparsenet_graph`] (re-exported as [`graph`]) and the network
+//! DAGs and every count in [`sparsenet_net`] ([`net`]); this crate renders them (`paths`, `zoo`,
+//! `plot`) and trains the networks they describe (`model` interprets the DAG, `ops` on dfdx for
+//! the CPU, `gpu` for NVIDIA GPUs, `data`, `optim`, `train`). See `ARCHITECTURE.md`.
 
 #![warn(missing_docs)]
 
@@ -11,9 +13,13 @@ pub mod cli;
 pub mod data;
 #[cfg(feature = "cuda")]
 pub mod gpu;
+pub mod io;
+pub mod metrics;
 pub mod model;
 pub mod ops;
+pub mod optim;
 pub mod plot;
 pub mod train;
 
-pub use sparsenet_analysis as analysis;
+pub use sparsenet_graph as graph;
+pub use sparsenet_net as net;

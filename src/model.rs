@@ -10,9 +10,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal, Uniform};
 
-use sparsenet_analysis::count::node_count;
-use sparsenet_analysis::net::{NetGraph, Op, Shape};
-use sparsenet_analysis::zoo::{build, NetSpec};
+use sparsenet_net::count::node_count;
+use sparsenet_net::zoo::{build, NetSpec};
+use sparsenet_net::{NetGraph, Op, Shape};
 
 use crate::ops::combine::{concat, relu, sum};
 use crate::ops::conv::{conv2d, ConvCfg};
@@ -480,8 +480,8 @@ where
 mod tests {
     use super::*;
     use crate::ops::testutil::{numeric_grad, rel_err};
-    use sparsenet_analysis::topology::Pattern;
-    use sparsenet_analysis::zoo::{named, Dataset, Family};
+    use sparsenet_graph::topology::Pattern;
+    use sparsenet_net::zoo::{named, Dataset, Family};
 
     #[test]
     fn instantiated_count_equals_zoo_count() {
@@ -495,7 +495,7 @@ mod tests {
         ] {
             let spec = named(name).unwrap().spec(None);
             let m = Model::<f32>::new(&spec, spec.input_shape(), 0).unwrap();
-            let (_, zoo) = sparsenet_analysis::zoo::build_and_count(&spec).unwrap();
+            let (_, zoo) = sparsenet_net::zoo::build_and_count(&spec).unwrap();
             assert_eq!(m.param_count(), zoo.params, "{name}");
         }
         // The same spec on 28×28×1 data: counts follow the data (only the stem's input changes).

@@ -7,8 +7,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use sparsenet_analysis::net::Shape;
-use sparsenet_analysis::zoo::named;
+use sparsenet_net::zoo::named;
+use sparsenet_net::Shape;
 
 use crate::gpu::check::{bench, largest_batch, network_check, op_checks, Bench, Comparison};
 use crate::gpu::open;
@@ -194,10 +194,7 @@ fn checks(a: &GpuCheckArgs, out: &mut dyn Write) -> Result<usize> {
         report.failed
     )?;
     if let Some(p) = &a.json {
-        crate::train::checkpoint::write_atomic(
-            p,
-            serde_json::to_string_pretty(&report)?.as_bytes(),
-        )?;
+        crate::io::write_atomic(p, serde_json::to_string_pretty(&report)?.as_bytes())?;
     }
     Ok(report.failed)
 }

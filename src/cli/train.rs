@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use crate::data::{self, Kind};
 use crate::model::Model;
-use crate::train::optim::{Config as OptConfig, Kind as OptKind, Schedule};
+use crate::optim::{Config as OptConfig, Kind as OptKind, Schedule};
 use crate::train::{checkpoint, evaluate, run, DeviceKind, Engine, TrainOptions};
 
 use super::args::{bad_input, parse_in_range};
@@ -148,7 +148,7 @@ pub fn options(a: &TrainArgs) -> Result<TrainOptions, String> {
         .to_spec(a.layout.as_deref())?
         .expect("a model or family is set");
     // A spec that does not fit its family is bad input, whatever the data.
-    sparsenet_analysis::zoo::build(&spec).map_err(|e| e.to_string())?;
+    sparsenet_net::zoo::build(&spec).map_err(|e| e.to_string())?;
     let name = s.model.clone().unwrap_or_else(|| spec.to_string());
     let out = a.out.clone().unwrap_or_else(|| {
         PathBuf::from("runs").join(name.replace([' ', '(', ')', ',', '[', ']'], ""))

@@ -6,7 +6,7 @@ use prettytable::{format, Cell, Row, Table};
 use std::io::Write;
 use std::process::ExitCode;
 
-use sparsenet_analysis::zoo::{depth_sweep, fit_exponent, model_row, named_row, ModelRow, ZOO};
+use sparsenet_net::zoo::{depth_sweep, fit_exponent, model_row, named_row, ModelRow, ZOO};
 
 use super::args::bad_input;
 use super::spec::SpecArgs;
@@ -256,7 +256,7 @@ fn rows_for(args: &ZooArgs) -> Result<Vec<ModelRow>, String> {
         Some(spec) => {
             let row = match &args.spec.model {
                 Some(m) => {
-                    let named = sparsenet_analysis::zoo::named(m).map_err(|e| e.to_string())?;
+                    let named = sparsenet_net::zoo::named(m).map_err(|e| e.to_string())?;
                     let mut r = named_row(named, args.spec.classes).map_err(|e| e.to_string())?;
                     if spec.stem.is_some() || spec.head.is_some() {
                         // A changed stem or head is a different network: drop the paper's figures.
@@ -310,7 +310,7 @@ pub fn run(args: &ZooArgs, w: &mut dyn Write) -> ExitCode {
             Ok(None) => return bad_input("--dag needs one model: --model NAME or a free spec"),
             Err(e) => return bad_input(e),
         };
-        return match sparsenet_analysis::zoo::build(&spec) {
+        return match sparsenet_net::zoo::build(&spec) {
             Ok(net) => match serde_json::to_writer(&mut *w, &net.export()) {
                 Ok(()) => {
                     let _ = writeln!(w);

@@ -10,15 +10,15 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Instant;
 
-use sparsenet_analysis::net::Shape;
-use sparsenet_analysis::zoo::NetSpec;
+use sparsenet_net::zoo::NetSpec;
+use sparsenet_net::Shape;
 
 use super::{addr, GAct, GParam, GStats, GpuCtx, GpuTrainer, Grads, Kit};
 use crate::model::{Backend, Model};
 use crate::ops::conv::ConvCfg;
 use crate::ops::norm::BnStats;
 use crate::ops::{read, Act, Ctx, Param};
-use crate::train::optim::{self, Config as OptConfig, Kind as OptKind, State};
+use crate::optim::{self, Config as OptConfig, Kind as OptKind, State};
 
 /// One compared quantity.
 #[derive(Clone, Debug, serde::Serialize)]

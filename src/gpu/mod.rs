@@ -28,7 +28,7 @@ use std::sync::Arc;
 use crate::model::{Backend, Model};
 use crate::ops::conv::ConvCfg;
 use crate::ops::norm::{BN_EPS, BN_MOMENTUM};
-use crate::train::optim::{Config as OptConfig, Kind as OptKind, State};
+use crate::optim::{Config as OptConfig, Kind as OptKind, State};
 
 const MODULE: &str = "sparsenet";
 const KERNELS: &str = include_str!("kernels.cu");
@@ -1188,7 +1188,7 @@ impl GpuTrainer {
     }
 
     /// One optimiser update of every parameter from the last step's gradients (PyTorch's
-    /// rules, as [`crate::train::optim::update`]), in one launch over the flat buffers.
+    /// rules, as [`crate::optim::update`]), in one launch over the flat buffers.
     pub fn update(&mut self, cfg: &OptConfig, lr: f32) -> Result<()> {
         self.steps += 1;
         let n = self.handles.iter().map(|h| h.len).sum::<usize>();

@@ -4,12 +4,12 @@ use anyhow::Result;
 use num_bigint::BigUint;
 use std::path::{Path, PathBuf};
 
-use sparsenet_analysis::paths::big_ratio;
-use sparsenet_analysis::report::Report;
-use sparsenet_analysis::zoo::{depth_sweep, fit_exponent, named, Family, PAPER_CIFAR_ERRORS};
+use sparsenet_graph::paths::big_ratio;
+use sparsenet_graph::report::Report;
+use sparsenet_net::zoo::{depth_sweep, fit_exponent, Family, ZOO};
 
 use super::{save, Chart, Mark, Series};
-use crate::train::metrics::EpochMetrics;
+use crate::metrics::EpochMetrics;
 
 /// The `paths` figures; returns the files written.
 pub fn paths_figures(r: &Report, dir: &Path) -> Result<Vec<PathBuf>> {
@@ -98,7 +98,7 @@ pub fn paths_figures(r: &Report, dir: &Path) -> Result<Vec<PathBuf>> {
         "gradient_paths",
     )?;
     // Base sweep.
-    let xs = |f: &dyn Fn(&sparsenet_analysis::bases::BaseRow) -> f64| -> Vec<(f64, f64)> {
+    let xs = |f: &dyn Fn(&sparsenet_graph::bases::BaseRow) -> f64| -> Vec<(f64, f64)> {
         r.bases.iter().map(|b| (b.base as f64, f(b))).collect()
     };
     out(
@@ -190,24 +190,27 @@ pub fn zoo_figures(dir: &Path, growth: usize, depths: &[usize]) -> Result<Vec<Pa
     };
     save(&chart, dir, "params_vs_depth")?;
     // Parameter efficiency: the paper's parameters against its C100+ error.
-    let mut by_family: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
-    for &(name, _, c100) in PAPER_CIFAR_ERRORS {
-        let (Ok(m), Some(err)) = (named(name), c100) else {
-            continue;
-        };
-        let Some(p) = m.paper_params.and_then(|p| p.parse::<f64>().ok()) else {
+    // Series in a fixed order (ResNet, DenseNet, SparseNet), whatever the table's row order.
+    let mut by_family: Vec<(String, Vec<(f64, f64)>)> =
+        ["ResNet (pre-activation)", "DenseNet", "SparseNet"]
+            .iter()
+            .map(|f| (f.to_string(), Vec::new()))
+            .collect();
+    for m in ZOO {
+        let (Some(err), Some(p)) = (
+            m.paper_c100_error,
+            m.paper_params.and_then(|p| p.parse::<f64>().ok()),
+        ) else {
             continue;
         };
         let fam = match m.family {
-            Family::Sparse => "SparseNet",
-            Family::Dense => "DenseNet",
-            _ => "ResNet (pre-activation)",
+            Family::Sparse => 2,
+            Family::Dense => 1,
+            _ => 0,
         };
-        match by_family.iter_mut().find(|(f, _)| f == fam) {
-            Some((_, v)) => v.push((p, err)),
-            None => by_family.push((fam.to_string(), vec![(p, err)])),
-        }
+        by_family[fam].1.push((p, err));
     }
+    by_family.retain(|(_, pts)| !pts.is_empty());
     let series = by_family
         .into_iter()
         .map(|(f, mut pts)| {

@@ -8,7 +8,7 @@ use plotters::prelude::*;
 use std::path::Path;
 use std::sync::Once;
 
-use crate::train::checkpoint::write_atomic;
+use crate::io::write_atomic;
 
 pub mod figures;
 

@@ -7,31 +7,13 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use sparsenet_analysis::net::Shape;
-use sparsenet_analysis::zoo::NetSpec;
+use sparsenet_net::zoo::NetSpec;
+use sparsenet_net::Shape;
 
 use crate::data::Kind;
+use crate::io::write_atomic;
 use crate::model::Model;
-use crate::train::optim::{Config as OptConfig, Schedule, State};
-
-/// Write `bytes` to `path` atomically: a temp file in the same folder, synced, then renamed.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("out")
-    ));
-    let mut f =
-        std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("cannot move {} into place", path.display()))?;
-    Ok(())
-}
+use crate::optim::{Config as OptConfig, Schedule, State};
 
 /// The JSON half of a checkpoint.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

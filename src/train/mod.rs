@@ -2,8 +2,6 @@
 //! test evaluation, metrics, atomic checkpoints and exact resumption.
 
 pub mod checkpoint;
-pub mod metrics;
-pub mod optim;
 
 use anyhow::{bail, Context, Result};
 use dfdx::prelude::Cpu;
@@ -13,15 +11,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use sparsenet_analysis::count::count;
-use sparsenet_analysis::net::Shape;
-use sparsenet_analysis::zoo::{build_and_count, NetSpec};
+use sparsenet_net::count::count;
+use sparsenet_net::zoo::{build_and_count, NetSpec};
+use sparsenet_net::Shape;
 
 use crate::data::{self, BatchPlan, Dataset, Kind, Split};
+use crate::metrics::{self, EpochMetrics};
 use crate::model::Model;
+use crate::optim::{self, Config as OptConfig, Schedule, State};
 use checkpoint::Meta;
-use metrics::EpochMetrics;
-use optim::{Config as OptConfig, Schedule, State};
 
 /// Everything a run needs.
 #[derive(Clone, Debug)]

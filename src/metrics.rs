@@ -5,7 +5,7 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-use super::checkpoint::write_atomic;
+use crate::io::write_atomic;
 
 /// One epoch's numbers.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -9,7 +9,7 @@
 use petgraph::graph::{DiGraph, NodeIndex};
 use std::fmt;
 
-use crate::AnalysisError;
+use crate::GraphError;
 
 /// Largest block depth the analysis accepts.
 ///
@@ -58,27 +58,27 @@ pub enum Pattern {
 
 impl Pattern {
     /// A sparse pattern of base `c`, validated.
-    pub fn sparse(base: usize) -> Result<Self, AnalysisError> {
+    pub fn sparse(base: usize) -> Result<Self, GraphError> {
         if base < 2 {
-            return Err(AnalysisError::Base(base));
+            return Err(GraphError::Base(base));
         }
         Ok(Pattern::Sparse { base })
     }
 
     /// A custom pattern from user offsets, validated (non-empty, positive, distinct) and sorted.
-    pub fn custom(offsets: &[usize]) -> Result<Self, AnalysisError> {
+    pub fn custom(offsets: &[usize]) -> Result<Self, GraphError> {
         if offsets.is_empty() {
-            return Err(AnalysisError::Offsets("the list is empty".into()));
+            return Err(GraphError::Offsets("the list is empty".into()));
         }
         if offsets.contains(&0) {
-            return Err(AnalysisError::Offsets(
+            return Err(GraphError::Offsets(
                 "0 is not an offset (a layer cannot aggregate itself)".into(),
             ));
         }
         let mut sorted = offsets.to_vec();
         sorted.sort_unstable();
         if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
-            return Err(AnalysisError::Offsets(format!(
+            return Err(GraphError::Offsets(format!(
                 "{} appears more than once",
                 w[0]
             )));
@@ -156,9 +156,9 @@ pub type BlockGraph = DiGraph<usize, usize>;
 
 impl Topology {
     /// A validated block: `1 ≤ depth ≤ MAX_DEPTH`.
-    pub fn new(pattern: Pattern, depth: usize) -> Result<Self, AnalysisError> {
+    pub fn new(pattern: Pattern, depth: usize) -> Result<Self, GraphError> {
         if depth == 0 || depth > MAX_DEPTH {
-            return Err(AnalysisError::Depth(depth));
+            return Err(GraphError::Depth(depth));
         }
         Ok(Topology { pattern, depth })
     }
@@ -194,10 +194,10 @@ impl Topology {
     }
 
     /// The block as a DAG. Fails if it would have more than [`MAX_GRAPH_EDGES`] edges.
-    pub fn graph(&self) -> Result<BlockGraph, AnalysisError> {
+    pub fn graph(&self) -> Result<BlockGraph, GraphError> {
         let edges = self.connections();
         if edges > MAX_GRAPH_EDGES as u64 {
-            return Err(AnalysisError::GraphTooLarge {
+            return Err(GraphError::GraphTooLarge {
                 edges,
                 limit: MAX_GRAPH_EDGES,
             });
@@ -217,6 +217,13 @@ impl Topology {
 
 /// The block's inputs of node `x_ℓ` in a [`BlockGraph`], in slot order.
 pub fn graph_inputs(g: &BlockGraph, node: NodeIndex) -> Vec<NodeIndex> {
+    inputs_in_slot_order(g, node)
+}
+
+/// The sources of `node`'s incoming edges ordered by the edge weight, the input slot: the one
+/// rule for reading the inputs of a node in any DAG whose edges carry slots (block graphs here,
+/// network DAGs in the network crate).
+pub fn inputs_in_slot_order<N>(g: &DiGraph<N, usize>, node: NodeIndex) -> Vec<NodeIndex> {
     let mut v: Vec<(usize, NodeIndex)> = g
         .edges_directed(node, petgraph::Direction::Incoming)
         .map(|e| {

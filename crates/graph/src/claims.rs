@@ -6,14 +6,14 @@
 use num_bigint::BigUint;
 use num_traits::{One, Zero};
 
+use crate::analysis::TopologyAnalysis;
 use crate::bases::BaseRow;
 use crate::bijection::{bijection_counts, check_bijection, MAX_ENUMERATED_UNITS};
 use crate::distance::{
     all_pairs_bfs, digit_sum, floor_log, max_digit_sum_upto, min_hops, sparse_gradient_bound,
 };
-use crate::report::TopologyAnalysis;
 use crate::topology::{Pattern, Topology};
-use crate::AnalysisError;
+use crate::GraphError;
 
 /// Largest depth at which claims are re-checked against a BFS on the materialised graph.
 pub const BFS_CHECK_DEPTH: usize = 2_000;
@@ -58,13 +58,10 @@ pub fn binomial_row(m: usize) -> Vec<BigUint> {
     row
 }
 
-fn find<'a>(
-    tops: &'a [TopologyAnalysis],
-    name: &str,
-) -> Result<&'a TopologyAnalysis, AnalysisError> {
+fn find<'a>(tops: &'a [TopologyAnalysis], name: &str) -> Result<&'a TopologyAnalysis, GraphError> {
     tops.iter()
         .find(|t| t.name == name)
-        .ok_or_else(|| AnalysisError::Spec(format!("claims need the {name} topology")))
+        .ok_or_else(|| GraphError::Missing(format!("claims need the {name} topology")))
 }
 
 /// Check every claim at depth `n` and sparse base `c`, from the analyses of plain, res, dense
@@ -74,7 +71,7 @@ pub fn check_claims(
     c: usize,
     tops: &[TopologyAnalysis],
     bases: &[BaseRow],
-) -> Result<Vec<Claim>, AnalysisError> {
+) -> Result<Vec<Claim>, GraphError> {
     let plain = find(tops, "plain")?;
     let res = find(tops, "res")?;
     let dense = find(tops, "dense")?;

@@ -16,7 +16,7 @@ use std::collections::HashSet;
 
 use crate::topology::{Pattern, Topology};
 use crate::unraveled::{UnitNode, UnraveledResNet};
-use crate::AnalysisError;
+use crate::GraphError;
 
 /// A path as its node sequence.
 pub type NodePath = Vec<NodeIndex>;
@@ -91,9 +91,9 @@ pub struct BijectionCheck {
 pub const MAX_ENUMERATED_UNITS: usize = 16;
 
 /// Enumerate both sides for `units ≤ MAX_ENUMERATED_UNITS` and check the map is a bijection.
-pub fn check_bijection(units: usize) -> Result<BijectionCheck, AnalysisError> {
+pub fn check_bijection(units: usize) -> Result<BijectionCheck, GraphError> {
     if units == 0 || units > MAX_ENUMERATED_UNITS {
-        return Err(AnalysisError::Enumeration {
+        return Err(GraphError::Enumeration {
             units,
             limit: MAX_ENUMERATED_UNITS,
         });

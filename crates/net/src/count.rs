@@ -7,7 +7,8 @@
 //! * MACs: convolution `out·in·k²·H_out·W_out`, linear `in·out` (batch 1).
 //! * FLOPs as the paper counts them: `2·MACs + 2·(elements entering every batch norm)`.
 
-use crate::net::{NetGraph, Node, Op};
+use crate::dag::{NetGraph, Node};
+use crate::op::Op;
 
 /// Counts of one node.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -22,39 +23,28 @@ pub struct NodeCount {
     pub bn_elements: u64,
 }
 
-/// Counts of one node, from its operation and output shape.
+/// Counts of one node, from its operation ([`Op::params`], [`Op::running_stats`]) and output shape.
 pub fn node_count(node: &Node) -> NodeCount {
     let s = node.shape;
-    let (h, w) = (s.h as u64, s.w as u64);
-    match node.op {
-        Op::Conv {
-            in_ch,
-            out_ch,
-            kernel,
-            ..
-        } => {
-            let weights = (out_ch * in_ch * kernel * kernel) as u64;
-            NodeCount {
-                params: weights,
-                macs: weights * h * w,
-                ..Default::default()
-            }
-        }
-        Op::BatchNorm { channels } => NodeCount {
-            params: 2 * channels as u64,
-            bn_running: 2 * channels as u64,
-            bn_elements: s.numel() as u64,
-            ..Default::default()
-        },
+    let params: u64 = node.op.params().iter().map(|p| p.numel() as u64).sum();
+    let macs = match node.op {
+        // Every weight is used once per output position.
+        Op::Conv { .. } => params * (s.h * s.w) as u64,
         Op::Linear {
             in_features,
             out_features,
-        } => NodeCount {
-            params: (in_features * out_features + out_features) as u64,
-            macs: (in_features * out_features) as u64,
-            ..Default::default()
-        },
-        _ => NodeCount::default(),
+        } => (in_features * out_features) as u64,
+        _ => 0,
+    };
+    let bn_elements = match node.op {
+        Op::BatchNorm { .. } => s.numel() as u64,
+        _ => 0,
+    };
+    NodeCount {
+        params,
+        bn_running: node.op.running_stats() as u64,
+        macs,
+        bn_elements,
     }
 }
 

@@ -1,6 +1,6 @@
-//! # sparsenet-analysis
+//! # sparsenet-graph
 //!
-//! The connectivity of deep convolutional networks as graphs, after *Sparsely Aggregated
+//! Block-graph theory: the connectivity of deep convolutional networks as graphs, after *Sparsely Aggregated
 //! Convolutional Networks* (Zhu, Deng, Maire, Deng, Mori, Tan; ECCV 2018).
 //!
 //! ## The model
@@ -33,26 +33,25 @@
 //! ([`paths::path_count_graph`], [`distance::all_pairs_bfs`]) verify the fast ones.
 //!
 //! ```
-//! use sparsenet_analysis::{Pattern, Topology, paths::path_count};
+//! use sparsenet_graph::{Pattern, Topology, paths::path_count};
 //! let t = Topology::new(Pattern::Dense, 100).unwrap();
 //! assert_eq!(path_count(&t.offsets(), 100), num_bigint::BigUint::from(1u8) << 99);
 //! ```
 
 #![warn(missing_docs)]
 
+pub mod analysis;
 pub mod bases;
 pub mod bijection;
 pub mod claims;
-pub mod count;
 pub mod distance;
 mod error;
-pub mod net;
 pub mod paths;
 pub mod report;
 pub mod topology;
 pub mod unraveled;
-pub mod zoo;
 
-pub use error::AnalysisError;
-pub use report::{analyze, analyze_many, Report, ReportOptions, TopologyAnalysis};
+pub use analysis::{analyze, analyze_many, TopologyAnalysis};
+pub use error::GraphError;
+pub use report::{Report, ReportOptions};
 pub use topology::{Aggregation, BlockGraph, Pattern, Topology};

@@ -7,7 +7,7 @@
 
 use crate::distance::{gradient_stats, sparse_gradient_bound};
 use crate::topology::{Pattern, Topology};
-use crate::AnalysisError;
+use crate::GraphError;
 
 /// One base of the sweep.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -30,7 +30,7 @@ pub struct BaseRow {
 pub fn base_sweep(
     depth: usize,
     bases: std::ops::RangeInclusive<usize>,
-) -> Result<Vec<BaseRow>, AnalysisError> {
+) -> Result<Vec<BaseRow>, GraphError> {
     bases
         .map(|c| {
             let t = Topology::new(Pattern::sparse(c)?, depth)?;

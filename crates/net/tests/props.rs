@@ -1,8 +1,8 @@
 //! The DAG-derived parameter count against an independent closed-form sum over layers.
 
 use proptest::prelude::*;
-use sparsenet_analysis::topology::Pattern;
-use sparsenet_analysis::zoo::{build_and_count, Dataset, Family, NetSpec};
+use sparsenet_graph::topology::Pattern;
+use sparsenet_net::zoo::{build_and_count, Dataset, Family, NetSpec};
 
 /// Sources of layer `l` in a block: dense all of 0..l; sparse l − base^m ≥ 0.
 fn sources(dense: bool, base: usize, l: usize) -> Vec<usize> {

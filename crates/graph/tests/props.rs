@@ -6,15 +6,15 @@ use petgraph::algo::is_cyclic_directed;
 use petgraph::graph::NodeIndex;
 use petgraph::visit::{Bfs, Reversed};
 use proptest::prelude::*;
-use sparsenet_analysis::bijection::{bijection_counts, check_bijection};
-use sparsenet_analysis::claims::sparse_connections_closed_form;
-use sparsenet_analysis::distance::{
+use sparsenet_graph::bijection::{bijection_counts, check_bijection};
+use sparsenet_graph::claims::sparse_connections_closed_form;
+use sparsenet_graph::distance::{
     all_pairs_bfs, digit_sum, gradient_stats, gradient_stats_from_matrix,
 };
-use sparsenet_analysis::paths::{
+use sparsenet_graph::paths::{
     path_count, path_count_graph, path_length_histogram, path_length_histogram_graph,
 };
-use sparsenet_analysis::{Pattern, Topology};
+use sparsenet_graph::{Pattern, Topology};
 
 fn any_pattern() -> impl Strategy<Value = Pattern> {
     prop_oneof![

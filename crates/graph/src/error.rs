@@ -1,10 +1,10 @@
-//! Errors of the analysis crate: each says what was wrong and what is accepted.
+//! Errors of the graph crate: each says what was wrong and what is accepted.
 
 use thiserror::Error;
 
-/// What can go wrong when building or analysing a topology or network.
+/// What can go wrong when building or analysing a block topology.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
-pub enum AnalysisError {
+pub enum GraphError {
     /// Depth outside `1..=MAX_DEPTH`.
     #[error("depth {0} is out of range: a block needs at least 1 layer and at most {max} (exact path counts have up to N bits and cost O(N² log N / 64) word operations, a few seconds at the limit)", max = crate::topology::MAX_DEPTH)]
     Depth(usize),
@@ -30,7 +30,7 @@ pub enum AnalysisError {
         /// The limit.
         limit: usize,
     },
-    /// A network specification that does not fit its family.
+    /// A claim asked for a topology the analysis did not compute.
     #[error("{0}")]
-    Spec(String),
+    Missing(String),
 }

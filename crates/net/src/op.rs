@@ -1,0 +1,338 @@
+//! The operations of a network DAG — the one description of each op. An op knows its
+//! parameter tensors ([`Op::params`]: names and PyTorch shapes), its running statistics and its
+//! output shape ([`Op::output_shape`]); the counts, the trainer's initialisation, checkpoint
+//! names and both backends read them from here.
+
+use std::fmt;
+
+/// A feature map shape, channels × height × width (batch excluded).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Shape {
+    /// Channels.
+    pub c: usize,
+    /// Height.
+    pub h: usize,
+    /// Width.
+    pub w: usize,
+}
+
+impl Shape {
+    /// A new shape.
+    pub fn new(c: usize, h: usize, w: usize) -> Self {
+        Shape { c, h, w }
+    }
+
+    /// `c·h·w`.
+    pub fn numel(&self) -> usize {
+        self.c * self.h * self.w
+    }
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}×{}×{}", self.c, self.h, self.w)
+    }
+}
+
+/// Output length of a sliding window of `kernel` with `stride` and `padding` on each side over
+/// `size` positions; `None` when the window does not fit (or the stride is 0). Convolution and
+/// pooling, on every backend, use this one formula.
+pub fn window_out(size: usize, kernel: usize, stride: usize, padding: usize) -> Option<usize> {
+    let padded = size + 2 * padding;
+    if padded < kernel || stride == 0 {
+        return None;
+    }
+    Some((padded - kernel) / stride + 1)
+}
+
+/// One operation.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    /// The network input.
+    Input,
+    /// 2-D convolution without bias, weight `[out, in, k, k]`.
+    Conv {
+        /// Input channels.
+        in_ch: usize,
+        /// Output channels.
+        out_ch: usize,
+        /// Kernel size `k` (square).
+        kernel: usize,
+        /// Stride.
+        stride: usize,
+        /// Zero padding on each side.
+        padding: usize,
+    },
+    /// Batch normalisation over channels: learnable γ, β; running mean and variance.
+    BatchNorm {
+        /// Channels.
+        channels: usize,
+    },
+    /// Rectified linear unit.
+    Relu,
+    /// Channel concatenation of the inputs, in slot order.
+    Concat,
+    /// Element-wise sum of the inputs (all of one shape).
+    Sum,
+    /// Parameter-free ("option A") shortcut: take every `stride`-th pixel, then zero-pad the
+    /// channels up to `out_ch` (new channels split evenly before and after, as in the reference).
+    ShortcutA {
+        /// Spatial subsampling.
+        stride: usize,
+        /// Output channels.
+        out_ch: usize,
+    },
+    /// Average pooling, no padding.
+    AvgPool {
+        /// Window.
+        kernel: usize,
+        /// Stride.
+        stride: usize,
+    },
+    /// Max pooling with padding.
+    MaxPool {
+        /// Window.
+        kernel: usize,
+        /// Stride.
+        stride: usize,
+        /// Padding on each side.
+        padding: usize,
+    },
+    /// Mean over the whole spatial map (output `C×1×1`).
+    GlobalAvgPool,
+    /// Fully connected layer with bias over the flattened input (`C·H·W` features).
+    Linear {
+        /// Input features.
+        in_features: usize,
+        /// Output features.
+        out_features: usize,
+    },
+}
+
+/// One parameter tensor of an op: its name within the node (`weight`, `bias`) and its shape in
+/// PyTorch's layout. The checkpoint name is `<node name>.<name>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParamShape {
+    /// Name within the node.
+    pub name: &'static str,
+    /// Shape (PyTorch layout).
+    pub shape: Vec<usize>,
+}
+
+impl ParamShape {
+    fn new(name: &'static str, shape: Vec<usize>) -> Self {
+        ParamShape { name, shape }
+    }
+
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+impl Op {
+    /// Short name of the operation kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Op::Input => "input",
+            Op::Conv { .. } => "conv",
+            Op::BatchNorm { .. } => "batch_norm",
+            Op::Relu => "relu",
+            Op::Concat => "concat",
+            Op::Sum => "sum",
+            Op::ShortcutA { .. } => "shortcut_a",
+            Op::AvgPool { .. } => "avg_pool",
+            Op::MaxPool { .. } => "max_pool",
+            Op::GlobalAvgPool => "global_avg_pool",
+            Op::Linear { .. } => "linear",
+        }
+    }
+
+    /// The trainable parameters, in the order the trainer stores them: convolution `weight`
+    /// `[out, in, k, k]`; batch norm `weight` (γ) and `bias` (β), `[C]` each; linear `weight`
+    /// `[out, in]` and `bias` `[out]`.
+    pub fn params(&self) -> Vec<ParamShape> {
+        match *self {
+            Op::Conv {
+                in_ch,
+                out_ch,
+                kernel,
+                ..
+            } => vec![ParamShape::new(
+                "weight",
+                vec![out_ch, in_ch, kernel, kernel],
+            )],
+            Op::BatchNorm { channels } => vec![
+                ParamShape::new("weight", vec![channels]),
+                ParamShape::new("bias", vec![channels]),
+            ],
+            Op::Linear {
+                in_features,
+                out_features,
+            } => vec![
+                ParamShape::new("weight", vec![out_features, in_features]),
+                ParamShape::new("bias", vec![out_features]),
+            ],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Running statistics kept outside the parameters (batch norm: mean and variance per channel).
+    pub fn running_stats(&self) -> usize {
+        match *self {
+            Op::BatchNorm { channels } => 2 * channels,
+            _ => 0,
+        }
+    }
+
+    /// The output shape for inputs of `inputs` shapes (in slot order), or what does not fit.
+    pub fn output_shape(&self, inputs: &[Shape]) -> Result<Shape, String> {
+        let one = || {
+            inputs
+                .first()
+                .copied()
+                .ok_or_else(|| format!("a {} node needs an input", self.kind()))
+        };
+        match *self {
+            Op::Input => Err("the input node has no inputs; its shape is given".into()),
+            Op::Conv {
+                out_ch,
+                kernel,
+                stride,
+                padding,
+                ..
+            } => {
+                let s = one()?;
+                match (
+                    window_out(s.h, kernel, stride, padding),
+                    window_out(s.w, kernel, stride, padding),
+                ) {
+                    (Some(h), Some(w)) => Ok(Shape::new(out_ch, h, w)),
+                    _ => Err(format!(
+                        "a {kernel}×{kernel} convolution does not fit a {s} input; use a larger input"
+                    )),
+                }
+            }
+            Op::BatchNorm { .. } | Op::Relu => one(),
+            Op::Concat => {
+                let first = one()?;
+                let mut c = 0;
+                for s in inputs {
+                    if (s.h, s.w) != (first.h, first.w) {
+                        return Err(format!(
+                            "cannot concatenate {s} with {first}: spatial sizes differ"
+                        ));
+                    }
+                    c += s.c;
+                }
+                Ok(Shape::new(c, first.h, first.w))
+            }
+            Op::Sum => {
+                let first = one()?;
+                match inputs.iter().find(|&&s| s != first) {
+                    Some(bad) => Err(format!("cannot sum {bad} with {first}")),
+                    None => Ok(first),
+                }
+            }
+            Op::ShortcutA { stride, out_ch } => {
+                let s = one()?;
+                Ok(Shape::new(
+                    out_ch,
+                    s.h.div_ceil(stride),
+                    s.w.div_ceil(stride),
+                ))
+            }
+            Op::AvgPool { kernel, stride } => {
+                let s = one()?;
+                match (window_out(s.h, kernel, stride, 0), window_out(s.w, kernel, stride, 0)) {
+                    (Some(h), Some(w)) if h > 0 && w > 0 => Ok(Shape::new(s.c, h, w)),
+                    _ => Err(format!(
+                        "{kernel}×{kernel} pooling does not fit a {s} map; use a larger input or fewer blocks"
+                    )),
+                }
+            }
+            Op::MaxPool {
+                kernel,
+                stride,
+                padding,
+            } => {
+                let s = one()?;
+                match (
+                    window_out(s.h, kernel, stride, padding),
+                    window_out(s.w, kernel, stride, padding),
+                ) {
+                    (Some(h), Some(w)) => Ok(Shape::new(s.c, h, w)),
+                    _ => Err(format!(
+                        "{kernel}×{kernel} max pooling does not fit a {s} map"
+                    )),
+                }
+            }
+            Op::GlobalAvgPool => Ok(Shape::new(one()?.c, 1, 1)),
+            Op::Linear { out_features, .. } => {
+                one()?;
+                Ok(Shape::new(out_features, 1, 1))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_formula() {
+        assert_eq!(window_out(32, 3, 1, 1), Some(32));
+        assert_eq!(window_out(224, 7, 2, 3), Some(112));
+        assert_eq!(window_out(7, 3, 2, 0), Some(3));
+        assert_eq!(window_out(2, 3, 1, 0), None);
+        assert_eq!(window_out(8, 3, 0, 1), None);
+    }
+
+    #[test]
+    fn params_and_shapes_of_each_op() {
+        let conv = Op::Conv {
+            in_ch: 4,
+            out_ch: 6,
+            kernel: 3,
+            stride: 2,
+            padding: 1,
+        };
+        assert_eq!(conv.params()[0].shape, vec![6, 4, 3, 3]);
+        assert_eq!(conv.params()[0].numel(), 216);
+        assert_eq!(
+            conv.output_shape(&[Shape::new(4, 9, 9)]).unwrap(),
+            Shape::new(6, 5, 5)
+        );
+        let bn = Op::BatchNorm { channels: 5 };
+        assert_eq!(bn.params().len(), 2);
+        assert_eq!(bn.running_stats(), 10);
+        let cat = Op::Concat.output_shape(&[Shape::new(2, 4, 4), Shape::new(3, 4, 4)]);
+        assert_eq!(cat.unwrap(), Shape::new(5, 4, 4));
+        assert!(Op::Concat
+            .output_shape(&[Shape::new(2, 4, 4), Shape::new(3, 2, 2)])
+            .unwrap_err()
+            .contains("spatial sizes differ"));
+        assert!(Op::Sum
+            .output_shape(&[Shape::new(2, 4, 4), Shape::new(3, 4, 4)])
+            .is_err());
+        let lin = Op::Linear {
+            in_features: 10,
+            out_features: 3,
+        };
+        assert_eq!(
+            lin.params().iter().map(ParamShape::numel).sum::<usize>(),
+            33
+        );
+        assert_eq!(
+            Op::ShortcutA {
+                stride: 2,
+                out_ch: 8
+            }
+            .output_shape(&[Shape::new(4, 7, 7)])
+            .unwrap(),
+            Shape::new(8, 4, 4)
+        );
+    }
+}

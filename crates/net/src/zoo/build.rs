@@ -1,0 +1,352 @@
+//! Building a spec into a network DAG. Block wiring is never written here: DenseNet/SparseNet
+//! blocks are read off the block DAG of [`Topology`] (layer `ℓ` concatenates the sources of node
+//! `ℓ`'s incoming edges; the block output is node `L + 1` of the same pattern at depth `L + 1`),
+//! and ResNet stages are read off the [`UnraveledResNet`] DAG (each unit's identity route and
+//! residual route, summed). Stems and heads are shared helpers ([`stem`], [`head`]).
+
+use petgraph::graph::NodeIndex;
+
+use super::spec::{Dataset, Family, Head, NetSpec};
+use crate::count::{count, NetCount};
+use crate::dag::{NetBuilder, NetGraph};
+use crate::NetError;
+use sparsenet_graph::topology::{graph_inputs, Pattern, Topology};
+use sparsenet_graph::unraveled::{Route, UnitNode, UnraveledResNet};
+
+/// Build the network DAG of a spec.
+pub fn build(spec: &NetSpec) -> Result<NetGraph, NetError> {
+    spec.check()?;
+    match spec.family {
+        Family::Sparse | Family::Dense => build_aggregated(spec),
+        Family::Res | Family::Plain if spec.dataset == Dataset::Cifar => build_cifar_resnet(spec),
+        Family::Preres if spec.dataset == Dataset::Cifar => build_preresnet(spec),
+        Family::Res => build_imagenet_resnet(spec),
+        f => Err(NetError::Spec(format!(
+            "family {} has no ImageNet layout here: use --dataset cifar",
+            f.name()
+        ))),
+    }
+}
+
+/// Build and count.
+pub fn build_and_count(spec: &NetSpec) -> Result<(NetGraph, NetCount), NetError> {
+    let net = build(spec)?;
+    let c = count(&net);
+    Ok((net, c))
+}
+
+/// The stem. CIFAR: a 3×3 convolution to `width` channels, followed by BN-ReLU when
+/// `post_activation` (the post-activation ResNet). ImageNet: 7×7 stride-2 convolution, BN-ReLU,
+/// 3×3 stride-2 max pooling.
+fn stem(b: &mut NetBuilder, spec: &NetSpec, post_activation: bool) -> Result<NodeIndex, NetError> {
+    let width = spec.stem_channels();
+    Ok(match spec.dataset {
+        Dataset::Cifar => {
+            let c = b.conv("stem.conv", b.input(), width, 3, 1, 1)?;
+            if post_activation {
+                b.bn_relu("stem.", c)
+            } else {
+                c
+            }
+        }
+        Dataset::Imagenet => {
+            let c = b.conv("stem.conv", b.input(), width, 7, 2, 3)?;
+            let r = b.bn_relu("stem.", c);
+            b.max_pool("stem.pool", r, 3, 2, 1)?
+        }
+    })
+}
+
+/// The classifier: BN-ReLU first when `pre_activation` (DenseNet, SparseNet, pre-activation
+/// ResNet), the pooling of `kind`, then a linear layer to the spec's classes.
+fn head(
+    mut b: NetBuilder,
+    spec: &NetSpec,
+    x: NodeIndex,
+    pre_activation: bool,
+    kind: Head,
+) -> Result<NetGraph, NetError> {
+    let x = if pre_activation {
+        b.bn_relu("head.", x)
+    } else {
+        x
+    };
+    let pooled = match kind {
+        Head::Global => b.global_avg_pool("head.pool", x),
+        Head::Paper => b.avg_pool("head.pool", x, 3, 2)?,
+    };
+    let fc = b.linear("head.fc", pooled, spec.classes);
+    Ok(b.finish(fc))
+}
+
+/// A DenseNet transition between blocks: BN-ReLU, 1×1 convolution to `out` channels, 2×2
+/// average pooling.
+fn transition(b: &mut NetBuilder, x: NodeIndex, out: usize) -> Result<NodeIndex, NetError> {
+    let r = b.bn_relu("", x);
+    let conv = b.conv("conv", r, out, 1, 1, 0)?;
+    b.avg_pool("pool", conv, 2, 2)
+}
+
+/// DenseNet / SparseNet: stem, blocks wired by the topology DAG, transitions, head.
+fn build_aggregated(spec: &NetSpec) -> Result<NetGraph, NetError> {
+    let blocks = spec.dense_blocks()?;
+    let pattern = spec.block_pattern();
+    let mut b = NetBuilder::new(spec.input_shape());
+    let mut x = stem(&mut b, spec, false)?;
+    for (bi, &layers) in blocks.iter().enumerate() {
+        let k = spec.growth_of(bi);
+        b.push_scope(format!("block{}", bi + 1));
+        // Node L+1 of the depth-(L+1) block DAG is the block's output aggregation.
+        let topo = Topology::new(pattern.clone(), layers + 1)?;
+        let g = topo.graph()?;
+        let mut outs: Vec<NodeIndex> = vec![x];
+        for l in 1..=layers + 1 {
+            let ins: Vec<NodeIndex> = graph_inputs(&g, NodeIndex::new(l))
+                .into_iter()
+                .map(|n| outs[g[n]])
+                .collect();
+            if l == layers + 1 {
+                x = b.concat("out", &ins)?;
+                break;
+            }
+            b.push_scope(format!("layer{l}"));
+            let cat = b.concat("cat", &ins)?;
+            let y = if spec.bc {
+                let r1 = b.bn_relu("1.", cat);
+                let c1 = b.conv("1.conv", r1, 4 * k, 1, 1, 0)?;
+                let r2 = b.bn_relu("2.", c1);
+                b.conv("2.conv", r2, k, 3, 1, 1)?
+            } else {
+                let r = b.bn_relu("", cat);
+                b.conv("conv", r, k, 3, 1, 1)?
+            };
+            b.pop_scope();
+            outs.push(y);
+        }
+        b.pop_scope();
+        if bi + 1 < blocks.len() {
+            b.push_scope(format!("transition{}", bi + 1));
+            let c = b.shape(x).c;
+            x = transition(&mut b, x, if spec.bc { c / 2 } else { c })?;
+            b.pop_scope();
+        }
+    }
+    head(b, spec, x, true, spec.head_kind())
+}
+
+/// CIFAR ResNet (He et al. 2015, 6n+2, option-A shortcuts) and its plain counterpart.
+fn build_cifar_resnet(spec: &NetSpec) -> Result<NetGraph, NetError> {
+    if spec.depth < 8 || !(spec.depth - 2).is_multiple_of(6) {
+        return Err(NetError::Spec(format!(
+            "depth {} does not fit a CIFAR {}net: depth − 2 must be a positive multiple of 6, e.g. 20, 32, 44, 56, 110, 1202",
+            spec.depth,
+            spec.family.name()
+        )));
+    }
+    let units = (spec.depth - 2) / 6;
+    let mut b = NetBuilder::new(spec.input_shape());
+    let stem_width = spec.stem_channels();
+    let mut x = stem(&mut b, spec, true)?;
+    for (si, width) in [stem_width, 2 * stem_width, 4 * stem_width]
+        .into_iter()
+        .enumerate()
+    {
+        b.push_scope(format!("stage{}", si + 1));
+        let first_stride = if si == 0 { 1 } else { 2 };
+        // The residual function of one basic unit: conv-BN-ReLU-conv-BN.
+        let residual =
+            |b: &mut NetBuilder, x: NodeIndex, stride: usize| -> Result<NodeIndex, NetError> {
+                let c1 = b.conv("conv1", x, width, 3, stride, 1)?;
+                let n1 = b.bn("bn1", c1);
+                let r1 = b.relu("relu1", n1);
+                let c2 = b.conv("conv2", r1, width, 3, 1, 1)?;
+                Ok(b.bn("bn2", c2))
+            };
+        if spec.family == Family::Plain {
+            // Plain: the chain pattern; layer ℓ takes x_{ℓ−1} only.
+            let topo = Topology::new(Pattern::Plain, units)?;
+            let g = topo.graph()?;
+            let mut outs = vec![x];
+            for l in 1..=units {
+                b.push_scope(format!("unit{l}"));
+                let src = graph_inputs(&g, NodeIndex::new(l))[0];
+                let f = residual(&mut b, outs[g[src]], if l == 1 { first_stride } else { 1 })?;
+                outs.push(b.relu("relu", f));
+                b.pop_scope();
+            }
+            x = outs[units];
+        } else {
+            x = interpret_unraveled(
+                &mut b,
+                x,
+                units,
+                |b, input, unit| residual(b, input, if unit == 1 { first_stride } else { 1 }),
+                |b, input, unit| {
+                    let s = b.shape(input);
+                    Ok(if unit == 1 && (first_stride != 1 || s.c != width) {
+                        b.shortcut_a("shortcut", input, first_stride, width)
+                    } else {
+                        input
+                    })
+                },
+                true,
+            )?;
+        }
+        b.pop_scope();
+    }
+    head(b, spec, x, false, Head::Global)
+}
+
+/// Walk the unraveled ResNet DAG of `units` units: a `Residual(i)` node becomes `residual`
+/// applied to its input state, a `State(i)` node sums its incoming routes (identity routes go
+/// through `shortcut`), followed by ReLU when `post_relu` (the original, post-activation ResNet).
+fn interpret_unraveled<'a>(
+    b: &mut NetBuilder,
+    input: NodeIndex,
+    units: usize,
+    mut residual: impl FnMut(&mut NetBuilder, NodeIndex, usize) -> Result<NodeIndex, NetError> + 'a,
+    mut shortcut: impl FnMut(&mut NetBuilder, NodeIndex, usize) -> Result<NodeIndex, NetError> + 'a,
+    post_relu: bool,
+) -> Result<NodeIndex, NetError> {
+    let r = UnraveledResNet::new(units);
+    let mut built: Vec<Option<NodeIndex>> = vec![None; r.graph.node_count()];
+    built[r.input().index()] = Some(input);
+    let order = petgraph::algo::toposort(&r.graph, None).map_err(|_| {
+        NetError::Spec("the unraveled ResNet has a cycle (impossible by construction)".into())
+    })?;
+    for n in order {
+        if n == r.input() {
+            continue;
+        }
+        let incoming: Vec<(NodeIndex, Route)> = r
+            .graph
+            .edges_directed(n, petgraph::Direction::Incoming)
+            .map(|e| {
+                use petgraph::visit::EdgeRef;
+                (e.source(), *e.weight())
+            })
+            .collect();
+        let node = match r.graph[n] {
+            UnitNode::Residual(i) => {
+                b.push_scope(format!("unit{i}"));
+                let src = built[incoming[0].0.index()].expect("topological order");
+                let y = residual(b, src, i)?;
+                b.pop_scope();
+                y
+            }
+            UnitNode::State(i) => {
+                b.push_scope(format!("unit{i}"));
+                let mut terms = Vec::new();
+                // Residual route first, identity second: the order of `x + F(x)` is irrelevant
+                // to the sum but fixed for reproducible node names.
+                for (src, route) in incoming.iter().rev() {
+                    let v = built[src.index()].expect("topological order");
+                    terms.push(match route {
+                        Route::Identity => shortcut(b, v, i)?,
+                        Route::Residual => v,
+                    });
+                }
+                let s = b.sum("add", &terms)?;
+                let y = if post_relu { b.relu("relu", s) } else { s };
+                b.pop_scope();
+                y
+            }
+        };
+        built[n.index()] = Some(node);
+    }
+    Ok(built[r.output().index()].expect("output built"))
+}
+
+/// Pre-activation bottleneck ResNet for CIFAR (He et al. 2016, 9n+2): planes 16/32/64 with
+/// expansion 4 (stage widths 64/128/256), projection shortcut at each stage's first unit.
+fn build_preresnet(spec: &NetSpec) -> Result<NetGraph, NetError> {
+    if spec.depth < 11 || !(spec.depth - 2).is_multiple_of(9) {
+        return Err(NetError::Spec(format!(
+            "depth {} does not fit a CIFAR pre-activation bottleneck ResNet: depth − 2 must be a positive multiple of 9, e.g. 164, 1001",
+            spec.depth
+        )));
+    }
+    let units = (spec.depth - 2) / 9;
+    let mut b = NetBuilder::new(spec.input_shape());
+    let stem_width = spec.stem_channels();
+    let mut x = stem(&mut b, spec, false)?;
+    for (si, planes) in [stem_width, 2 * stem_width, 4 * stem_width]
+        .into_iter()
+        .enumerate()
+    {
+        b.push_scope(format!("stage{}", si + 1));
+        let stride = if si == 0 { 1 } else { 2 };
+        x = interpret_unraveled(
+            &mut b,
+            x,
+            units,
+            |b, input, unit| {
+                let s = if unit == 1 { stride } else { 1 };
+                let r1 = b.bn_relu("1.", input);
+                let c1 = b.conv("1.conv", r1, planes, 1, 1, 0)?;
+                let r2 = b.bn_relu("2.", c1);
+                let c2 = b.conv("2.conv", r2, planes, 3, s, 1)?;
+                let r3 = b.bn_relu("3.", c2);
+                b.conv("3.conv", r3, 4 * planes, 1, 1, 0)
+            },
+            |b, input, unit| {
+                if unit == 1 {
+                    b.conv("shortcut", input, 4 * planes, 1, stride, 0)
+                } else {
+                    Ok(input)
+                }
+            },
+            false,
+        )?;
+        b.pop_scope();
+    }
+    head(b, spec, x, true, Head::Global)
+}
+
+/// ImageNet bottleneck ResNet (He et al. 2015; torchvision layout, stride on the 3×3).
+fn build_imagenet_resnet(spec: &NetSpec) -> Result<NetGraph, NetError> {
+    let stages: &[usize] = match spec.depth {
+        50 => &[3, 4, 6, 3],
+        101 => &[3, 4, 23, 3],
+        152 => &[3, 8, 36, 3],
+        d => {
+            return Err(NetError::Spec(format!(
+                "depth {d} is not an ImageNet ResNet layout: accepted 50, 101, 152"
+            )))
+        }
+    };
+    let mut b = NetBuilder::new(spec.input_shape());
+    let mut x = stem(&mut b, spec, true)?;
+    for (si, &units) in stages.iter().enumerate() {
+        let planes = spec.stem_channels() << si;
+        let stride = if si == 0 { 1 } else { 2 };
+        b.push_scope(format!("stage{}", si + 1));
+        x = interpret_unraveled(
+            &mut b,
+            x,
+            units,
+            |b, input, unit| {
+                let s = if unit == 1 { stride } else { 1 };
+                let c1 = b.conv("conv1", input, planes, 1, 1, 0)?;
+                let n1 = b.bn("bn1", c1);
+                let r1 = b.relu("relu1", n1);
+                let c2 = b.conv("conv2", r1, planes, 3, s, 1)?;
+                let n2 = b.bn("bn2", c2);
+                let r2 = b.relu("relu2", n2);
+                let c3 = b.conv("conv3", r2, 4 * planes, 1, 1, 0)?;
+                Ok(b.bn("bn3", c3))
+            },
+            |b, input, unit| {
+                if unit == 1 {
+                    let c = b.conv("shortcut.conv", input, 4 * planes, 1, stride, 0)?;
+                    Ok(b.bn("shortcut.bn", c))
+                } else {
+                    Ok(input)
+                }
+            },
+            true,
+        )?;
+        b.pop_scope();
+    }
+    head(b, spec, x, false, Head::Global)
+}

@@ -1,0 +1,297 @@
+//! A whole-network specification: family, layout, depth, growth, pattern, stem and head, with
+//! each family's conventions for what is left out.
+
+use std::fmt;
+
+use crate::op::Shape;
+use crate::NetError;
+use sparsenet_graph::topology::Pattern;
+
+/// A network family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    /// SparseNet: concatenation at exponential (or custom) offsets.
+    Sparse,
+    /// DenseNet: concatenation of every earlier output.
+    Dense,
+    /// ResNet: CIFAR basic units with parameter-free shortcuts, or ImageNet bottlenecks.
+    Res,
+    /// Pre-activation bottleneck ResNet (He et al. 2016), CIFAR.
+    Preres,
+    /// The CIFAR ResNet without shortcuts.
+    Plain,
+}
+
+impl Family {
+    /// Parse `sparse|dense|res|preres|plain`.
+    pub fn parse(s: &str) -> Result<Self, NetError> {
+        match s {
+            "sparse" => Ok(Family::Sparse),
+            "dense" => Ok(Family::Dense),
+            "res" => Ok(Family::Res),
+            "preres" => Ok(Family::Preres),
+            "plain" => Ok(Family::Plain),
+            _ => Err(NetError::Spec(format!(
+                "unknown family '{s}': accepted sparse, dense, res, preres, plain"
+            ))),
+        }
+    }
+
+    /// Lower-case name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Family::Sparse => "sparse",
+            Family::Dense => "dense",
+            Family::Res => "res",
+            Family::Preres => "preres",
+            Family::Plain => "plain",
+        }
+    }
+}
+
+/// The dataset a network is laid out for (stem, number of blocks, input size).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dataset {
+    /// 32×32 inputs, three blocks / stages.
+    Cifar,
+    /// 224×224 inputs, four blocks / stages.
+    Imagenet,
+}
+
+impl Dataset {
+    /// Parse `cifar|imagenet`.
+    pub fn parse(s: &str) -> Result<Self, NetError> {
+        match s {
+            "cifar" => Ok(Dataset::Cifar),
+            "imagenet" => Ok(Dataset::Imagenet),
+            _ => Err(NetError::Spec(format!(
+                "unknown dataset '{s}': accepted cifar, imagenet"
+            ))),
+        }
+    }
+
+    /// Lower-case name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Dataset::Cifar => "cifar",
+            Dataset::Imagenet => "imagenet",
+        }
+    }
+
+    /// The paper's input shape.
+    pub fn input(&self) -> Shape {
+        match self {
+            Dataset::Cifar => Shape::new(3, 32, 32),
+            Dataset::Imagenet => Shape::new(3, 224, 224),
+        }
+    }
+}
+
+/// The classifier of DenseNet/SparseNet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Head {
+    /// BN-ReLU-global average pool-Linear(C).
+    Global,
+    /// BN-ReLU-average pool 3×3 stride 2 (7×7 → 3×3 at 224×224)-Linear(9·C): the head that
+    /// reproduces the paper's ImageNet SparseNet counts.
+    Paper,
+}
+
+impl Head {
+    /// Parse `global|paper`.
+    pub fn parse(s: &str) -> Result<Self, NetError> {
+        match s {
+            "global" => Ok(Head::Global),
+            "paper" => Ok(Head::Paper),
+            _ => Err(NetError::Spec(format!(
+                "unknown head '{s}': accepted global, paper"
+            ))),
+        }
+    }
+}
+
+/// A whole-network specification.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NetSpec {
+    /// Family.
+    pub family: Family,
+    /// Layout (stem, blocks).
+    pub dataset: Dataset,
+    /// Depth in the family's convention (e.g. 100 for DenseNet-BC-100, 121 for DenseNet-121).
+    pub depth: usize,
+    /// Growth rate per block (one value is used for every block); unused for ResNets.
+    pub growth: Vec<usize>,
+    /// Bottleneck + compression (DenseNet-BC / SparseNet-BC).
+    pub bc: bool,
+    /// Sparse pattern: `Sparse { base }` or `Custom { offsets }` (default base 2).
+    pub pattern: Option<Pattern>,
+    /// Output classes.
+    pub classes: usize,
+    /// Stem channels; `None` = the family's convention ([`NetSpec::stem_channels`]).
+    pub stem: Option<usize>,
+    /// Classifier head of DenseNet/SparseNet; `None` = the family's convention.
+    pub head: Option<Head>,
+    /// Input shape; `None` = the dataset's (the trainer sets it from the data).
+    pub input: Option<Shape>,
+}
+
+impl NetSpec {
+    /// A spec with the family's conventions for everything optional.
+    pub fn new(
+        family: Family,
+        dataset: Dataset,
+        depth: usize,
+        growth: &[usize],
+        bc: bool,
+        classes: usize,
+    ) -> Self {
+        NetSpec {
+            family,
+            dataset,
+            depth,
+            growth: growth.to_vec(),
+            bc,
+            pattern: None,
+            classes,
+            stem: None,
+            head: None,
+            input: None,
+        }
+    }
+
+    /// The input shape used.
+    pub fn input_shape(&self) -> Shape {
+        self.input.unwrap_or_else(|| self.dataset.input())
+    }
+
+    /// Growth of block `b` (0-based).
+    pub fn growth_of(&self, b: usize) -> usize {
+        *self.growth.get(b).or(self.growth.last()).unwrap_or(&0)
+    }
+
+    /// Stem channels: given, or the convention — CIFAR DenseNet non-BC 16 (DenseNet paper),
+    /// DenseNet-BC and SparseNet `2·k₁`; ImageNet DenseNet `2·k₁` (64 at k = 32), ImageNet
+    /// SparseNet `k₁` (reproduces the paper); ResNets 16 (CIFAR) / 64 (ImageNet).
+    pub fn stem_channels(&self) -> usize {
+        if let Some(s) = self.stem {
+            return s;
+        }
+        let k = self.growth_of(0);
+        match (self.family, self.dataset) {
+            (Family::Dense, Dataset::Cifar) if !self.bc => 16,
+            (Family::Dense, _) => 2 * k,
+            (Family::Sparse, Dataset::Cifar) => 2 * k,
+            (Family::Sparse, Dataset::Imagenet) => k,
+            (_, Dataset::Cifar) => 16,
+            (_, Dataset::Imagenet) => 64,
+        }
+    }
+
+    /// Head: given, or `Paper` for ImageNet SparseNet and `Global` otherwise.
+    pub fn head_kind(&self) -> Head {
+        self.head.unwrap_or(match (self.family, self.dataset) {
+            (Family::Sparse, Dataset::Imagenet) => Head::Paper,
+            _ => Head::Global,
+        })
+    }
+
+    /// The block pattern of a DenseNet/SparseNet.
+    pub fn block_pattern(&self) -> Pattern {
+        match self.family {
+            Family::Dense => Pattern::Dense,
+            _ => self.pattern.clone().unwrap_or(Pattern::Sparse { base: 2 }),
+        }
+    }
+
+    /// Layers per block of a DenseNet/SparseNet, validating the depth.
+    pub fn dense_blocks(&self) -> Result<Vec<usize>, NetError> {
+        match self.dataset {
+            Dataset::Cifar => {
+                let step = if self.bc { 6 } else { 3 };
+                if self.depth < 4 + step || !(self.depth - 4).is_multiple_of(step) {
+                    return Err(NetError::Spec(format!(
+                        "depth {} does not fit a CIFAR {}{}: depth − 4 must be a positive multiple of {step} ({}), e.g. {}",
+                        self.depth,
+                        self.family.name(),
+                        if self.bc { "-BC" } else { "" },
+                        if self.bc { "two convolutions per layer, three blocks" } else { "three blocks" },
+                        if self.bc { "40, 100, 190, 250" } else { "40, 100" },
+                    )));
+                }
+                let l = (self.depth - 4) / step;
+                Ok(vec![l; 3])
+            }
+            Dataset::Imagenet => match self.depth {
+                121 => Ok(vec![6, 12, 24, 16]),
+                169 => Ok(vec![6, 12, 32, 32]),
+                201 => Ok(vec![6, 12, 48, 32]),
+                264 => Ok(vec![6, 12, 64, 48]),
+                d => Err(NetError::Spec(format!(
+                    "depth {d} is not an ImageNet {} layout: accepted 121, 169, 201, 264",
+                    self.family.name()
+                ))),
+            },
+        }
+    }
+
+    pub(crate) fn check(&self) -> Result<(), NetError> {
+        if self.classes == 0 {
+            return Err(NetError::Spec(
+                "classes 0: a classifier needs at least 1 class".into(),
+            ));
+        }
+        if matches!(self.family, Family::Sparse | Family::Dense) {
+            if self.growth.is_empty() || self.growth.contains(&0) {
+                return Err(NetError::Spec(
+                    "growth must be positive: give k or one k per block, e.g. 24 or 16,32,64"
+                        .into(),
+                ));
+            }
+            let blocks = self.dense_blocks()?.len();
+            if self.growth.len() != 1 && self.growth.len() != blocks {
+                return Err(NetError::Spec(format!(
+                    "{} growth rates for {blocks} blocks: give one k, or one per block",
+                    self.growth.len()
+                )));
+            }
+        }
+        if self.stem == Some(0) {
+            return Err(NetError::Spec("stem channels must be positive".into()));
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for NetSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let g: Vec<String> = self.growth.iter().map(|k| k.to_string()).collect();
+        match self.family {
+            Family::Sparse | Family::Dense => {
+                write!(
+                    f,
+                    "{}net{}-{}-{}",
+                    self.family.name(),
+                    if self.bc { "-bc" } else { "" },
+                    self.depth,
+                    g.join("-")
+                )?;
+                match &self.pattern {
+                    Some(p) if *p != (Pattern::Sparse { base: 2 }) => write!(f, " [{p}]")?,
+                    _ => {}
+                }
+                write!(f, " ({}, {} classes)", self.dataset.name(), self.classes)
+            }
+            _ => write!(
+                f,
+                "{}net-{} ({}, {} classes)",
+                self.family.name(),
+                self.depth,
+                self.dataset.name(),
+                self.classes
+            ),
+        }
+    }
+}

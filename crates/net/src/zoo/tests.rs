@@ -1,0 +1,132 @@
+//! Hand-computed counts of small and reference networks.
+
+use super::*;
+use crate::count::count;
+use crate::dag::NetGraph;
+use crate::op::{Op, Shape};
+
+#[test]
+fn tiny_sparsenet_by_hand() {
+    // Sparse, depth 7 → one layer per block, k = 2, stem 2k = 4, 3 classes, 32×32×3:
+    //   stem conv 3→4 (3×3):                 3·4·9            = 108
+    //   block1 layer1: BN(4) + conv 4→2:      8 + 4·2·9        = 80;  out = [x1, x0] → 6 ch
+    //   transition1: BN(6) + conv 6→6 (1×1):  12 + 36          = 48
+    //   block2 layer1: BN(6) + conv 6→2:      12 + 108         = 120; out → 8 ch
+    //   transition2: BN(8) + conv 8→8:        16 + 64          = 80
+    //   block3 layer1: BN(8) + conv 8→2:      16 + 144         = 160; out → 10 ch
+    //   head: BN(10) + linear 10→3:           20 + 30 + 3      = 53
+    //   total                                                  = 649
+    let spec = NetSpec::new(Family::Sparse, Dataset::Cifar, 7, &[2], false, 3);
+    let (net, c) = build_and_count(&spec).unwrap();
+    assert_eq!(c.params, 649);
+    // BN running stats: 2·(4 + 6 + 6 + 8 + 8 + 10) = 84.
+    assert_eq!(c.bn_running, 84);
+    assert_eq!(net.graph[net.output].shape, Shape::new(3, 1, 1));
+    // MACs: stem 108·32² + block1 72·32² + trans1 36·32² + block2 108·16² + trans2 64·16²
+    //       + block3 144·8² + linear 30 = 110592 + 73728 + 36864 + 27648 + 16384 + 9216 + 30.
+    assert_eq!(c.macs, 274462);
+}
+
+#[test]
+fn resnet20_by_hand() {
+    // stem 3·16·9 + BN 32 = 464; stage1: 3 units × (2·2304 + 2·32) = 14016;
+    // stage2: (4608 + 9216 + 128) + 2·(2·9216 + 128) = 51072;
+    // stage3: (18432 + 36864 + 256) + 2·(2·36864 + 256) = 203520; fc 64·10 + 10 = 650.
+    let (_, c) = build_and_count(&named("resnet-20").unwrap().spec(None)).unwrap();
+    assert_eq!(c.params, 464 + 14016 + 51072 + 203520 + 650);
+}
+
+#[test]
+fn torchvision_densenet121_exact() {
+    let (_, c) = build_and_count(&named("densenet-121").unwrap().spec(None)).unwrap();
+    assert_eq!(c.params, 7_978_856);
+}
+
+#[test]
+fn sparse_block_output_follows_the_rule_at_l_plus_one() {
+    // CIFAR sparse depth 52 → 16 layers per block; the output aggregates ℓ = 17 − 2^m:
+    // x16, x15, x13, x9, x1 → 5·k channels (x0 is not among them).
+    let spec = NetSpec::new(Family::Sparse, Dataset::Cifar, 52, &[12], false, 10);
+    let net = build(&spec).unwrap();
+    let out = net
+        .graph
+        .node_indices()
+        .find(|&n| net.graph[n].name == "block1.out")
+        .unwrap();
+    assert_eq!(net.graph[out].shape.c, 5 * 12);
+    assert_eq!(net.inputs(out).len(), 5);
+}
+
+#[test]
+fn plain_has_no_sums_and_resnet_has_one_per_unit() {
+    let plain = build(&NetSpec::new(
+        Family::Plain,
+        Dataset::Cifar,
+        20,
+        &[],
+        false,
+        10,
+    ))
+    .unwrap();
+    let res = build(&NetSpec::new(
+        Family::Res,
+        Dataset::Cifar,
+        20,
+        &[],
+        false,
+        10,
+    ))
+    .unwrap();
+    let sums = |n: &NetGraph| n.graph.node_weights().filter(|w| w.op == Op::Sum).count();
+    assert_eq!(sums(&plain), 0);
+    assert_eq!(sums(&res), 9);
+    // Option-A shortcuts add no parameters: plain and res count the same.
+    assert_eq!(count(&plain).params, count(&res).params);
+}
+
+#[test]
+fn agreement_uses_printed_precision() {
+    assert!(agrees(757_252, "0.76", 1e6));
+    assert!(agrees(1_019_722, "1.0", 1e6));
+    assert!(!agrees(25_557_032, "25.5", 1e6));
+    assert!(agrees(769_162, "0.8", 1e6));
+}
+
+#[test]
+fn bad_specs_are_errors() {
+    let mut s = NetSpec::new(Family::Dense, Dataset::Cifar, 41, &[12], false, 10);
+    assert!(build(&s).is_err());
+    s.depth = 40;
+    s.bc = true; // (40 − 4) / 6 = 6: fine
+    assert!(build(&s).is_ok());
+    s.depth = 43;
+    assert!(build(&s).is_err());
+    s.depth = 40;
+    s.classes = 0;
+    assert!(build(&s).is_err());
+    assert!(named("sparsenet-40")
+        .unwrap_err()
+        .to_string()
+        .contains("sparsenet-40-24"));
+}
+
+#[test]
+fn table_rows_carry_the_papers_errors() {
+    // The SparseNet paper's CIFAR table has C10+/C100+ errors for 18 of the named models.
+    let with_errors = ZOO
+        .iter()
+        .filter(|m| m.paper_c10_error.is_some() || m.paper_c100_error.is_some())
+        .count();
+    assert_eq!(with_errors, 18);
+    let s = named("sparsenet-40-24").unwrap();
+    assert_eq!(
+        (s.paper_c10_error, s.paper_c100_error),
+        (Some(5.13), Some(24.65))
+    );
+    let d = named("densenet-bc-100-12").unwrap();
+    assert_eq!(
+        (d.paper_c10_error, d.paper_c100_error),
+        (Some(4.68), Some(22.62))
+    );
+    assert_eq!(named("densenet-121").unwrap().paper_c100_error, None);
+}
