@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod alloc;
+pub mod backend;
 pub mod cli;
 pub mod data;
 #[cfg(feature = "cuda")]

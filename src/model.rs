@@ -6,19 +6,19 @@
 
 use anyhow::{bail, Result};
 use dfdx::prelude::*;
-use rand::SeedableRng;
+use ndarray::Array;
+use ndarray_rand::rand::SeedableRng;
+use ndarray_rand::RandomExt;
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, Normal, Uniform};
+use rand_distr::{Normal, Uniform};
 
 use sparsenet_net::count::node_count;
+use sparsenet_net::op::ParamShape;
 use sparsenet_net::zoo::{build, NetSpec};
 use sparsenet_net::{NetGraph, Op, Shape};
 
-use crate::ops::combine::{concat, relu, sum};
-use crate::ops::conv::{conv2d, ConvCfg};
-use crate::ops::linear::linear;
-use crate::ops::norm::{batch_norm, BnStats};
-use crate::ops::pool::{avg_pool, global_avg_pool, max_pool, shortcut_a};
+use crate::backend::{Backend, ConvCfg};
+use crate::ops::norm::BnStats;
 use crate::ops::{c, read, Act, Ctx, Param, Real};
 
 /// One named parameter tensor.
@@ -32,128 +32,34 @@ pub struct ParamSpec {
     pub node: usize,
 }
 
-/// The operations a device provides to the DAG interpreter ([`Model::walk`]). Each call
-/// computes one node's output and, when the backend records, its backward step.
-pub trait Backend {
-    /// An activation (`N×C×H×W`).
-    type Act;
-    /// A parameter tensor.
-    type Param;
-    /// The running statistics of one batch norm.
-    type Stats;
-    /// The dimensions of an activation.
-    fn dims(&self, x: &Self::Act) -> [usize; 4];
-    /// Wait until queued work is done (for per-op timing on asynchronous devices).
-    fn fence(&mut self) -> Result<()> {
-        Ok(())
-    }
-    /// Convolution without bias; `x_grad` says whether `x` needs a gradient.
-    fn conv2d(
-        &mut self,
-        x: &Self::Act,
-        w: &Self::Param,
-        cfg: ConvCfg,
-        x_grad: bool,
-    ) -> Result<Self::Act>;
-    /// Batch norm (batch statistics in training, running ones in evaluation), followed by a
-    /// ReLU when `relu`.
-    fn batch_norm(
-        &mut self,
-        x: &Self::Act,
-        gamma: &Self::Param,
-        beta: &Self::Param,
-        stats: &mut Self::Stats,
-        relu: bool,
-    ) -> Result<Self::Act>;
-    /// `max(x, 0)`.
-    fn relu(&mut self, x: &Self::Act) -> Result<Self::Act>;
-    /// Concatenation along channels.
-    fn concat(&mut self, xs: &[&Self::Act]) -> Result<Self::Act>;
-    /// Elementwise sum.
-    fn sum(&mut self, xs: &[&Self::Act]) -> Result<Self::Act>;
-    /// Option-A shortcut (subsample, zero-pad channels).
-    fn shortcut_a(&mut self, x: &Self::Act, stride: usize, out_ch: usize) -> Result<Self::Act>;
-    /// Average pooling without padding.
-    fn avg_pool(&mut self, x: &Self::Act, kernel: usize, stride: usize) -> Result<Self::Act>;
-    /// Max pooling.
-    fn max_pool(
-        &mut self,
-        x: &Self::Act,
-        kernel: usize,
-        stride: usize,
-        padding: usize,
-    ) -> Result<Self::Act>;
-    /// Mean over each feature map.
-    fn global_avg_pool(&mut self, x: &Self::Act) -> Result<Self::Act>;
-    /// Fully connected layer on `N×in×1×1`, giving `N×out×1×1`.
-    fn linear(
-        &mut self,
-        x: &Self::Act,
-        w: &Self::Param,
-        bias: &Self::Param,
-        out_features: usize,
-    ) -> Result<Self::Act>;
-}
-
-/// The CPU backend: the ops of [`crate::ops`] on the shared dfdx tape.
-impl<E: Real> Backend for Ctx<E>
-where
-    Cpu: Device<E>,
-{
-    type Act = Act<E>;
-    type Param = Param<E>;
-    type Stats = BnStats<E>;
-    fn dims(&self, x: &Act<E>) -> [usize; 4] {
-        crate::ops::dims(x)
-    }
-    fn conv2d(&mut self, x: &Act<E>, w: &Param<E>, cfg: ConvCfg, x_grad: bool) -> Result<Act<E>> {
-        Ok(conv2d(self, x, w, cfg, x_grad))
-    }
-    fn batch_norm(
-        &mut self,
-        x: &Act<E>,
-        gamma: &Param<E>,
-        beta: &Param<E>,
-        stats: &mut BnStats<E>,
-        relu: bool,
-    ) -> Result<Act<E>> {
-        Ok(batch_norm(self, x, gamma, beta, stats, relu))
-    }
-    fn relu(&mut self, x: &Act<E>) -> Result<Act<E>> {
-        Ok(relu(self, x))
-    }
-    fn concat(&mut self, xs: &[&Act<E>]) -> Result<Act<E>> {
-        Ok(concat(self, xs))
-    }
-    fn sum(&mut self, xs: &[&Act<E>]) -> Result<Act<E>> {
-        Ok(sum(self, xs))
-    }
-    fn shortcut_a(&mut self, x: &Act<E>, stride: usize, out_ch: usize) -> Result<Act<E>> {
-        Ok(shortcut_a(self, x, stride, out_ch))
-    }
-    fn avg_pool(&mut self, x: &Act<E>, kernel: usize, stride: usize) -> Result<Act<E>> {
-        Ok(avg_pool(self, x, kernel, stride))
-    }
-    fn max_pool(
-        &mut self,
-        x: &Act<E>,
-        kernel: usize,
-        stride: usize,
-        padding: usize,
-    ) -> Result<Act<E>> {
-        Ok(max_pool(self, x, kernel, stride, padding))
-    }
-    fn global_avg_pool(&mut self, x: &Act<E>) -> Result<Act<E>> {
-        Ok(global_avg_pool(self, x))
-    }
-    fn linear(
-        &mut self,
-        x: &Act<E>,
-        w: &Param<E>,
-        bias: &Param<E>,
-        out_features: usize,
-    ) -> Result<Act<E>> {
-        Ok(linear(self, x, w, bias, out_features))
+/// The initial values of one parameter tensor, like the reference implementations: He-normal
+/// convolution weights (fan-out: std `√(2 / (k²·out))`), batch-norm γ = 1 and β = 0, linear
+/// weights uniform in `±1/√fan_in` (PyTorch's default) and bias 0. Random tensors are drawn in
+/// their row-major order from `rng`.
+fn init_param<E: Real>(op: &Op, p: &ParamShape, rng: &mut ChaCha8Rng) -> Vec<E> {
+    let random = match (op, p.name) {
+        (Op::Conv { out_ch, kernel, .. }, "weight") => {
+            let std = (2.0 / (kernel * kernel * out_ch) as f64).sqrt();
+            Some(Array::random_using(
+                p.shape.as_slice(),
+                Normal::new(0.0, std).expect("positive std"),
+                rng,
+            ))
+        }
+        (Op::Linear { in_features, .. }, "weight") => {
+            let a = 1.0 / (*in_features as f64).sqrt();
+            Some(Array::random_using(
+                p.shape.as_slice(),
+                Uniform::new(-a, a),
+                rng,
+            ))
+        }
+        _ => None,
+    };
+    match (random, op, p.name) {
+        (Some(a), _, _) => a.iter().map(|&v| c::<E>(v)).collect(),
+        (None, Op::BatchNorm { .. }, "weight") => vec![E::one(); p.numel()],
+        _ => vec![E::zero(); p.numel()],
     }
 }
 
@@ -185,9 +91,9 @@ impl<E: Real> Model<E>
 where
     Cpu: Device<E>,
 {
-    /// Build `spec` for inputs of shape `input` and initialise it like the reference
-    /// implementations: He-normal convolutions (fan-out), BN γ = 1 and β = 0, linear weights
-    /// uniform in ±1/√fan_in (PyTorch's default) and bias 0.
+    /// Build `spec` for inputs of shape `input` and initialise it ([`init_param`]): every
+    /// node's parameters are the ones its op declares ([`Op::params`]), named
+    /// `<node>.<param>` in the checkpoint.
     pub fn new(spec: &NetSpec, input: Shape, seed: u64) -> Result<Self> {
         let mut spec = spec.clone();
         spec.input = Some(input);
@@ -205,47 +111,17 @@ where
                 last_use[src.index()] = last_use[src.index()].max(i);
             }
             let node = &net.graph[idx];
-            let mut add = |name: &str, shape: Vec<usize>, v: Vec<E>| {
+            for p in node.op.params() {
                 node_params[i].push(params.len());
+                values.push(init_param(&node.op, &p, &mut rng));
                 params.push(ParamSpec {
-                    name: format!("{}.{name}", node.name),
-                    shape,
+                    name: format!("{}.{}", node.name, p.name),
+                    shape: p.shape,
                     node: i,
                 });
-                values.push(v);
-            };
-            match node.op {
-                Op::Conv {
-                    in_ch,
-                    out_ch,
-                    kernel,
-                    ..
-                } => {
-                    let std = (2.0 / (kernel * kernel * out_ch) as f64).sqrt();
-                    let d = Normal::new(0.0, std).expect("positive std");
-                    let v = (0..out_ch * in_ch * kernel * kernel)
-                        .map(|_| c::<E>(d.sample(&mut rng)))
-                        .collect();
-                    add("weight", vec![out_ch, in_ch, kernel, kernel], v);
-                }
-                Op::BatchNorm { channels } => {
-                    add("weight", vec![channels], vec![E::one(); channels]);
-                    add("bias", vec![channels], vec![E::zero(); channels]);
-                    bn[i] = Some(BnStats::new(channels));
-                }
-                Op::Linear {
-                    in_features,
-                    out_features,
-                } => {
-                    let a = 1.0 / (in_features as f64).sqrt();
-                    let d = Uniform::new(-a, a);
-                    let v = (0..out_features * in_features)
-                        .map(|_| c::<E>(d.sample(&mut rng)))
-                        .collect();
-                    add("weight", vec![out_features, in_features], v);
-                    add("bias", vec![out_features], vec![E::zero(); out_features]);
-                }
-                _ => {}
+            }
+            if let Op::BatchNorm { channels } = node.op {
+                bn[i] = Some(BnStats::new(channels));
             }
         }
         let mut readers: Vec<Vec<usize>> = vec![Vec::new(); n];
@@ -350,20 +226,8 @@ where
             let t0 = std::time::Instant::now();
             let y = match node.op {
                 Op::Input => unreachable!("one input node"),
-                Op::Conv {
-                    in_ch,
-                    out_ch,
-                    kernel,
-                    stride,
-                    padding,
-                } => {
-                    let cfg = ConvCfg {
-                        in_ch,
-                        out_ch,
-                        kernel,
-                        stride,
-                        padding,
-                    };
+                Op::Conv { .. } => {
+                    let cfg = ConvCfg::of(&node.op).expect("a convolution node");
                     b.conv2d(get(0), &p[pi[0]], cfg, ins[0] != input)?
                 }
                 Op::BatchNorm { .. } => {

@@ -9,8 +9,34 @@ use serde::{Deserialize, Serialize};
 pub enum Kind {
     /// SGD with Nesterov momentum (the paper's choice).
     Sgd,
-    /// Adam (β = 0.9, 0.999; ε = 1e-8), weight decay added to the gradient.
+    /// Adam (β = 0.9, 0.999; ε = 1e-8: [`ADAM`]), weight decay added to the gradient.
     Adam,
+}
+
+/// Adam's fixed coefficients (PyTorch's defaults). Every backend reads them from [`ADAM`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamCoefficients {
+    /// First-moment decay β₁.
+    pub beta1: f32,
+    /// Second-moment decay β₂.
+    pub beta2: f32,
+    /// ε added to the denominator.
+    pub eps: f32,
+}
+
+/// The Adam coefficients of both backends.
+pub const ADAM: AdamCoefficients = AdamCoefficients {
+    beta1: 0.9,
+    beta2: 0.999,
+    eps: 1e-8,
+};
+
+impl AdamCoefficients {
+    /// The bias corrections `(1 − β₁ᵗ, 1 − β₂ᵗ)` of update number `step` (1-based).
+    pub fn bias_corrections(&self, step: u64) -> (f32, f32) {
+        let t = step as i32;
+        (1.0 - self.beta1.powi(t), 1.0 - self.beta2.powi(t))
+    }
 }
 
 /// Hyper-parameters.
@@ -74,8 +100,8 @@ pub fn update(cfg: &Config, st: &mut State, lr: f32, params: &mut [Vec<f32>], gr
                 }
             }
             Kind::Adam => {
-                let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-8f32);
-                let (c1, c2) = (1.0 - b1.powi(t), 1.0 - b2.powi(t));
+                let (b1, b2, eps) = (ADAM.beta1, ADAM.beta2, ADAM.eps);
+                let (c1, c2) = ADAM.bias_corrections(st.steps);
                 let (m, v) = (&mut st.m[i], &mut st.v[i]);
                 for (((w, &gr), mi), vi) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut())
                 {

@@ -14,8 +14,9 @@ use sparsenet_net::zoo::NetSpec;
 use sparsenet_net::Shape;
 
 use super::{addr, GAct, GParam, GStats, GpuCtx, GpuTrainer, Grads, Kit};
-use crate::model::{Backend, Model};
-use crate::ops::conv::ConvCfg;
+use crate::backend::Backend;
+use crate::backend::ConvCfg;
+use crate::model::Model;
 use crate::ops::norm::BnStats;
 use crate::ops::{read, Act, Ctx, Param};
 use crate::optim::{self, Config as OptConfig, Kind as OptKind, State};

@@ -420,13 +420,15 @@ extern "C" __global__ void sgd_update(float* w, const float* g, float* b, long l
     }
 }
 
-// Adam (β = 0.9, 0.999; ε = 1e-8), weight decay added to the gradient; c1, c2 = bias corrections.
+// Adam with the host's coefficients (optim::ADAM), weight decay added to the gradient; c1, c2 =
+// bias corrections.
 extern "C" __global__ void adam_update(float* w, const float* g, float* m, float* v, long long n,
-                                       float lr, float wd, float c1, float c2) {
+                                       float lr, float wd, float c1, float c2, float b1, float b2,
+                                       float eps) {
     GRID_STRIDE(i, n) {
         float d = g[i] + wd * w[i];
-        m[i] = 0.9f * m[i] + 0.1f * d;
-        v[i] = 0.999f * v[i] + 0.001f * d * d;
-        w[i] -= lr * (m[i] / c1) / (sqrtf(v[i] / c2) + 1e-8f);
+        m[i] = b1 * m[i] + (1.0f - b1) * d;
+        v[i] = b2 * v[i] + (1.0f - b2) * d * d;
+        w[i] -= lr * (m[i] / c1) / (sqrtf(v[i] / c2) + eps);
     }
 }

@@ -25,10 +25,11 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::model::{Backend, Model};
-use crate::ops::conv::ConvCfg;
+use crate::backend::Backend;
+use crate::backend::ConvCfg;
+use crate::model::Model;
 use crate::ops::norm::{BN_EPS, BN_MOMENTUM};
-use crate::optim::{Config as OptConfig, Kind as OptKind, State};
+use crate::optim::{Config as OptConfig, Kind as OptKind, State, ADAM};
 
 const MODULE: &str = "sparsenet";
 const KERNELS: &str = include_str!("kernels.cu");
@@ -499,7 +500,7 @@ impl Backend for GpuCtx<'_> {
         }
         let (ho, wo) = (cfg.out_size(h), cfg.out_size(wd));
         let (hw, ckk, o, k) = (ho * wo, c * cfg.kernel * cfg.kernel, cfg.out_ch, cfg.kernel);
-        let pointwise = k == 1 && cfg.stride == 1 && cfg.padding == 0;
+        let pointwise = cfg.is_pointwise();
         let (s_, p_) = (cfg.stride, cfg.padding);
         let y = kit.alloc(n * o * hw)?;
         let wa = self.param(w);
@@ -528,7 +529,7 @@ impl Backend for GpuCtx<'_> {
         let (xs, wg) = (x.clone(), *w);
         // A narrowing stride-1 layer takes its input gradient as a convolution of dy with the
         // flipped kernel (padding k−1−p): columns of o·k² rows instead of c·k², and no col2im.
-        let transposed = !pointwise && s_ == 1 && p_ < k && o < c;
+        let transposed = cfg.input_grad_by_transposed_conv();
         self.backward("conv2d.backward", &y, move |kit, g, dy| {
             // dW = Σ_b dy_b[o, hw] · cols_bᵀ: per image into `parts`, then summed.
             kit.timed("conv2d.backward.weights", || {
@@ -1210,12 +1211,24 @@ impl GpuTrainer {
                 ),
             ),
             (OptKind::Adam, Some(v)) => {
-                let t = self.steps as i32;
-                let (c1, c2) = (1.0 - 0.9f32.powi(t), 1.0 - 0.999f32.powi(t));
+                let (c1, c2) = ADAM.bias_corrections(self.steps);
                 self.kit.launch(
                     "adam_update",
                     n,
-                    (w, g, m, addr(v), n as i64, lr, cfg.weight_decay, c1, c2),
+                    (
+                        w,
+                        g,
+                        m,
+                        addr(v),
+                        n as i64,
+                        lr,
+                        cfg.weight_decay,
+                        c1,
+                        c2,
+                        ADAM.beta1,
+                        ADAM.beta2,
+                        ADAM.eps,
+                    ),
                 )
             }
             (OptKind::Adam, None) => bail!("Adam state missing on the device"),

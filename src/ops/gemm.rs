@@ -2,15 +2,20 @@
 
 use super::Real;
 
-/// `C (m×n) (+)= op(A) · op(B)`, all row-major: `op(A)` is `A` (`m×k`) or, with `ta`, the
-/// transpose of a stored `k×m`; likewise `op(B)` is `k×n` or the transpose of a stored `n×k`.
-/// With `accumulate` the product is added to `C`, otherwise it overwrites it. `threads > 1`
-/// lets the kernel split the work.
-#[allow(clippy::too_many_arguments)]
-pub fn matmul<E: Real>(
-    c: &mut [E],
-    a: &[E],
-    b: &[E],
+/// One matrix product `C (m×n) (+)= op(A) · op(B)`, described by name rather than by ten
+/// positional arguments: `op(A)` is `A` (`m×k`) or, after [`Gemm::a_transposed`], the
+/// transpose of a stored `k×m`; likewise `op(B)`. [`Gemm::accumulating`] adds the product to
+/// `C` instead of overwriting it.
+///
+/// ```
+/// use sparsenet::ops::gemm::Gemm;
+/// let (a, b) = ([1.0f32, 2.0, 3.0, 4.0], [1.0f32, 0.0, 0.0, 1.0]);
+/// let mut c = [0.0f32; 4];
+/// Gemm::new(2, 2, 2).run(&mut c, &a, &b); // C = A·I
+/// assert_eq!(c, a);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Gemm {
     m: usize,
     n: usize,
     k: usize,
@@ -18,52 +23,144 @@ pub fn matmul<E: Real>(
     tb: bool,
     accumulate: bool,
     threads: usize,
-) {
-    assert!(
-        c.len() >= m * n && a.len() >= m * k && b.len() >= k * n,
-        "matmul: buffer too small"
-    );
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        if !accumulate {
-            c[..m * n].fill(E::zero());
-        }
-        return;
-    }
-    let (a_rs, a_cs) = if ta { (1, m as isize) } else { (k as isize, 1) };
-    let (b_rs, b_cs) = if tb { (1, k as isize) } else { (n as isize, 1) };
-    let par = if threads > 1 {
-        gemm::Parallelism::Rayon(threads)
-    } else {
-        gemm::Parallelism::None
-    };
-    // SAFETY: the asserts above bound every index the kernel touches: A is read at
-    // i·a_rs + p·a_cs < m·k, B at p·b_rs + j·b_cs < k·n, C written at i·n + j < m·n; the three
-    // slices are distinct borrows, so C does not alias A or B.
-    unsafe {
-        gemm::gemm(
+}
+
+impl Gemm {
+    /// `C (m×n) = A (m×k) · B (k×n)`, row-major, overwriting `C`, on the calling thread.
+    pub fn new(m: usize, n: usize, k: usize) -> Self {
+        Gemm {
             m,
             n,
             k,
-            c.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            a.as_ptr(),
-            a_cs,
-            a_rs,
-            b.as_ptr(),
-            b_cs,
-            b_rs,
-            E::one(),
-            E::one(),
-            false,
-            false,
-            false,
-            par,
+            ta: false,
+            tb: false,
+            accumulate: false,
+            threads: 1,
+        }
+    }
+
+    /// `A` is stored transposed (`k×m`).
+    pub fn a_transposed(self) -> Self {
+        Gemm { ta: true, ..self }
+    }
+
+    /// `B` is stored transposed (`n×k`).
+    pub fn b_transposed(self) -> Self {
+        Gemm { tb: true, ..self }
+    }
+
+    /// Add the product to `C`.
+    pub fn accumulating(self) -> Self {
+        self.accumulating_if(true)
+    }
+
+    /// Add the product to `C` when `yes`, overwrite it otherwise.
+    pub fn accumulating_if(self, yes: bool) -> Self {
+        Gemm {
+            accumulate: yes,
+            ..self
+        }
+    }
+
+    /// Let the kernel split the work over `threads` (rayon) threads.
+    pub fn threads(self, threads: usize) -> Self {
+        Gemm { threads, ..self }
+    }
+
+    /// Compute into `c` from contiguous row-major `a` and `b`.
+    pub fn run<E: Real>(self, c: &mut [E], a: &[E], b: &[E]) {
+        let Gemm { m, n, k, .. } = self;
+        assert!(
+            c.len() >= m * n && a.len() >= m * k && b.len() >= k * n,
+            "matmul: buffer too small"
         );
+        if m == 0 || n == 0 {
+            return;
+        }
+        if k == 0 {
+            if !self.accumulate {
+                c[..m * n].fill(E::zero());
+            }
+            return;
+        }
+        let (a_rs, a_cs) = if self.ta { (1, m) } else { (k, 1) };
+        let (b_rs, b_cs) = if self.tb { (1, k) } else { (n, 1) };
+        let par = if self.threads > 1 {
+            gemm::Parallelism::Rayon(self.threads)
+        } else {
+            gemm::Parallelism::None
+        };
+        let views = (
+            Strided::rows(0, n),
+            Strided {
+                offset: 0,
+                rs: a_rs,
+                cs: a_cs,
+            },
+            Strided {
+                offset: 0,
+                rs: b_rs,
+                cs: b_cs,
+            },
+        );
+        self.kernel(c, a, b, views, par);
+    }
+
+    /// Compute on strided views: `a` viewed by `av` as `op(A)` (`m×k`), `b` by `bv` (`k×n`),
+    /// `c` by `cv` (`m×n`); the transposition flags are not used (a view says it all).
+    pub fn run_strided<E: Real>(
+        self,
+        (c, cv): (&mut [E], Strided),
+        (a, av): (&[E], Strided),
+        (b, bv): (&[E], Strided),
+    ) {
+        let Gemm { m, n, k, .. } = self;
+        if m == 0 || n == 0 || k == 0 {
+            return;
+        }
+        self.kernel(c, a, b, (cv, av, bv), gemm::Parallelism::None);
+    }
+
+    /// The one call into the `gemm` crate, after bounding every view.
+    fn kernel<E: Real>(
+        self,
+        c: &mut [E],
+        a: &[E],
+        b: &[E],
+        (cv, av, bv): (Strided, Strided, Strided),
+        par: gemm::Parallelism,
+    ) {
+        let Gemm { m, n, k, .. } = self;
+        assert!(
+            cv.last(m, n) < c.len() && av.last(m, k) < a.len() && bv.last(k, n) < b.len(),
+            "matmul: view out of bounds"
+        );
+        // SAFETY: the assert bounds the largest index of each view (strides are non-negative, so
+        // every other index is smaller); C is a distinct mutable borrow, so it aliases neither
+        // input.
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                c.as_mut_ptr().add(cv.offset),
+                cv.cs as isize,
+                cv.rs as isize,
+                self.accumulate,
+                a.as_ptr().add(av.offset),
+                av.cs as isize,
+                av.rs as isize,
+                b.as_ptr().add(bv.offset),
+                bv.cs as isize,
+                bv.rs as isize,
+                E::one(),
+                E::one(),
+                false,
+                false,
+                false,
+                par,
+            );
+        }
     }
 }
 
@@ -90,54 +187,6 @@ impl Strided {
 
     fn last(&self, rows: usize, cols: usize) -> usize {
         self.offset + (rows - 1) * self.rs + (cols - 1) * self.cs
-    }
-}
-
-/// `C (+)= A·B` on strided views: `A` is `m×k`, `B` is `k×n`, `C` is `m×n`. One thread.
-#[allow(clippy::too_many_arguments)]
-pub fn matmul_strided<E: Real>(
-    c: &mut [E],
-    cv: Strided,
-    a: &[E],
-    av: Strided,
-    b: &[E],
-    bv: Strided,
-    m: usize,
-    n: usize,
-    k: usize,
-    accumulate: bool,
-) {
-    if m == 0 || n == 0 || k == 0 {
-        return;
-    }
-    assert!(
-        cv.last(m, n) < c.len() && av.last(m, k) < a.len() && bv.last(k, n) < b.len(),
-        "matmul_strided: view out of bounds"
-    );
-    // SAFETY: the assert bounds the largest index of each view (strides are non-negative, so
-    // every other index is smaller); C is a distinct mutable borrow, so it aliases neither input.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr().add(cv.offset),
-            cv.cs as isize,
-            cv.rs as isize,
-            accumulate,
-            a.as_ptr().add(av.offset),
-            av.cs as isize,
-            av.rs as isize,
-            b.as_ptr().add(bv.offset),
-            bv.cs as isize,
-            bv.rs as isize,
-            E::one(),
-            E::one(),
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
     }
 }
 
@@ -168,12 +217,19 @@ mod tests {
         for ta in [false, true] {
             for tb in [false, true] {
                 let mut c = vec![0.0; m * n];
-                matmul(&mut c, &a, &b, m, n, k, ta, tb, false, 1);
+                let mut g = Gemm::new(m, n, k);
+                if ta {
+                    g = g.a_transposed();
+                }
+                if tb {
+                    g = g.b_transposed();
+                }
+                g.run(&mut c, &a, &b);
                 let want = naive(&a, &b, m, n, k, ta, tb);
                 for (x, y) in c.iter().zip(&want) {
                     assert!((x - y).abs() < 1e-12);
                 }
-                matmul(&mut c, &a, &b, m, n, k, ta, tb, true, 2);
+                g.accumulating().threads(2).run(&mut c, &a, &b);
                 for (x, y) in c.iter().zip(&want) {
                     assert!((x - 2.0 * y).abs() < 1e-12);
                 }

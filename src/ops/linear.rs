@@ -2,7 +2,7 @@
 
 use dfdx::prelude::*;
 
-use super::gemm::matmul;
+use super::gemm::Gemm;
 use super::{add_grad, dims, read, take_grad, Act, Ctx, Ghost, Param, Real};
 
 /// `y = x·Wᵀ + b` with `x` flattened to `N × (C·H·W)`; output `N×out×1×1`.
@@ -23,27 +23,21 @@ where
     let wv = read(w);
     let bv = read(b);
     let mut out: Vec<E> = (0..n).flat_map(|_| bv.iter().copied()).collect();
-    matmul(&mut out, &xv, &wv, n, out_features, f, false, true, true, 1);
+    Gemm::new(n, out_features, f)
+        .b_transposed()
+        .accumulating()
+        .run(&mut out, &xv, &wv);
     let out = ctx.act(out, [n, out_features, 1, 1]);
     if ctx.record {
         let (rx, rw, rb, ro) = (Ghost::of(x), Ghost::of(w), Ghost::of(b), Ghost::of(&out));
         ctx.backward("linear.backward", move |grads| {
             let gy = take_grad(grads, &ro)?;
             let mut gw = vec![E::zero(); out_features * f];
-            matmul(&mut gw, &gy, &xv, out_features, f, n, true, false, false, 1);
+            Gemm::new(out_features, f, n)
+                .a_transposed()
+                .run(&mut gw, &gy, &xv);
             let mut gx = vec![E::zero(); n * f];
-            matmul(
-                &mut gx,
-                &gy,
-                &wv,
-                n,
-                f,
-                out_features,
-                false,
-                false,
-                false,
-                1,
-            );
+            Gemm::new(n, f, out_features).run(&mut gx, &gy, &wv);
             let mut gb = vec![E::zero(); out_features];
             for row in gy.chunks(out_features) {
                 for (a, &d) in gb.iter_mut().zip(row) {

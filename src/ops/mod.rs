@@ -11,6 +11,7 @@
 //! tape lives in [`Ctx`] and is put back on the logits before the loss. Ops are generic over
 //! `f32` (training) and `f64` (gradient checks against finite differences).
 
+pub mod backend;
 pub mod combine;
 pub mod conv;
 pub mod gemm;

@@ -1,0 +1,218 @@
+//! Each convolution path against a naive reference, gradients against finite differences.
+
+use super::*;
+use crate::ops::testutil::*;
+
+/// Direct 7-loop convolution.
+fn naive(x: &[f64], w: &[f64], n: usize, h: usize, wd: usize, cfg: &ConvCfg) -> Vec<f64> {
+    let (ho, wo) = (cfg.out_size(h), cfg.out_size(wd));
+    let k = cfg.kernel;
+    let mut out = vec![0.0; n * cfg.out_ch * ho * wo];
+    for b in 0..n {
+        for o in 0..cfg.out_ch {
+            for y in 0..ho {
+                for xo in 0..wo {
+                    let mut s = 0.0;
+                    for c in 0..cfg.in_ch {
+                        for i in 0..k {
+                            for j in 0..k {
+                                let iy = (y * cfg.stride + i) as isize - cfg.padding as isize;
+                                let ix = (xo * cfg.stride + j) as isize - cfg.padding as isize;
+                                if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < wd {
+                                    s += x[((b * cfg.in_ch + c) * h + iy as usize) * wd
+                                        + ix as usize]
+                                        * w[((o * cfg.in_ch + c) * k + i) * k + j];
+                                }
+                            }
+                        }
+                    }
+                    out[((b * cfg.out_ch + o) * ho + y) * wo + xo] = s;
+                }
+            }
+        }
+    }
+    out
+}
+
+fn check(cfg: ConvCfg, n: usize, h: usize, wd: usize) {
+    let dev = Cpu::default();
+    let xv = rand_vec(n * cfg.in_ch * h * wd, 3);
+    let wv = rand_vec(cfg.out_ch * cfg.in_ch * cfg.kernel * cfg.kernel, 4);
+    let x: Act<f64> = dev.tensor_from_vec(xv.clone(), (n, cfg.in_ch, h, wd));
+    let w: Param<f64> = dev.tensor_from_vec(wv.clone(), (wv.len(),));
+    // Forward against the naive loops.
+    let mut ctx = Ctx::new(&dev, true, false);
+    let got = read(&conv2d(&mut ctx, &x, &w, cfg, true));
+    let want = naive(&xv, &wv, n, h, wd, &cfg);
+    assert!(rel_err(&got, &want) < 1e-12, "{cfg:?} forward");
+    // Gradients against finite differences of Σ out·r.
+    let r = rand_vec(want.len(), 5);
+    let (xc, wc) = (x.clone(), w.clone());
+    let grads = analytic_grads(
+        &dev,
+        |ctx| conv2d(ctx, &x, &w, cfg, true),
+        &r,
+        &[&|g| g.get(&xc).as_vec(), &|g| g.get(&wc).as_vec()],
+    );
+    let nx = numeric_grad(&xv, |xs| weighted_sum(&naive(xs, &wv, n, h, wd, &cfg), &r));
+    let nw = numeric_grad(&wv, |ws| weighted_sum(&naive(&xv, ws, n, h, wd, &cfg), &r));
+    assert!(
+        rel_err(&grads[0], &nx) < 1e-7,
+        "{cfg:?} dx {}",
+        rel_err(&grads[0], &nx)
+    );
+    assert!(
+        rel_err(&grads[1], &nw) < 1e-7,
+        "{cfg:?} dw {}",
+        rel_err(&grads[1], &nw)
+    );
+}
+
+#[test]
+fn conv3x3_padded() {
+    check(
+        ConvCfg {
+            in_ch: 3,
+            out_ch: 4,
+            kernel: 3,
+            stride: 1,
+            padding: 1,
+        },
+        2,
+        5,
+        6,
+    );
+}
+
+#[test]
+fn same_convolutions_by_shifted_products() {
+    check(
+        ConvCfg {
+            in_ch: 3,
+            out_ch: 5,
+            kernel: 3,
+            stride: 1,
+            padding: 1,
+        },
+        3,
+        4,
+        6,
+    );
+    check(
+        ConvCfg {
+            in_ch: 2,
+            out_ch: 3,
+            kernel: 5,
+            stride: 1,
+            padding: 2,
+        },
+        2,
+        6,
+        5,
+    );
+    check(
+        ConvCfg {
+            in_ch: 7,
+            out_ch: 2,
+            kernel: 3,
+            stride: 1,
+            padding: 1,
+        },
+        1,
+        1,
+        1,
+    );
+}
+
+#[test]
+fn conv_narrowing_uses_the_transposed_input_gradient() {
+    // out < in, stride 1: the input gradient goes through the transposed-convolution path.
+    check(
+        ConvCfg {
+            in_ch: 6,
+            out_ch: 2,
+            kernel: 3,
+            stride: 1,
+            padding: 1,
+        },
+        2,
+        5,
+        4,
+    );
+    check(
+        ConvCfg {
+            in_ch: 5,
+            out_ch: 3,
+            kernel: 3,
+            stride: 1,
+            padding: 0,
+        },
+        1,
+        6,
+        5,
+    );
+    check(
+        ConvCfg {
+            in_ch: 4,
+            out_ch: 1,
+            kernel: 5,
+            stride: 1,
+            padding: 2,
+        },
+        2,
+        5,
+        5,
+    );
+}
+
+#[test]
+fn conv_strided_and_pointwise_and_7x7() {
+    check(
+        ConvCfg {
+            in_ch: 2,
+            out_ch: 3,
+            kernel: 3,
+            stride: 2,
+            padding: 1,
+        },
+        3,
+        7,
+        6,
+    );
+    check(
+        ConvCfg {
+            in_ch: 5,
+            out_ch: 2,
+            kernel: 1,
+            stride: 1,
+            padding: 0,
+        },
+        9,
+        4,
+        4,
+    );
+    check(
+        ConvCfg {
+            in_ch: 2,
+            out_ch: 2,
+            kernel: 7,
+            stride: 2,
+            padding: 3,
+        },
+        1,
+        9,
+        9,
+    );
+    check(
+        ConvCfg {
+            in_ch: 2,
+            out_ch: 3,
+            kernel: 1,
+            stride: 2,
+            padding: 0,
+        },
+        2,
+        5,
+        5,
+    );
+}
