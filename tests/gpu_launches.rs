@@ -1,133 +1,136 @@
-//! The GPU kernels' launches against their signatures. Kernel arguments travel untyped, so a
-//! launch whose tuple disagrees with the kernel's parameter list reads garbage on the GPU (an
-//! illegal address on the H200, once). This reads the sources as text, so it runs in every build,
-//! CUDA or not.
+//! The GPU kernels' typed launch wrappers against the CUDA signatures. Every launch goes through
+//! a wrapper generated from one declaration list (`src/gpu/kernels.rs`), so the compiler checks
+//! each call's argument count and types; what remains is that the declarations mirror
+//! `kernels.cu`, which this test reads as text, so it runs in every build, CUDA or not. (A launch
+//! whose arguments disagreed with its kernel read garbage on the H200 once: an illegal address.)
 
-const KERNELS: &str = include_str!("../src/gpu/kernels.cu");
-const GPU_RS: &str = include_str!("../src/gpu/mod.rs");
+const KERNELS_CU: &str = include_str!("../src/gpu/kernels.cu");
+const WRAPPERS: &str = include_str!("../src/gpu/kernels.rs");
 
-/// The names listed in `KERNEL_NAMES` (what the module loads).
-fn kernel_names() -> usize {
-    let start = GPU_RS.find("const KERNEL_NAMES").expect("KERNEL_NAMES");
-    let block = &GPU_RS[start..start + GPU_RS[start..].find("];").expect("end of list")];
-    block.matches('"').count() / 2
+/// A kernel's parameter kinds, from CUDA (`const float* x, int H, …`).
+fn cuda_signatures() -> Vec<(String, Vec<&'static str>)> {
+    KERNELS_CU
+        .split("__global__ void ")
+        .skip(1)
+        .map(|part| {
+            let name = &part[..part.find('(').unwrap()];
+            let params = &part[part.find('(').unwrap() + 1..part.find(')').unwrap()];
+            let kinds = params
+                .split(',')
+                .map(|p| {
+                    if p.contains('*') {
+                        "ptr"
+                    } else if p.contains("long long") {
+                        "i64"
+                    } else if p.contains("int") {
+                        "i32"
+                    } else if p.contains("float") {
+                        "f32"
+                    } else {
+                        panic!("{name}: unknown parameter type in '{p}'")
+                    }
+                })
+                .collect();
+            (name.to_string(), kinds)
+        })
+        .collect()
 }
 
-/// Kernel arguments travel untyped, so a launch whose tuple disagrees with the kernel's
-/// parameter list reads garbage on the GPU. Check every launch in src/gpu/mod.rs against the
-/// signatures in kernels.cu: the count, and the type wherever the Rust side casts.
+/// The declared wrappers (`fn name(x: DevPtr, h: i32, …);` inside `kernels! { … }`).
+fn declared(wrappers: &str) -> Vec<(String, Vec<String>)> {
+    let start = wrappers
+        .find("kernels! {")
+        .expect("the kernels! invocation");
+    let body = &wrappers[start + "kernels! {".len()..];
+    let body = &body[..body.find("\n}").expect("end of the invocation")];
+    body.split(';')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(|d| {
+            let d = d.strip_prefix("fn ").expect("a fn declaration");
+            let name = &d[..d.find('(').unwrap()];
+            let args = &d[d.find('(').unwrap() + 1..d.rfind(')').unwrap()];
+            let kinds = args
+                .split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(|a| match a.split(':').nth(1).expect("name: type").trim() {
+                    "DevPtr" => "ptr".to_string(),
+                    t => t.to_string(),
+                })
+                .collect();
+            (name.to_string(), kinds)
+        })
+        .collect()
+}
+
 #[test]
-fn launch_arguments_match_kernel_signatures() {
-    let mut sigs = std::collections::HashMap::new();
-    for part in KERNELS.split("__global__ void ").skip(1) {
-        let name = &part[..part.find('(').unwrap()];
-        let params = &part[part.find('(').unwrap() + 1..part.find(')').unwrap()];
-        let kinds: Vec<&str> = params
-            .split(',')
-            .map(|p| {
-                if p.contains('*') {
-                    "ptr"
-                } else if p.contains("long long") {
-                    "i64"
-                } else if p.contains("int") {
-                    "i32"
-                } else {
-                    "f32"
-                }
-            })
-            .collect();
-        sigs.insert(name.to_string(), kinds);
-    }
-    assert_eq!(sigs.len(), kernel_names(), "every kernel is named");
-    let src = GPU_RS;
-    let mut checked = 0;
-    for (start, _) in src.match_indices("launch") {
-        let rest = &src[start..];
-        let open = rest
-            .find(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
-            .unwrap();
-        let head = &rest[..open];
-        if !matches!(head, "launch" | "launch_blocks" | "launch_planes")
-            || !rest[open..].starts_with('(')
-        {
-            continue;
-        }
-        let after = rest[open + 1..].trim_start();
-        if !after.starts_with('"') {
-            continue;
-        }
-        let name_start = rest.len() - after.len() + 1;
-        let name = &rest[name_start..name_start + rest[name_start..].find('"').unwrap()];
-        // The call's arguments: up to the parenthesis that closes the call.
-        let mut depth = 0;
-        let mut args = Vec::new();
-        let mut cur = String::new();
-        for ch in rest[open..].chars() {
-            match ch {
-                '(' | '[' => {
-                    depth += 1;
-                    if depth > 1 {
-                        cur.push(ch)
-                    }
-                }
-                ')' | ']' => {
-                    depth -= 1;
-                    if depth == 0 {
-                        args.push(cur.clone());
-                        break;
-                    }
-                    cur.push(ch)
-                }
-                ',' if depth == 1 => args.push(std::mem::take(&mut cur)),
-                _ => cur.push(ch),
-            }
-        }
-        // (rustfmt leaves a trailing comma after a multi-line last argument.)
-        let tuple = args
-            .iter()
-            .rev()
-            .find(|a| !a.trim().is_empty())
-            .unwrap()
-            .trim();
-        let tuple = tuple.trim_start_matches('(').trim_end_matches(',');
-        let tuple = tuple.strip_suffix(')').unwrap_or(tuple);
-        let mut elems = Vec::new();
-        let (mut d, mut e) = (0, String::new());
-        for ch in tuple.chars() {
-            match ch {
-                '(' | '[' => {
-                    d += 1;
-                    e.push(ch)
-                }
-                ')' | ']' => {
-                    d -= 1;
-                    e.push(ch)
-                }
-                ',' if d == 0 => elems.push(std::mem::take(&mut e)),
-                _ => e.push(ch),
-            }
-        }
-        if !e.trim().is_empty() {
-            elems.push(e);
-        }
-        let sig = &sigs[name];
+fn every_kernel_has_a_wrapper_with_its_exact_parameter_list() {
+    let cuda = cuda_signatures();
+    let ours = declared(WRAPPERS);
+    assert_eq!(cuda.len(), 27, "kernels in kernels.cu");
+    assert_eq!(
+        ours.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+        cuda.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+        "one wrapper per kernel, in the file's order"
+    );
+    for ((name, want), (_, got)) in cuda.iter().zip(&ours) {
         assert_eq!(
-            elems.len(),
-            sig.len(),
-            "{name}: {} arguments for {} parameters",
-            elems.len(),
-            sig.len()
+            got.iter().map(String::as_str).collect::<Vec<_>>(),
+            *want,
+            "{name}: wrapper parameters against the CUDA signature"
         );
-        for (i, (el, kind)) in elems.iter().zip(sig).enumerate() {
-            let el = el.trim();
-            let cast = ["i64", "i32", "f32"]
-                .into_iter()
-                .find(|t| el.ends_with(&format!("as {t}")));
-            if let Some(t) = cast {
-                assert_eq!(t, *kind, "{name}: argument {i} ({el})");
-            }
-        }
-        checked += 1;
     }
-    assert!(checked >= kernel_names(), "found {checked} launches");
+}
+
+#[test]
+fn kernels_are_launched_only_through_the_wrappers() {
+    // The untyped entry point is called from the wrappers alone.
+    for (file, src) in [
+        ("ops.rs", include_str!("../src/gpu/ops.rs")),
+        ("trainer.rs", include_str!("../src/gpu/trainer.rs")),
+        ("check.rs", include_str!("../src/gpu/check.rs")),
+        ("ctx.rs", include_str!("../src/gpu/ctx.rs")),
+    ] {
+        assert!(
+            !src.contains("launch_grid("),
+            "{file} launches a kernel without its typed wrapper"
+        );
+        assert!(
+            !src.contains(".launch("),
+            "{file} launches a kernel without its typed wrapper"
+        );
+    }
+    let kit = include_str!("../src/gpu/kit.rs");
+    assert_eq!(
+        kit.matches(".launch(cfg, params)").count(),
+        1,
+        "one untyped launch, in Kit::launch_grid"
+    );
+}
+
+#[test]
+fn a_wrong_declaration_is_seen() {
+    // The comparison must be able to fail: relu_fwd declared with an `i32` count, or with one
+    // parameter dropped, no longer matches its CUDA signature.
+    let cuda = cuda_signatures();
+    let want = &cuda.iter().find(|(n, _)| n == "relu_fwd").unwrap().1;
+    for bad in [
+        WRAPPERS.replace(
+            "fn relu_fwd(x: DevPtr, y: DevPtr, total: i64)",
+            "fn relu_fwd(x: DevPtr, y: DevPtr, total: i32)",
+        ),
+        WRAPPERS.replace(
+            "fn relu_fwd(x: DevPtr, y: DevPtr, total: i64)",
+            "fn relu_fwd(x: DevPtr, total: i64)",
+        ),
+    ] {
+        assert_ne!(bad, WRAPPERS, "the mutation applies");
+        let got = &declared(&bad)
+            .into_iter()
+            .find(|(n, _)| n == "relu_fwd")
+            .unwrap()
+            .1;
+        assert_ne!(got.iter().map(String::as_str).collect::<Vec<_>>(), *want);
+    }
 }

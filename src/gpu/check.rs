@@ -13,7 +13,8 @@ use std::time::Instant;
 use sparsenet_net::zoo::NetSpec;
 use sparsenet_net::Shape;
 
-use super::{addr, GAct, GParam, GStats, GpuCtx, GpuTrainer, Grads, Kit};
+use super::kit::addr;
+use super::{GAct, GParam, GStats, GpuCtx, GpuTrainer, Grads, Kit};
 use crate::backend::Backend;
 use crate::backend::ConvCfg;
 use crate::model::Model;
