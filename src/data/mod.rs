@@ -6,6 +6,7 @@ pub mod cifar;
 pub mod idx;
 
 use anyhow::{bail, Result};
+use ndarray::{s, Array4, ArrayView4, Axis};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -33,6 +34,12 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// The images as an `N×C×H×W` array view (the layout [`Dataset::validate`] checks).
+    pub fn view(&self) -> ArrayView4<'_, u8> {
+        ArrayView4::from_shape((self.n, self.c, self.h, self.w), &self.images)
+            .expect("images hold n·c·h·w bytes (checked by Dataset::validate)")
+    }
+
     /// Check sizes and labels; `what` names the data in errors.
     pub fn validate(&self, what: &str) -> Result<()> {
         if self.images.len() != self.n * self.c * self.h * self.w {
@@ -161,19 +168,18 @@ pub fn load(kind: Kind, dir: Option<&Path>) -> Result<Split> {
 
 /// Per-channel mean and standard deviation of a dataset's pixels scaled to [0, 1].
 pub fn channel_stats(d: &Dataset) -> (Vec<f32>, Vec<f32>) {
-    let plane = d.h * d.w;
     let mut mean = vec![0f64; d.c];
     let mut sq = vec![0f64; d.c];
-    for img in d.images.chunks(d.c * plane) {
-        for ch in 0..d.c {
-            for &p in &img[ch * plane..(ch + 1) * plane] {
+    for img in d.view().outer_iter() {
+        for (ch, plane) in img.outer_iter().enumerate() {
+            for &p in plane.iter() {
                 let v = p as f64 / 255.0;
                 mean[ch] += v;
                 sq[ch] += v * v;
             }
         }
     }
-    let count = (d.n * plane) as f64;
+    let count = (d.n * d.h * d.w) as f64;
     let m: Vec<f32> = mean.iter().map(|s| (s / count) as f32).collect();
     let s: Vec<f32> = sq
         .iter()
@@ -212,8 +218,8 @@ pub struct Batch {
 /// Build every batch of an epoch in order (deterministic for a seed).
 pub fn make_batch(d: &Dataset, plan: &BatchPlan, indices: &[usize], rng: &mut ChaCha8Rng) -> Batch {
     let (c, h, w) = (d.c, d.h, d.w);
-    let plane = h * w;
-    let mut x = vec![0f32; indices.len() * c * plane];
+    let images = d.view();
+    let mut x = Array4::<f32>::zeros((indices.len(), c, h, w));
     let mut y = Vec::with_capacity(indices.len());
     for (b, &i) in indices.iter().enumerate() {
         let (dy, dx, flip) = if plan.crop_pad > 0 || plan.flip {
@@ -224,28 +230,27 @@ pub fn make_batch(d: &Dataset, plan: &BatchPlan, indices: &[usize], rng: &mut Ch
         } else {
             (0, 0, false)
         };
-        let img = &d.images[i * c * plane..(i + 1) * c * plane];
+        let img = images.index_axis(Axis(0), i);
         for ch in 0..c {
             let (m, s) = (plan.mean[ch], plan.std[ch]);
             let zero = (0.0 - m) / s;
-            for r in 0..h {
-                for col in 0..w {
-                    // Output pixel (r, col) reads the source shifted by the crop offset; outside
-                    // the image it is the zero padding.
-                    let sr = r as isize + dy;
-                    let sc0 = col as isize + dx;
-                    let sc = if flip { w as isize - 1 - sc0 } else { sc0 };
-                    let v = if sr < 0 || sc < 0 || sr >= h as isize || sc >= w as isize {
-                        zero
-                    } else {
-                        (img[ch * plane + sr as usize * w + sc as usize] as f32 / 255.0 - m) / s
-                    };
-                    x[(b * c + ch) * plane + r * w + col] = v;
-                }
+            let src = img.index_axis(Axis(0), ch);
+            for ((r, col), v) in x.slice_mut(s![b, ch, .., ..]).indexed_iter_mut() {
+                // Output pixel (r, col) reads the source shifted by the crop offset; outside
+                // the image it is the zero padding.
+                let sr = r as isize + dy;
+                let sc0 = col as isize + dx;
+                let sc = if flip { w as isize - 1 - sc0 } else { sc0 };
+                *v = if sr < 0 || sc < 0 || sr >= h as isize || sc >= w as isize {
+                    zero
+                } else {
+                    (src[[sr as usize, sc as usize]] as f32 / 255.0 - m) / s
+                };
             }
         }
         y.push(d.labels[i]);
     }
+    let (x, _) = x.into_raw_vec_and_offset();
     Batch { x, y }
 }
 
