@@ -130,7 +130,8 @@ subset committed with the project (2 000 training and 500 test images), for a fe
         code(SHOW),
         code("""
 use sparsenet::net::zoo::{Dataset, Family, NetSpec};
-use sparsenet::train::{run, TrainOptions, optim::{Config, Kind, Schedule}};
+use sparsenet::optim::{Config, Kind, Schedule};
+use sparsenet::train::{run, TrainOptions};
 use std::path::Path;
 fn options(family: Family, growth: usize, name: &str, figs: &Path) -> TrainOptions {
     TrainOptions {
