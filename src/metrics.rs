@@ -68,3 +68,35 @@ pub fn read(dir: &Path) -> Result<Vec<EpochMetrics>> {
         .map(|l| Ok(serde_json::from_str(l)?))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_survive_a_read_and_rewrite_digit_for_digit() {
+        // A resumed run reads the earlier rows back and writes them again. These values (from a
+        // real run) lost their last digit through a parse without serde_json's exact float
+        // parsing: 0.10416666666666667 came back as 0.10416666666666669.
+        let row = EpochMetrics {
+            epoch: 1,
+            lr: 0.1,
+            train_loss: 2.3047051429748535,
+            train_acc: 0.10416666666666667,
+            test_loss: 2.2931386947631838,
+            test_acc: 0.102,
+            images_per_sec: 823.2037433852524,
+            seconds: 0.459016229,
+            steps: 3,
+        };
+        let dir = std::env::temp_dir().join(format!("sparsenet-metrics-{}", std::process::id()));
+        write(&dir, std::slice::from_ref(&row)).unwrap();
+        let first = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+        let back = read(&dir).unwrap();
+        assert_eq!(back, vec![row]);
+        write(&dir, &back).unwrap();
+        let second = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(first, second);
+    }
+}

@@ -158,6 +158,17 @@ fn resume_is_exact_and_seeded_runs_are_identical() {
             assert_eq!(x[key], y[key], "{key} differs at epoch {}", x["epoch"]);
         }
     }
+    // The rows as text too, up to the timing fields: a resumed run re-reads the earlier rows and
+    // writes them again, which must not perturb a digit (serde_json parses floats exactly only
+    // with its `float_roundtrip` feature).
+    let rows = |dir: &std::path::Path| -> Vec<String> {
+        std::fs::read_to_string(dir.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| l[..l.find("\"images_per_sec\"").expect("timing field")].to_string())
+            .collect()
+    };
+    assert_eq!(rows(&a), rows(&b), "metrics.jsonl rows as written");
     let wa = std::fs::read(a.join("last.safetensors")).unwrap();
     let wb = std::fs::read(b.join("last.safetensors")).unwrap();
     let (ta, tb) = (

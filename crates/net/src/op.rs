@@ -45,6 +45,14 @@ pub fn window_out(size: usize, kernel: usize, stride: usize, padding: usize) -> 
     Some((padded - kernel) / stride + 1)
 }
 
+/// The output height and width of a window over a map of shape `s` (see [`window_out`]).
+fn window_hw(s: Shape, kernel: usize, stride: usize, padding: usize) -> Option<(usize, usize)> {
+    Some((
+        window_out(s.h, kernel, stride, padding)?,
+        window_out(s.w, kernel, stride, padding)?,
+    ))
+}
+
 /// One operation.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -204,12 +212,9 @@ impl Op {
                 ..
             } => {
                 let s = one()?;
-                match (
-                    window_out(s.h, kernel, stride, padding),
-                    window_out(s.w, kernel, stride, padding),
-                ) {
-                    (Some(h), Some(w)) => Ok(Shape::new(out_ch, h, w)),
-                    _ => Err(format!(
+                match window_hw(s, kernel, stride, padding) {
+                    Some((h, w)) => Ok(Shape::new(out_ch, h, w)),
+                    None => Err(format!(
                         "a {kernel}×{kernel} convolution does not fit a {s} input; use a larger input"
                     )),
                 }
@@ -245,8 +250,8 @@ impl Op {
             }
             Op::AvgPool { kernel, stride } => {
                 let s = one()?;
-                match (window_out(s.h, kernel, stride, 0), window_out(s.w, kernel, stride, 0)) {
-                    (Some(h), Some(w)) if h > 0 && w > 0 => Ok(Shape::new(s.c, h, w)),
+                match window_hw(s, kernel, stride, 0) {
+                    Some((h, w)) if h > 0 && w > 0 => Ok(Shape::new(s.c, h, w)),
                     _ => Err(format!(
                         "{kernel}×{kernel} pooling does not fit a {s} map; use a larger input or fewer blocks"
                     )),
@@ -258,12 +263,9 @@ impl Op {
                 padding,
             } => {
                 let s = one()?;
-                match (
-                    window_out(s.h, kernel, stride, padding),
-                    window_out(s.w, kernel, stride, padding),
-                ) {
-                    (Some(h), Some(w)) => Ok(Shape::new(s.c, h, w)),
-                    _ => Err(format!(
+                match window_hw(s, kernel, stride, padding) {
+                    Some((h, w)) => Ok(Shape::new(s.c, h, w)),
+                    None => Err(format!(
                         "{kernel}×{kernel} max pooling does not fit a {s} map"
                     )),
                 }
