@@ -1,0 +1,351 @@
+//! Op by op: every op's output, input and parameter gradients and running statistics on the
+//! CPU and the GPU from the same inputs.
+
+use anyhow::Result;
+use dfdx::prelude::*;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::collections::HashMap;
+
+use crate::backend::Backend;
+use crate::backend::ConvCfg;
+use crate::gpu::kit::addr;
+use crate::gpu::{GAct, GParam, GStats, GpuCtx, Grads, Kit};
+use crate::ops::norm::BnStats;
+use crate::ops::{read, Act, Ctx, Param};
+
+use super::{random, rel_diff, Comparison};
+
+/// One op under test, with its input shapes and parameter sizes.
+#[derive(Clone, Debug)]
+enum Case {
+    Conv(ConvCfg, [usize; 4]),
+    BatchNorm {
+        dims: [usize; 4],
+        relu: bool,
+        train: bool,
+    },
+    Relu([usize; 4]),
+    Concat(Vec<[usize; 4]>),
+    Sum([usize; 4], usize),
+    Shortcut([usize; 4], usize, usize),
+    AvgPool([usize; 4], usize, usize),
+    MaxPool([usize; 4], usize, usize, usize),
+    GlobalAvg([usize; 4]),
+    Linear([usize; 4], usize),
+}
+
+impl Case {
+    fn label(&self) -> String {
+        match self {
+            Case::Conv(c, d) => format!(
+                "conv {k}×{k} s{} p{} {}→{} on {}×{}",
+                c.stride,
+                c.padding,
+                c.in_ch,
+                c.out_ch,
+                d[2],
+                d[3],
+                k = c.kernel
+            ),
+            Case::BatchNorm { relu, train, .. } => format!(
+                "batch norm{} ({})",
+                if *relu { " + relu" } else { "" },
+                if *train { "training" } else { "evaluation" }
+            ),
+            Case::Relu(_) => "relu".into(),
+            Case::Concat(v) => format!("concat of {}", v.len()),
+            Case::Sum(_, k) => format!("sum of {k}"),
+            Case::Shortcut(_, s, o) => format!("shortcut A s{s} → {o}"),
+            Case::AvgPool(_, k, s) => format!("avg pool {k}/{s}"),
+            Case::MaxPool(_, k, s, p) => format!("max pool {k}/{s} p{p}"),
+            Case::GlobalAvg(_) => "global avg pool".into(),
+            Case::Linear(_, o) => format!("linear → {o}"),
+        }
+    }
+    fn inputs(&self) -> Vec<[usize; 4]> {
+        match self {
+            Case::Conv(_, d)
+            | Case::BatchNorm { dims: d, .. }
+            | Case::Relu(d)
+            | Case::Shortcut(d, ..)
+            | Case::AvgPool(d, ..)
+            | Case::MaxPool(d, ..)
+            | Case::GlobalAvg(d)
+            | Case::Linear(d, _) => vec![*d],
+            Case::Concat(v) => v.clone(),
+            Case::Sum(d, k) => vec![*d; *k],
+        }
+    }
+    fn params(&self) -> Vec<usize> {
+        match self {
+            Case::Conv(c, _) => vec![c.out_ch * c.in_ch * c.kernel * c.kernel],
+            Case::BatchNorm { dims, .. } => vec![dims[1], dims[1]],
+            Case::Linear(d, o) => vec![o * d[1] * d[2] * d[3], *o],
+            _ => vec![],
+        }
+    }
+    /// Random inputs and parameters of the case's sizes.
+    fn random_data(&self, rng: &mut ChaCha8Rng) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+        let xs = self
+            .inputs()
+            .iter()
+            .map(|d| random(d.iter().product(), rng))
+            .collect();
+        let ps = self.params().iter().map(|&n| random(n, rng)).collect();
+        (xs, ps)
+    }
+    fn train(&self) -> bool {
+        !matches!(self, Case::BatchNorm { train: false, .. })
+    }
+    fn apply<B: Backend>(
+        &self,
+        b: &mut B,
+        xs: &[B::Act],
+        p: &[B::Param],
+        st: &mut Option<B::Stats>,
+    ) -> Result<B::Act> {
+        let refs: Vec<&B::Act> = xs.iter().collect();
+        match self {
+            Case::Conv(c, _) => b.conv2d(&xs[0], &p[0], *c, true),
+            Case::BatchNorm { relu, .. } => {
+                b.batch_norm(&xs[0], &p[0], &p[1], st.as_mut().expect("stats"), *relu)
+            }
+            Case::Relu(_) => b.relu(&xs[0]),
+            Case::Concat(_) => b.concat(&refs),
+            Case::Sum(..) => b.sum(&refs),
+            Case::Shortcut(_, s, o) => b.shortcut_a(&xs[0], *s, *o),
+            Case::AvgPool(_, k, s) => b.avg_pool(&xs[0], *k, *s),
+            Case::MaxPool(_, k, s, p) => b.max_pool(&xs[0], *k, *s, *p),
+            Case::GlobalAvg(_) => b.global_avg_pool(&xs[0]),
+            Case::Linear(_, o) => b.linear(&xs[0], &p[0], &p[1], *o),
+        }
+    }
+}
+
+fn cases() -> Vec<Case> {
+    let conv = |in_ch, out_ch, kernel, stride, padding, hw: usize| {
+        Case::Conv(
+            ConvCfg {
+                in_ch,
+                out_ch,
+                kernel,
+                stride,
+                padding,
+            },
+            [3, in_ch, hw, hw],
+        )
+    };
+    vec![
+        conv(5, 4, 3, 1, 1, 8),
+        conv(6, 7, 1, 1, 0, 8),
+        conv(4, 6, 3, 2, 1, 9),
+        conv(3, 4, 7, 2, 3, 16),
+        conv(6, 5, 1, 2, 0, 8),
+        conv(3, 8, 3, 1, 1, 6),
+        conv(7, 2, 3, 1, 0, 7),
+        conv(9, 3, 5, 1, 2, 6),
+        Case::BatchNorm {
+            dims: [4, 5, 6, 6],
+            relu: false,
+            train: true,
+        },
+        Case::BatchNorm {
+            dims: [4, 5, 6, 6],
+            relu: true,
+            train: true,
+        },
+        Case::BatchNorm {
+            dims: [4, 5, 6, 6],
+            relu: true,
+            train: false,
+        },
+        Case::Relu([2, 3, 5, 5]),
+        Case::Concat(vec![[2, 3, 4, 4], [2, 1, 4, 4], [2, 5, 4, 4]]),
+        Case::Sum([2, 4, 5, 5], 3),
+        Case::Shortcut([2, 4, 8, 8], 2, 8),
+        Case::AvgPool([2, 3, 8, 8], 2, 2),
+        Case::MaxPool([2, 3, 9, 9], 3, 2, 1),
+        Case::GlobalAvg([3, 4, 7, 7]),
+        Case::Linear([3, 6, 1, 1], 5),
+    ]
+}
+
+/// What one side of an op check produced.
+struct OpResult {
+    out: Vec<f32>,
+    input_grads: Vec<Vec<f32>>,
+    param_grads: Vec<Vec<f32>>,
+    stats: Option<(Vec<f32>, Vec<f32>)>,
+}
+
+/// The CPU side; the loss is `Σ out·weights` with random weights, returned for the GPU side.
+fn cpu_op(
+    case: &Case,
+    xs: &[Vec<f32>],
+    ps: &[Vec<f32>],
+    rng: &mut ChaCha8Rng,
+) -> Result<(OpResult, Vec<f32>)> {
+    let dev = Cpu::default();
+    let acts: Vec<Act<f32>> = case
+        .inputs()
+        .iter()
+        .zip(xs)
+        .map(|(d, v)| dev.tensor_from_vec(v.clone(), (d[0], d[1], d[2], d[3])))
+        .collect();
+    let params: Vec<Param<f32>> = ps
+        .iter()
+        .map(|v| dev.tensor_from_vec(v.clone(), (v.len(),)))
+        .collect();
+    let mut stats = match case {
+        Case::BatchNorm { dims, .. } => Some(bn_stats_for(dims[1])),
+        _ => None,
+    };
+    let mut ctx = Ctx::<f32>::new(&dev, case.train(), true);
+    let out = case.apply(&mut ctx, &acts, &params, &mut stats)?;
+    let outv = read(&out);
+    let weights = random(outv.len(), rng);
+    let w = dev.tensor_from_vec(weights.clone(), *out.shape());
+    let loss = (out.put_tape(ctx.take_tape()) * w).sum::<Rank0, _>();
+    let grads = loss.backward();
+    let r = OpResult {
+        out: outv,
+        input_grads: acts.iter().map(|a| grads.get(a).as_vec()).collect(),
+        param_grads: params.iter().map(|p| grads.get(p).as_vec()).collect(),
+        stats: stats.map(|s| (s.mean, s.var)),
+    };
+    Ok((r, weights))
+}
+
+/// Non-trivial running statistics, so that evaluation mode is tested with something.
+fn bn_stats_for(c: usize) -> BnStats<f32> {
+    BnStats {
+        mean: (0..c).map(|k| 0.1 * k as f32 - 0.2).collect(),
+        var: (0..c).map(|k| 0.5 + 0.25 * k as f32).collect(),
+    }
+}
+
+fn gpu_op(
+    kit: &Kit,
+    case: &Case,
+    xs: &[Vec<f32>],
+    ps: &[Vec<f32>],
+    weights: &[f32],
+) -> Result<OpResult> {
+    let flat: Vec<f32> = ps.concat();
+    let pbuf = kit.upload(if flat.is_empty() { &[0.0] } else { &flat })?;
+    let mut handles = Vec::new();
+    let mut off = 0;
+    for p in ps {
+        handles.push(GParam { off, len: p.len() });
+        off += p.len();
+    }
+    let mut stats = match case {
+        Case::BatchNorm { dims, .. } => {
+            let s = bn_stats_for(dims[1]);
+            Some(GStats {
+                mean: kit.upload(&s.mean)?,
+                var: kit.upload(&s.var)?,
+            })
+        }
+        _ => None,
+    };
+    let mut ctx = GpuCtx::new(kit, addr(&pbuf), case.train(), true);
+    let mut acts = Vec::new();
+    for (d, v) in case.inputs().iter().zip(xs) {
+        let buf = kit.upload(v)?;
+        acts.push(ctx.new_act(buf, *d));
+    }
+    let out: GAct = case.apply(&mut ctx, &acts, &handles, &mut stats)?;
+    let outv = kit.download(&out.buf)?;
+    let gbuf = kit.zeros(flat.len())?;
+    let mut g = Grads {
+        acts: HashMap::from([(out.id, kit.upload(weights)?)]),
+        params: addr(&gbuf),
+    };
+    ctx.run_backward(&mut g)?;
+    let mut input_grads = Vec::new();
+    for a in &acts {
+        input_grads.push(match g.acts.get(&a.id) {
+            Some(b) => kit.download(b)?,
+            None => vec![0.0; a.len()],
+        });
+    }
+    let gflat = kit.download(&gbuf)?;
+    let param_grads = handles
+        .iter()
+        .map(|h| gflat[h.off..h.off + h.len].to_vec())
+        .collect();
+    let stats = match stats {
+        Some(s) => Some((kit.download(&s.mean)?, kit.download(&s.var)?)),
+        None => None,
+    };
+    Ok(OpResult {
+        out: outv,
+        input_grads,
+        param_grads,
+        stats,
+    })
+}
+
+/// Every op on random data, CPU against GPU: output, input and parameter gradients, running
+/// statistics. `tol` is the relative tolerance (f32 rounding in another order: 1e-4 is ample
+/// without TF32).
+pub fn op_checks(kit: &Kit, tol: f64) -> Result<Vec<Comparison>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let mut out = Vec::new();
+    for case in cases() {
+        let (xs, ps) = case.random_data(&mut rng);
+        let (cpu, weights) = cpu_op(&case, &xs, &ps, &mut rng)?;
+        let gpu = gpu_op(kit, &case, &xs, &ps, &weights)?;
+        let label = case.label();
+        let mut cmp = |what: String, a: &[f32], b: &[f32]| {
+            out.push(Comparison {
+                what,
+                err: rel_diff(a, b),
+                tol,
+                floor: None,
+            })
+        };
+        cmp(format!("{label}: output"), &cpu.out, &gpu.out);
+        for (i, (a, b)) in cpu.input_grads.iter().zip(&gpu.input_grads).enumerate() {
+            cmp(format!("{label}: grad input {i}"), a, b);
+        }
+        for (i, (a, b)) in cpu.param_grads.iter().zip(&gpu.param_grads).enumerate() {
+            cmp(format!("{label}: grad param {i}"), a, b);
+        }
+        if let (Some(a), Some(b)) = (&cpu.stats, &gpu.stats) {
+            cmp(format!("{label}: running mean"), &a.0, &b.0);
+            cmp(format!("{label}: running var"), &a.1, &b.1);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The CPU half of every op check runs (no GPU needed) and yields gradients of the right
+    /// sizes, so a failing check on a GPU machine is about the GPU.
+    #[test]
+    fn cpu_side_of_every_op_case() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        for case in cases() {
+            let (xs, ps) = case.random_data(&mut rng);
+            let (r, w) = cpu_op(&case, &xs, &ps, &mut rng).unwrap();
+            assert_eq!(r.out.len(), w.len(), "{}", case.label());
+            for (g, x) in r.input_grads.iter().zip(&xs) {
+                assert_eq!(g.len(), x.len(), "{}", case.label());
+                assert!(
+                    g.iter().any(|v| *v != 0.0),
+                    "{}: zero input gradient",
+                    case.label()
+                );
+            }
+            for (g, p) in r.param_grads.iter().zip(&ps) {
+                assert_eq!(g.len(), p.len(), "{}", case.label());
+            }
+        }
+    }
+}
