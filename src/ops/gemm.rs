@@ -1,5 +1,7 @@
 //! A safe row-major matrix product over the `gemm` crate (the kernel dfdx's CPU matmul uses).
 
+use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
+
 use super::Real;
 
 /// One matrix product `C (m×n) (+)= op(A) · op(B)`, described by name rather than by ten
@@ -83,31 +85,28 @@ impl Gemm {
             }
             return;
         }
-        let (a_rs, a_cs) = if self.ta { (1, m) } else { (k, 1) };
-        let (b_rs, b_cs) = if self.tb { (1, k) } else { (n, 1) };
+        let a = if self.ta {
+            Strided::rows(0, m).view(a, k, m).reversed_axes()
+        } else {
+            Strided::rows(0, k).view(a, m, k)
+        };
+        let b = if self.tb {
+            Strided::rows(0, k).view(b, n, k).reversed_axes()
+        } else {
+            Strided::rows(0, n).view(b, k, n)
+        };
+        let c = Strided::rows(0, n).view_mut(c, m, n);
         let par = if self.threads > 1 {
             gemm::Parallelism::Rayon(self.threads)
         } else {
             gemm::Parallelism::None
         };
-        let views = (
-            Strided::rows(0, n),
-            Strided {
-                offset: 0,
-                rs: a_rs,
-                cs: a_cs,
-            },
-            Strided {
-                offset: 0,
-                rs: b_rs,
-                cs: b_cs,
-            },
-        );
-        self.kernel(c, a, b, views, par);
+        self.kernel(c, a, b, par);
     }
 
-    /// Compute on strided views: `a` viewed by `av` as `op(A)` (`m×k`), `b` by `bv` (`k×n`),
-    /// `c` by `cv` (`m×n`); the transposition flags are not used (a view says it all).
+    /// Compute on strided views of flat buffers: `a` seen through `av` as `op(A)` (`m×k`), `b`
+    /// through `bv` (`k×n`), `c` through `cv` (`m×n`); the transposition flags are not used (a
+    /// view says it all).
     pub fn run_strided<E: Real>(
         self,
         (c, cv): (&mut [E], Strided),
@@ -118,41 +117,51 @@ impl Gemm {
         if m == 0 || n == 0 || k == 0 {
             return;
         }
-        self.kernel(c, a, b, (cv, av, bv), gemm::Parallelism::None);
+        self.kernel(
+            cv.view_mut(c, m, n),
+            av.view(a, m, k),
+            bv.view(b, k, n),
+            gemm::Parallelism::None,
+        );
     }
 
-    /// The one call into the `gemm` crate, after bounding every view.
+    /// The one call into the `gemm` crate, on views ndarray has checked against their buffers.
     fn kernel<E: Real>(
         self,
-        c: &mut [E],
-        a: &[E],
-        b: &[E],
-        (cv, av, bv): (Strided, Strided, Strided),
+        mut c: ArrayViewMut2<'_, E>,
+        a: ArrayView2<'_, E>,
+        b: ArrayView2<'_, E>,
         par: gemm::Parallelism,
     ) {
         let Gemm { m, n, k, .. } = self;
         assert!(
-            cv.last(m, n) < c.len() && av.last(m, k) < a.len() && bv.last(k, n) < b.len(),
-            "matmul: view out of bounds"
+            c.dim() == (m, n) && a.dim() == (m, k) && b.dim() == (k, n),
+            "matmul: view shapes"
         );
-        // SAFETY: the assert bounds the largest index of each view (strides are non-negative, so
-        // every other index is smaller); C is a distinct mutable borrow, so it aliases neither
-        // input.
+        let (cs, as_, bs) = (
+            c.strides().to_vec(),
+            a.strides().to_vec(),
+            b.strides().to_vec(),
+        );
+        // SAFETY: every element of each view lies inside its buffer (ndarray checked the shape
+        // and strides when the view was made, see `Strided::view`), the kernel reads and writes
+        // exactly the elements of these m×n, m×k and k×n views through the same strides, and C
+        // is a distinct mutable borrow, so it aliases neither input.
         unsafe {
             gemm::gemm(
                 m,
                 n,
                 k,
-                c.as_mut_ptr().add(cv.offset),
-                cv.cs as isize,
-                cv.rs as isize,
+                c.as_mut_ptr(),
+                cs[1],
+                cs[0],
                 self.accumulate,
-                a.as_ptr().add(av.offset),
-                av.cs as isize,
-                av.rs as isize,
-                b.as_ptr().add(bv.offset),
-                bv.cs as isize,
-                bv.rs as isize,
+                a.as_ptr(),
+                as_[1],
+                as_[0],
+                b.as_ptr(),
+                bs[1],
+                bs[0],
                 E::one(),
                 E::one(),
                 false,
@@ -185,8 +194,27 @@ impl Strided {
         }
     }
 
-    fn last(&self, rows: usize, cols: usize) -> usize {
-        self.offset + (rows - 1) * self.rs + (cols - 1) * self.cs
+    /// `rows × cols` of `data` through this view (panics if any element lies outside `data`).
+    pub fn view<'a, E>(&self, data: &'a [E], rows: usize, cols: usize) -> ArrayView2<'a, E> {
+        ArrayView2::from_shape(
+            (rows, cols).strides((self.rs, self.cs)),
+            &data[self.offset..],
+        )
+        .expect("a strided view inside its buffer")
+    }
+
+    /// The mutable view of [`Strided::view`] (its elements must also be distinct).
+    pub fn view_mut<'a, E>(
+        &self,
+        data: &'a mut [E],
+        rows: usize,
+        cols: usize,
+    ) -> ArrayViewMut2<'a, E> {
+        ArrayViewMut2::from_shape(
+            (rows, cols).strides((self.rs, self.cs)),
+            &mut data[self.offset..],
+        )
+        .expect("a strided view inside its buffer, without overlaps")
     }
 }
 
