@@ -12,6 +12,7 @@ pub mod alloc;
 pub mod backend;
 pub mod cli;
 pub mod data;
+pub mod error;
 #[cfg(feature = "cuda")]
 pub mod gpu;
 pub mod io;

@@ -264,20 +264,20 @@ fn bad_input_and_failures_are_one_line() {
         ),
         (vec!["--epochs".into(), "0".into()], 2, "epochs"),
         (vec!["--lr".into(), "-1".into()], 2, "learning rate"),
-        (vec!["--dataset".into(), "cifar10".into()], 1, "--data-dir"),
+        (vec!["--dataset".into(), "cifar10".into()], 2, "--data-dir"),
         (
             vec!["--data-dir".into(), "/nonexistent".into()],
-            1,
+            2,
             "missing",
         ),
         (
             vec!["--data-dir".into(), trunc.to_str().unwrap().into()],
-            1,
+            2,
             "truncated",
         ),
         (
             vec!["--data-dir".into(), magic.to_str().unwrap().into()],
-            1,
+            2,
             "magic",
         ),
         (
@@ -288,7 +288,7 @@ fn bad_input_and_failures_are_one_line() {
                 o.to_str().unwrap().into(),
                 "--resume".into(),
             ],
-            1,
+            2,
             "no checkpoint",
         ),
     ];
@@ -304,7 +304,7 @@ fn bad_input_and_failures_are_one_line() {
         env!("CARGO_BIN_EXE_evaluate"),
         &["--checkpoint", corrupt.to_str().unwrap()],
     );
-    assert_eq!(code, 1);
+    assert_eq!(code, 2, "a corrupt checkpoint is bad input");
     assert!(err.contains("corrupt") && err.lines().count() == 1, "{err}");
     // A loss that becomes NaN stops the run with a clear message and leaves no partial file.
     let nan = dir.join("nan");
@@ -369,7 +369,12 @@ fn bad_input_and_failures_are_one_line() {
         "--resume",
         "--quiet",
     ]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2, "a checkpoint of another network is bad input");
     assert!(err.contains("another network"), "{err}");
+    // Both sides are named: the checkpoint's network and this run's.
+    assert!(
+        err.contains("sparsenet-10-4") && err.contains("densenet-10-4"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

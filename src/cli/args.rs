@@ -3,8 +3,13 @@
 use clap::Parser;
 use std::process::ExitCode;
 
-/// Exit status for bad input.
-pub const EXIT_BAD_INPUT: u8 = 2;
+pub use crate::error::EXIT_BAD_INPUT;
+
+/// Print an error on one line and return its exit status ([`crate::error::exit_status`]).
+pub fn fail(e: &anyhow::Error) -> ExitCode {
+    eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+    ExitCode::from(crate::error::exit_status(e))
+}
 
 /// Parse `T` from the process arguments. Help and version print and exit 0; any other error
 /// prints its first line (what was wrong and what is accepted) and exits 2 — never a panic.

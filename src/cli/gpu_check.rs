@@ -77,7 +77,8 @@ struct Report {
     failed: usize,
 }
 
-/// Run `gpu-check`; the exit status is 0 when every comparison passes.
+/// Run `gpu-check`; the exit status is 0 when every comparison passes, 1 when one fails or
+/// the GPU cannot be used, 2 for bad input, 3 when the report cannot be written.
 pub fn run(a: &GpuCheckArgs, out: &mut dyn Write) -> ExitCode {
     for m in &a.bench {
         if named(m).is_err() {
@@ -92,10 +93,7 @@ pub fn run(a: &GpuCheckArgs, out: &mut dyn Write) -> ExitCode {
     match checks(a, out) {
         Ok(0) => ExitCode::SUCCESS,
         Ok(_) => ExitCode::from(1),
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(1)
-        }
+        Err(e) => super::args::fail(&e),
     }
 }
 

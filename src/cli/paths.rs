@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use sparsenet_graph::report::{Report, ReportOptions, TopologyAnalysis, HISTOGRAM_DEPTH_LIMIT};
 use sparsenet_graph::topology::{Pattern, Topology, MAX_DEPTH};
 
-use super::args::{bad_input, parse_in_range, parse_range, parse_usize_list};
+use super::args::{bad_input, fail, parse_in_range, parse_range, parse_usize_list};
 
 /// Largest depth `--format dot` draws (dense has N(N+1)/2 edges; beyond this no drawing is legible).
 pub const MAX_DOT_DEPTH: usize = 1_000;
@@ -359,17 +359,13 @@ pub fn run(args: &PathsArgs, w: &mut dyn Write) -> ExitCode {
     if let Err(e) = written {
         // A closed pipe (e.g. `| head`) is not an error of the analysis.
         if e.kind() != std::io::ErrorKind::BrokenPipe {
-            eprintln!("error: could not write output: {e}");
-            return ExitCode::FAILURE;
+            return fail(&anyhow::Error::new(e).context("could not write output"));
         }
     }
     if let Some(dir) = &args.plot {
         match crate::plot::figures::paths_figures(&filtered(args, &report), dir) {
             Ok(files) => eprintln!("wrote {} figures to {}", files.len() / 2, dir.display()),
-            Err(e) => {
-                eprintln!("error: could not draw the figures: {e:#}");
-                return ExitCode::FAILURE;
-            }
+            Err(e) => return fail(&e.context("could not draw the figures")),
         }
     }
     if report.all_claims_hold() {

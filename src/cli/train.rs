@@ -10,7 +10,7 @@ use crate::model::Model;
 use crate::optim::{Config as OptConfig, Kind as OptKind, Schedule};
 use crate::train::{checkpoint, evaluate, run, DeviceKind, Engine, TrainOptions};
 
-use super::args::{bad_input, parse_in_range};
+use super::args::{bad_input, fail, parse_in_range};
 use super::spec::SpecArgs;
 
 const LONG_ABOUT: &str = "\
@@ -179,7 +179,8 @@ pub fn options(a: &TrainArgs) -> Result<TrainOptions, String> {
     })
 }
 
-/// Run `train`: 0 on success, 1 when training fails, 2 for bad input.
+/// Run `train`: the exit status of [`crate::error`] (0 success, 1 the run failed, 2 bad input, 3
+/// a file could not be read or written).
 pub fn run_train(a: &TrainArgs, w: &mut dyn Write) -> ExitCode {
     let opts = match options(a) {
         Ok(o) => o,
@@ -199,8 +200,7 @@ pub fn run_train(a: &TrainArgs, w: &mut dyn Write) -> ExitCode {
         }
         Err(e) => {
             let _ = w.flush();
-            eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
-            ExitCode::FAILURE
+            fail(&e)
         }
     }
 }
@@ -234,21 +234,28 @@ pub struct EvalArgs {
 pub fn run_evaluate(a: &EvalArgs, w: &mut dyn Write) -> ExitCode {
     set_threads(a.threads);
     let result = (|| -> anyhow::Result<()> {
-        let meta = checkpoint::load_meta(&a.checkpoint)?;
-        let dir = a.data_dir.clone().or_else(|| meta.data_dir.clone());
-        let split = data::load(meta.dataset, dir.as_deref())?;
-        if (split.test.c, split.test.h, split.test.w) != (meta.input.c, meta.input.h, meta.input.w)
-        {
-            anyhow::bail!(
-                "the data's images are {}×{}×{} but the checkpoint's model takes {}",
-                split.test.c,
-                split.test.h,
-                split.test.w,
-                meta.input
-            );
-        }
-        let mut model = Model::<f32>::new(&meta.spec, meta.input, 0)?;
-        checkpoint::load_into(&a.checkpoint, &mut model, None)?;
+        // Everything read before the evaluation is the command's input.
+        let (meta, split, model) = (|| -> anyhow::Result<_> {
+            let meta = checkpoint::load_meta(&a.checkpoint)?;
+            let dir = a.data_dir.clone().or_else(|| meta.data_dir.clone());
+            let split = data::load(meta.dataset, dir.as_deref())?;
+            if (split.test.c, split.test.h, split.test.w)
+                != (meta.input.c, meta.input.h, meta.input.w)
+            {
+                anyhow::bail!(
+                    "the data's images are {}×{}×{} but the checkpoint's model takes {}",
+                    split.test.c,
+                    split.test.h,
+                    split.test.w,
+                    meta.input
+                );
+            }
+            let mut model = Model::<f32>::new(&meta.spec, meta.input, 0)?;
+            checkpoint::load_into(&a.checkpoint, &mut model, None)?;
+            Ok((meta, split, model))
+        })()
+        .map_err(crate::error::bad_input)?;
+        let mut model = model;
         let mut engine = Engine::Cpu(dfdx::prelude::Cpu::default());
         let (loss, acc) = evaluate(
             &mut model,
@@ -277,9 +284,6 @@ pub fn run_evaluate(a: &EvalArgs, w: &mut dyn Write) -> ExitCode {
     })();
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
-            ExitCode::FAILURE
-        }
+        Err(e) => fail(&e),
     }
 }

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use sparsenet_net::zoo::{depth_sweep, fit_exponent, model_row, named_row, ModelRow, ZOO};
 
-use super::args::bad_input;
+use super::args::{bad_input, fail};
 use super::spec::SpecArgs;
 
 /// Output formats.
@@ -173,7 +173,11 @@ pub fn write_csv(rows: &[ModelRow], w: &mut dyn Write) -> std::io::Result<()> {
 /// The depths of the sweep: CIFAR non-BC depths 3n + 4.
 pub const SWEEP_DEPTHS: [usize; 10] = [16, 28, 40, 64, 100, 160, 250, 400, 640, 1000];
 
-fn write_sweep(args: &ZooArgs, w: &mut dyn Write) -> Result<(), String> {
+/// The growth rate of `--sweep-depth` and its rows (bad input is an error message).
+/// A depth sweep: the growth rate and (depth, DenseNet params, SparseNet params) rows.
+type Sweep = (usize, Vec<(usize, u64, u64)>);
+
+fn sweep_rows(args: &ZooArgs) -> Result<Sweep, String> {
     let k = match &args.spec.growth {
         Some(g) if g.0.len() == 1 && g.0[0] > 0 => g.0[0],
         Some(_) => {
@@ -181,7 +185,10 @@ fn write_sweep(args: &ZooArgs, w: &mut dyn Write) -> Result<(), String> {
         }
         None => 12,
     };
-    let rows = depth_sweep(k, &SWEEP_DEPTHS).map_err(|e| e.to_string())?;
+    Ok((k, depth_sweep(k, &SWEEP_DEPTHS).map_err(|e| e.to_string())?))
+}
+
+fn write_sweep(args: &ZooArgs, (k, rows): Sweep, w: &mut dyn Write) -> std::io::Result<()> {
     let xs: Vec<f64> = rows.iter().map(|r| r.0 as f64).collect();
     let dense: Vec<f64> = rows.iter().map(|r| r.1 as f64).collect();
     let sparse: Vec<f64> = rows.iter().map(|r| r.2 as f64).collect();
@@ -191,7 +198,6 @@ fn write_sweep(args: &ZooArgs, w: &mut dyn Write) -> Result<(), String> {
         fit_exponent(&xs[tail..], &dense[tail..]),
         fit_exponent(&xs[tail..], &sparse[tail..]),
     );
-    let io = |e: std::io::Error| e.to_string();
     match args.format {
         Format::Json => {
             let v = serde_json::json!({
@@ -202,22 +208,20 @@ fn write_sweep(args: &ZooArgs, w: &mut dyn Write) -> Result<(), String> {
             writeln!(
                 w,
                 "{}",
-                serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?
-            )
-            .map_err(io)?;
+                serde_json::to_string_pretty(&v).map_err(std::io::Error::other)?
+            )?;
         }
         Format::Csv => {
-            writeln!(w, "depth,dense_params,sparse_params").map_err(io)?;
+            writeln!(w, "depth,dense_params,sparse_params")?;
             for r in &rows {
-                writeln!(w, "{},{},{}", r.0, r.1, r.2).map_err(io)?;
+                writeln!(w, "{},{},{}", r.0, r.1, r.2)?;
             }
         }
         Format::Table => {
             writeln!(
                 w,
                 "Parameters against depth, CIFAR, growth k = {k}, 10 classes"
-            )
-            .map_err(io)?;
+            )?;
             let mut t = Table::new();
             t.set_format(*format::consts::FORMAT_NO_LINESEP_WITH_TITLE);
             t.set_titles(Row::new(
@@ -239,13 +243,13 @@ fn write_sweep(args: &ZooArgs, w: &mut dyn Write) -> Result<(), String> {
                     .collect(),
                 ));
             }
-            t.print(w).map_err(io)?;
+            t.print(w)?;
             writeln!(
                 w,
                 "fitted exponent (params ∝ depth^a, depths ≥ {}): DenseNet a = {ed:.2} (O(n²)), SparseNet a = {es:.2} (O(n lg n): slightly above 1)",
                 rows[tail].0
             )
-            .map_err(io)?;
+            ?;
         }
     }
     Ok(())
@@ -322,9 +326,16 @@ pub fn run(args: &ZooArgs, w: &mut dyn Write) -> ExitCode {
         };
     }
     let result = if args.sweep_depth {
-        write_sweep(args, w)
+        match sweep_rows(args) {
+            Ok(rows) => write_sweep(args, rows, w),
+            Err(e) => return bad_input(e),
+        }
     } else {
-        rows_for(args).and_then(|rows| {
+        let rows = match rows_for(args) {
+            Ok(rows) => rows,
+            Err(e) => return bad_input(e),
+        };
+        {
             let r = match args.format {
                 Format::Table => write_table(&rows, w).and_then(|_| {
                     let bad = rows.iter().filter(|r| r.params_agree == Some(false) || r.flops_agree == Some(false)).count();
@@ -339,8 +350,8 @@ pub fn run(args: &ZooArgs, w: &mut dyn Write) -> ExitCode {
                     .and_then(|_| writeln!(w)),
                 Format::Csv => write_csv(&rows, w),
             };
-            r.map_err(|e| e.to_string())
-        })
+            r
+        }
     };
     if let (Ok(()), Some(dir)) = (&result, &args.plot) {
         let k = args
@@ -351,15 +362,13 @@ pub fn run(args: &ZooArgs, w: &mut dyn Write) -> ExitCode {
             .unwrap_or(12);
         match crate::plot::figures::zoo_figures(dir, k, &SWEEP_DEPTHS) {
             Ok(files) => eprintln!("wrote {} figures to {}", files.len() / 2, dir.display()),
-            Err(e) => {
-                eprintln!("error: could not draw the figures: {e:#}");
-                return ExitCode::FAILURE;
-            }
+            Err(e) => return fail(&e.context("could not draw the figures")),
         }
     }
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) if e.contains("Broken pipe") => ExitCode::SUCCESS,
-        Err(e) => bad_input(e),
+        // A closed pipe (e.g. `| head`) is not an error of the counts.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => fail(&anyhow::Error::new(e).context("could not write output")),
     }
 }

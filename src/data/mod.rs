@@ -5,7 +5,7 @@
 pub mod cifar;
 pub mod idx;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use ndarray::{s, Array4, ArrayView4, Axis};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -126,11 +126,13 @@ fn idx_pair(dir: &Path, prefix: &str, classes: usize) -> Result<Dataset> {
     };
     let images = find("images-idx3-ubyte")?;
     let labels = find("labels-idx1-ubyte")?;
+    let read = |p: &Path| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
     idx::pair(
-        &std::fs::read(&images)?,
-        &std::fs::read(&labels)?,
-        classes,
+        &read(&images)?,
         &images.display().to_string(),
+        &read(&labels)?,
+        &labels.display().to_string(),
+        classes,
     )
 }
 
@@ -152,8 +154,8 @@ pub fn load(kind: Kind, dir: Option<&Path>) -> Result<Split> {
                 let test = idx_pair(debian, "t10k", 10)?;
                 return Ok(Split { source: format!("Fashion-MNIST, full set from {DEBIAN_FASHION_MNIST} ({} train / {} test)", train.n, test.n), train, test, kind });
             }
-            let train = idx::pair(SUBSET[0], SUBSET[1], 10, "embedded train subset")?;
-            let test = idx::pair(SUBSET[2], SUBSET[3], 10, "embedded test subset")?;
+            let train = idx::pair(SUBSET[0], "embedded train images", SUBSET[1], "embedded train labels", 10)?;
+            let test = idx::pair(SUBSET[2], "embedded test images", SUBSET[3], "embedded test labels", 10)?;
             Ok(Split {
                 source: format!("Fashion-MNIST, embedded subset ({} train / {} test; the full set: apt-get install dataset-fashion-mnist)", train.n, test.n),
                 train,

@@ -181,9 +181,13 @@ pub fn save(chart: &Chart, dir: &Path, stem: &str) -> Result<()> {
     write_atomic(&dir.join(format!("{stem}.svg")), svg.as_bytes())?;
     // The PNG encoder picks its format from the file name, so the temp name keeps ".png".
     let tmp = dir.join(format!(".{stem}.tmp.png"));
-    draw(BitMapBackend::new(&tmp, SIZE).into_drawing_area(), chart)?;
-    std::fs::rename(&tmp, dir.join(format!("{stem}.png")))
-        .with_context(|| format!("cannot write {}", dir.join(stem).display()))?;
+    let png = dir.join(format!("{stem}.png"));
+    let drawn = draw(BitMapBackend::new(&tmp, SIZE).into_drawing_area(), chart)
+        .and_then(|()| std::fs::rename(&tmp, &png).map_err(anyhow::Error::from));
+    if let Err(e) = drawn {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e.context(format!("cannot write {}", png.display())));
+    }
     Ok(())
 }
 

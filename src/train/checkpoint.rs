@@ -126,6 +126,9 @@ pub fn save(dir: &Path, stem: &str, model: &Model<f32>, opt: &State, meta: &Meta
     Ok(())
 }
 
+/// The checkpoint format this build writes and the newest it reads.
+pub const FORMAT_VERSION: u32 = 1;
+
 /// Metadata key of the embedded description.
 pub const META_KEY: &str = "sparsenet_meta";
 
@@ -145,7 +148,17 @@ pub fn load_meta(st: &Path) -> Result<Meta> {
                 st.display()
             )
         })?;
-    serde_json::from_str(text)
+    let value: serde_json::Value = serde_json::from_str(text)
+        .with_context(|| format!("{}: unreadable checkpoint description", st.display()))?;
+    match value.get("version").and_then(serde_json::Value::as_u64) {
+        Some(v) if v > FORMAT_VERSION as u64 => bail!(
+            "{}: checkpoint format version {v} is newer than this build reads (up to {FORMAT_VERSION}); use a newer sparsenet",
+            st.display()
+        ),
+        Some(_) => {}
+        None => bail!("{}: checkpoint description has no format version", st.display()),
+    }
+    serde_json::from_value(value)
         .with_context(|| format!("{}: unreadable checkpoint description", st.display()))
 }
 

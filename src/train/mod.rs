@@ -16,6 +16,7 @@ use sparsenet_net::zoo::{build_and_count, NetSpec};
 use sparsenet_net::Shape;
 
 use crate::data::{self, BatchPlan, Dataset, Kind, Split};
+use crate::error::bad_input;
 use crate::metrics::{self, EpochMetrics};
 use crate::model::Model;
 use crate::optim::{self, Config as OptConfig, Schedule, State};
@@ -228,11 +229,12 @@ pub fn evaluate(
 
 fn check_compatible(meta: &Meta, spec: &NetSpec, opts: &TrainOptions, input: Shape) -> Result<()> {
     if meta.spec != *spec || meta.input != input {
-        bail!("--resume: the checkpoint in {} is of another network ({} on {}); use the same model flags or another --out", opts.out.display(), meta.spec, meta.input);
+        bail!("--resume: the checkpoint in {} is of another network ({} on {} inputs) than this run's ({} on {} inputs); use the same model flags or another --out", opts.out.display(), meta.spec, meta.input, spec, input);
     }
     if meta.dataset != opts.dataset {
         bail!(
-            "--resume: the checkpoint was trained on {:?}, not {:?}",
+            "--resume: the checkpoint in {} was trained on {:?}, this run trains on {:?}; use the same --dataset or another --out",
+            opts.out.display(),
             meta.dataset,
             opts.dataset
         );
@@ -245,7 +247,7 @@ fn check_compatible(meta: &Meta, spec: &NetSpec, opts: &TrainOptions, input: Sha
         || meta.optimizer != opts.optimizer
         || meta.max_steps != opts.max_steps
     {
-        bail!("--resume: settings differ from the checkpoint's (epochs {}, batch {}, lr {}, seed {}, schedule {:?}, max steps {:?}); resume with the same settings to continue the same run", meta.epochs, meta.batch_size, meta.lr, meta.seed, meta.schedule, meta.max_steps);
+        bail!("--resume: settings differ from the checkpoint's (checkpoint: epochs {}, batch {}, lr {}, seed {}, schedule {:?}, optimizer {:?}, max steps {:?}; this run: epochs {}, batch {}, lr {}, seed {}, schedule {:?}, optimizer {:?}, max steps {:?}); resume with the same settings to continue the same run", meta.epochs, meta.batch_size, meta.lr, meta.seed, meta.schedule, meta.optimizer.kind, meta.max_steps, opts.epochs, opts.batch_size, opts.lr, opts.seed, opts.schedule, opts.optimizer.kind, opts.max_steps);
     }
     Ok(())
 }
@@ -253,49 +255,57 @@ fn check_compatible(meta: &Meta, spec: &NetSpec, opts: &TrainOptions, input: Sha
 /// Train as `opts` says, printing a header and one line per epoch to `log`.
 pub fn run(opts: &TrainOptions, log: &mut dyn Write) -> Result<RunSummary> {
     if opts.epochs == 0 || opts.batch_size == 0 {
-        bail!("epochs and batch size must be at least 1");
+        return Err(bad_input(anyhow::anyhow!(
+            "epochs and batch size must be at least 1"
+        )));
     }
     if !(opts.lr.is_finite() && opts.lr > 0.0) {
-        bail!("learning rate {} is not a positive number", opts.lr);
+        return Err(bad_input(anyhow::anyhow!(
+            "learning rate {} is not a positive number",
+            opts.lr
+        )));
     }
-    let split: Split = data::load(opts.dataset, opts.data_dir.as_deref())?;
+    let split: Split = data::load(opts.dataset, opts.data_dir.as_deref()).map_err(bad_input)?;
     let input = Shape::new(split.train.c, split.train.h, split.train.w);
     if (split.test.c, split.test.h, split.test.w) != (input.c, input.h, input.w) {
-        bail!(
+        return Err(bad_input(anyhow::anyhow!(
             "test images are {}×{}×{} but training images are {input}",
             split.test.c,
             split.test.h,
             split.test.w
-        );
+        )));
     }
     let mut spec = opts.spec.clone();
     spec.classes = split.train.classes;
     spec.input = Some(input);
     let mut model = Model::<f32>::new(&spec, input, opts.seed)
-        .with_context(|| format!("{} cannot be built for {input} inputs", opts.name))?;
+        .with_context(|| format!("{} cannot be built for {input} inputs", opts.name))
+        .map_err(bad_input)?;
     let sizes: Vec<usize> = model.values.iter().map(|v| v.len()).collect();
     let mut opt = State::new(&opts.optimizer, &sizes);
     let (st_path, _) = checkpoint::paths(&opts.out, "last");
+    // A run killed while writing leaves a hidden temp file; nothing reads it, so drop it.
+    crate::io::remove_stale_temps(&opts.out)?;
     let mut history: Vec<EpochMetrics> = Vec::new();
     let (mut mean, mut std) = data::channel_stats(&split.train);
     let mut start = 0;
     let mut best: Option<(f64, usize)> = None;
     if opts.resume {
         if !st_path.exists() {
-            bail!(
+            return Err(bad_input(anyhow::anyhow!(
                 "--resume: no checkpoint at {} (train without --resume first)",
                 st_path.display()
-            );
+            )));
         }
-        let meta = checkpoint::load_meta(&st_path)?;
-        check_compatible(&meta, &spec, opts, input)?;
-        checkpoint::load_into(&st_path, &mut model, Some(&mut opt))?;
+        let meta = checkpoint::load_meta(&st_path).map_err(bad_input)?;
+        check_compatible(&meta, &spec, opts, input).map_err(bad_input)?;
+        checkpoint::load_into(&st_path, &mut model, Some(&mut opt)).map_err(bad_input)?;
         opt.steps = meta.optimizer_steps;
         start = meta.epoch;
         mean = meta.mean.clone();
         std = meta.std.clone();
         best = meta.best;
-        history = metrics::read(&opts.out)?;
+        history = metrics::read(&opts.out).map_err(bad_input)?;
         history.truncate(start);
         if start >= opts.epochs {
             writeln!(
@@ -430,7 +440,7 @@ pub fn run(opts: &TrainOptions, log: &mut dyn Write) -> Result<RunSummary> {
             best = Some((test_acc, epoch + 1));
         }
         let meta = Meta {
-            version: 1,
+            version: checkpoint::FORMAT_VERSION,
             spec: spec.clone(),
             input,
             dataset: opts.dataset,
@@ -454,10 +464,13 @@ pub fn run(opts: &TrainOptions, log: &mut dyn Write) -> Result<RunSummary> {
         engine.sync_host(&mut model, &mut opt)?;
         metrics::write(&opts.out, &history)?;
         crate::plot::figures::training_curves(&history, &opts.out)?;
-        checkpoint::save(&opts.out, "last", &model, &opt, &meta)?;
+        // `best` before `last`: a run killed between the two resumes from the older `last`,
+        // repeats the epoch and writes both again; the other order could leave `best` behind
+        // for good (the resumed `last` would already claim the improvement).
         if improved {
             checkpoint::save(&opts.out, "best", &model, &opt, &meta)?;
         }
+        checkpoint::save(&opts.out, "last", &model, &opt, &meta)?;
         if opts.stop_after == Some(epoch + 1) && epoch + 1 < opts.epochs {
             writeln!(
                 log,
