@@ -250,6 +250,7 @@ pub fn run_evaluate(a: &EvalArgs, w: &mut dyn Write) -> ExitCode {
                     meta.input
                 );
             }
+            checkpoint::check_size(&a.checkpoint, &meta)?;
             let mut model = Model::<f32>::new(&meta.spec, meta.input, 0)?;
             checkpoint::load_into(&a.checkpoint, &mut model, None)?;
             Ok((meta, split, model))

@@ -162,6 +162,33 @@ pub fn load_meta(st: &Path) -> Result<Meta> {
         .with_context(|| format!("{}: unreadable checkpoint description", st.display()))
 }
 
+/// Check, before building anything, that the network a checkpoint describes is one whose
+/// weights the file can hold: its spec builds (within the net crate's limits) and its exact
+/// parameter count, 4 bytes each, fits in the file. A description edited to claim a huge
+/// network fails here instead of allocating it.
+pub fn check_size(st: &Path, meta: &Meta) -> Result<()> {
+    let mut spec = meta.spec.clone();
+    spec.input = Some(meta.input);
+    let (_, count) = sparsenet_net::zoo::build_and_count(&spec).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: the described network does not build: {e}",
+            st.display()
+        )
+    })?;
+    let len = std::fs::metadata(st)
+        .with_context(|| format!("cannot read checkpoint {}", st.display()))?
+        .len();
+    if count.params.saturating_mul(4) > len {
+        bail!(
+            "{}: describes a network of {} parameters ({} bytes of weights) but the file has {len} bytes",
+            st.display(),
+            count.params,
+            count.params.saturating_mul(4)
+        );
+    }
+    Ok(())
+}
+
 /// Load weights (and BN statistics, and optimiser state when `opt` is given) into a model built
 /// from the checkpoint's spec, checking every name and size.
 pub fn load_into(st: &Path, model: &mut Model<f32>, opt: Option<&mut State>) -> Result<()> {

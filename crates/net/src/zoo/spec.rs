@@ -7,6 +7,12 @@ use crate::op::Shape;
 use crate::NetError;
 use sparsenet_graph::topology::Pattern;
 
+/// The deepest network a spec may describe (published ones stop at 1 202).
+pub const MAX_DEPTH: usize = 10_000;
+
+/// The widest growth rate, stem, class count or input dimension a spec may give.
+pub const MAX_WIDTH: usize = 100_000;
+
 /// A network family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -238,6 +244,33 @@ impl NetSpec {
     }
 
     pub(crate) fn check(&self) -> Result<(), NetError> {
+        // Limits far above every published network, so that a spec read from a file cannot
+        // make the builder allocate without bound (and counts cannot overflow).
+        let limits = [
+            ("depth", self.depth, MAX_DEPTH),
+            ("classes", self.classes, MAX_WIDTH),
+            ("stem channels", self.stem.unwrap_or(0), MAX_WIDTH),
+            (
+                "growth",
+                self.growth.iter().copied().max().unwrap_or(0),
+                MAX_WIDTH,
+            ),
+            ("blocks' growth rates", self.growth.len(), 16),
+        ];
+        for (what, v, max) in limits {
+            if v > max {
+                return Err(NetError::Spec(format!(
+                    "{what} {v} is beyond what this tool builds (at most {max})"
+                )));
+            }
+        }
+        if let Some(s) = self.input {
+            if [s.c, s.h, s.w].iter().any(|&v| v == 0 || v > MAX_WIDTH) {
+                return Err(NetError::Spec(format!(
+                    "input {s} is outside 1..={MAX_WIDTH} per dimension"
+                )));
+            }
+        }
         if self.classes == 0 {
             return Err(NetError::Spec(
                 "classes 0: a classifier needs at least 1 class".into(),
