@@ -220,7 +220,7 @@ fn with_description(text: &str) -> Vec<u8> {
     let mut header: serde_json::Value = serde_json::from_slice(&b[8..8 + n]).unwrap();
     header["__metadata__"][checkpoint::META_KEY] = serde_json::Value::String(text.to_string());
     let mut h = serde_json::to_vec(&header).unwrap();
-    while h.len() % 8 != 0 {
+    while !h.len().is_multiple_of(8) {
         h.push(b' ');
     }
     let mut out = (h.len() as u64).to_le_bytes().to_vec();
