@@ -370,3 +370,38 @@ fn folder_loaders_name_the_file() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `evaluate` with data of another input layout than the checkpoint's network: refused with
+/// an error naming both layouts, before any weight is loaded.
+#[test]
+fn evaluate_names_both_layouts_when_the_data_does_not_fit() {
+    let dir = std::env::temp_dir().join(format!("sparsenet-hostile-layout-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (prefix, n) in [("train", 2u32), ("t10k", 1)] {
+        let pixels = vec![9u8; (n * 8 * 8) as usize];
+        std::fs::write(
+            dir.join(format!("{prefix}-images-idx3-ubyte")),
+            image_file(n, 8, 8, &pixels),
+        )
+        .unwrap();
+        let labels: Vec<u8> = (0..n as u8).collect();
+        std::fs::write(
+            dir.join(format!("{prefix}-labels-idx1-ubyte")),
+            label_file(&labels),
+        )
+        .unwrap();
+    }
+    let ck = dir.join("ck.safetensors");
+    std::fs::write(&ck, checkpoint_bytes()).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_evaluate"))
+        .arg("--checkpoint")
+        .arg(&ck)
+        .arg("--data-dir")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("1×8×8") && err.contains("1×28×28"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
