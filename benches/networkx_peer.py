@@ -51,6 +51,10 @@ def analyse(n):
 
 
 def main():
+    if len(sys.argv) > 2 and sys.argv[1] == "--once":
+        # One analysis at the given depth, for timing the whole process (import included).
+        analyse(int(sys.argv[2]))
+        return
     for n, repeats in ((100, 5), (1000, int(sys.argv[1]) if len(sys.argv) > 1 else 3)):
         times = []
         for _ in range(repeats):

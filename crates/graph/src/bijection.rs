@@ -90,7 +90,58 @@ pub struct BijectionCheck {
 /// Largest `N` [`check_bijection`] enumerates (2^16 = 65 536 paths a side).
 pub const MAX_ENUMERATED_UNITS: usize = 16;
 
-/// Enumerate both sides for `units ≤ MAX_ENUMERATED_UNITS` and check the map is a bijection.
+/// Every path `from → to` in a DAG of at most 64 nodes, as the set of its nodes (bit `i` =
+/// node `i`), depth first. In a DAG the node set determines the path (its nodes in topological
+/// order), so this is [`enumerate_paths`] without a vector per path.
+pub fn enumerate_path_masks<N, E>(g: &DiGraph<N, E>, from: NodeIndex, to: NodeIndex) -> Vec<u64> {
+    assert!(g.node_count() <= 64, "path masks need at most 64 nodes");
+    fn walk<N, E>(
+        g: &DiGraph<N, E>,
+        here: NodeIndex,
+        to: NodeIndex,
+        mask: u64,
+        out: &mut Vec<u64>,
+    ) {
+        let mask = mask | 1 << here.index();
+        if here == to {
+            out.push(mask);
+            return;
+        }
+        for next in g.neighbors(here) {
+            walk(g, next, to, mask, out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(g, from, to, 0, &mut out);
+    out
+}
+
+/// [`res_to_dense`] on node sets: `x_0`, the output `x_{N+1}`, and `x_i` for every `F_i` taken.
+fn res_mask_to_dense(res: &UnraveledResNet, mask: u64) -> u64 {
+    let mut out = 1 | 1 << (res.units + 1);
+    for i in 1..=res.units {
+        if mask >> res.residual(i).index() & 1 == 1 {
+            out |= 1 << i;
+        }
+    }
+    out
+}
+
+/// [`dense_to_res`] on node sets: the input, every state `x_i`, and `F_i` for every layer `i`
+/// visited.
+fn dense_mask_to_res(res: &UnraveledResNet, mask: u64) -> u64 {
+    let mut out = 1 << res.input().index();
+    for i in 1..=res.units {
+        if mask >> i & 1 == 1 {
+            out |= 1 << res.residual(i).index();
+        }
+        out |= 1 << res.state(i).index();
+    }
+    out
+}
+
+/// Enumerate both sides for `units ≤ MAX_ENUMERATED_UNITS` and check the map is a bijection
+/// (paths as node sets: [`enumerate_path_masks`]).
 pub fn check_bijection(units: usize) -> Result<BijectionCheck, GraphError> {
     if units == 0 || units > MAX_ENUMERATED_UNITS {
         return Err(GraphError::Enumeration {
@@ -100,16 +151,27 @@ pub fn check_bijection(units: usize) -> Result<BijectionCheck, GraphError> {
     }
     let res = UnraveledResNet::new(units);
     let dense = Topology::new(Pattern::Dense, units + 1)?.graph()?;
-    let res_paths = enumerate_paths(&res.graph, res.input(), res.output());
-    let dense_paths = enumerate_paths(&dense, NodeIndex::new(0), NodeIndex::new(units + 1));
-    let dense_set: HashSet<&NodePath> = dense_paths.iter().collect();
-    let image: HashSet<NodePath> = res_paths.iter().map(|p| res_to_dense(&res, p)).collect();
+    let res_paths = enumerate_path_masks(&res.graph, res.input(), res.output());
+    let mut dense_paths =
+        enumerate_path_masks(&dense, NodeIndex::new(0), NodeIndex::new(units + 1));
+    let mut image: Vec<u64> = res_paths
+        .iter()
+        .map(|&p| res_mask_to_dense(&res, p))
+        .collect();
+    image.sort_unstable();
+    image.dedup();
+    dense_paths.sort_unstable();
+    let distinct_dense = {
+        let mut d = dense_paths.clone();
+        d.dedup();
+        d.len()
+    };
     let bijective = image.len() == res_paths.len()
-        && image.len() == dense_set.len()
-        && image.iter().all(|p| dense_set.contains(p));
+        && distinct_dense == dense_paths.len()
+        && image == dense_paths;
     let inverse_ok = res_paths
         .iter()
-        .all(|p| dense_to_res(&res, &res_to_dense(&res, p)) == *p);
+        .all(|&p| dense_mask_to_res(&res, res_mask_to_dense(&res, p)) == p);
     Ok(BijectionCheck {
         units,
         res_paths: res_paths.len(),
@@ -132,6 +194,43 @@ pub fn bijection_counts(units: usize) -> (BigUint, BigUint) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn masks_agree_with_node_sequences() {
+        // The set-based check against the sequence-based maps, side by side, up to N = 9.
+        for n in 1..=9 {
+            let res = UnraveledResNet::new(n);
+            let seqs = enumerate_paths(&res.graph, res.input(), res.output());
+            let mut masks = enumerate_path_masks(&res.graph, res.input(), res.output());
+            let mask_of = |p: &[NodeIndex]| p.iter().fold(0u64, |m, v| m | 1 << v.index());
+            let mut from_seqs: Vec<u64> = seqs.iter().map(|p| mask_of(p)).collect();
+            masks.sort_unstable();
+            from_seqs.sort_unstable();
+            assert_eq!(masks, from_seqs);
+            for p in &seqs {
+                let d = res_to_dense(&res, p);
+                assert_eq!(res_mask_to_dense(&res, mask_of(p)), mask_of(&d));
+                assert_eq!(
+                    dense_mask_to_res(&res, mask_of(&d)),
+                    mask_of(&dense_to_res(&res, &d))
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_broken_map_is_caught() {
+        // Dropping F_1 from every image makes two ResNet paths collide.
+        let res = UnraveledResNet::new(3);
+        let broken: Vec<u64> = enumerate_path_masks(&res.graph, res.input(), res.output())
+            .into_iter()
+            .map(|p| res_mask_to_dense(&res, p) & !(1 << 1))
+            .collect();
+        let mut distinct = broken.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert!(distinct.len() < broken.len());
+    }
 
     #[test]
     fn small_bijections() {

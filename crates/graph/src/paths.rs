@@ -105,9 +105,54 @@ pub fn path_counts(offsets: &[usize], n: usize) -> Vec<BigUint> {
     p
 }
 
-/// Number of paths `x_0 → x_n` (see [`path_counts`]).
+/// Number of paths `x_0 → x_n` (see [`path_counts`]), keeping only the last values the
+/// recurrence reads: `p(ℓ − a)` for a single offset `a`, and prefix sums back to `ℓ − b` for a
+/// run `a..=b` — where a run reaches past `x_0` (`b ≥ ℓ`) its lower prefix sum is `0`. The
+/// window is the largest offset the recurrence can read (2 values for dense and res, whose one
+/// run reaches past `x_0`; the largest power of the base for sparse), so memory is
+/// `O(window · N)` bits instead of the `O(N²)` of keeping every value.
 pub fn path_count(offsets: &[usize], n: usize) -> BigUint {
-    path_counts(offsets, n).pop().unwrap_or_else(BigUint::zero)
+    let runs = offset_runs(offsets);
+    // How far back each ring is read: `p` by single offsets, prefix sums by runs (a run that
+    // reaches past x_0 reads only its upper prefix sum, `a − 1` back).
+    let p_back = runs
+        .iter()
+        .filter(|(a, b)| a == b)
+        .map(|&(a, _)| a)
+        .max()
+        .unwrap_or(0);
+    let pre_back = runs
+        .iter()
+        .filter(|(a, b)| a != b)
+        .map(|&(a, b)| if b >= n { a - 1 } else { b })
+        .max()
+        .unwrap_or(0);
+    let (wp, wq) = (p_back + 1, pre_back + 2);
+    // p[i] at p_ring[i % wp]; pre[i] = Σ_{j<i} p[j] at pre_ring[i % wq].
+    let mut p_ring = vec![BigUint::zero(); wp];
+    let mut pre_ring = vec![BigUint::zero(); wq];
+    p_ring[0] = BigUint::one();
+    pre_ring[1 % wq] = BigUint::one();
+    for l in 1..=n {
+        let mut acc = BigUint::zero();
+        for &(a, b) in &runs {
+            if a > l {
+                break;
+            }
+            if a == b {
+                acc += &p_ring[(l - a) % wp];
+            } else {
+                acc += &pre_ring[(l - a + 1) % wq];
+                if b < l {
+                    acc -= &pre_ring[(l - b) % wq];
+                }
+            }
+        }
+        let next = &pre_ring[l % wq] + &acc;
+        pre_ring[(l + 1) % wq] = next;
+        p_ring[l % wp] = acc;
+    }
+    std::mem::take(&mut p_ring[n % wp])
 }
 
 /// `h[k]` = number of paths `x_0 → x_n` through exactly `k` layers, for `k = 0..=n`.
@@ -123,7 +168,18 @@ pub fn path_length_histogram(offsets: &[usize], n: usize) -> Vec<BigUint> {
         hist[0] = BigUint::one();
         return hist;
     }
-    let runs = offset_runs(offsets);
+    // Runs of one or two offsets are added entry by entry; longer runs read prefix sums (two
+    // additions beat building a prefix row for every path length).
+    let runs: Vec<(usize, usize)> = offset_runs(offsets)
+        .into_iter()
+        .flat_map(|(a, b)| {
+            if b - a < 2 {
+                (a..=b).map(|o| (o, o)).collect::<Vec<_>>()
+            } else {
+                vec![(a, b)]
+            }
+        })
+        .collect();
     let counts = path_counts(offsets, n);
     // Widths: entries (running max of p) and prefix sums (Σ_{j<i} p(j)), in 64-bit words.
     let words = |b: &BigUint| (b.bits() as usize).div_ceil(64).max(1);
@@ -390,6 +446,29 @@ mod tests {
 
     fn big(v: u64) -> BigUint {
         BigUint::from(v)
+    }
+
+    #[test]
+    fn windowed_count_equals_the_full_table() {
+        let sets: Vec<Vec<usize>> = vec![
+            vec![1],
+            (1..=40).collect(),
+            vec![1, 2, 4, 8, 16, 32],
+            vec![1, 3, 9, 27],
+            vec![2, 3, 5, 8],
+            vec![1, 2, 3, 10, 11, 12],
+            (5..=30).collect(),
+            vec![7],
+        ];
+        for offsets in &sets {
+            for n in [0, 1, 2, 5, 17, 40, 63] {
+                assert_eq!(
+                    path_count(offsets, n),
+                    path_counts(offsets, n)[n],
+                    "{offsets:?} at {n}"
+                );
+            }
+        }
     }
 
     #[test]
