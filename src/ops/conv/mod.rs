@@ -4,7 +4,7 @@
 //! transposed convolution ([`ConvCfg::input_grad_by_transposed_conv`]).
 
 use dfdx::prelude::*;
-use ndarray::{s, ArrayView4};
+use ndarray::{s, Array4, ArrayView4};
 use rayon::prelude::*;
 
 mod im2col;
@@ -27,11 +27,14 @@ const CHUNKS: usize = 8;
 fn flip_transpose<E: Real>(w: &[E], cfg: &ConvCfg) -> Vec<E> {
     let k = cfg.kernel;
     let view = ArrayView4::from_shape((cfg.out_ch, cfg.in_ch, k, k), w).expect("weight shape");
-    view.permuted_axes([1, 0, 2, 3])
-        .slice(s![.., .., ..;-1, ..;-1])
-        .iter()
-        .copied()
-        .collect()
+    // `assign` walks both arrays with ndarray's Zip (no per-element iterator adaptors).
+    let mut t = Array4::<E>::zeros((cfg.in_ch, cfg.out_ch, k, k));
+    t.assign(
+        &view
+            .permuted_axes([1, 0, 2, 3])
+            .slice(s![.., .., ..;-1, ..;-1]),
+    );
+    t.into_raw_vec_and_offset().0
 }
 
 /// Convolve `x` (`N×in×H×W`) with `w` (`[out, in, k, k]`). `x_grad` says whether `x` needs a
