@@ -10,8 +10,6 @@
 
 use std::fmt;
 
-/// Success.
-pub const EXIT_OK: u8 = 0;
 /// The command's check failed, or the run failed for a reason other than its input or files.
 pub const EXIT_FAILED: u8 = 1;
 /// Bad input: arguments, specs, or invalid file contents.

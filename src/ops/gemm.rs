@@ -138,11 +138,11 @@ impl Gemm {
             c.dim() == (m, n) && a.dim() == (m, k) && b.dim() == (k, n),
             "matmul: view shapes"
         );
-        let (cs, as_, bs) = (
-            c.strides().to_vec(),
-            a.strides().to_vec(),
-            b.strides().to_vec(),
-        );
+        // (row, column) strides, copied out before C is borrowed mutably.
+        let stride = |st: &[isize]| (st[0], st[1]);
+        let (c_rs, c_cs) = stride(c.strides());
+        let (a_rs, a_cs) = stride(a.strides());
+        let (b_rs, b_cs) = stride(b.strides());
         // SAFETY: every element of each view lies inside its buffer (ndarray checked the shape
         // and strides when the view was made, see `Strided::view`), the kernel reads and writes
         // exactly the elements of these m×n, m×k and k×n views through the same strides, and C
@@ -153,15 +153,15 @@ impl Gemm {
                 n,
                 k,
                 c.as_mut_ptr(),
-                cs[1],
-                cs[0],
+                c_cs,
+                c_rs,
                 self.accumulate,
                 a.as_ptr(),
-                as_[1],
-                as_[0],
+                a_cs,
+                a_rs,
                 b.as_ptr(),
-                bs[1],
-                bs[0],
+                b_cs,
+                b_rs,
                 E::one(),
                 E::one(),
                 false,

@@ -299,7 +299,6 @@ pub fn run(opts: &TrainOptions, log: &mut dyn Write) -> Result<RunSummary> {
         }
         let meta = checkpoint::load_meta(&st_path).map_err(bad_input)?;
         check_compatible(&meta, &spec, opts, input).map_err(bad_input)?;
-        checkpoint::check_size(&st_path, &meta).map_err(bad_input)?;
         checkpoint::load_into(&st_path, &mut model, Some(&mut opt)).map_err(bad_input)?;
         opt.steps = meta.optimizer_steps;
         start = meta.epoch;
