@@ -5,7 +5,6 @@
 //!
 //! usage: cargo bench --bench train_step -- MODEL [BATCH] [STEPS] [THREADS]
 
-use dfdx::prelude::Cpu;
 use rand::{Rng, SeedableRng};
 use sparsenet::model::Model;
 use sparsenet::optim::{self, Config, Kind, State};
@@ -57,7 +56,6 @@ fn main() {
     };
     let sizes: Vec<usize> = m.values.iter().map(|v| v.len()).collect();
     let mut st = State::new(&cfg, &sizes);
-    let dev = Cpu::default();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let x: Vec<f32> = (0..batch * input.numel())
         .map(|_| rng.gen_range(-1.0..1.0))
@@ -66,14 +64,14 @@ fn main() {
     let mut times = Vec::new();
     for step in 0..steps + 2 {
         let t = Instant::now();
-        let (_, _, g) = m.step(&dev, x.clone(), &y, true).expect("step");
+        let (_, _, g) = m.step(x.clone(), &y, true).expect("step");
         optim::update(&cfg, &mut st, 0.1, &mut m.values, &g);
         if step >= 2 {
             times.push(t.elapsed().as_secs_f64());
         }
     }
-    if sparsenet::ops::profile::enabled() {
-        for (k, v) in sparsenet::ops::profile::report() {
+    if sparsenet::profile::enabled() {
+        for (k, v) in sparsenet::profile::report() {
             eprintln!("{k:>26} {:8.3} s/step", v / (steps + 2) as f64);
         }
     }

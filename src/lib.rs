@@ -3,12 +3,14 @@
 //! The trainer crate of the sparsenet toolkit, with the command-line tools and the figures. The
 //! block-graph theory lives in [`sparsenet_graph`] (re-exported as [`graph`]) and the network
 //! DAGs and every count in [`sparsenet_net`] ([`net`]); this crate renders them (`paths`, `zoo`,
-//! `plot`) and trains the networks they describe (`model` interprets the DAG, `ops` on dfdx for
-//! the CPU, `gpu` for NVIDIA GPUs, `data`, `optim`, `train`). See `ARCHITECTURE.md`.
+//! `plot`) and trains the networks they describe (`model` interprets the DAG, `autodiff` is the one
+//! reverse pass, `ops` the CPU backend, `gpu` the NVIDIA one, `data`, `optim`, `train`). See
+//! `ARCHITECTURE.md`.
 
 #![warn(missing_docs)]
 
 pub mod alloc;
+pub mod autodiff;
 pub mod backend;
 pub mod cli;
 pub mod data;
@@ -21,6 +23,10 @@ pub mod model;
 pub mod ops;
 pub mod optim;
 pub mod plot;
+pub mod profile;
+pub mod real;
+#[cfg(test)]
+mod testutil;
 pub mod train;
 
 pub use sparsenet_graph as graph;

@@ -5,7 +5,6 @@
 //! re-describes an architecture: whatever `zoo` can build, this can train.
 
 use anyhow::{bail, Result};
-use dfdx::prelude::*;
 use ndarray::Array;
 use ndarray_rand::rand::SeedableRng;
 use ndarray_rand::RandomExt;
@@ -17,9 +16,29 @@ use sparsenet_net::op::ParamShape;
 use sparsenet_net::zoo::{build, NetSpec};
 use sparsenet_net::{NetGraph, Op, Shape};
 
-use crate::backend::{Backend, ConvCfg};
-use crate::ops::norm::BnStats;
-use crate::ops::{c, read, Act, Ctx, Param, Real};
+use crate::autodiff::{Input, Tape};
+use crate::backend::Backend;
+use crate::profile;
+use crate::real::{c, Real};
+
+/// Running statistics of one batch norm (buffers, not trained).
+#[derive(Clone, Debug, PartialEq)]
+pub struct BnStats<E> {
+    /// Running mean per channel.
+    pub mean: Vec<E>,
+    /// Running (unbiased) variance per channel.
+    pub var: Vec<E>,
+}
+
+impl<E: Real> BnStats<E> {
+    /// Fresh statistics: mean 0, variance 1.
+    pub fn new(channels: usize) -> Self {
+        BnStats {
+            mean: vec![E::zero(); channels],
+            var: vec![E::one(); channels],
+        }
+    }
+}
 
 /// One named parameter tensor.
 #[derive(Clone, Debug)]
@@ -65,10 +84,7 @@ fn init_param<E: Real>(op: &Op, p: &ParamShape, rng: &mut ChaCha8Rng) -> Vec<E> 
 
 /// A model: the DAG, its parameters (flat vectors, the master copy the optimiser updates) and
 /// its batch-norm running statistics.
-pub struct Model<E: Real>
-where
-    Cpu: Storage<E>,
-{
+pub struct Model<E: Real> {
     /// The network.
     pub net: NetGraph,
     /// The spec it was built from (input shape set to the data's).
@@ -87,10 +103,7 @@ where
     fused_relu: Vec<Option<usize>>,
 }
 
-impl<E: Real> Model<E>
-where
-    Cpu: Device<E>,
-{
+impl<E: Real> Model<E> {
     /// Build `spec` for inputs of shape `input` and initialise it ([`init_param`]): every
     /// node's parameters are the ones its op declares ([`Op::params`]), named
     /// `<node>.<param>` in the checkpoint.
@@ -169,32 +182,18 @@ where
             .sum()
     }
 
-    /// dfdx tensors of the current parameter values for one forward pass.
-    pub fn tensors(&self, dev: &Cpu) -> Vec<Param<E>> {
-        self.values
-            .iter()
-            .map(|v| dev.tensor_from_vec(v.clone(), (v.len(),)))
-            .collect()
-    }
-
-    /// Run the DAG on `x` (`N×C×H×W`) on the CPU, returning logits `N×classes×1×1`.
-    pub fn forward(&mut self, ctx: &mut Ctx<E>, x: Act<E>, p: &[Param<E>]) -> Result<Act<E>> {
-        let mut bn = std::mem::take(&mut self.bn);
-        let out = self.walk(ctx, x, p, &mut bn);
-        self.bn = bn;
-        out
-    }
-
     /// Run the DAG on `x` with any [`Backend`]: the one interpreter of the network, shared by
     /// the CPU and the GPU. `p` holds the backend's handles of the parameters (parallel to
-    /// [`Model::params`]) and `stats` its batch-norm running statistics (per node).
+    /// [`Model::params`]) and `stats` its batch-norm running statistics (per node). Returns the
+    /// output and the tape of the pass (activations are named by node index; empty unless the
+    /// backend records).
     pub fn walk<B: Backend>(
         &self,
         b: &mut B,
         x: B::Act,
         p: &[B::Param],
         stats: &mut [Option<B::Stats>],
-    ) -> Result<B::Act> {
+    ) -> Result<(B::Act, Tape<B>)> {
         let want = self.net.input_shape();
         let s = b.dims(&x);
         if (s[1], s[2], s[3]) != (want.c, want.h, want.w) {
@@ -209,6 +208,8 @@ where
         let mut acts: Vec<Option<B::Act>> = (0..n).map(|_| None).collect();
         let input = self.net.input.index();
         acts[input] = Some(x);
+        let mut tape = Tape::for_backend(b);
+        let profiling = profile::enabled();
         for idx in self.net.order() {
             let i = idx.index();
             if i == input || acts[i].is_some() {
@@ -216,59 +217,31 @@ where
                 continue;
             }
             let ins: Vec<usize> = self.net.inputs(idx).iter().map(|s| s.index()).collect();
-            let get = |k: usize| acts[ins[k]].as_ref().expect("inputs computed before use");
-            let pi = &self.node_params[i];
+            let xs: Vec<Input<'_, B>> = ins
+                .iter()
+                .map(|&s| (s, acts[s].as_ref().expect("inputs computed before use")))
+                .collect();
+            // A node's parameters are consecutive (created in node order).
+            let ps = match self.node_params[i].first() {
+                Some(&first) => &p[first..first + self.node_params[i].len()],
+                None => &[],
+            };
             let node = &self.net.graph[idx];
-            let profiling = crate::ops::profile::enabled();
+            // A batch norm whose only reader is a ReLU computes both and writes the ReLU's
+            // activation.
+            let out = self.fused_relu[i].unwrap_or(i);
             if profiling {
                 b.fence()?;
             }
             let t0 = std::time::Instant::now();
-            let y = match node.op {
-                Op::Input => unreachable!("one input node"),
-                Op::Conv { .. } => {
-                    let cfg = ConvCfg::of(&node.op).expect("a convolution node");
-                    b.conv2d(get(0), &p[pi[0]], cfg, ins[0] != input)?
-                }
-                Op::BatchNorm { .. } => {
-                    let st = stats[i].as_mut().expect("batch-norm statistics");
-                    b.batch_norm(
-                        get(0),
-                        &p[pi[0]],
-                        &p[pi[1]],
-                        st,
-                        self.fused_relu[i].is_some(),
-                    )?
-                }
-                Op::Relu => b.relu(get(0))?,
-                Op::Concat => {
-                    let xs: Vec<&B::Act> = (0..ins.len()).map(get).collect();
-                    b.concat(&xs)?
-                }
-                Op::Sum => {
-                    let xs: Vec<&B::Act> = (0..ins.len()).map(get).collect();
-                    b.sum(&xs)?
-                }
-                Op::ShortcutA { stride, out_ch } => b.shortcut_a(get(0), stride, out_ch)?,
-                Op::AvgPool { kernel, stride } => b.avg_pool(get(0), kernel, stride)?,
-                Op::MaxPool {
-                    kernel,
-                    stride,
-                    padding,
-                } => b.max_pool(get(0), kernel, stride, padding)?,
-                Op::GlobalAvgPool => b.global_avg_pool(get(0))?,
-                Op::Linear { out_features, .. } => {
-                    b.linear(get(0), &p[pi[0]], &p[pi[1]], out_features)?
-                }
-            };
+            let fused = self.fused_relu[i].is_some();
+            let y = tape.apply(b, &node.op, fused, out, &xs, ps, stats[i].as_mut())?;
             if profiling {
                 b.fence()?;
-                crate::ops::profile::add(node.op.kind(), t0.elapsed().as_secs_f64());
+                profile::add(node.op.kind(), t0.elapsed().as_secs_f64());
             }
-            match self.fused_relu[i] {
-                Some(r) => acts[r] = Some(y),
-                None => acts[i] = Some(y),
-            }
+            drop(xs);
+            acts[out] = Some(y);
             // Free activations whose last reader has run (the tape keeps what backward needs).
             for &s in &ins {
                 if self.last_use[s] == i && s != input {
@@ -276,74 +249,42 @@ where
                 }
             }
         }
-        Ok(acts[self.net.output.index()]
+        let y = acts[self.net.output.index()]
             .take()
-            .expect("output computed"))
+            .expect("output computed");
+        Ok((y, tape))
     }
 
-    /// The logits (`N × classes`, row-major) of a forward pass without a tape: batch statistics
-    /// (and running-statistics updates) when `train`, running statistics otherwise.
-    pub fn logits(&mut self, dev: &Cpu, x: Vec<E>, n: usize, train: bool) -> Result<Vec<E>> {
-        let s = self.net.input_shape();
-        let xt: Act<E> = dev.tensor_from_vec(x, (n, s.c, s.h, s.w));
-        let p = self.tensors(dev);
-        let mut ctx = Ctx::new(dev, train, false);
-        Ok(read(&self.forward(&mut ctx, xt, &p)?))
-    }
-
-    /// Mean cross-entropy of `x` against `labels`, with the gradient of every parameter when
-    /// `train` (batch statistics; running statistics updated). Returns (loss, correct, grads).
-    pub fn step(
-        &mut self,
-        dev: &Cpu,
-        x: Vec<E>,
+    /// One pass of a batch on any backend: forward, the loss against `labels`, and — when the
+    /// backend records — the reverse pass, leaving every parameter's gradient in the backend's
+    /// store. Returns the logits, the mean loss and the number of correct predictions.
+    pub fn pass<B: Backend>(
+        &self,
+        b: &mut B,
+        x: B::Act,
         labels: &[u8],
-        train: bool,
-    ) -> Result<(f64, usize, Vec<Vec<E>>)> {
-        let s = self.net.input_shape();
-        let n = labels.len();
-        let classes = self.net.classes();
-        let xt: Act<E> = dev.tensor_from_vec(x, (n, s.c, s.h, s.w));
-        let p = self.tensors(dev);
-        let mut ctx = Ctx::new(dev, train, train);
-        let logits = self.forward(&mut ctx, xt, &p)?;
-        let lv = read(&logits);
-        let correct = lv
-            .chunks(classes)
-            .zip(labels)
-            .filter(|(row, &l)| {
-                let best = row
-                    .iter()
-                    .enumerate()
-                    .fold(0, |b, (k, v)| if *v > row[b] { k } else { b });
-                best == l as usize
-            })
-            .count();
-        let mut onehot = vec![E::zero(); n * classes];
-        for (i, &l) in labels.iter().enumerate() {
-            onehot[i * classes + l as usize] = E::one();
+        p: &[B::Param],
+        stats: &mut [Option<B::Stats>],
+    ) -> Result<(B::Act, f64, usize)> {
+        let (logits, tape) = self.walk(b, x, p, stats)?;
+        let (dlogits, loss) = b.cross_entropy(&logits, labels)?;
+        if let Some(dy) = dlogits {
+            let tb = std::time::Instant::now();
+            let input = self.net.input.index();
+            tape.backward(b, self.net.output.index(), dy, |id| id != input)?;
+            if profile::enabled() {
+                profile::add("backward (all)", tb.elapsed().as_secs_f64());
+            }
         }
-        let target: Tensor<(usize, usize), E, Cpu> = dev.tensor_from_vec(onehot, (n, classes));
-        let traced = logits.put_tape(ctx.take_tape()).reshape_like(&(n, classes));
-        let loss = cross_entropy_with_logits_loss(traced, target);
-        let lval = loss.array().to_f64().unwrap_or(f64::NAN);
-        if !train {
-            return Ok((lval, correct, Vec::new()));
-        }
-        let tb = std::time::Instant::now();
-        let grads = loss.backward();
-        if crate::ops::profile::enabled() {
-            crate::ops::profile::add("backward (all)", tb.elapsed().as_secs_f64());
-        }
-        let g = p.iter().map(|t| grads.get(t).as_vec()).collect();
-        Ok((lval, correct, g))
+        let (mean, correct) = b.read_loss(loss)?;
+        Ok((logits, mean, correct))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::testutil::{numeric_grad, rel_err};
+    use crate::testutil::{numeric_grad, rel_err};
     use sparsenet_graph::topology::Pattern;
     use sparsenet_net::zoo::{named, Dataset, Family};
 
@@ -376,16 +317,15 @@ mod tests {
         let mut spec = NetSpec::new(Family::Sparse, Dataset::Cifar, 10, &[2], false, 3);
         spec.pattern = Some(Pattern::Sparse { base: 2 });
         let mut m = Model::<f64>::new(&spec, Shape::new(1, 8, 8), 1).unwrap();
-        let dev = Cpu::default();
-        let x: Vec<f64> = crate::ops::testutil::rand_vec(2 * 64, 2);
+        let x: Vec<f64> = crate::testutil::rand_vec(2 * 64, 2);
         let labels = [0u8, 2];
         // Freeze BN running-stat updates from affecting the loss: training mode uses batch stats.
-        let (_, _, grads) = m.step(&dev, x.clone(), &labels, true).unwrap();
+        let (_, _, grads) = m.step(x.clone(), &labels, true).unwrap();
         for (pi, g) in grads.iter().enumerate() {
             let base = m.values[pi].clone();
             let num = numeric_grad(&base, |v| {
                 let saved = std::mem::replace(&mut m.values[pi], v.to_vec());
-                let (l, _, _) = m.step(&dev, x.clone(), &labels, true).unwrap();
+                let (l, _, _) = m.step(x.clone(), &labels, true).unwrap();
                 m.values[pi] = saved;
                 l
             });

@@ -157,7 +157,7 @@ fn checks(a: &GpuCheckArgs, out: &mut dyn Write) -> Result<usize> {
                     } else {
                         b.parse().expect("checked above")
                     };
-                    crate::ops::profile::reset();
+                    crate::profile::reset();
                     let r = bench(&kit, m, &spec, batch, a.warmup, a.steps)?;
                     writeln!(
                         out,
@@ -169,10 +169,10 @@ fn checks(a: &GpuCheckArgs, out: &mut dyn Write) -> Result<usize> {
                         r.median_step_s * 1e3,
                         r.peak_bytes.map_or(f64::NAN, |v| v as f64 / 1e9)
                     )?;
-                    if crate::ops::profile::enabled() {
+                    if crate::profile::enabled() {
                         // Synchronised per op, so these add up to more than the median step.
                         let mut rows: Vec<(String, f64)> =
-                            crate::ops::profile::report().into_iter().collect();
+                            crate::profile::report().into_iter().collect();
                         rows.sort_by(|x, y| y.1.total_cmp(&x.1));
                         let per = (a.steps + a.warmup) as f64;
                         for (k, v) in rows {

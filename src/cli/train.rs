@@ -257,7 +257,7 @@ pub fn run_evaluate(a: &EvalArgs, w: &mut dyn Write) -> ExitCode {
         })()
         .map_err(crate::error::bad_input)?;
         let mut model = model;
-        let mut engine = Engine::Cpu(dfdx::prelude::Cpu::default());
+        let mut engine = Engine::Cpu;
         let (loss, acc) = evaluate(
             &mut model,
             &mut engine,

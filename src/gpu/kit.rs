@@ -258,14 +258,14 @@ impl Kit {
     /// Run `f`; when profiling (`SPARSENET_PROFILE`), synchronise around it and add its time to
     /// `label`.
     pub(super) fn timed<R>(&self, label: &str, f: impl FnOnce() -> Result<R>) -> Result<R> {
-        if !crate::ops::profile::enabled() {
+        if !crate::profile::enabled() {
             return f();
         }
         self.sync()?;
         let t0 = std::time::Instant::now();
         let r = f()?;
         self.sync()?;
-        crate::ops::profile::add(label, t0.elapsed().as_secs_f64());
+        crate::profile::add(label, t0.elapsed().as_secs_f64());
         Ok(r)
     }
 

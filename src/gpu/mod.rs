@@ -5,8 +5,9 @@
 //! Why not dfdx's CUDA tensors directly: dfdx 0.13 puts its convolution and pooling behind the
 //! `nightly` feature (a nightly compiler), and its CUDA storage is crate-private, so custom ops
 //! cannot reach device memory. The GPU path therefore mirrors the CPU one: the same
-//! [`Model::walk`] over the zoo's DAG, a tape of backward closures, the same initialisation,
-//! loss and optimiser rules, with every tensor on the device.
+//! [`Model::walk`] over the zoo's DAG, the same reverse pass ([`crate::autodiff::Tape`] calling
+//! this backend's backward primitives), the same initialisation, loss and optimiser rules, with
+//! every tensor on the device.
 //!
 //! Per training step the batch (images and labels) goes to the device once; the forward pass,
 //! the loss, the backward pass and the optimiser update run there, and only the per-image losses
@@ -21,6 +22,6 @@ mod kit;
 mod ops;
 mod trainer;
 
-pub use ctx::{GAct, GParam, GStats, GpuCtx, Grads};
+pub use ctx::{GAct, GParam, GStats, GpuCtx};
 pub use kit::{open, Kit};
 pub use trainer::{GpuTrainer, StepResult};

@@ -1,7 +1,8 @@
-//! Every op of the network DAG on the GPU, forward and backward: the [`Backend`] the
-//! interpreter drives.
+//! Every op of the network DAG on the GPU, forward and backward primitives: the [`Backend`]
+//! the interpreter and the tape drive.
 
 use anyhow::{bail, Result};
+use cudarc::driver::CudaSlice;
 
 use super::ctx::{dims_of, GAct, GParam, GStats, GpuCtx};
 use super::kernels::Grid;
@@ -9,20 +10,55 @@ use super::kit::{addr, drv, oom};
 use crate::backend::{Backend, ConvCfg};
 use crate::ops::norm::{BN_EPS, BN_MOMENTUM};
 
+/// What a batch norm keeps on the GPU: its input, the batch statistics it normalised with
+/// (mean in `[0, c)`, `1/√(var + ε)` in `[c, 2c)`), and its mode.
+pub struct GNormSaved {
+    x: GAct,
+    mi: CudaSlice<f32>,
+    relu: bool,
+    train: bool,
+}
+
+/// What a max pooling keeps on the GPU: the arg-max of every window and the output map size.
+pub struct GMaxSaved {
+    arg: CudaSlice<i32>,
+    ho: usize,
+    wo: usize,
+}
+
+/// The per-image losses and hit flags of a cross-entropy, read back after the reverse pass.
+pub struct GLoss {
+    loss: CudaSlice<f32>,
+    hits: CudaSlice<i32>,
+}
+
+type Slot = Option<CudaSlice<f32>>;
+
 impl Backend for GpuCtx<'_> {
     type Act = GAct;
     type Param = GParam;
     type Stats = GStats;
+    type Grad = CudaSlice<f32>;
+    type ConvSaved = GAct;
+    type NormSaved = GNormSaved;
+    type ReluSaved = GAct;
+    type MaxPoolSaved = GMaxSaved;
+    type LinearSaved = GAct;
+    type PendingLoss = GLoss;
 
     fn dims(&self, x: &GAct) -> [usize; 4] {
         x.dims
+    }
+
+    fn records(&self) -> bool {
+        self.record
     }
 
     fn fence(&mut self) -> Result<()> {
         self.kit.sync()
     }
 
-    fn conv2d(&mut self, x: &GAct, w: &GParam, cfg: ConvCfg, x_grad: bool) -> Result<GAct> {
+    fn conv2d(&mut self, x: &GAct, w: &GParam, cfg: ConvCfg) -> Result<(GAct, GAct)> {
         let kit = self.kit;
         let (n, c, h, wd) = dims_of(x);
         if c != cfg.in_ch || w.len != cfg.out_ch * c * cfg.kernel * cfg.kernel {
@@ -58,109 +94,123 @@ impl Backend for GpuCtx<'_> {
             )
         })?;
         drop(col);
-        let y = self.new_act(y, [n, o, ho, wo]);
-        let (xs, wg) = (x.clone(), *w);
+        Ok((self.new_act(y, [n, o, ho, wo]), x.clone()))
+    }
+
+    fn conv2d_backward(
+        &mut self,
+        xs: GAct,
+        w: &GParam,
+        cfg: ConvCfg,
+        dy_buf: CudaSlice<f32>,
+        dx: Option<&mut Slot>,
+    ) -> Result<()> {
+        let kit = self.kit;
+        let (n, c, h, wd) = dims_of(&xs);
+        let (ho, wo) = (cfg.out_size(h), cfg.out_size(wd));
+        let (hw, ckk, o, k) = (ho * wo, c * cfg.kernel * cfg.kernel, cfg.out_ch, cfg.kernel);
+        let pointwise = cfg.is_pointwise();
+        let (s_, p_) = (cfg.stride, cfg.padding);
+        let wa = self.param(w);
         // A narrowing stride-1 layer takes its input gradient as a convolution of dy with the
         // flipped kernel (padding k−1−p): columns of o·k² rows instead of c·k², and no col2im.
         let transposed = cfg.input_grad_by_transposed_conv();
-        self.backward("conv2d.backward", &y, move |kit, g, dy| {
-            // dW = Σ_b dy_b[o, hw] · cols_bᵀ: per image into `parts`, then summed.
-            kit.timed("conv2d.backward.weights", || {
-                let col = if pointwise {
-                    None
-                } else {
-                    Some(kit.im2col(xs.addr(), [n, c, h, wd], k, s_, p_, [ho, wo])?)
-                };
-                let cols = col.as_ref().map_or(xs.addr(), addr);
-                let parts = kit.alloc(n * o * ckk)?;
+        let dy = addr(&dy_buf);
+        // dW = Σ_b dy_b[o, hw] · cols_bᵀ: per image into `parts`, then summed.
+        kit.timed("conv2d.backward.weights", || {
+            let col = if pointwise {
+                None
+            } else {
+                Some(kit.im2col(xs.addr(), [n, c, h, wd], k, s_, p_, [ho, wo])?)
+            };
+            let cols = col.as_ref().map_or(xs.addr(), addr);
+            let parts = kit.alloc(n * o * ckk)?;
+            kit.gemm(
+                (false, true),
+                (o, ckk, hw),
+                (dy, hw, o * hw),
+                (cols, hw, ckk * hw),
+                (addr(&parts), ckk, o * ckk),
+                0.0,
+                n,
+            )?;
+            kit.kernels().sum_batches_add(
+                Grid::Elems(o * ckk),
+                addr(&parts),
+                self.param_grad(w),
+                n as i32,
+                (o * ckk) as i32,
+            )
+        })?;
+        let Some(dx) = dx else {
+            return Ok(());
+        };
+        let gx = self.slot(dx, xs.len())?;
+        kit.timed("conv2d.backward.input", || {
+            if pointwise {
+                // dx_b[c, hw] += Wᵀ[c, o] · dy_b[o, hw]
                 kit.gemm(
-                    (false, true),
-                    (o, ckk, hw),
+                    (true, false),
+                    (c, hw, o),
+                    (wa, c, 0),
                     (dy, hw, o * hw),
-                    (cols, hw, ckk * hw),
-                    (addr(&parts), ckk, o * ckk),
+                    (gx, hw, c * hw),
+                    1.0,
+                    n,
+                )
+            } else if transposed {
+                let (okk, ihw) = (o * k * k, h * wd);
+                let wf = kit.alloc(c * okk)?;
+                kit.kernels().flip_weights(
+                    Grid::Elems(c * okk),
+                    wa,
+                    addr(&wf),
+                    o as i32,
+                    c as i32,
+                    k as i32,
+                )?;
+                let col = kit.im2col(dy, [n, o, ho, wo], k, 1, k - 1 - p_, [h, wd])?;
+                // dx_b[c, hw] += W̃[c, o·k²] · col(dy)_b[o·k², hw]
+                kit.gemm(
+                    (false, false),
+                    (c, ihw, okk),
+                    (addr(&wf), okk, 0),
+                    (addr(&col), ihw, okk * ihw),
+                    (gx, ihw, c * ihw),
+                    1.0,
+                    n,
+                )
+            } else {
+                let dcol = kit.alloc(n * ckk * hw)?;
+                kit.gemm(
+                    (true, false),
+                    (ckk, hw, o),
+                    (wa, ckk, 0),
+                    (dy, hw, o * hw),
+                    (addr(&dcol), hw, ckk * hw),
                     0.0,
                     n,
                 )?;
-                kit.kernels().sum_batches_add(
-                    Grid::Elems(o * ckk),
-                    addr(&parts),
-                    g.param(wg),
-                    n as i32,
-                    (o * ckk) as i32,
+                let g = [h, wd, k, s_, p_, ho, wo].map(|v| v as i32);
+                kit.kernels().col2im_add(
+                    Grid::Planes {
+                        planes: n * c,
+                        inner: h * wd,
+                        taps: 1,
+                    },
+                    addr(&dcol),
+                    gx,
+                    g[0],
+                    g[1],
+                    g[2],
+                    g[3],
+                    g[4],
+                    g[5],
+                    g[6],
+                    (n * c) as i64,
                 )
-            })?;
-            if !x_grad {
-                return Ok(());
             }
-            let gx = g.acc(kit, xs.id, xs.len())?;
-            kit.timed("conv2d.backward.input", || {
-                if pointwise {
-                    // dx_b[c, hw] += Wᵀ[c, o] · dy_b[o, hw]
-                    kit.gemm(
-                        (true, false),
-                        (c, hw, o),
-                        (wa, c, 0),
-                        (dy, hw, o * hw),
-                        (gx, hw, c * hw),
-                        1.0,
-                        n,
-                    )
-                } else if transposed {
-                    let (okk, ihw) = (o * k * k, h * wd);
-                    let wf = kit.alloc(c * okk)?;
-                    kit.kernels().flip_weights(
-                        Grid::Elems(c * okk),
-                        wa,
-                        addr(&wf),
-                        o as i32,
-                        c as i32,
-                        k as i32,
-                    )?;
-                    let col = kit.im2col(dy, [n, o, ho, wo], k, 1, k - 1 - p_, [h, wd])?;
-                    // dx_b[c, hw] += W̃[c, o·k²] · col(dy)_b[o·k², hw]
-                    kit.gemm(
-                        (false, false),
-                        (c, ihw, okk),
-                        (addr(&wf), okk, 0),
-                        (addr(&col), ihw, okk * ihw),
-                        (gx, ihw, c * ihw),
-                        1.0,
-                        n,
-                    )
-                } else {
-                    let dcol = kit.alloc(n * ckk * hw)?;
-                    kit.gemm(
-                        (true, false),
-                        (ckk, hw, o),
-                        (wa, ckk, 0),
-                        (dy, hw, o * hw),
-                        (addr(&dcol), hw, ckk * hw),
-                        0.0,
-                        n,
-                    )?;
-                    let g = [h, wd, k, s_, p_, ho, wo].map(|v| v as i32);
-                    kit.kernels().col2im_add(
-                        Grid::Planes {
-                            planes: n * c,
-                            inner: h * wd,
-                            taps: 1,
-                        },
-                        addr(&dcol),
-                        gx,
-                        g[0],
-                        g[1],
-                        g[2],
-                        g[3],
-                        g[4],
-                        g[5],
-                        g[6],
-                        (n * c) as i64,
-                    )
-                }
-            })
-        });
-        Ok(y)
+        })
     }
 
     fn batch_norm(
@@ -170,7 +220,7 @@ impl Backend for GpuCtx<'_> {
         beta: &GParam,
         stats: &mut GStats,
         relu: bool,
-    ) -> Result<GAct> {
+    ) -> Result<(GAct, GNormSaved)> {
         let kit = self.kit;
         let (n, c, h, w) = dims_of(x);
         let (hw, total) = (h * w, x.len());
@@ -217,64 +267,93 @@ impl Backend for GpuCtx<'_> {
             (n * c) as i64,
             relu as i32,
         )?;
-        let y = self.new_act(y, [n, c, h, w]);
-        let (xs, gp, bp) = (x.clone(), *gamma, *beta);
-        let flags = relu as i32 | (self.train as i32) << 1;
-        self.backward("batch_norm.backward", &y, move |kit, g, dy| {
-            let sums = kit.alloc(2 * c)?;
-            let (dg, db) = (g.param(gp), g.param(bp));
-            kit.kernels().bn_backward_sums(
-                Grid::Blocks(c as u32),
-                dy,
-                xs.addr(),
-                addr(&mi),
-                ga,
-                ba,
-                addr(&sums),
-                dg,
-                db,
-                n as i32,
-                c as i32,
-                hw as i32,
-                relu as i32,
-            )?;
-            let gx = g.acc(kit, xs.id, total)?;
-            kit.kernels().bn_backward_apply(
-                Grid::Planes {
-                    planes: n * c,
-                    inner: hw,
-                    taps: 1,
-                },
-                dy,
-                xs.addr(),
-                addr(&mi),
-                ga,
-                ba,
-                addr(&sums),
-                gx,
-                c as i32,
-                hw as i32,
-                (n * c) as i64,
-                flags,
-            )
-        });
-        Ok(y)
+        let saved = GNormSaved {
+            x: x.clone(),
+            mi,
+            relu,
+            train: self.train,
+        };
+        Ok((self.new_act(y, [n, c, h, w]), saved))
     }
 
-    fn relu(&mut self, x: &GAct) -> Result<GAct> {
+    fn batch_norm_backward(
+        &mut self,
+        saved: GNormSaved,
+        gamma: &GParam,
+        beta: &GParam,
+        dy_buf: CudaSlice<f32>,
+        dx: &mut Slot,
+    ) -> Result<()> {
+        let kit = self.kit;
+        let GNormSaved {
+            x: xs,
+            mi,
+            relu,
+            train,
+        } = saved;
+        let (n, c, h, w) = dims_of(&xs);
+        let (hw, total) = (h * w, xs.len());
+        let (ga, ba) = (self.param(gamma), self.param(beta));
+        let flags = relu as i32 | (train as i32) << 1;
+        let dy = addr(&dy_buf);
+        let sums = kit.alloc(2 * c)?;
+        let (dg, db) = (self.param_grad(gamma), self.param_grad(beta));
+        kit.kernels().bn_backward_sums(
+            Grid::Blocks(c as u32),
+            dy,
+            xs.addr(),
+            addr(&mi),
+            ga,
+            ba,
+            addr(&sums),
+            dg,
+            db,
+            n as i32,
+            c as i32,
+            hw as i32,
+            relu as i32,
+        )?;
+        let gx = self.slot(dx, total)?;
+        kit.kernels().bn_backward_apply(
+            Grid::Planes {
+                planes: n * c,
+                inner: hw,
+                taps: 1,
+            },
+            dy,
+            xs.addr(),
+            addr(&mi),
+            ga,
+            ba,
+            addr(&sums),
+            gx,
+            c as i32,
+            hw as i32,
+            (n * c) as i64,
+            flags,
+        )
+    }
+
+    fn relu(&mut self, x: &GAct) -> Result<(GAct, GAct)> {
         let kit = self.kit;
         let total = x.len();
         let y = kit.alloc(total)?;
         kit.kernels()
             .relu_fwd(Grid::Elems(total), x.addr(), addr(&y), total as i64)?;
         let y = self.new_act(y, x.dims);
-        let (xid, ys) = (x.id, y.clone());
-        self.backward("relu.backward", &y, move |kit, g, dy| {
-            let gx = g.acc(kit, xid, total)?;
-            kit.kernels()
-                .relu_bwd(Grid::Elems(total), dy, ys.addr(), gx, total as i64)
-        });
-        Ok(y)
+        Ok((y.clone(), y))
+    }
+
+    fn relu_backward(&mut self, ys: GAct, dy_buf: CudaSlice<f32>, dx: &mut Slot) -> Result<()> {
+        let total = ys.len();
+        let gx = self.slot(dx, total)?;
+        self.kit.kernels().relu_bwd(
+            Grid::Elems(total),
+            addr(&dy_buf),
+            ys.addr(),
+            gx,
+            total as i64,
+        )
     }
 
     fn concat(&mut self, xs: &[&GAct]) -> Result<GAct> {
@@ -289,7 +368,6 @@ impl Backend for GpuCtx<'_> {
         let ctot: usize = xs.iter().map(|x| x.dims[1]).sum();
         let hw = h * w;
         let y = kit.alloc(n * ctot * hw)?;
-        let mut parts = Vec::new();
         let mut off = 0;
         for x in xs {
             let cs = x.dims[1];
@@ -307,31 +385,36 @@ impl Backend for GpuCtx<'_> {
                 hw as i32,
                 (n * cs) as i64,
             )?;
-            parts.push((x.id, cs, off));
             off += cs;
         }
-        let y = self.new_act(y, [n, ctot, h, w]);
-        self.backward("concat.backward", &y, move |kit, g, dy| {
-            for (id, cs, off) in parts {
-                let gx = g.acc(kit, id, n * cs * hw)?;
-                kit.kernels().slice_channels_add(
-                    Grid::Planes {
-                        planes: n * cs,
-                        inner: hw,
-                        taps: 1,
-                    },
-                    dy,
-                    gx,
-                    cs as i32,
-                    ctot as i32,
-                    off as i32,
-                    hw as i32,
-                    (n * cs) as i64,
-                )?;
-            }
-            Ok(())
-        });
-        Ok(y)
+        Ok(self.new_act(y, [n, ctot, h, w]))
+    }
+
+    fn concat_backward(
+        &mut self,
+        dy: &CudaSlice<f32>,
+        y: [usize; 4],
+        offset: usize,
+        x: [usize; 4],
+        dx: &mut Slot,
+    ) -> Result<()> {
+        let [n, cs, h, w] = x;
+        let (hw, ctot) = (h * w, y[1]);
+        let gx = self.slot(dx, n * cs * hw)?;
+        self.kit.kernels().slice_channels_add(
+            Grid::Planes {
+                planes: n * cs,
+                inner: hw,
+                taps: 1,
+            },
+            addr(dy),
+            gx,
+            cs as i32,
+            ctot as i32,
+            offset as i32,
+            hw as i32,
+            (n * cs) as i64,
+        )
     }
 
     fn sum(&mut self, xs: &[&GAct]) -> Result<GAct> {
@@ -346,17 +429,15 @@ impl Backend for GpuCtx<'_> {
             kit.kernels()
                 .add_into(Grid::Elems(total), x.addr(), addr(&y), total as i64)?;
         }
-        let y = self.new_act(y, xs[0].dims);
-        let ids: Vec<usize> = xs.iter().map(|x| x.id).collect();
-        self.backward("sum.backward", &y, move |kit, g, dy| {
-            for id in ids {
-                let gx = g.acc(kit, id, total)?;
-                kit.kernels()
-                    .add_into(Grid::Elems(total), dy, gx, total as i64)?;
-            }
-            Ok(())
-        });
-        Ok(y)
+        Ok(self.new_act(y, xs[0].dims))
+    }
+
+    fn accumulate(&mut self, g: &CudaSlice<f32>, dims: [usize; 4], dx: &mut Slot) -> Result<()> {
+        let total: usize = dims.iter().product();
+        let gx = self.slot(dx, total)?;
+        self.kit
+            .kernels()
+            .add_into(Grid::Elems(total), addr(g), gx, total as i64)
     }
 
     fn shortcut_a(&mut self, x: &GAct, stride: usize, out_ch: usize) -> Result<GAct> {
@@ -384,26 +465,37 @@ impl Backend for GpuCtx<'_> {
             a7,
             a8,
         )?;
-        let y = self.new_act(y, [n, out_ch, ho, wo]);
-        let (xid, xlen) = (x.id, x.len());
-        self.backward("shortcut_a.backward", &y, move |kit, g, dy| {
-            let gx = g.acc(kit, xid, xlen)?;
-            kit.kernels().shortcut_bwd(
-                Grid::Elems(n * c * ho * wo),
-                dy,
-                gx,
-                a0,
-                a1,
-                a2,
-                a3,
-                a4,
-                a5,
-                a6,
-                a7,
-                a8,
-            )
-        });
-        Ok(y)
+        Ok(self.new_act(y, [n, out_ch, ho, wo]))
+    }
+
+    fn shortcut_a_backward(
+        &mut self,
+        dy_buf: CudaSlice<f32>,
+        x: [usize; 4],
+        stride: usize,
+        out_ch: usize,
+        dx: &mut Slot,
+    ) -> Result<()> {
+        let [n, c, h, w] = x;
+        let (ho, wo) = (h.div_ceil(stride), w.div_ceil(stride));
+        let before = (out_ch - c) / 2;
+        let [a0, a1, a2, a3, a4, a5, a6, a7, a8] =
+            [n, c, h, w, out_ch, before, stride, ho, wo].map(|v| v as i32);
+        let gx = self.slot(dx, n * c * h * w)?;
+        self.kit.kernels().shortcut_bwd(
+            Grid::Elems(n * c * ho * wo),
+            addr(&dy_buf),
+            gx,
+            a0,
+            a1,
+            a2,
+            a3,
+            a4,
+            a5,
+            a6,
+            a7,
+            a8,
+        )
     }
 
     fn avg_pool(&mut self, x: &GAct, kernel: usize, stride: usize) -> Result<GAct> {
@@ -429,17 +521,44 @@ impl Backend for GpuCtx<'_> {
             a4,
             a5,
         )?;
-        let y = self.new_act(y, [n, c, ho, wo]);
-        let (xid, xlen) = (x.id, x.len());
-        self.backward("avg_pool.backward", &y, move |kit, g, dy| {
-            let gx = g.acc(kit, xid, xlen)?;
-            kit.kernels()
-                .avg_pool_bwd(Grid::Elems(xlen), dy, gx, planes, a0, a1, a2, a3, a4, a5)
-        });
-        Ok(y)
+        Ok(self.new_act(y, [n, c, ho, wo]))
     }
 
-    fn max_pool(&mut self, x: &GAct, kernel: usize, stride: usize, padding: usize) -> Result<GAct> {
+    fn avg_pool_backward(
+        &mut self,
+        dy_buf: CudaSlice<f32>,
+        x: [usize; 4],
+        kernel: usize,
+        stride: usize,
+        dx: &mut Slot,
+    ) -> Result<()> {
+        let [n, c, h, w] = x;
+        let (ho, wo) = ((h - kernel) / stride + 1, (w - kernel) / stride + 1);
+        let planes = (n * c) as i64;
+        let [a0, a1, a2, a3, a4, a5] = [h, w, kernel, stride, ho, wo].map(|v| v as i32);
+        let xlen = n * c * h * w;
+        let gx = self.slot(dx, xlen)?;
+        self.kit.kernels().avg_pool_bwd(
+            Grid::Elems(xlen),
+            addr(&dy_buf),
+            gx,
+            planes,
+            a0,
+            a1,
+            a2,
+            a3,
+            a4,
+            a5,
+        )
+    }
+
+    fn max_pool(
+        &mut self,
+        x: &GAct,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+    ) -> Result<(GAct, GMaxSaved)> {
         let kit = self.kit;
         let (n, c, h, w) = dims_of(x);
         let ho = (h + 2 * padding - kernel) / stride + 1;
@@ -463,23 +582,31 @@ impl Backend for GpuCtx<'_> {
             ho as i32,
             wo as i32,
         )?;
-        let y = self.new_act(y, [n, c, ho, wo]);
-        let (xid, xlen) = (x.id, x.len());
-        self.backward("max_pool.backward", &y, move |kit, g, dy| {
-            let gx = g.acc(kit, xid, xlen)?;
-            kit.kernels().max_pool_bwd(
-                Grid::Elems(out),
-                dy,
-                addr(&arg),
-                gx,
-                planes,
-                h as i32,
-                w as i32,
-                ho as i32,
-                wo as i32,
-            )
-        });
-        Ok(y)
+        Ok((self.new_act(y, [n, c, ho, wo]), GMaxSaved { arg, ho, wo }))
+    }
+
+    fn max_pool_backward(
+        &mut self,
+        saved: GMaxSaved,
+        dy_buf: CudaSlice<f32>,
+        x: [usize; 4],
+        dx: &mut Slot,
+    ) -> Result<()> {
+        let [n, c, h, w] = x;
+        let GMaxSaved { arg, ho, wo } = saved;
+        let out = n * c * ho * wo;
+        let gx = self.slot(dx, n * c * h * w)?;
+        self.kit.kernels().max_pool_bwd(
+            Grid::Elems(out),
+            addr(&dy_buf),
+            addr(&arg),
+            gx,
+            (n * c) as i64,
+            h as i32,
+            w as i32,
+            ho as i32,
+            wo as i32,
+        )
     }
 
     fn global_avg_pool(&mut self, x: &GAct) -> Result<GAct> {
@@ -493,17 +620,34 @@ impl Backend for GpuCtx<'_> {
             addr(&y),
             hw as i32,
         )?;
-        let y = self.new_act(y, [n, c, 1, 1]);
-        let (xid, xlen) = (x.id, x.len());
-        self.backward("global_avg_pool.backward", &y, move |kit, g, dy| {
-            let gx = g.acc(kit, xid, xlen)?;
-            kit.kernels()
-                .global_avg_bwd(Grid::Elems(xlen), dy, gx, (n * c) as i64, hw as i32)
-        });
-        Ok(y)
+        Ok(self.new_act(y, [n, c, 1, 1]))
     }
 
-    fn linear(&mut self, x: &GAct, w: &GParam, bias: &GParam, out_features: usize) -> Result<GAct> {
+    fn global_avg_pool_backward(
+        &mut self,
+        dy_buf: CudaSlice<f32>,
+        x: [usize; 4],
+        dx: &mut Slot,
+    ) -> Result<()> {
+        let [n, c, h, w] = x;
+        let xlen = n * c * h * w;
+        let gx = self.slot(dx, xlen)?;
+        self.kit.kernels().global_avg_bwd(
+            Grid::Elems(xlen),
+            addr(&dy_buf),
+            gx,
+            (n * c) as i64,
+            (h * w) as i32,
+        )
+    }
+
+    fn linear(
+        &mut self,
+        x: &GAct,
+        w: &GParam,
+        bias: &GParam,
+        out_features: usize,
+    ) -> Result<(GAct, GAct)> {
         let kit = self.kit;
         let n = x.dims[0];
         let inf = x.len() / n;
@@ -532,37 +676,91 @@ impl Backend for GpuCtx<'_> {
             n as i32,
             out_features as i32,
         )?;
-        let y = self.new_act(y, [n, out_features, 1, 1]);
-        let (xs, wp, bp) = (x.clone(), *w, *bias);
-        self.backward("linear.backward", &y, move |kit, g, dy| {
-            // dW[out, in] += dyᵀ · x; dx[n, in] += dy · W; db += Σ_n dy.
-            kit.gemm(
-                (true, false),
-                (out_features, inf, n),
-                (dy, out_features, 0),
-                (xs.addr(), inf, 0),
-                (g.param(wp), inf, 0),
-                1.0,
-                1,
-            )?;
-            let gx = g.acc(kit, xs.id, xs.len())?;
-            kit.gemm(
-                (false, false),
-                (n, inf, out_features),
-                (dy, out_features, 0),
-                (wa, inf, 0),
-                (gx, inf, 0),
-                1.0,
-                1,
-            )?;
-            kit.kernels().bias_grad(
-                Grid::Elems(out_features),
-                dy,
-                g.param(bp),
-                n as i32,
-                out_features as i32,
-            )
-        });
-        Ok(y)
+        Ok((self.new_act(y, [n, out_features, 1, 1]), x.clone()))
+    }
+
+    fn linear_backward(
+        &mut self,
+        xs: GAct,
+        w: &GParam,
+        bias: &GParam,
+        dy_buf: CudaSlice<f32>,
+        dx: &mut Slot,
+    ) -> Result<()> {
+        let kit = self.kit;
+        let (n, out_features) = (xs.dims[0], bias.len);
+        let inf = xs.len() / n;
+        let wa = self.param(w);
+        let dy = addr(&dy_buf);
+        // dW[out, in] += dyᵀ · x; dx[n, in] += dy · W; db += Σ_n dy.
+        kit.gemm(
+            (true, false),
+            (out_features, inf, n),
+            (dy, out_features, 0),
+            (xs.addr(), inf, 0),
+            (self.param_grad(w), inf, 0),
+            1.0,
+            1,
+        )?;
+        let gx = self.slot(dx, xs.len())?;
+        kit.gemm(
+            (false, false),
+            (n, inf, out_features),
+            (dy, out_features, 0),
+            (wa, inf, 0),
+            (gx, inf, 0),
+            1.0,
+            1,
+        )?;
+        kit.kernels().bias_grad(
+            Grid::Elems(out_features),
+            dy,
+            self.param_grad(bias),
+            n as i32,
+            out_features as i32,
+        )
+    }
+
+    fn cross_entropy(
+        &mut self,
+        logits: &GAct,
+        labels: &[u8],
+    ) -> Result<(Option<CudaSlice<f32>>, GLoss)> {
+        let kit = self.kit;
+        let [n, classes, h, w] = logits.dims;
+        if n != labels.len() || h * w != 1 {
+            bail!(
+                "logits are {n}×{classes}×{h}×{w}, expected {}×classes×1×1",
+                labels.len()
+            );
+        }
+        if let Some(&l) = labels.iter().find(|&&l| l as usize >= classes) {
+            bail!("label {l} is not below the network's {classes} classes");
+        }
+        let lab: Vec<i32> = labels.iter().map(|&l| l as i32).collect();
+        let labd = kit.dev.htod_sync_copy(&lab).map_err(drv)?;
+        let loss = kit.alloc(n)?;
+        let dz = kit.alloc(n * classes)?;
+        // SAFETY: uninitialised memory; softmax_xent writes every image's hit flag before the
+        // copy back.
+        let hits = unsafe { kit.dev.alloc::<i32>(n) }.map_err(drv)?;
+        kit.kernels().softmax_xent(
+            Grid::Elems(n),
+            logits.addr(),
+            addr(&labd),
+            addr(&loss),
+            addr(&dz),
+            addr(&hits),
+            n as i32,
+            classes as i32,
+        )?;
+        Ok((self.record.then_some(dz), GLoss { loss, hits }))
+    }
+
+    fn read_loss(&mut self, l: GLoss) -> Result<(f64, usize)> {
+        let losses = self.kit.download(&l.loss)?;
+        let hits = self.kit.dev.dtoh_sync_copy(&l.hits).map_err(drv)?;
+        let mean = losses.iter().map(|&v| v as f64).sum::<f64>() / losses.len().max(1) as f64;
+        Ok((mean, hits.iter().filter(|&&h| h != 0).count()))
     }
 }

@@ -3,10 +3,9 @@
 
 use anyhow::{bail, Result};
 use cudarc::driver::CudaSlice;
-use std::collections::HashMap;
 use std::rc::Rc;
 
-use super::ctx::{GParam, GStats, GpuCtx, Grads};
+use super::ctx::{GParam, GStats, GpuCtx};
 use super::kernels::Grid;
 use super::kit::{addr, drv, Kit};
 use crate::model::Model;
@@ -127,49 +126,21 @@ impl GpuTrainer {
         if x.len() != n * s.c * s.h * s.w {
             bail!("batch of {} values is not {n} images of {}", x.len(), s);
         }
-        let classes = model.net.classes();
         let kit: &Kit = &self.kit;
         let xd = kit.upload(x)?;
-        let lab: Vec<i32> = labels.iter().map(|&l| l as i32).collect();
-        let labd = kit.dev.htod_sync_copy(&lab).map_err(drv)?;
-        let mut ctx = GpuCtx::new(kit, addr(&self.params), train, train);
-        let input = ctx.new_act(xd, [n, s.c, s.h, s.w]);
-        let logits = model.walk(&mut ctx, input, &self.handles, &mut self.stats)?;
-        if logits.len() != n * classes {
-            bail!("the network's output is not {n}×{classes}");
+        if train {
+            kit.dev.memset_zeros(&mut self.grads).map_err(drv)?;
         }
-        let loss = kit.alloc(n)?;
-        let dz = kit.alloc(n * classes)?;
-        // SAFETY: uninitialised memory; softmax_xent writes every image's hit flag before the copy back.
-        let hits = unsafe { kit.dev.alloc::<i32>(n) }.map_err(drv)?;
-        kit.kernels().softmax_xent(
-            Grid::Elems(n),
-            logits.addr(),
-            addr(&labd),
-            addr(&loss),
-            addr(&dz),
-            addr(&hits),
-            n as i32,
-            classes as i32,
-        )?;
+        let mut ctx = GpuCtx::new(kit, addr(&self.params), addr(&self.grads), train, train);
+        let input = ctx.new_act(xd, [n, s.c, s.h, s.w]);
+        let (logits, loss, correct) =
+            model.pass(&mut ctx, input, labels, &self.handles, &mut self.stats)?;
         let lv = if want_logits {
             kit.download(&logits.buf)?
         } else {
             Vec::new()
         };
-        if train {
-            kit.dev.memset_zeros(&mut self.grads).map_err(drv)?;
-            let mut g = Grads {
-                acts: HashMap::from([(logits.id, dz)]),
-                params: addr(&self.grads),
-            };
-            drop(logits);
-            ctx.run_backward(&mut g)?;
-        }
-        let losses = kit.download(&loss)?;
-        let hits = kit.dev.dtoh_sync_copy(&hits).map_err(drv)?;
-        let mean = losses.iter().map(|&l| l as f64).sum::<f64>() / n as f64;
-        Ok((mean, hits.iter().filter(|&&h| h != 0).count(), lv))
+        Ok((loss, correct, lv))
     }
 
     /// The parameter gradients of the last training step, per parameter (for checks).

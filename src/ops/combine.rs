@@ -6,10 +6,10 @@
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
-use super::{add_grad, dims, read, take_grad, Act, Ctx, Ghost, Real};
+use super::{accumulate, accumulate_from, dims, read, Act, Ctx, Elem};
 
 /// Concatenate along channels, in order.
-pub fn concat<E: Real>(ctx: &mut Ctx<E>, xs: &[&Act<E>]) -> Act<E>
+pub fn concat<E: Elem>(ctx: &mut Ctx<E>, xs: &[&Act<E>]) -> Act<E>
 where
     Cpu: Device<E>,
 {
@@ -32,30 +32,41 @@ where
             out.extend_from_slice(&v[i * cx * hw..(i + 1) * cx * hw]);
         }
     }
-    let out = ctx.act(out, [n, total, h, w]);
-    if ctx.record {
-        let refs: Vec<Ghost<E>> = xs.iter().map(|x| Ghost::of(*x)).collect();
-        let ro = Ghost::of(&out);
-        ctx.backward("concat.backward", move |grads| {
-            let gy = take_grad(grads, &ro)?;
-            let mut off = 0;
-            for (r, &cx) in refs.iter().zip(&chans) {
-                let mut g = vec![E::zero(); n * cx * hw];
-                for i in 0..n {
-                    g[i * cx * hw..][..cx * hw]
-                        .copy_from_slice(&gy[(i * total + off) * hw..][..cx * hw]);
-                }
-                add_grad(grads, r, &g)?;
-                off += cx;
+    ctx.act(out, [n, total, h, w])
+}
+
+/// `dx += gy[:, offset .. offset + C]` for an input `x` (`N×C×H×W`) of a concatenation whose
+/// output has dimensions `y`.
+pub fn concat_backward<E: Elem>(
+    gy: &[E],
+    y: [usize; 4],
+    offset: usize,
+    x: [usize; 4],
+    dx: &mut Option<Vec<E>>,
+) {
+    let [n, cx, h, w] = x;
+    let (hw, total) = (h * w, y[1]);
+    let rows = (0..n).map(|i| &gy[(i * total + offset) * hw..][..cx * hw]);
+    match dx {
+        None => {
+            let mut g = Vec::with_capacity(n * cx * hw);
+            for r in rows {
+                g.extend_from_slice(r);
             }
-            Ok(())
-        });
+            *dx = Some(g);
+        }
+        Some(d) => {
+            for (dst, r) in d.chunks_mut(cx * hw).zip(rows) {
+                for (a, &b) in dst.iter_mut().zip(r) {
+                    *a += b;
+                }
+            }
+        }
     }
-    out
 }
 
 /// Element-wise sum of same-shaped inputs.
-pub fn sum<E: Real>(ctx: &mut Ctx<E>, xs: &[&Act<E>]) -> Act<E>
+pub fn sum<E: Elem>(ctx: &mut Ctx<E>, xs: &[&Act<E>]) -> Act<E>
 where
     Cpu: Device<E>,
 {
@@ -67,23 +78,14 @@ where
             *a += b;
         }
     }
-    let out = ctx.act(out, d);
-    if ctx.record {
-        let refs: Vec<Ghost<E>> = xs.iter().map(|x| Ghost::of(*x)).collect();
-        let ro = Ghost::of(&out);
-        ctx.backward("sum.backward", move |grads| {
-            let gy = take_grad(grads, &ro)?;
-            for r in &refs {
-                add_grad(grads, r, &gy)?;
-            }
-            Ok(())
-        });
-    }
-    out
+    ctx.act(out, d)
 }
 
+/// What a ReLU keeps: where it was active (empty when not recording).
+pub struct ReluSaved(Vec<bool>);
+
 /// `max(x, 0)`.
-pub fn relu<E: Real>(ctx: &mut Ctx<E>, x: &Act<E>) -> Act<E>
+pub fn relu<E: Elem>(ctx: &mut Ctx<E>, x: &Act<E>) -> (Act<E>, ReluSaved)
 where
     Cpu: Device<E>,
 {
@@ -100,38 +102,39 @@ where
     } else {
         Vec::new()
     };
-    let out = ctx.act(v, dims(x));
-    if ctx.record {
-        let (rx, ro) = (Ghost::of(x), Ghost::of(&out));
-        ctx.backward("relu.backward", move |grads| {
-            let mut g = take_grad(grads, &ro)?;
-            g.par_chunks_mut(1 << 15)
-                .zip(mask.par_chunks(1 << 15))
-                .for_each(|(gs, ms)| {
-                    for (d, &m) in gs.iter_mut().zip(ms) {
-                        if !m {
-                            *d = E::zero();
-                        }
-                    }
-                });
-            add_grad(grads, &rx, &g)
+    (ctx.act(v, dims(x)), ReluSaved(mask))
+}
+
+/// `dx += g` where the ReLU was active (the output gradient's buffer is reused).
+pub fn relu_backward<E: Elem>(saved: ReluSaved, mut g: Vec<E>, dx: &mut Option<Vec<E>>) {
+    let mask = saved.0;
+    g.par_chunks_mut(1 << 15)
+        .zip(mask.par_chunks(1 << 15))
+        .for_each(|(gs, ms)| {
+            for (d, &m) in gs.iter_mut().zip(ms) {
+                if !m {
+                    *d = E::zero();
+                }
+            }
         });
-    }
-    out
+    accumulate(dx, g);
+}
+
+/// `dx += g` (the backward of a sum, for each of its inputs).
+pub fn sum_backward<E: Elem>(g: &[E], dx: &mut Option<Vec<E>>) {
+    accumulate_from(dx, g);
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::ops::testutil::*;
+
+    use sparsenet_net::Op;
 
     #[test]
     fn concat_sum_relu_gradients() {
-        let dev = Cpu::default();
         let av = rand_vec(2 * 2 * 2, 1);
         let bv = rand_vec(2 * 3 * 2 * 2, 2);
-        let a: Act<f64> = dev.tensor_from_vec(av.clone(), (2, 1, 2, 2));
-        let b: Act<f64> = dev.tensor_from_vec(bv.clone(), (2, 3, 2, 2));
         let cat_ref = |a: &[f64], b: &[f64]| -> Vec<f64> {
             (0..2)
                 .flat_map(|i| {
@@ -143,40 +146,37 @@ mod tests {
                 })
                 .collect()
         };
-        let mut ctx = Ctx::new(&dev, true, false);
-        assert_eq!(read(&concat(&mut ctx, &[&a, &b])), cat_ref(&av, &bv));
-        let r = rand_vec(32, 3);
-        let (ac, bc) = (a.clone(), b.clone());
-        // relu(concat(a, b)) checks both ops' backward together.
-        let g = analytic_grads(
-            &dev,
-            |ctx| {
-                let c = concat(ctx, &[&a, &b]);
-                relu(ctx, &c)
-            },
-            &r,
-            &[&|gr| gr.get(&ac).as_vec(), &|gr| gr.get(&bc).as_vec()],
-        );
-        let f = |a: &[f64], b: &[f64]| {
-            weighted_sum(
-                &cat_ref(a, b).iter().map(|v| v.max(0.0)).collect::<Vec<_>>(),
-                &r,
-            )
-        };
-        assert!(rel_err(&g[0], &numeric_grad(&av, |v| f(v, &bv))) < 1e-7);
-        assert!(rel_err(&g[1], &numeric_grad(&bv, |v| f(&av, v))) < 1e-7);
+        let inputs = [(av.clone(), [2, 1, 2, 2]), (bv.clone(), [2, 3, 2, 2])];
+        let run = run_op(&Op::Concat, false, true, &inputs, &[0, 1], &[], None, 3);
+        assert_eq!(run.out, cat_ref(&av, &bv));
+        let r = &run.weights;
+        let f = |a: &[f64], b: &[f64]| weighted_sum(&cat_ref(a, b), r);
+        assert!(rel_err(&run.input_grads[0], &numeric_grad(&av, |v| f(v, &bv))) < 1e-7);
+        assert!(rel_err(&run.input_grads[1], &numeric_grad(&bv, |v| f(&av, v))) < 1e-7);
 
-        let r2 = rand_vec(8, 4);
-        let b2: Act<f64> = dev.tensor_from_vec(av.iter().map(|v| v * 3.0).collect(), (2, 1, 2, 2));
-        let ac = a.clone();
-        let g = analytic_grads(
-            &dev,
-            |ctx| sum(ctx, &[&a, &b2, &a]),
-            &r2,
-            &[&|gr| gr.get(&ac).as_vec()],
-        );
+        // The same tensor in two slots of a concatenation: both slices add into its gradient.
+        let run = run_op(&Op::Concat, false, true, &inputs, &[0, 1, 0], &[], None, 5);
+        let (r, per) = (&run.weights, 4 + 12 + 4);
+        let want: Vec<f64> = (0..2)
+            .flat_map(|i| (0..4).map(move |j| (i, j)))
+            .map(|(i, j)| r[i * per + j] + r[i * per + 16 + j])
+            .collect();
+        assert!(rel_err(&run.input_grads[0], &want) < 1e-12);
+
+        let run = run_op(&Op::Relu, false, true, &inputs[1..], &[0], &[], None, 6);
+        let relu_ref = |b: &[f64]| b.iter().map(|v| v.max(0.0)).collect::<Vec<_>>();
+        assert_eq!(run.out, relu_ref(&bv));
+        let num = numeric_grad(&bv, |v| weighted_sum(&relu_ref(v), &run.weights));
+        assert!(rel_err(&run.input_grads[0], &num) < 1e-7);
+
+        let a3: Vec<f64> = av.iter().map(|v| v * 3.0).collect();
+        let inputs = [(av.clone(), [2, 1, 2, 2]), (a3, [2, 1, 2, 2])];
+        let run = run_op(&Op::Sum, false, true, &inputs, &[0, 1, 0], &[], None, 4);
+        let want_out: Vec<f64> = av.iter().map(|v| 5.0 * v).collect();
+        assert!(rel_err(&run.out, &want_out) < 1e-12);
         // a appears twice in the sum: its gradient is 2·r.
-        let want: Vec<f64> = r2.iter().map(|v| 2.0 * v).collect();
-        assert!(rel_err(&g[0], &want) < 1e-12);
+        let want: Vec<f64> = run.weights.iter().map(|v| 2.0 * v).collect();
+        assert!(rel_err(&run.input_grads[0], &want) < 1e-12);
+        assert!(rel_err(&run.input_grads[1], &run.weights) < 1e-12);
     }
 }

@@ -3,58 +3,70 @@
 use dfdx::prelude::*;
 
 use super::gemm::Gemm;
-use super::{add_grad, dims, read, take_grad, Act, Ctx, Ghost, Param, Real};
+use super::{accumulate, dims, read, Act, Ctx, Elem, Param};
+
+/// What a linear layer keeps: its input, flattened (empty when not recording).
+pub struct LinearSaved<E>(Vec<E>);
 
 /// `y = x·Wᵀ + b` with `x` flattened to `N × (C·H·W)`; output `N×out×1×1`.
-pub fn linear<E: Real>(
+pub fn linear<E: Elem>(
     ctx: &mut Ctx<E>,
     x: &Act<E>,
     w: &Param<E>,
     b: &Param<E>,
     out_features: usize,
-) -> Act<E>
+) -> (Act<E>, LinearSaved<E>)
 where
     Cpu: Device<E>,
 {
     let [n, ch, h, wd] = dims(x);
     let f = ch * h * wd;
-    assert_eq!(w.shape().0, out_features * f, "linear: weight size");
+    assert_eq!(w.data.len(), out_features * f, "linear: weight size");
     let xv = read(x);
-    let wv = read(w);
-    let bv = read(b);
-    let mut out: Vec<E> = (0..n).flat_map(|_| bv.iter().copied()).collect();
+    let mut out: Vec<E> = (0..n).flat_map(|_| b.data.iter().copied()).collect();
     Gemm::new(n, out_features, f)
         .b_transposed()
         .accumulating()
-        .run(&mut out, &xv, &wv);
+        .run(&mut out, &xv, &w.data);
     let out = ctx.act(out, [n, out_features, 1, 1]);
-    if ctx.record {
-        let (rx, rw, rb, ro) = (Ghost::of(x), Ghost::of(w), Ghost::of(b), Ghost::of(&out));
-        ctx.backward("linear.backward", move |grads| {
-            let gy = take_grad(grads, &ro)?;
-            let mut gw = vec![E::zero(); out_features * f];
-            Gemm::new(out_features, f, n)
-                .a_transposed()
-                .run(&mut gw, &gy, &xv);
-            let mut gx = vec![E::zero(); n * f];
-            Gemm::new(n, f, out_features).run(&mut gx, &gy, &wv);
-            let mut gb = vec![E::zero(); out_features];
-            for row in gy.chunks(out_features) {
-                for (a, &d) in gb.iter_mut().zip(row) {
-                    *a += d;
-                }
-            }
-            add_grad(grads, &rx, &gx)?;
-            add_grad(grads, &rw, &gw)?;
-            add_grad(grads, &rb, &gb)
-        });
+    (out, LinearSaved(if ctx.record { xv } else { Vec::new() }))
+}
+
+/// The gradients of the weight and bias (added to theirs) and of the input (accumulated into
+/// `dx`), from the output gradient `gy` (`N × out`).
+pub fn linear_backward<E: Elem>(
+    ctx: &mut Ctx<E>,
+    saved: LinearSaved<E>,
+    w: &Param<E>,
+    b: &Param<E>,
+    gy: Vec<E>,
+    dx: &mut Option<Vec<E>>,
+) where
+    Cpu: Device<E>,
+{
+    let xv = saved.0;
+    let out_features = b.data.len();
+    let n = gy.len() / out_features;
+    let f = xv.len() / n.max(1);
+    let mut gw = vec![E::zero(); out_features * f];
+    Gemm::new(out_features, f, n)
+        .a_transposed()
+        .run(&mut gw, &gy, &xv);
+    let mut gx = vec![E::zero(); n * f];
+    Gemm::new(n, f, out_features).run(&mut gx, &gy, &w.data);
+    let mut gb = vec![E::zero(); out_features];
+    for row in gy.chunks(out_features) {
+        for (a, &d) in gb.iter_mut().zip(row) {
+            *a += d;
+        }
     }
-    out
+    ctx.add_param_grad(w, &gw);
+    ctx.add_param_grad(b, &gb);
+    accumulate(dx, gx);
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::ops::testutil::*;
 
     fn naive(x: &[f64], w: &[f64], b: &[f64], n: usize, f: usize, o: usize) -> Vec<f64> {
@@ -69,32 +81,32 @@ mod tests {
 
     #[test]
     fn forward_and_gradients() {
-        let dev = Cpu::default();
         let (n, f, o) = (3, 2 * 2 * 2, 4);
         let (xv, wv, bv) = (rand_vec(n * f, 1), rand_vec(o * f, 2), rand_vec(o, 3));
-        let x: Act<f64> = dev.tensor_from_vec(xv.clone(), (n, 2, 2, 2));
-        let w: Param<f64> = dev.tensor_from_vec(wv.clone(), (o * f,));
-        let b: Param<f64> = dev.tensor_from_vec(bv.clone(), (o,));
-        let mut ctx = Ctx::new(&dev, true, false);
-        let got = read(&linear(&mut ctx, &x, &w, &b, o));
-        assert!(rel_err(&got, &naive(&xv, &wv, &bv, n, f, o)) < 1e-12);
-        let r = rand_vec(n * o, 4);
-        let (xc, wc, bc) = (x.clone(), w.clone(), b.clone());
-        let g = analytic_grads(
-            &dev,
-            |ctx| linear(ctx, &x, &w, &b, o),
-            &r,
-            &[
-                &|gr| gr.get(&xc).as_vec(),
-                &|gr| gr.get(&wc).as_vec(),
-                &|gr| gr.get(&bc).as_vec(),
-            ],
+        let op = sparsenet_net::Op::Linear {
+            in_features: f,
+            out_features: o,
+        };
+        let run = run_op(
+            &op,
+            false,
+            true,
+            &[(xv.clone(), [n, 2, 2, 2])],
+            &[0],
+            &[wv.clone(), bv.clone()],
+            None,
+            4,
         );
-        let nx = numeric_grad(&xv, |v| weighted_sum(&naive(v, &wv, &bv, n, f, o), &r));
-        let nw = numeric_grad(&wv, |v| weighted_sum(&naive(&xv, v, &bv, n, f, o), &r));
-        let nb = numeric_grad(&bv, |v| weighted_sum(&naive(&xv, &wv, v, n, f, o), &r));
-        assert!(
-            rel_err(&g[0], &nx) < 1e-7 && rel_err(&g[1], &nw) < 1e-7 && rel_err(&g[2], &nb) < 1e-7
+        assert!(rel_err(&run.out, &naive(&xv, &wv, &bv, n, f, o)) < 1e-12);
+        let r = &run.weights;
+        let nx = numeric_grad(&xv, |v| weighted_sum(&naive(v, &wv, &bv, n, f, o), r));
+        let nw = numeric_grad(&wv, |v| weighted_sum(&naive(&xv, v, &bv, n, f, o), r));
+        let nb = numeric_grad(&bv, |v| weighted_sum(&naive(&xv, &wv, v, n, f, o), r));
+        let (gx, gw, gb) = (
+            &run.input_grads[0],
+            &run.param_grads[0],
+            &run.param_grads[1],
         );
+        assert!(rel_err(gx, &nx) < 1e-7 && rel_err(gw, &nw) < 1e-7 && rel_err(gb, &nb) < 1e-7);
     }
 }

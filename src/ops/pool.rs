@@ -3,14 +3,14 @@
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
-use super::{add_grad, c, dims, read, take_grad, Act, Ctx, Ghost, Real};
+use super::{accumulate, c, dims, read, Act, Ctx, Elem};
 
 fn out_size(size: usize, k: usize, s: usize, p: usize) -> usize {
     (size + 2 * p - k) / s + 1
 }
 
 /// Average pooling, `k×k` windows, stride `s`, no padding.
-pub fn avg_pool<E: Real>(ctx: &mut Ctx<E>, x: &Act<E>, k: usize, s: usize) -> Act<E>
+pub fn avg_pool<E: Elem>(ctx: &mut Ctx<E>, x: &Act<E>, k: usize, s: usize) -> Act<E>
 where
     Cpu: Device<E>,
 {
@@ -35,34 +35,46 @@ where
                 }
             }
         });
-    let out = ctx.act(out, [n, ch, ho, wo]);
-    if ctx.record {
-        let (rx, ro) = (Ghost::of(x), Ghost::of(&out));
-        ctx.backward("avg_pool.backward", move |grads| {
-            let gy = take_grad(grads, &ro)?;
-            let mut gx = vec![E::zero(); n * ch * h * w];
-            gx.par_chunks_mut(h * w).enumerate().for_each(|(plane, g)| {
-                let src = &gy[plane * ho * wo..(plane + 1) * ho * wo];
-                for y in 0..ho {
-                    for xo in 0..wo {
-                        let d = src[y * wo + xo] * inv;
-                        for i in 0..k {
-                            for j in 0..k {
-                                let t = &mut g[(y * s + i) * w + xo * s + j];
-                                *t += d;
-                            }
-                        }
+    ctx.act(out, [n, ch, ho, wo])
+}
+
+/// The input gradient of [`avg_pool`] for an input of dimensions `x`.
+pub fn avg_pool_backward<E: Elem>(
+    gy: Vec<E>,
+    x: [usize; 4],
+    k: usize,
+    s: usize,
+    dx: &mut Option<Vec<E>>,
+) {
+    let [n, ch, h, w] = x;
+    let (ho, wo) = (out_size(h, k, s, 0), out_size(w, k, s, 0));
+    let inv = c::<E>(1.0 / (k * k) as f64);
+    let mut gx = vec![E::zero(); n * ch * h * w];
+    gx.par_chunks_mut(h * w).enumerate().for_each(|(plane, g)| {
+        let src = &gy[plane * ho * wo..(plane + 1) * ho * wo];
+        for y in 0..ho {
+            for xo in 0..wo {
+                let d = src[y * wo + xo] * inv;
+                for i in 0..k {
+                    for j in 0..k {
+                        let t = &mut g[(y * s + i) * w + xo * s + j];
+                        *t += d;
                     }
                 }
-            });
-            add_grad(grads, &rx, &gx)
-        });
-    }
-    out
+            }
+        }
+    });
+    accumulate(dx, gx);
 }
 
 /// Max pooling, `k×k` windows, stride `s`, padding `p` (padding never wins).
-pub fn max_pool<E: Real>(ctx: &mut Ctx<E>, x: &Act<E>, k: usize, s: usize, p: usize) -> Act<E>
+pub fn max_pool<E: Elem>(
+    ctx: &mut Ctx<E>,
+    x: &Act<E>,
+    k: usize,
+    s: usize,
+    p: usize,
+) -> (Act<E>, MaxPoolSaved)
 where
     Cpu: Device<E>,
 {
@@ -99,26 +111,36 @@ where
             }
         });
     let out = ctx.act(out, [n, ch, ho, wo]);
-    if ctx.record {
-        let (rx, ro) = (Ghost::of(x), Ghost::of(&out));
-        ctx.backward("max_pool.backward", move |grads| {
-            let gy = take_grad(grads, &ro)?;
-            let mut gx = vec![E::zero(); n * ch * h * w];
-            gx.par_chunks_mut(h * w).enumerate().for_each(|(plane, g)| {
-                for q in 0..ho * wo {
-                    let i = plane * ho * wo + q;
-                    let t = &mut g[arg[i] as usize];
-                    *t += gy[i];
-                }
-            });
-            add_grad(grads, &rx, &gx)
-        });
-    }
-    out
+    (out, MaxPoolSaved(arg))
+}
+
+/// What a max pooling keeps: the arg-max of every window.
+pub struct MaxPoolSaved(Vec<u32>);
+
+/// The input gradient of [`max_pool`] (each window's gradient to its arg-max) for an input of
+/// dimensions `x`.
+pub fn max_pool_backward<E: Elem>(
+    saved: MaxPoolSaved,
+    gy: Vec<E>,
+    x: [usize; 4],
+    dx: &mut Option<Vec<E>>,
+) {
+    let [n, ch, h, w] = x;
+    let arg = saved.0;
+    let plane_out = arg.len() / (n * ch).max(1);
+    let mut gx = vec![E::zero(); n * ch * h * w];
+    gx.par_chunks_mut(h * w).enumerate().for_each(|(plane, g)| {
+        for q in 0..plane_out {
+            let i = plane * plane_out + q;
+            let t = &mut g[arg[i] as usize];
+            *t += gy[i];
+        }
+    });
+    accumulate(dx, gx);
 }
 
 /// Mean over each whole feature map: `N×C×H×W → N×C×1×1`.
-pub fn global_avg_pool<E: Real>(ctx: &mut Ctx<E>, x: &Act<E>) -> Act<E>
+pub fn global_avg_pool<E: Elem>(ctx: &mut Ctx<E>, x: &Act<E>) -> Act<E>
 where
     Cpu: Device<E>,
 {
@@ -130,39 +152,32 @@ where
         .chunks(hw)
         .map(|p| p.iter().copied().sum::<E>() * inv)
         .collect();
-    let out = ctx.act(out, [n, ch, 1, 1]);
-    if ctx.record {
-        let (rx, ro) = (Ghost::of(x), Ghost::of(&out));
-        ctx.backward("global_avg_pool.backward", move |grads| {
-            let gy = take_grad(grads, &ro)?;
-            let gx: Vec<E> = gy
-                .iter()
-                .flat_map(|&d| std::iter::repeat_n(d * inv, hw))
-                .collect();
-            add_grad(grads, &rx, &gx)
-        });
-    }
-    out
+    ctx.act(out, [n, ch, 1, 1])
+}
+
+/// The input gradient of [`global_avg_pool`] for an input of dimensions `x`.
+pub fn global_avg_pool_backward<E: Elem>(gy: Vec<E>, x: [usize; 4], dx: &mut Option<Vec<E>>) {
+    let hw = x[2] * x[3];
+    let inv = c::<E>(1.0 / hw as f64);
+    let gx: Vec<E> = gy
+        .iter()
+        .flat_map(|&d| std::iter::repeat_n(d * inv, hw))
+        .collect();
+    accumulate(dx, gx);
 }
 
 /// Option-A shortcut: every `stride`-th pixel, channels zero-padded to `out_ch`
 /// (`(out_ch − C)/2` new channels before, the rest after).
-pub fn shortcut_a<E: Real>(ctx: &mut Ctx<E>, x: &Act<E>, stride: usize, out_ch: usize) -> Act<E>
+pub fn shortcut_a<E: Elem>(ctx: &mut Ctx<E>, x: &Act<E>, stride: usize, out_ch: usize) -> Act<E>
 where
     Cpu: Device<E>,
 {
     let [n, ch, h, w] = dims(x);
     assert!(out_ch >= ch, "shortcut_a: cannot reduce channels");
     let (ho, wo) = (h.div_ceil(stride), w.div_ceil(stride));
-    let before = (out_ch - ch) / 2;
     let xv = read(x);
     let mut out = vec![E::zero(); n * out_ch * ho * wo];
-    let map = move |i: usize, k: usize, y: usize, xo: usize| {
-        (
-            ((i * out_ch + before + k) * ho + y) * wo + xo,
-            ((i * ch + k) * h + y * stride) * w + xo * stride,
-        )
-    };
+    let map = shortcut_map([n, ch, h, w], stride, out_ch);
     for i in 0..n {
         for k in 0..ch {
             for y in 0..ho {
@@ -173,63 +188,88 @@ where
             }
         }
     }
-    let out = ctx.act(out, [n, out_ch, ho, wo]);
-    if ctx.record {
-        let (rx, ro) = (Ghost::of(x), Ghost::of(&out));
-        ctx.backward("shortcut_a.backward", move |grads| {
-            let gy = take_grad(grads, &ro)?;
-            let mut gx = vec![E::zero(); n * ch * h * w];
-            for i in 0..n {
-                for k in 0..ch {
-                    for y in 0..ho {
-                        for xo in 0..wo {
-                            let (o, s) = map(i, k, y, xo);
-                            gx[s] = gy[o];
-                        }
-                    }
+    ctx.act(out, [n, out_ch, ho, wo])
+}
+
+/// The shortcut's index map: (output index, input index) of sample `i`, channel `k`, output
+/// pixel `(y, xo)`.
+fn shortcut_map(
+    x: [usize; 4],
+    stride: usize,
+    out_ch: usize,
+) -> impl Fn(usize, usize, usize, usize) -> (usize, usize) {
+    let [_, ch, h, w] = x;
+    let (ho, wo) = (h.div_ceil(stride), w.div_ceil(stride));
+    let before = (out_ch - ch) / 2;
+    move |i, k, y, xo| {
+        (
+            ((i * out_ch + before + k) * ho + y) * wo + xo,
+            ((i * ch + k) * h + y * stride) * w + xo * stride,
+        )
+    }
+}
+
+/// The input gradient of [`shortcut_a`] for an input of dimensions `x`.
+pub fn shortcut_a_backward<E: Elem>(
+    gy: Vec<E>,
+    x: [usize; 4],
+    stride: usize,
+    out_ch: usize,
+    dx: &mut Option<Vec<E>>,
+) {
+    let [n, ch, h, w] = x;
+    let map = shortcut_map(x, stride, out_ch);
+    let (ho, wo) = (h.div_ceil(stride), w.div_ceil(stride));
+    let mut gx = vec![E::zero(); n * ch * h * w];
+    for i in 0..n {
+        for k in 0..ch {
+            for y in 0..ho {
+                for xo in 0..wo {
+                    let (o, s) = map(i, k, y, xo);
+                    gx[s] = gy[o];
                 }
             }
-            add_grad(grads, &rx, &gx)
-        });
+        }
     }
-    out
+    accumulate(dx, gx);
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::ops::testutil::*;
 
-    /// Check an op's input gradient against finite differences of `reference`.
-    fn check(
-        shape: (usize, usize, usize, usize),
-        op: impl Fn(&mut Ctx<f64>, &Act<f64>) -> Act<f64>,
-        reference: impl Fn(&[f64]) -> Vec<f64>,
-    ) {
-        let dev = Cpu::default();
-        let xv = rand_vec(shape.0 * shape.1 * shape.2 * shape.3, 11);
-        let x: Act<f64> = dev.tensor_from_vec(xv.clone(), shape);
-        let mut ctx = Ctx::new(&dev, true, false);
-        let got = read(&op(&mut ctx, &x));
-        let want = reference(&xv);
-        assert!(rel_err(&got, &want) < 1e-12, "forward");
-        let r = rand_vec(want.len(), 12);
-        let xc = x.clone();
-        let g = analytic_grads(&dev, |ctx| op(ctx, &x), &r, &[&|gr| gr.get(&xc).as_vec()]);
-        let num = numeric_grad(&xv, |xs| weighted_sum(&reference(xs), &r));
-        assert!(
-            rel_err(&g[0], &num) < 1e-7,
-            "backward {}",
-            rel_err(&g[0], &num)
+    use sparsenet_net::Op;
+
+    /// Check an op's output and input gradient (through the trainer's tape) against
+    /// `reference` and finite differences of it.
+    fn check(shape: [usize; 4], op: Op, reference: impl Fn(&[f64]) -> Vec<f64>) {
+        let xv = rand_vec(shape.iter().product(), 11);
+        let run = run_op(
+            &op,
+            false,
+            true,
+            &[(xv.clone(), shape)],
+            &[0],
+            &[],
+            None,
+            12,
         );
+        let want = reference(&xv);
+        assert!(rel_err(&run.out, &want) < 1e-12, "forward");
+        let num = numeric_grad(&xv, |xs| weighted_sum(&reference(xs), &run.weights));
+        let g = &run.input_grads[0];
+        assert!(rel_err(g, &num) < 1e-7, "backward {}", rel_err(g, &num));
     }
 
     #[test]
     fn avg_pool_2x2() {
         // 1×1×4×4 → 2×2 means of 2×2 blocks, plus a 2-sample, 2-channel gradient check.
         check(
-            (2, 2, 4, 4),
-            |c, x| avg_pool(c, x, 2, 2),
+            [2, 2, 4, 4],
+            Op::AvgPool {
+                kernel: 2,
+                stride: 2,
+            },
             |x| {
                 let mut out = Vec::new();
                 for plane in x.chunks(16) {
@@ -251,8 +291,12 @@ mod tests {
     #[test]
     fn max_pool_3x3_stride2_pad1() {
         check(
-            (1, 2, 5, 5),
-            |c, x| max_pool(c, x, 3, 2, 1),
+            [1, 2, 5, 5],
+            Op::MaxPool {
+                kernel: 3,
+                stride: 2,
+                padding: 1,
+            },
             |x| {
                 let mut out = Vec::new();
                 for plane in x.chunks(25) {
@@ -279,13 +323,16 @@ mod tests {
 
     #[test]
     fn global_pool_and_shortcut() {
-        check((2, 3, 2, 2), global_avg_pool, |x| {
+        check([2, 3, 2, 2], Op::GlobalAvgPool, |x| {
             x.chunks(4).map(|p| p.iter().sum::<f64>() / 4.0).collect()
         });
         // 1×2×4×4, stride 2, to 4 channels: one zero channel before, one after.
         check(
-            (1, 2, 4, 4),
-            |c, x| shortcut_a(c, x, 2, 4),
+            [1, 2, 4, 4],
+            Op::ShortcutA {
+                stride: 2,
+                out_ch: 4,
+            },
             |x| {
                 let mut out = vec![0.0; 16];
                 for k in 0..2 {

@@ -4,7 +4,6 @@
 pub mod checkpoint;
 
 use anyhow::{bail, Context, Result};
-use dfdx::prelude::Cpu;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Write;
 use std::path::PathBuf;
@@ -87,8 +86,8 @@ pub enum DeviceKind {
 /// copy of parameters back to the host for checkpoints. The host [`Model`] always holds the
 /// DAG; on the GPU its values are refreshed by [`Engine::sync_host`].
 pub enum Engine {
-    /// dfdx on the CPU.
-    Cpu(Cpu),
+    /// Our kernels on the CPU (the `ops` backend).
+    Cpu,
     /// Our kernels on an NVIDIA GPU.
     #[cfg(feature = "cuda")]
     Cuda(Box<crate::gpu::GpuTrainer>),
@@ -105,7 +104,7 @@ impl Engine {
         match kind {
             DeviceKind::Cpu => {
                 let _ = (model, cfg, state);
-                Ok(Engine::Cpu(Cpu::default()))
+                Ok(Engine::Cpu)
             }
             #[cfg(feature = "cuda")]
             DeviceKind::Cuda => {
@@ -132,8 +131,8 @@ impl Engine {
         lr: f32,
     ) -> Result<(f64, usize)> {
         match self {
-            Engine::Cpu(dev) => {
-                let (l, c, grads) = model.step(dev, x, y, true)?;
+            Engine::Cpu => {
+                let (l, c, grads) = model.step(x, y, true)?;
                 if l.is_finite() {
                     optim::update(cfg, state, lr, &mut model.values, &grads);
                 }
@@ -158,7 +157,7 @@ impl Engine {
         y: &[u8],
     ) -> Result<(f64, usize)> {
         match self {
-            Engine::Cpu(dev) => model.step(dev, x, y, false).map(|(l, c, _)| (l, c)),
+            Engine::Cpu => model.step(x, y, false).map(|(l, c, _)| (l, c)),
             #[cfg(feature = "cuda")]
             Engine::Cuda(t) => t.step(model, &x, y, false).map(|r| (r.loss, r.correct)),
         }
@@ -167,7 +166,7 @@ impl Engine {
     /// Bring parameters, running statistics and optimiser state back to the host copies.
     pub fn sync_host(&mut self, model: &mut Model<f32>, state: &mut State) -> Result<()> {
         match self {
-            Engine::Cpu(_) => {
+            Engine::Cpu => {
                 let _ = (model, state);
                 Ok(())
             }

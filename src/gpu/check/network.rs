@@ -2,7 +2,6 @@
 //! side, each judged against the drift two CPU runs show.
 
 use anyhow::Result;
-use dfdx::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::rc::Rc;
@@ -56,16 +55,15 @@ fn cpu_trajectory(
     input: Shape,
     batches: &[(Vec<f32>, Vec<u8>)],
 ) -> Result<Trajectory> {
-    let dev = Cpu::default();
     let opt = sgd();
     let n = batches[0].1.len();
-    let logits = Model::<f32>::new(spec, input, 3)?.logits(&dev, batches[0].0.clone(), n, true)?;
+    let logits = Model::<f32>::new(spec, input, 3)?.logits(batches[0].0.clone(), n, true)?;
     let mut m = Model::<f32>::new(spec, input, 3)?;
     let sizes: Vec<usize> = m.values.iter().map(|v| v.len()).collect();
     let mut st = State::new(&opt, &sizes);
     let (mut grads0, mut stats, mut losses) = (Vec::new(), (Vec::new(), Vec::new()), Vec::new());
     for (i, (x, y)) in batches.iter().enumerate() {
-        let (l, _, g) = m.step(&dev, x.clone(), y, true)?;
+        let (l, _, g) = m.step(x.clone(), y, true)?;
         losses.push(l as f32);
         if i == 0 {
             stats = all_stats(&m);

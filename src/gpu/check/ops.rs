@@ -2,15 +2,15 @@
 //! CPU and the GPU from the same inputs.
 
 use anyhow::Result;
-use dfdx::prelude::*;
+use dfdx::prelude::Cpu;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use std::collections::HashMap;
+use sparsenet_net::Op;
 
-use crate::backend::Backend;
+use crate::autodiff::op_gradients;
 use crate::backend::ConvCfg;
 use crate::gpu::kit::addr;
-use crate::gpu::{GAct, GParam, GStats, GpuCtx, Grads, Kit};
+use crate::gpu::{GParam, GStats, GpuCtx, Kit};
 use crate::ops::norm::BnStats;
 use crate::ops::{read, Act, Ctx, Param};
 
@@ -98,27 +98,53 @@ impl Case {
     fn train(&self) -> bool {
         !matches!(self, Case::BatchNorm { train: false, .. })
     }
-    fn apply<B: Backend>(
-        &self,
-        b: &mut B,
-        xs: &[B::Act],
-        p: &[B::Param],
-        st: &mut Option<B::Stats>,
-    ) -> Result<B::Act> {
-        let refs: Vec<&B::Act> = xs.iter().collect();
+    /// The op of the network crate this case runs, and whether a ReLU is fused into it.
+    fn op(&self) -> (Op, bool) {
         match self {
-            Case::Conv(c, _) => b.conv2d(&xs[0], &p[0], *c, true),
-            Case::BatchNorm { relu, .. } => {
-                b.batch_norm(&xs[0], &p[0], &p[1], st.as_mut().expect("stats"), *relu)
-            }
-            Case::Relu(_) => b.relu(&xs[0]),
-            Case::Concat(_) => b.concat(&refs),
-            Case::Sum(..) => b.sum(&refs),
-            Case::Shortcut(_, s, o) => b.shortcut_a(&xs[0], *s, *o),
-            Case::AvgPool(_, k, s) => b.avg_pool(&xs[0], *k, *s),
-            Case::MaxPool(_, k, s, p) => b.max_pool(&xs[0], *k, *s, *p),
-            Case::GlobalAvg(_) => b.global_avg_pool(&xs[0]),
-            Case::Linear(_, o) => b.linear(&xs[0], &p[0], &p[1], *o),
+            Case::Conv(c, _) => (
+                Op::Conv {
+                    in_ch: c.in_ch,
+                    out_ch: c.out_ch,
+                    kernel: c.kernel,
+                    stride: c.stride,
+                    padding: c.padding,
+                },
+                false,
+            ),
+            Case::BatchNorm { dims, relu, .. } => (Op::BatchNorm { channels: dims[1] }, *relu),
+            Case::Relu(_) => (Op::Relu, false),
+            Case::Concat(_) => (Op::Concat, false),
+            Case::Sum(..) => (Op::Sum, false),
+            Case::Shortcut(_, stride, out_ch) => (
+                Op::ShortcutA {
+                    stride: *stride,
+                    out_ch: *out_ch,
+                },
+                false,
+            ),
+            Case::AvgPool(_, kernel, stride) => (
+                Op::AvgPool {
+                    kernel: *kernel,
+                    stride: *stride,
+                },
+                false,
+            ),
+            Case::MaxPool(_, kernel, stride, padding) => (
+                Op::MaxPool {
+                    kernel: *kernel,
+                    stride: *stride,
+                    padding: *padding,
+                },
+                false,
+            ),
+            Case::GlobalAvg(_) => (Op::GlobalAvgPool, false),
+            Case::Linear(d, o) => (
+                Op::Linear {
+                    in_features: d[1] * d[2] * d[3],
+                    out_features: *o,
+                },
+                false,
+            ),
         }
     }
 }
@@ -179,39 +205,51 @@ struct OpResult {
     stats: Option<(Vec<f32>, Vec<f32>)>,
 }
 
-/// The CPU side; the loss is `Σ out·weights` with random weights, returned for the GPU side.
+/// The CPU side, through the trainer's tape; the loss is `Σ out·weights` with random weights,
+/// returned for the GPU side.
 fn cpu_op(
     case: &Case,
     xs: &[Vec<f32>],
     ps: &[Vec<f32>],
     rng: &mut ChaCha8Rng,
 ) -> Result<(OpResult, Vec<f32>)> {
-    let dev = Cpu::default();
+    let mut ctx = Ctx::<f32>::new(&Cpu::default(), case.train(), true);
     let acts: Vec<Act<f32>> = case
         .inputs()
         .iter()
         .zip(xs)
-        .map(|(d, v)| dev.tensor_from_vec(v.clone(), (d[0], d[1], d[2], d[3])))
+        .map(|(d, v)| ctx.act(v.clone(), *d))
         .collect();
+    let inputs: Vec<(usize, &Act<f32>)> = acts.iter().enumerate().collect();
     let params: Vec<Param<f32>> = ps
         .iter()
-        .map(|v| dev.tensor_from_vec(v.clone(), (v.len(),)))
+        .enumerate()
+        .map(|(i, v)| Param::new(i, v.clone()))
         .collect();
     let mut stats = match case {
         Case::BatchNorm { dims, .. } => Some(bn_stats_for(dims[1])),
         _ => None,
     };
-    let mut ctx = Ctx::<f32>::new(&dev, case.train(), true);
-    let out = case.apply(&mut ctx, &acts, &params, &mut stats)?;
-    let outv = read(&out);
-    let weights = random(outv.len(), rng);
-    let w = dev.tensor_from_vec(weights.clone(), *out.shape());
-    let loss = (out.put_tape(ctx.take_tape()) * w).sum::<Rank0, _>();
-    let grads = loss.backward();
+    let (op, relu) = case.op();
+    let mut weights = Vec::new();
+    let (out, mut grads) = op_gradients(
+        &mut ctx,
+        &op,
+        relu,
+        &inputs,
+        &params,
+        stats.as_mut(),
+        |_, y| {
+            weights = random(read(y).len(), rng);
+            Ok(weights.clone())
+        },
+    )?;
     let r = OpResult {
-        out: outv,
-        input_grads: acts.iter().map(|a| grads.get(a).as_vec()).collect(),
-        param_grads: params.iter().map(|p| grads.get(p).as_vec()).collect(),
+        out: read(&out),
+        input_grads: (0..acts.len())
+            .map(|k| grads[k].take().unwrap_or_else(|| vec![0.0; xs[k].len()]))
+            .collect(),
+        param_grads: ctx.take_param_grads(&params),
         stats: stats.map(|s| (s.mean, s.var)),
     };
     Ok((r, weights))
@@ -250,24 +288,29 @@ fn gpu_op(
         }
         _ => None,
     };
-    let mut ctx = GpuCtx::new(kit, addr(&pbuf), case.train(), true);
+    let gbuf = kit.zeros(flat.len().max(1))?;
+    let mut ctx = GpuCtx::new(kit, addr(&pbuf), addr(&gbuf), case.train(), true);
     let mut acts = Vec::new();
     for (d, v) in case.inputs().iter().zip(xs) {
         let buf = kit.upload(v)?;
         acts.push(ctx.new_act(buf, *d));
     }
-    let out: GAct = case.apply(&mut ctx, &acts, &handles, &mut stats)?;
+    let inputs: Vec<(usize, &crate::gpu::GAct)> = acts.iter().enumerate().collect();
+    let (op, relu) = case.op();
+    let (out, mut grads) = op_gradients(
+        &mut ctx,
+        &op,
+        relu,
+        &inputs,
+        &handles,
+        stats.as_mut(),
+        |_, _| kit.upload(weights),
+    )?;
     let outv = kit.download(&out.buf)?;
-    let gbuf = kit.zeros(flat.len())?;
-    let mut g = Grads {
-        acts: HashMap::from([(out.id, kit.upload(weights)?)]),
-        params: addr(&gbuf),
-    };
-    ctx.run_backward(&mut g)?;
     let mut input_grads = Vec::new();
-    for a in &acts {
-        input_grads.push(match g.acts.get(&a.id) {
-            Some(b) => kit.download(b)?,
+    for (k, a) in acts.iter().enumerate() {
+        input_grads.push(match grads[k].take() {
+            Some(b) => kit.download(&b)?,
             None => vec![0.0; a.len()],
         });
     }

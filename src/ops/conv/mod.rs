@@ -15,7 +15,7 @@ mod tests;
 use self::im2col::{col2im, im2col};
 use self::same::Same;
 use super::gemm::Gemm;
-use super::{add_grad, dims, read, take_grad, Act, Ctx, Ghost, Param, Real};
+use super::{accumulate, dims, read, Act, Ctx, Elem, Param};
 pub use crate::backend::ConvCfg;
 
 /// Samples per backward chunk: partial weight gradients are summed per fixed chunk and then in
@@ -24,7 +24,7 @@ const CHUNKS: usize = 8;
 
 /// The weight of [`ConvCfg::transposed`]: `[out, in, k, k]` with the channel axes swapped and
 /// both spatial axes reversed, `t[c][o][k−1−i][k−1−j] = w[o][c][i][j]`.
-fn flip_transpose<E: Real>(w: &[E], cfg: &ConvCfg) -> Vec<E> {
+fn flip_transpose<E: Elem>(w: &[E], cfg: &ConvCfg) -> Vec<E> {
     let k = cfg.kernel;
     let view = ArrayView4::from_shape((cfg.out_ch, cfg.in_ch, k, k), w).expect("weight shape");
     // `assign` walks both arrays with ndarray's Zip (no per-element iterator adaptors).
@@ -37,29 +37,33 @@ fn flip_transpose<E: Real>(w: &[E], cfg: &ConvCfg) -> Vec<E> {
     t.into_raw_vec_and_offset().0
 }
 
-/// Convolve `x` (`N×in×H×W`) with `w` (`[out, in, k, k]`). `x_grad` says whether `x` needs a
-/// gradient (not for the network input).
-pub fn conv2d<E: Real>(
+/// What a convolution keeps for its backward pass: a copy of its input and the input's dims.
+pub struct ConvSaved<E> {
+    xv: Vec<E>,
+    dims: [usize; 4],
+}
+
+/// Convolve `x` (`N×in×H×W`) with `w` (`[out, in, k, k]`).
+pub fn conv2d<E: Elem>(
     ctx: &mut Ctx<E>,
     x: &Act<E>,
     w: &Param<E>,
     cfg: ConvCfg,
-    x_grad: bool,
-) -> Act<E>
+) -> (Act<E>, ConvSaved<E>)
 where
     Cpu: Device<E>,
 {
     let [n, cin, h, wd] = dims(x);
     assert_eq!(cin, cfg.in_ch, "conv2d: input channels");
     assert_eq!(
-        w.shape().0,
+        w.data.len(),
         cfg.out_ch * cin * cfg.kernel * cfg.kernel,
         "conv2d: weight size"
     );
     let (ho, wo) = (cfg.out_size(h), cfg.out_size(wd));
     let (hw, ckk) = (ho * wo, cin * cfg.kernel * cfg.kernel);
     let xv = read(x);
-    let wv = read(w);
+    let wv: &[E] = &w.data;
     let mut out = vec![E::zero(); n * cfg.out_ch * hw];
     let in_sz = cin * h * wd;
     out.par_chunks_mut(cfg.out_ch * hw)
@@ -67,130 +71,150 @@ where
         .for_each(|(i, o)| {
             let xi = &xv[i * in_sz..(i + 1) * in_sz];
             if cfg.is_pointwise() {
-                Gemm::new(cfg.out_ch, hw, ckk).run(o, &wv, xi);
+                Gemm::new(cfg.out_ch, hw, ckk).run(o, wv, xi);
             } else if cfg.is_same() {
-                Same::new(&cfg, h, wd).forward(xi, &wv, &cfg, o);
+                Same::new(&cfg, h, wd).forward(xi, wv, &cfg, o);
             } else {
                 E::with_scratch(ckk * hw, 0, |col, _| {
                     im2col(xi, &cfg, h, wd, col);
-                    Gemm::new(cfg.out_ch, hw, ckk).run(o, &wv, col);
+                    Gemm::new(cfg.out_ch, hw, ckk).run(o, wv, col);
                 });
             }
         });
     let out = ctx.act(out, [n, cfg.out_ch, ho, wo]);
-    if ctx.record {
-        let (gx_ref, gw_ref, go_ref) = (Ghost::of(x), Ghost::of(w), Ghost::of(&out));
-        ctx.backward("conv.backward", move |grads| {
-            let gout = take_grad(grads, &go_ref)?;
-            let per = n.div_ceil(CHUNKS).max(1);
-            let chunks = n.div_ceil(per);
-            let mut gx = if x_grad {
-                vec![E::zero(); n * in_sz]
-            } else {
-                Vec::new()
-            };
-            let slots: Vec<Option<&mut [E]>> = if x_grad {
-                gx.chunks_mut(per * in_sz).map(Some).collect()
-            } else {
-                (0..chunks).map(|_| None).collect()
-            };
-            // With stride 1 the input gradient is itself a convolution: of the output gradient
-            // with the flipped, transposed kernel and padding k − 1 − p. Its column matrix has
-            // out·k² rows instead of in·k², far smaller when a layer narrows its input (every
-            // DenseNet/SparseNet 3×3 conv), and it needs no col2im scatter.
-            let transposed = cfg.input_grad_by_transposed_conv();
-            let k = cfg.kernel;
-            let tcfg = cfg.transposed();
-            let wt: Vec<E> = if transposed {
-                flip_transpose(&wv, &cfg)
-            } else {
-                Vec::new()
-            };
-            let tk = cfg.out_ch * k * k;
-            // Input gradient of one sample by the transposed convolution (`gcol` is scratch).
-            let transposed_dx = |gi: &[E], dst: &mut [E], gcol: &mut [E]| {
-                im2col(gi, &tcfg, ho, wo, gcol);
-                Gemm::new(cfg.in_ch, h * wd, tk).run(dst, &wt, gcol);
-            };
-            let partial: Vec<Vec<E>> = slots
-                .into_par_iter()
-                .enumerate()
-                .map(|(chunk, mut gxc)| {
-                    let mut gw = vec![E::zero(); cfg.out_ch * ckk];
-                    let col_len = if cfg.is_pointwise() { 0 } else { ckk * hw };
-                    let gcol_len = match (x_grad, cfg.is_pointwise(), transposed) {
-                        (true, false, true) => tk * h * wd,
-                        (true, false, false) => ckk * hw,
-                        _ => 0,
-                    };
-                    if cfg.is_same() {
-                        let same = Same::new(&cfg, h, wd);
-                        for i in chunk * per..((chunk + 1) * per).min(n) {
-                            let xi = &xv[i * in_sz..(i + 1) * in_sz];
-                            let gi = &gout[i * cfg.out_ch * hw..(i + 1) * cfg.out_ch * hw];
-                            let dst = gxc
-                                .as_deref_mut()
-                                .map(|g| &mut g[(i - chunk * per) * in_sz..][..in_sz]);
-                            match dst {
-                                // A narrowing layer: the input gradient by the transposed
-                                // convolution writes it once instead of accumulating k² times.
-                                Some(dst) if transposed => {
-                                    same.backward(xi, gi, &wv, &cfg, &mut gw, None);
-                                    E::with_scratch(tk * h * wd, 0, |gcol, _| {
-                                        transposed_dx(gi, dst, gcol)
-                                    });
-                                }
-                                dst => same.backward(xi, gi, &wv, &cfg, &mut gw, dst),
-                            }
-                        }
-                        return gw;
-                    }
-                    E::with_scratch(col_len, gcol_len, |col, gcol| {
-                        for i in chunk * per..((chunk + 1) * per).min(n) {
-                            let xi = &xv[i * in_sz..(i + 1) * in_sz];
-                            let gi = &gout[i * cfg.out_ch * hw..(i + 1) * cfg.out_ch * hw];
-                            let src: &[E] = if cfg.is_pointwise() {
-                                xi
-                            } else {
-                                im2col(xi, &cfg, h, wd, col);
-                                col
-                            };
-                            Gemm::new(cfg.out_ch, ckk, hw)
-                                .b_transposed()
-                                .accumulating()
-                                .run(&mut gw, gi, src);
-                            if let Some(gxc) = gxc.as_deref_mut() {
-                                let dst = &mut gxc[(i - chunk * per) * in_sz..][..in_sz];
-                                if cfg.is_pointwise() {
-                                    Gemm::new(ckk, hw, cfg.out_ch)
-                                        .a_transposed()
-                                        .run(dst, &wv, gi);
-                                } else if transposed {
-                                    transposed_dx(gi, dst, gcol);
-                                } else {
-                                    Gemm::new(ckk, hw, cfg.out_ch)
-                                        .a_transposed()
-                                        .run(gcol, &wv, gi);
-                                    col2im(gcol, &cfg, h, wd, dst);
-                                }
-                            }
-                        }
-                    });
-                    gw
-                })
-                .collect();
+    let xv = if ctx.record { xv } else { Vec::new() };
+    (
+        out,
+        ConvSaved {
+            xv,
+            dims: [n, cin, h, wd],
+        },
+    )
+}
+
+/// The filter gradient of a convolution (added to `w`'s) and, when `dx` is given, its data
+/// gradient (accumulated into it), from the output gradient `gout`. Samples are processed in
+/// fixed chunks, both gradients of a sample together.
+pub fn conv2d_backward<E: Elem>(
+    ctx: &mut Ctx<E>,
+    saved: ConvSaved<E>,
+    w: &Param<E>,
+    cfg: ConvCfg,
+    gout: Vec<E>,
+    dx: Option<&mut Option<Vec<E>>>,
+) where
+    Cpu: Device<E>,
+{
+    let ConvSaved { xv, dims } = saved;
+    let [n, cin, h, wd] = dims;
+    let (ho, wo) = (cfg.out_size(h), cfg.out_size(wd));
+    let (hw, ckk) = (ho * wo, cin * cfg.kernel * cfg.kernel);
+    let in_sz = cin * h * wd;
+    let wv: &[E] = &w.data;
+    let x_grad = dx.is_some();
+    let per = n.div_ceil(CHUNKS).max(1);
+    let chunks = n.div_ceil(per);
+    let mut gx = if x_grad {
+        vec![E::zero(); n * in_sz]
+    } else {
+        Vec::new()
+    };
+    let slots: Vec<Option<&mut [E]>> = if x_grad {
+        gx.chunks_mut(per * in_sz).map(Some).collect()
+    } else {
+        (0..chunks).map(|_| None).collect()
+    };
+    // With stride 1 the input gradient is itself a convolution: of the output gradient with
+    // the flipped, transposed kernel and padding k − 1 − p. Its column matrix has out·k² rows
+    // instead of in·k², far smaller when a layer narrows its input (every DenseNet/SparseNet
+    // 3×3 conv), and it needs no col2im scatter.
+    let transposed = cfg.input_grad_by_transposed_conv();
+    let k = cfg.kernel;
+    let tcfg = cfg.transposed();
+    let wt: Vec<E> = if transposed {
+        flip_transpose(wv, &cfg)
+    } else {
+        Vec::new()
+    };
+    let tk = cfg.out_ch * k * k;
+    // Input gradient of one sample by the transposed convolution (`gcol` is scratch).
+    let transposed_dx = |gi: &[E], dst: &mut [E], gcol: &mut [E]| {
+        im2col(gi, &tcfg, ho, wo, gcol);
+        Gemm::new(cfg.in_ch, h * wd, tk).run(dst, &wt, gcol);
+    };
+    let partial: Vec<Vec<E>> = slots
+        .into_par_iter()
+        .enumerate()
+        .map(|(chunk, mut gxc)| {
             let mut gw = vec![E::zero(); cfg.out_ch * ckk];
-            for p in &partial {
-                for (a, b) in gw.iter_mut().zip(p) {
-                    *a += *b;
+            let col_len = if cfg.is_pointwise() { 0 } else { ckk * hw };
+            let gcol_len = match (x_grad, cfg.is_pointwise(), transposed) {
+                (true, false, true) => tk * h * wd,
+                (true, false, false) => ckk * hw,
+                _ => 0,
+            };
+            if cfg.is_same() {
+                let same = Same::new(&cfg, h, wd);
+                for i in chunk * per..((chunk + 1) * per).min(n) {
+                    let xi = &xv[i * in_sz..(i + 1) * in_sz];
+                    let gi = &gout[i * cfg.out_ch * hw..(i + 1) * cfg.out_ch * hw];
+                    let dst = gxc
+                        .as_deref_mut()
+                        .map(|g| &mut g[(i - chunk * per) * in_sz..][..in_sz]);
+                    match dst {
+                        // A narrowing layer: the input gradient by the transposed convolution
+                        // writes it once instead of accumulating k² times.
+                        Some(dst) if transposed => {
+                            same.backward(xi, gi, wv, &cfg, &mut gw, None);
+                            E::with_scratch(tk * h * wd, 0, |gcol, _| transposed_dx(gi, dst, gcol));
+                        }
+                        dst => same.backward(xi, gi, wv, &cfg, &mut gw, dst),
+                    }
                 }
+                return gw;
             }
-            add_grad(grads, &gw_ref, &gw)?;
-            if x_grad {
-                add_grad(grads, &gx_ref, &gx)?;
-            }
-            Ok(())
-        });
+            E::with_scratch(col_len, gcol_len, |col, gcol| {
+                for i in chunk * per..((chunk + 1) * per).min(n) {
+                    let xi = &xv[i * in_sz..(i + 1) * in_sz];
+                    let gi = &gout[i * cfg.out_ch * hw..(i + 1) * cfg.out_ch * hw];
+                    let src: &[E] = if cfg.is_pointwise() {
+                        xi
+                    } else {
+                        im2col(xi, &cfg, h, wd, col);
+                        col
+                    };
+                    Gemm::new(cfg.out_ch, ckk, hw)
+                        .b_transposed()
+                        .accumulating()
+                        .run(&mut gw, gi, src);
+                    if let Some(gxc) = gxc.as_deref_mut() {
+                        let dst = &mut gxc[(i - chunk * per) * in_sz..][..in_sz];
+                        if cfg.is_pointwise() {
+                            Gemm::new(ckk, hw, cfg.out_ch)
+                                .a_transposed()
+                                .run(dst, wv, gi);
+                        } else if transposed {
+                            transposed_dx(gi, dst, gcol);
+                        } else {
+                            Gemm::new(ckk, hw, cfg.out_ch)
+                                .a_transposed()
+                                .run(gcol, wv, gi);
+                            col2im(gcol, &cfg, h, wd, dst);
+                        }
+                    }
+                }
+            });
+            gw
+        })
+        .collect();
+    let mut gw = vec![E::zero(); cfg.out_ch * ckk];
+    for p in &partial {
+        for (a, b) in gw.iter_mut().zip(p) {
+            *a += *b;
+        }
     }
-    out
+    ctx.add_param_grad(w, &gw);
+    if let Some(dx) = dx {
+        accumulate(dx, gx);
+    }
 }

@@ -38,34 +38,41 @@ fn check(cfg: ConvCfg, n: usize, h: usize, wd: usize) {
     let dev = Cpu::default();
     let xv = rand_vec(n * cfg.in_ch * h * wd, 3);
     let wv = rand_vec(cfg.out_ch * cfg.in_ch * cfg.kernel * cfg.kernel, 4);
-    let x: Act<f64> = dev.tensor_from_vec(xv.clone(), (n, cfg.in_ch, h, wd));
-    let w: Param<f64> = dev.tensor_from_vec(wv.clone(), (wv.len(),));
-    // Forward against the naive loops.
-    let mut ctx = Ctx::new(&dev, true, false);
-    let got = read(&conv2d(&mut ctx, &x, &w, cfg, true));
     let want = naive(&xv, &wv, n, h, wd, &cfg);
+    // Forward without recording against the naive loops.
+    let mut ctx = Ctx::new(&dev, true, false);
+    let x = ctx.act(xv.clone(), [n, cfg.in_ch, h, wd]);
+    let got = read(&conv2d(&mut ctx, &x, &Param::new(0, wv.clone()), cfg).0);
     assert!(rel_err(&got, &want) < 1e-12, "{cfg:?} forward");
-    // Gradients against finite differences of Σ out·r.
-    let r = rand_vec(want.len(), 5);
-    let (xc, wc) = (x.clone(), w.clone());
-    let grads = analytic_grads(
-        &dev,
-        |ctx| conv2d(ctx, &x, &w, cfg, true),
-        &r,
-        &[&|g| g.get(&xc).as_vec(), &|g| g.get(&wc).as_vec()],
+    // Through the trainer's tape: forward again, gradients against finite differences of
+    // Σ out·r.
+    let op = sparsenet_net::Op::Conv {
+        in_ch: cfg.in_ch,
+        out_ch: cfg.out_ch,
+        kernel: cfg.kernel,
+        stride: cfg.stride,
+        padding: cfg.padding,
+    };
+    let run = run_op(
+        &op,
+        false,
+        true,
+        &[(xv.clone(), [n, cfg.in_ch, h, wd])],
+        &[0],
+        std::slice::from_ref(&wv),
+        None,
+        5,
     );
-    let nx = numeric_grad(&xv, |xs| weighted_sum(&naive(xs, &wv, n, h, wd, &cfg), &r));
-    let nw = numeric_grad(&wv, |ws| weighted_sum(&naive(&xv, ws, n, h, wd, &cfg), &r));
     assert!(
-        rel_err(&grads[0], &nx) < 1e-7,
-        "{cfg:?} dx {}",
-        rel_err(&grads[0], &nx)
+        rel_err(&run.out, &want) < 1e-12,
+        "{cfg:?} forward on the tape"
     );
-    assert!(
-        rel_err(&grads[1], &nw) < 1e-7,
-        "{cfg:?} dw {}",
-        rel_err(&grads[1], &nw)
-    );
+    let r = &run.weights;
+    let nx = numeric_grad(&xv, |xs| weighted_sum(&naive(xs, &wv, n, h, wd, &cfg), r));
+    let nw = numeric_grad(&wv, |ws| weighted_sum(&naive(&xv, ws, n, h, wd, &cfg), r));
+    let (gx, gw) = (&run.input_grads[0], &run.param_grads[0]);
+    assert!(rel_err(gx, &nx) < 1e-7, "{cfg:?} dx {}", rel_err(gx, &nx));
+    assert!(rel_err(gw, &nw) < 1e-7, "{cfg:?} dw {}", rel_err(gw, &nw));
 }
 
 #[test]
