@@ -176,6 +176,10 @@ fn resume_is_exact_and_seeded_runs_are_identical() {
         safetensors::SafeTensors::deserialize(&wb).unwrap(),
     );
     assert_eq!(ta.names().len(), tb.names().len());
+    assert!(
+        wa == wb,
+        "last.safetensors differs byte for byte (header order?)"
+    );
     for name in ta.names() {
         assert_eq!(
             ta.tensor(name).unwrap().data(),

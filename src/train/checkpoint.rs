@@ -119,7 +119,7 @@ pub fn save(dir: &Path, stem: &str, model: &Model<f32>, opt: &State, meta: &Meta
     let mut info = HashMap::new();
     info.insert("format".to_string(), "sparsenet".to_string());
     info.insert(META_KEY.to_string(), meta_json);
-    let bytes = safetensors::serialize(views, &Some(info))?;
+    let bytes = sorted_header(safetensors::serialize(views, &Some(info))?)?;
     let (st, js) = paths(dir, stem);
     write_atomic(&st, &bytes)?;
     write_atomic(&js, serde_json::to_string_pretty(meta)?.as_bytes())?;
@@ -250,4 +250,27 @@ pub fn load_into(st: &Path, model: &mut Model<f32>, opt: Option<&mut State>) -> 
         }
     }
     Ok(())
+}
+
+/// The safetensors file `bytes` with its JSON header's keys in sorted order. safetensors writes
+/// the metadata map in hash order, which differs from process to process, while the same run
+/// must give the same bytes. The JSON is the same, reordered, so it has the same length and
+/// every data offset stays valid.
+fn sorted_header(mut bytes: Vec<u8>) -> Result<Vec<u8>> {
+    let len = bytes
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize)
+        .filter(|&n| 8 + n <= bytes.len())
+        .context("safetensors wrote no header")?;
+    // serde_json's map is ordered by key (no `preserve_order` feature in this build).
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + len])?;
+    let sorted = serde_json::to_string(&header)?;
+    anyhow::ensure!(
+        sorted.len() <= len,
+        "the sorted safetensors header is longer than the original"
+    );
+    let body = &mut bytes[8..8 + len];
+    body[..sorted.len()].copy_from_slice(sorted.as_bytes());
+    body[sorted.len()..].fill(b' ');
+    Ok(bytes)
 }
