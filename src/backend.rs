@@ -177,6 +177,9 @@ pub trait Backend {
         dx: &mut Option<Self::Grad>,
     ) -> Result<()>;
 
+    /// An activation of zeros (a layer removed at test time: `study lesion`).
+    fn zeros(&mut self, dims: [usize; 4]) -> Result<Self::Act>;
+
     /// Concatenation along channels.
     fn concat(&mut self, xs: &[&Self::Act]) -> Result<Self::Act>;
     /// `dx += dy[:, offset .. offset + x's channels]` for one input of a concatenation whose

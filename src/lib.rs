@@ -25,6 +25,7 @@ pub mod optim;
 pub mod plot;
 pub mod profile;
 pub mod real;
+pub mod study;
 #[cfg(test)]
 mod testutil;
 pub mod train;

@@ -101,6 +101,8 @@ pub struct Model<E: Real> {
     last_use: Vec<usize>,
     /// For a batch-norm node whose only reader is a ReLU: that ReLU (computed fused with it).
     fused_relu: Vec<Option<usize>>,
+    /// Nodes whose output every pass replaces by zeros (test-time lesions; empty normally).
+    zeroed: Vec<usize>,
 }
 
 impl<E: Real> Model<E> {
@@ -165,7 +167,23 @@ impl<E: Real> Model<E> {
             node_params,
             last_use,
             fused_relu,
+            zeroed: Vec::new(),
         })
+    }
+
+    /// Replace the outputs of `nodes` by zeros in every later pass (layers removed at test
+    /// time, as `study lesion` does); an empty list restores the network. Evaluation only: the
+    /// removed layers get no gradient.
+    pub fn set_zeroed(&mut self, nodes: &[usize]) -> Result<()> {
+        let n = self.net.graph.node_count();
+        if let Some(&bad) = nodes
+            .iter()
+            .find(|&&i| i >= n || i == self.net.input.index())
+        {
+            bail!("node {bad} cannot be removed (the network has nodes 1..{n})");
+        }
+        self.zeroed = nodes.to_vec();
+        Ok(())
     }
 
     /// Trainable parameters of the instantiated model (counted from its tensors).
@@ -241,6 +259,11 @@ impl<E: Real> Model<E> {
                 profile::add(node.op.kind(), t0.elapsed().as_secs_f64());
             }
             drop(xs);
+            let y = if self.zeroed.contains(&i) || self.zeroed.contains(&out) {
+                b.zeros(b.dims(&y))?
+            } else {
+                y
+            };
             acts[out] = Some(y);
             // Free activations whose last reader has run (the tape keeps what backward needs).
             for &s in &ins {

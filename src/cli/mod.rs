@@ -6,5 +6,6 @@ pub mod args;
 pub mod gpu_check;
 pub mod paths;
 pub mod spec;
+pub mod study;
 pub mod train;
 pub mod zoo;

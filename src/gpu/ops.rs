@@ -356,6 +356,11 @@ impl Backend for GpuCtx<'_> {
         )
     }
 
+    fn zeros(&mut self, dims: [usize; 4]) -> Result<GAct> {
+        let buf = self.kit.zeros(dims.iter().product())?;
+        Ok(self.new_act(buf, dims))
+    }
+
     fn concat(&mut self, xs: &[&GAct]) -> Result<GAct> {
         let kit = self.kit;
         let (n, _, h, w) = dims_of(xs[0]);

@@ -83,6 +83,9 @@ where
         relu_backward(saved, dy, dx);
         Ok(())
     }
+    fn zeros(&mut self, dims: [usize; 4]) -> Result<Act<E>> {
+        Ok(self.act(vec![E::zero(); dims.iter().product()], dims))
+    }
     fn concat(&mut self, xs: &[&Act<E>]) -> Result<Act<E>> {
         Ok(concat(self, xs))
     }

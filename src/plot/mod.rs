@@ -11,6 +11,7 @@ use std::sync::Once;
 use crate::io::write_atomic;
 
 pub mod figures;
+pub mod heatmap;
 
 static FONT: Once = Once::new();
 
@@ -47,6 +48,8 @@ pub struct Series {
     pub points: Vec<(f64, f64)>,
     /// How to draw it.
     pub mark: Mark,
+    /// Palette index (default: the series' position); series sharing one share a colour.
+    pub colour: Option<usize>,
 }
 
 impl Series {
@@ -56,7 +59,15 @@ impl Series {
             name: name.into(),
             points,
             mark,
+            colour: None,
         }
+    }
+
+    /// The same series drawn in palette colour `i`. A series with an empty name gets no
+    /// legend entry (e.g. a front drawn in its points' colour).
+    pub fn colour(mut self, i: usize) -> Self {
+        self.colour = Some(i);
+        self
     }
 }
 
@@ -76,13 +87,14 @@ pub struct Chart {
 const SIZE: (u32, u32) = (900, 560);
 
 fn palette(i: usize) -> RGBColor {
-    const C: [RGBColor; 6] = [
+    const C: [RGBColor; 7] = [
         RGBColor(0x44, 0x77, 0xaa),
         RGBColor(0xee, 0x66, 0x77),
         RGBColor(0x22, 0x88, 0x33),
         RGBColor(0xcc, 0xbb, 0x44),
         RGBColor(0x66, 0xcc, 0xee),
         RGBColor(0xaa, 0x33, 0x77),
+        RGBColor(0x55, 0x55, 0x55),
     ];
     C[i % C.len()]
 }
@@ -99,11 +111,12 @@ fn bounds(chart: &Chart) -> ((f64, f64), (f64, f64)) {
     if x0 > x1 {
         return ((0.0, 1.0), (0.0, 1.0));
     }
-    let pad = |a: f64, b: f64| {
-        let d = if b > a { (b - a) * 0.05 } else { 0.5 };
-        (a - d, b + d)
+    let pad = |a: f64, b: f64, top: f64| {
+        let d = if b > a { b - a } else { 10.0 };
+        (a - 0.05 * d, b + top * d)
     };
-    (pad(x0, x1), pad(y0, y1))
+    // Headroom above the highest point for the legend (drawn in the upper right).
+    (pad(x0, x1, 0.05), pad(y0, y1, 0.22))
 }
 
 fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &Chart) -> Result<()>
@@ -137,7 +150,7 @@ where
         .draw()
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     for (i, s) in chart.series.iter().enumerate() {
-        let color = palette(i);
+        let color = palette(s.colour.unwrap_or(i));
         let pts = s.points.clone();
         let anno = match s.mark {
             Mark::Line | Mark::LinePoints => c
@@ -150,9 +163,11 @@ where
                 .draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled())))
                 .map_err(|e| anyhow::anyhow!("{e:?}"))?,
         };
-        anno.label(s.name.clone()).legend(move |(x, y)| {
-            PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3))
-        });
+        if !s.name.is_empty() {
+            anno.label(s.name.clone()).legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3))
+            });
+        }
         if s.mark == Mark::LinePoints {
             c.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
                 .map_err(|e| anyhow::anyhow!("{e:?}"))?;
@@ -171,22 +186,37 @@ where
 
 /// Write `dir/stem.png` and `dir/stem.svg`, each atomically.
 pub fn save(chart: &Chart, dir: &Path, stem: &str) -> Result<()> {
+    write_both(
+        dir,
+        stem,
+        SIZE,
+        |root| draw(root, chart),
+        |root| draw(root, chart),
+    )
+}
+
+/// Write `dir/stem.svg` and `dir/stem.png` of `size` pixels, each atomically, drawn by
+/// `svg` and `png` (the same drawing on the two backends).
+pub(crate) fn write_both(
+    dir: &Path,
+    stem: &str,
+    size: (u32, u32),
+    svg: impl FnOnce(DrawingArea<SVGBackend, Shift>) -> Result<()>,
+    png: impl FnOnce(DrawingArea<BitMapBackend, Shift>) -> Result<()>,
+) -> Result<()> {
     register_font();
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut svg = String::new();
-    draw(
-        SVGBackend::with_string(&mut svg, SIZE).into_drawing_area(),
-        chart,
-    )?;
-    write_atomic(&dir.join(format!("{stem}.svg")), svg.as_bytes())?;
+    let mut text = String::new();
+    svg(SVGBackend::with_string(&mut text, size).into_drawing_area())?;
+    write_atomic(&dir.join(format!("{stem}.svg")), text.as_bytes())?;
     // The PNG encoder picks its format from the file name, so the temp name keeps ".png".
     let tmp = dir.join(format!(".{stem}.tmp.png"));
-    let png = dir.join(format!("{stem}.png"));
-    let drawn = draw(BitMapBackend::new(&tmp, SIZE).into_drawing_area(), chart)
-        .and_then(|()| std::fs::rename(&tmp, &png).map_err(anyhow::Error::from));
+    let out = dir.join(format!("{stem}.png"));
+    let drawn = png(BitMapBackend::new(&tmp, size).into_drawing_area())
+        .and_then(|()| std::fs::rename(&tmp, &out).map_err(anyhow::Error::from));
     if let Err(e) = drawn {
         let _ = std::fs::remove_file(&tmp);
-        return Err(e.context(format!("cannot write {}", png.display())));
+        return Err(e.context(format!("cannot write {}", out.display())));
     }
     Ok(())
 }

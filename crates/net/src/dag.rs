@@ -26,6 +26,43 @@ pub struct Node {
 /// A network DAG; edge weight = input slot.
 pub type NetDag = DiGraph<Node, usize>;
 
+/// How the layers of a block combine what they read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Aggregation {
+    /// Channel concatenation (DenseNet, SparseNet).
+    Concat,
+    /// Summation (ResNet: each unit adds its residual branch to the running state).
+    Sum,
+    /// A chain: each layer reads only the previous one (plain networks).
+    Chain,
+}
+
+/// One layer of a block as the builder wired it: what it contributes and what it reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockLayer {
+    /// The node whose output is the layer's contribution to the block: a DenseNet/SparseNet
+    /// layer's last convolution, a ResNet unit's residual branch (before the sum).
+    pub output: NodeIndex,
+    /// The layer's first convolution (its input channels are the sources, concatenated).
+    pub first_conv: NodeIndex,
+    /// The sources the layer reads, in slot order: 0 is the block input, `j` is layer `j`.
+    pub sources: Vec<usize>,
+}
+
+/// One block (dense block, ResNet stage) with its layers in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Block {
+    /// The block's scope name, e.g. `block1` or `stage2`.
+    pub name: String,
+    /// The node the block reads (source 0 of its layers).
+    pub input: NodeIndex,
+    /// How its layers combine their sources.
+    pub aggregation: Aggregation,
+    /// Its layers, layer 1 first.
+    pub layers: Vec<BlockLayer>,
+}
+
 /// A whole network.
 #[derive(Clone, Debug)]
 pub struct NetGraph {
@@ -35,6 +72,8 @@ pub struct NetGraph {
     pub input: NodeIndex,
     /// The output node (logits).
     pub output: NodeIndex,
+    /// The blocks, as the builder wired them (for experiments on layers and connections).
+    pub blocks: Vec<Block>,
 }
 
 impl NetGraph {
@@ -65,6 +104,7 @@ pub struct NetBuilder {
     graph: NetDag,
     input: NodeIndex,
     prefix: Vec<String>,
+    blocks: Vec<Block>,
 }
 
 impl NetBuilder {
@@ -80,6 +120,7 @@ impl NetBuilder {
             graph,
             input,
             prefix: Vec::new(),
+            blocks: Vec::new(),
         }
     }
 
@@ -242,7 +283,35 @@ impl NetBuilder {
             graph: self.graph,
             input: self.input,
             output,
+            blocks: self.blocks,
         }
+    }
+
+    /// The current scope, dotted (e.g. `block1`).
+    pub fn scope(&self) -> String {
+        self.prefix.join(".")
+    }
+
+    /// Number of nodes so far (the index the next node gets).
+    pub fn len(&self) -> usize {
+        self.graph.node_count()
+    }
+
+    /// Whether only the input exists.
+    pub fn is_empty(&self) -> bool {
+        self.graph.node_count() <= 1
+    }
+
+    /// The first convolution added at or after node index `start`.
+    pub fn first_conv_since(&self, start: usize) -> Option<NodeIndex> {
+        (start..self.graph.node_count())
+            .map(NodeIndex::new)
+            .find(|&n| matches!(self.graph[n].op, Op::Conv { .. }))
+    }
+
+    /// Record a block the builder just wired.
+    pub fn record_block(&mut self, block: Block) {
+        self.blocks.push(block);
     }
 }
 

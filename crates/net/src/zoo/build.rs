@@ -8,7 +8,7 @@ use petgraph::graph::NodeIndex;
 
 use super::spec::{Dataset, Family, Head, NetSpec};
 use crate::count::{count, NetCount};
-use crate::dag::{NetBuilder, NetGraph};
+use crate::dag::{Aggregation, Block, BlockLayer, NetBuilder, NetGraph};
 use crate::NetError;
 use sparsenet_graph::topology::{graph_inputs, Pattern, Topology};
 use sparsenet_graph::unraveled::{Route, UnitNode, UnraveledResNet};
@@ -100,15 +100,19 @@ fn build_aggregated(spec: &NetSpec) -> Result<NetGraph, NetError> {
         let topo = Topology::new(pattern.clone(), layers + 1)?;
         let g = topo.graph()?;
         let mut outs: Vec<NodeIndex> = vec![x];
+        let mut record = Vec::new();
+        let name = b.scope();
         for l in 1..=layers + 1 {
-            let ins: Vec<NodeIndex> = graph_inputs(&g, NodeIndex::new(l))
+            let sources: Vec<usize> = graph_inputs(&g, NodeIndex::new(l))
                 .into_iter()
-                .map(|n| outs[g[n]])
+                .map(|n| g[n])
                 .collect();
+            let ins: Vec<NodeIndex> = sources.iter().map(|&s| outs[s]).collect();
             if l == layers + 1 {
                 x = b.concat("out", &ins)?;
                 break;
             }
+            let start = b.len();
             b.push_scope(format!("layer{l}"));
             let cat = b.concat("cat", &ins)?;
             let y = if spec.bc {
@@ -122,7 +126,20 @@ fn build_aggregated(spec: &NetSpec) -> Result<NetGraph, NetError> {
             };
             b.pop_scope();
             outs.push(y);
+            record.push(BlockLayer {
+                output: y,
+                first_conv: b
+                    .first_conv_since(start)
+                    .expect("a layer has a convolution"),
+                sources,
+            });
         }
+        b.record_block(Block {
+            name,
+            input: outs[0],
+            aggregation: Aggregation::Concat,
+            layers: record,
+        });
         b.pop_scope();
         if bi + 1 < blocks.len() {
             b.push_scope(format!("transition{}", bi + 1));
@@ -167,13 +184,27 @@ fn build_cifar_resnet(spec: &NetSpec) -> Result<NetGraph, NetError> {
             let topo = Topology::new(Pattern::Plain, units)?;
             let g = topo.graph()?;
             let mut outs = vec![x];
+            let mut record = Vec::new();
+            let name = b.scope();
             for l in 1..=units {
+                let start = b.len();
                 b.push_scope(format!("unit{l}"));
                 let src = graph_inputs(&g, NodeIndex::new(l))[0];
                 let f = residual(&mut b, outs[g[src]], if l == 1 { first_stride } else { 1 })?;
                 outs.push(b.relu("relu", f));
                 b.pop_scope();
+                record.push(BlockLayer {
+                    output: f,
+                    first_conv: b.first_conv_since(start).expect("a unit has a convolution"),
+                    sources: vec![g[src]],
+                });
             }
+            b.record_block(Block {
+                name,
+                input: outs[0],
+                aggregation: Aggregation::Chain,
+                layers: record,
+            });
             x = outs[units];
         } else {
             x = interpret_unraveled(
@@ -209,6 +240,8 @@ fn interpret_unraveled<'a>(
     post_relu: bool,
 ) -> Result<NodeIndex, NetError> {
     let r = UnraveledResNet::new(units);
+    let name = b.scope();
+    let mut record = Vec::new();
     let mut built: Vec<Option<NodeIndex>> = vec![None; r.graph.node_count()];
     built[r.input().index()] = Some(input);
     let order = petgraph::algo::toposort(&r.graph, None).map_err(|_| {
@@ -228,10 +261,17 @@ fn interpret_unraveled<'a>(
             .collect();
         let node = match r.graph[n] {
             UnitNode::Residual(i) => {
+                let start = b.len();
                 b.push_scope(format!("unit{i}"));
                 let src = built[incoming[0].0.index()].expect("topological order");
                 let y = residual(b, src, i)?;
                 b.pop_scope();
+                // Unit i's residual branch reads the state after unit i − 1.
+                record.push(BlockLayer {
+                    output: y,
+                    first_conv: b.first_conv_since(start).expect("a unit has a convolution"),
+                    sources: vec![i - 1],
+                });
                 y
             }
             UnitNode::State(i) => {
@@ -254,6 +294,13 @@ fn interpret_unraveled<'a>(
         };
         built[n.index()] = Some(node);
     }
+    record.sort_by_key(|l| l.sources[0]);
+    b.record_block(Block {
+        name,
+        input,
+        aggregation: Aggregation::Sum,
+        layers: record,
+    });
     Ok(built[r.output().index()].expect("output built"))
 }
 

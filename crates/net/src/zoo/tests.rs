@@ -130,3 +130,67 @@ fn table_rows_carry_the_papers_errors() {
     );
     assert_eq!(named("densenet-121").unwrap().paper_c100_error, None);
 }
+
+#[test]
+fn blocks_record_what_each_layer_reads_and_contributes() {
+    use crate::dag::Aggregation;
+    let net = build(&named("sparsenet-40-24").unwrap().spec(None)).unwrap();
+    assert_eq!(net.blocks.len(), 3);
+    let b1 = &net.blocks[0];
+    assert_eq!(
+        (b1.name.as_str(), b1.aggregation),
+        ("block1", Aggregation::Concat)
+    );
+    assert_eq!(b1.layers.len(), 12);
+    // Layer ℓ reads layers ℓ − 1, ℓ − 2, ℓ − 4, … (0 is the block input), nearest first.
+    assert_eq!(b1.layers[3].sources, vec![3, 2, 0]);
+    assert_eq!(b1.layers[11].sources, vec![11, 10, 8, 4]);
+    assert_eq!(
+        net.graph[b1.layers[3].first_conv].name,
+        "block1.layer4.conv"
+    );
+    assert_eq!(net.graph[b1.layers[3].output].name, "block1.layer4.conv");
+    // The first convolution's input channels are the sources' widths: layer 4 reads layers 3
+    // and 2 (24 channels each) and the block input (the 48-channel stem).
+    let Op::Conv { in_ch, .. } = net.graph[b1.layers[3].first_conv].op else {
+        panic!("not a convolution")
+    };
+    assert_eq!(in_ch, 24 + 24 + 48);
+
+    let net = build(&named("densenet-bc-100-12").unwrap().spec(None)).unwrap();
+    let b2 = &net.blocks[1];
+    assert_eq!(b2.layers[4].sources, vec![4, 3, 2, 1, 0]);
+    assert_eq!(
+        net.graph[b2.layers[4].first_conv].name,
+        "block2.layer5.1.conv"
+    );
+    assert_eq!(net.graph[b2.layers[4].output].name, "block2.layer5.2.conv");
+
+    let net = build(&named("resnet-20").unwrap().spec(None)).unwrap();
+    assert_eq!(net.blocks.len(), 3);
+    let s2 = &net.blocks[1];
+    assert_eq!(
+        (s2.name.as_str(), s2.aggregation),
+        ("stage2", Aggregation::Sum)
+    );
+    let names: Vec<&str> = s2
+        .layers
+        .iter()
+        .map(|l| net.graph[l.output].name.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["stage2.unit1.bn2", "stage2.unit2.bn2", "stage2.unit3.bn2"]
+    );
+    assert_eq!(
+        net.graph[s2.layers[0].first_conv].name,
+        "stage2.unit1.conv1"
+    );
+    assert_eq!(s2.layers[2].sources, vec![2]);
+
+    let mut spec = named("resnet-20").unwrap().spec(None);
+    spec.family = Family::Plain;
+    let net = build(&spec).unwrap();
+    assert_eq!(net.blocks[0].aggregation, Aggregation::Chain);
+    assert_eq!(net.blocks[0].layers.len(), 3);
+}

@@ -1,0 +1,390 @@
+//! The `study` command: `efficiency`, `weights` and `lesion` experiments on trained networks.
+
+use clap::{Args, Parser, Subcommand};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use super::args::{bad_input, fail, parse_in_range, parse_usize_list};
+use super::spec::{GrowthList, SpecArgs};
+use super::train::{options, set_threads, TrainArgs};
+use crate::data::Kind;
+use crate::optim::{Kind as OptKind, Schedule};
+use crate::study::{self, efficiency, grid, lesion};
+use crate::train::DeviceKind;
+
+const LONG_ABOUT: &str = "\
+Experiments on trained networks, from their topology: the empirical half of the SparseNet paper.
+
+  study efficiency   train a grid of networks (several seeds each) under one recipe and compare
+                     test error against parameters and FLOPs: results.jsonl, a table (mean ± std
+                     over seeds) and figures with each family's Pareto front. Resumable: run it
+                     again and finished runs are kept, interrupted ones resume.
+  study weights      connection usage of a trained DenseNet/SparseNet (any concatenating
+                     pattern): per block, the mean |weight| of each layer's first convolution
+                     per source (DenseNet Fig. 5), as JSON and a heat map.
+  study lesion       test accuracy with layers removed at test time (Veit et al. 2016): each
+                     layer alone, then k random layers; JSON and figures.
+
+Examples:
+  study efficiency --preset quick --seeds 1,2 --out runs/study-quick
+  study efficiency --grid my-grid.txt --epochs 20 --dataset cifar10 --data-dir data/cifar-10
+  study weights --checkpoint runs/study-quick/runs/sparsenet-22-12-s1/best.safetensors
+  study lesion --checkpoint runs/a/best.safetensors --checkpoint runs/b/best.safetensors --out lesions";
+
+/// Arguments of `study`.
+#[derive(Parser, Debug)]
+#[command(name = "study", version, about = "Experiments on trained networks: parameter efficiency, connection usage, lesions.", long_about = LONG_ABOUT)]
+pub struct StudyArgs {
+    /// The experiment.
+    #[command(subcommand)]
+    pub command: StudyCommand,
+}
+
+/// The experiments.
+#[derive(Subcommand, Debug)]
+pub enum StudyCommand {
+    /// Train a grid of networks and compare test error against parameters and FLOPs.
+    Efficiency(EfficiencyArgs),
+    /// Connection usage (mean |w| per source) of a trained concatenating network.
+    Weights(WeightsArgs),
+    /// Test accuracy with layers removed at test time.
+    Lesion(LesionArgs),
+}
+
+/// Arguments of `study efficiency`.
+#[derive(Args, Debug)]
+#[command(long_about = "\
+Train every network of a grid once per seed, through the same training library as `train` (each
+run its own folder under OUT/runs with metrics, checkpoints and description), then write
+results.jsonl (one object per run: spec, name, family, params, flops, seed, epochs,
+final_test_acc, best_test_acc, final_test_loss, seconds, data), summary.json and summary.txt
+(mean ± std over seeds per network) and the figures error_vs_params / error_vs_flops (PNG + SVG,
+one colour per family, lines = Pareto fronts; on CIFAR data the paper's printed points are
+overlaid and labelled as such).
+
+The grid file has one network per line in train's words, `#` starts a comment:
+  --model sparsenet-40-24
+  --family sparse --depth 16 --growth 12 --offsets 1,2,3,5
+  --family res --depth 20
+
+Running it again with the same OUT and settings keeps finished runs, resumes interrupted ones and
+trains nothing twice.")]
+pub struct EfficiencyArgs {
+    /// A grid file: one network per line in train's spec flags.
+    #[arg(long, conflicts_with = "preset")]
+    pub grid: Option<PathBuf>,
+
+    /// A built-in grid: quick (plain/res/dense/sparse at two matched sizes, ~20 min for 2 seeds
+    /// on 2 CPU cores with the embedded data) or paper-cifar (the paper's CIFAR rows).
+    #[arg(long, value_enum)]
+    pub preset: Option<grid::Preset>,
+
+    /// Seeds, e.g. 1,2,3: every network is trained once per seed.
+    #[arg(long, default_value = "1,2", value_parser = |s: &str| parse_usize_list(s, "seed").map(GrowthList))]
+    pub seeds: GrowthList,
+
+    /// Epochs of every run (the default keeps `--preset quick` with 2 seeds near 16 minutes on
+    /// 2 CPU cores with the embedded data).
+    #[arg(long, default_value = "6", value_parser = |s: &str| parse_in_range(s, "epochs", 1, 100_000))]
+    pub epochs: usize,
+
+    /// Dataset.
+    #[arg(long, value_enum, default_value_t = Kind::FashionMnist)]
+    pub dataset: Kind,
+
+    /// Folder with the dataset's files.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+
+    /// Images per batch.
+    #[arg(long, default_value = "64", value_parser = |s: &str| parse_in_range(s, "batch size", 1, 65_536))]
+    pub batch_size: usize,
+
+    /// Base learning rate.
+    #[arg(long, default_value = "0.1")]
+    pub lr: f32,
+
+    /// Learning-rate schedule.
+    #[arg(long, value_enum, default_value_t = Schedule::Step)]
+    pub schedule: Schedule,
+
+    /// Optimiser.
+    #[arg(long, value_enum, default_value_t = OptKind::Sgd)]
+    pub optimizer: OptKind,
+
+    /// SGD momentum (Nesterov).
+    #[arg(long, default_value = "0.9")]
+    pub momentum: f32,
+
+    /// Weight decay.
+    #[arg(long, default_value = "1e-4")]
+    pub weight_decay: f32,
+
+    /// Stop every epoch after this many steps.
+    #[arg(long, value_parser = |s: &str| parse_in_range(s, "max steps", 1, usize::MAX / 2))]
+    pub max_steps: Option<usize>,
+
+    /// Evaluate on at most this many test images per epoch.
+    #[arg(long, value_parser = |s: &str| parse_in_range(s, "max test", 1, usize::MAX / 2))]
+    pub max_test: Option<usize>,
+
+    /// Worker threads shared by all runs (default: all cores).
+    #[arg(long, value_parser = |s: &str| parse_in_range(s, "threads", 1, 1024))]
+    pub threads: Option<usize>,
+
+    /// Where to train: cpu, or cuda.
+    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
+    pub device: DeviceKind,
+
+    /// Runs at once (on one GPU several small runs share the card).
+    #[arg(long, default_value = "1", value_parser = |s: &str| parse_in_range(s, "jobs", 1, 256))]
+    pub jobs: usize,
+
+    /// The study folder (default runs/study-<preset or grid file>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Arguments of `study weights`.
+#[derive(Args, Debug)]
+pub struct WeightsArgs {
+    /// A checkpoint of a concatenating network (DenseNet, SparseNet, …) written by train.
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+
+    /// Output folder for weights.json and weights.png/.svg (default: the checkpoint's folder).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Arguments of `study lesion`.
+#[derive(Args, Debug)]
+pub struct LesionArgs {
+    /// Checkpoints written by train (repeat for several networks: one line each in the figure).
+    #[arg(long, required = true)]
+    pub checkpoint: Vec<PathBuf>,
+
+    /// Largest number of layers removed at once.
+    #[arg(long, default_value = "8", value_parser = |s: &str| parse_in_range(s, "max k", 1, 100_000))]
+    pub max_k: usize,
+
+    /// Random draws per k.
+    #[arg(long, default_value = "5", value_parser = |s: &str| parse_in_range(s, "draws", 1, 100_000))]
+    pub draws: usize,
+
+    /// Seed of the random draws.
+    #[arg(long, default_value = "0")]
+    pub seed: u64,
+
+    /// Images per evaluation batch.
+    #[arg(long, default_value = "100", value_parser = |s: &str| parse_in_range(s, "batch size", 1, 65_536))]
+    pub batch_size: usize,
+
+    /// Evaluate on at most this many test images.
+    #[arg(long, value_parser = |s: &str| parse_in_range(s, "max test", 1, usize::MAX / 2))]
+    pub max_test: Option<usize>,
+
+    /// Folder with the dataset's files (default: as in training).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+
+    /// Worker threads.
+    #[arg(long, value_parser = |s: &str| parse_in_range(s, "threads", 1, 1024))]
+    pub threads: Option<usize>,
+
+    /// Output folder (default: the checkpoint's folder; required with several checkpoints).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Run `study`.
+pub fn run_study(a: &StudyArgs, w: &mut (dyn Write + Send)) -> ExitCode {
+    match &a.command {
+        StudyCommand::Efficiency(e) => run_efficiency(e, w),
+        StudyCommand::Weights(e) => run_weights(e, w),
+        StudyCommand::Lesion(e) => run_lesion(e, w),
+    }
+}
+
+/// The study of `study efficiency`'s arguments (errors are bad input).
+pub fn efficiency_study(a: &EfficiencyArgs) -> Result<efficiency::Study, String> {
+    let (entries, default_out) = match (&a.grid, a.preset) {
+        (Some(path), None) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read the grid file {}: {e}", path.display()))?;
+            let stem = path
+                .file_stem()
+                .map_or("grid".into(), |s| s.to_string_lossy().to_string());
+            (
+                grid::parse_grid(&text, &path.display().to_string())?,
+                format!("study-{stem}"),
+            )
+        }
+        (None, Some(p)) => (
+            grid::preset(p),
+            format!(
+                "study-{}",
+                clap::ValueEnum::to_possible_value(&p)
+                    .map_or("preset".into(), |v| v.get_name().to_string())
+            ),
+        ),
+        _ => return Err(
+            "give the networks: --grid FILE (one network per line) or --preset quick|paper-cifar"
+                .into(),
+        ),
+    };
+    let mut seeds: Vec<u64> = Vec::new();
+    for &s in &a.seeds.0 {
+        if seeds.contains(&(s as u64)) {
+            return Err(format!("seed {s} is given twice in --seeds"));
+        }
+        seeds.push(s as u64);
+    }
+    // The recipe is train's options for a placeholder network; each run replaces the spec.
+    let template = TrainArgs {
+        spec: SpecArgs::default(),
+        layout: None,
+        dataset: a.dataset,
+        data_dir: a.data_dir.clone(),
+        epochs: a.epochs,
+        batch_size: a.batch_size,
+        lr: a.lr,
+        schedule: a.schedule,
+        optimizer: a.optimizer,
+        momentum: a.momentum,
+        weight_decay: a.weight_decay,
+        seed: 0,
+        threads: a.threads,
+        max_steps: a.max_steps,
+        max_test: a.max_test,
+        out: None,
+        stop_after: None,
+        resume: false,
+        device: a.device,
+        quiet: true,
+    };
+    let recipe = options(&template)?;
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(default_out));
+    Ok(efficiency::Study {
+        grid: entries,
+        seeds,
+        recipe,
+        jobs: a.jobs,
+        out,
+    })
+}
+
+fn run_efficiency(a: &EfficiencyArgs, w: &mut (dyn Write + Send)) -> ExitCode {
+    let st = match efficiency_study(a) {
+        Ok(s) => s,
+        Err(e) => return bad_input(e),
+    };
+    set_threads(a.threads);
+    let r = efficiency::run(&st, w).and_then(|results| efficiency::report(&st, &results));
+    match r {
+        Ok(table) => {
+            let _ = write!(w, "{table}");
+            let _ = writeln!(
+                w,
+                "results in {}: results.jsonl, summary.json, summary.txt, error_vs_params.png, error_vs_flops.png",
+                st.out.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let _ = w.flush();
+            fail(&e)
+        }
+    }
+}
+
+fn checkpoint_dir(c: &std::path::Path) -> PathBuf {
+    c.parent()
+        .map_or_else(|| PathBuf::from("."), |p| p.to_path_buf())
+}
+
+fn run_weights(a: &WeightsArgs, w: &mut (dyn Write + Send)) -> ExitCode {
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| checkpoint_dir(&a.checkpoint));
+    match study::weights_report(&a.checkpoint, &out) {
+        Ok((usage, files)) => {
+            for b in &usage.blocks {
+                let read = b.raw.iter().flatten().flatten().count();
+                let _ = writeln!(w, "{}: {} layers, {read} connections", b.name, b.layers);
+            }
+            for f in files {
+                let _ = writeln!(w, "wrote {}", f.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+fn run_lesion(a: &LesionArgs, w: &mut (dyn Write + Send)) -> ExitCode {
+    let out = match (&a.out, a.checkpoint.as_slice()) {
+        (Some(o), _) => o.clone(),
+        (None, [one]) => checkpoint_dir(one),
+        (None, _) => {
+            return bad_input("several checkpoints need --out (where the comparison goes)")
+        }
+    };
+    set_threads(a.threads);
+    let sweep = lesion::Sweep {
+        max_k: a.max_k,
+        draws: a.draws,
+        seed: a.seed,
+        batch: a.batch_size,
+        limit: a.max_test,
+    };
+    let mut results = Vec::new();
+    for c in &a.checkpoint {
+        let t0 = std::time::Instant::now();
+        let bar = indicatif::ProgressBar::new(1).with_message(c.display().to_string());
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:30}] {pos}/{len} evaluations {elapsed}",
+            )
+            .expect("valid template"),
+        );
+        let r = study::lesion_one(c, sweep, a.data_dir.as_deref(), |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        });
+        bar.finish_and_clear();
+        match r {
+            Ok(r) => {
+                let evals =
+                    1 + r.single.len() + r.random.iter().map(|k| k.accs.len()).sum::<usize>();
+                let secs = t0.elapsed().as_secs_f64();
+                let _ = writeln!(
+                    w,
+                    "{}: baseline accuracy {:.4} on {} images; {} layers; {evals} evaluations in {secs:.1} s ({:.2} s each)\n  rule: {}",
+                    r.network,
+                    r.baseline_acc,
+                    r.images,
+                    r.single.len(),
+                    secs / evals as f64,
+                    r.rule
+                );
+                results.push(r);
+            }
+            Err(e) => return fail(&e),
+        }
+    }
+    match study::lesion_report(&results, &out) {
+        Ok(files) => {
+            for f in files {
+                let _ = writeln!(w, "wrote {}", f.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
+}

@@ -1,0 +1,478 @@
+//! `study efficiency`: train a grid of networks under one recipe, several seeds each, through
+//! the same training library as `train`, and compare test error against parameters and FLOPs.
+//!
+//! Layout of `--out`: `runs/<network>-s<seed>/` (each a `train` folder: metrics, checkpoints,
+//! description, plus `train.log`), `results.jsonl` (one object per finished run, in grid
+//! order), `summary.json` and `summary.txt` (mean ± std over seeds per network) and the figures
+//! `error_vs_params` and `error_vs_flops` (PNG + SVG). Everything is written atomically and the
+//! study is resumable: a finished run is read back, an interrupted one resumes from its last
+//! checkpoint, nothing is trained twice.
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use sparsenet_net::zoo::{build_and_count, named, Family};
+
+use super::grid::GridEntry;
+use crate::data::Kind;
+use crate::io::write_atomic;
+use crate::plot::{self, Chart, Mark, Series};
+use crate::train::{self, checkpoint, TrainOptions};
+
+/// What a study trains: the grid, the seeds, and the recipe every run shares (a template of
+/// `train`'s options whose spec, name, seed and folder each run replaces).
+#[derive(Clone, Debug)]
+pub struct Study {
+    /// The networks.
+    pub grid: Vec<GridEntry>,
+    /// Seeds; every network is trained once per seed.
+    pub seeds: Vec<u64>,
+    /// The shared recipe (data, epochs, optimiser, device, …).
+    pub recipe: TrainOptions,
+    /// Runs at once.
+    pub jobs: usize,
+    /// The study folder.
+    pub out: PathBuf,
+}
+
+/// One finished run: the row of `results.jsonl`.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
+pub struct RunResult {
+    /// The grid line.
+    pub spec: String,
+    /// The network's name.
+    pub name: String,
+    /// Its family (`sparse`, `dense`, `res`, `preres`, `plain`).
+    pub family: String,
+    /// Trainable parameters of the network as trained (the data's input and classes).
+    pub params: u64,
+    /// FLOPs per image as the paper counts them, for the data's input.
+    pub flops: u64,
+    /// The seed.
+    pub seed: u64,
+    /// Epochs trained.
+    pub epochs: usize,
+    /// Test accuracy after the last epoch.
+    pub final_test_acc: f64,
+    /// Best test accuracy over the epochs.
+    pub best_test_acc: f64,
+    /// Test loss after the last epoch.
+    pub final_test_loss: f64,
+    /// Wall-clock seconds of training and evaluation, summed over epochs (a resumed run counts
+    /// each epoch once).
+    pub seconds: f64,
+    /// The data it was trained and tested on.
+    pub data: String,
+}
+
+/// A network's results over its seeds.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct NetworkSummary {
+    /// The network's name.
+    pub name: String,
+    /// Its family.
+    pub family: String,
+    /// Parameters.
+    pub params: u64,
+    /// FLOPs per image.
+    pub flops: u64,
+    /// Seeds finished.
+    pub seeds: usize,
+    /// Final test error (%), mean over seeds.
+    pub error_mean: f64,
+    /// Its sample standard deviation (0 for one seed).
+    pub error_std: f64,
+    /// Best-epoch test error (%), mean over seeds.
+    pub best_error_mean: f64,
+}
+
+/// A file-system-safe folder name for a network and seed.
+pub fn run_dir(out: &Path, name: &str, seed: u64) -> PathBuf {
+    let slug: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    out.join("runs")
+        .join(format!("{}-s{seed}", slug.trim_matches('_')))
+}
+
+/// The name a grid entry's runs use: the model name, or the free spec without its data suffix.
+pub fn short_name(e: &GridEntry) -> String {
+    match e.name.find(" (") {
+        Some(i) => e.name[..i].to_string(),
+        None => e.name.clone(),
+    }
+}
+
+/// Train (or resume, or read back) one run.
+fn one_run(study: &Study, e: &GridEntry, seed: u64) -> Result<RunResult> {
+    let dir = run_dir(&study.out, &short_name(e), seed);
+    let mut opts = study.recipe.clone();
+    opts.spec = e.spec.clone();
+    opts.name = short_name(e);
+    opts.seed = seed;
+    opts.out = dir.clone();
+    opts.progress = false;
+    opts.stop_after = None;
+    let (last, _) = checkpoint::paths(&dir, "last");
+    opts.resume = last.exists();
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut log: Vec<u8> = Vec::new();
+    let summary = train::run(&opts, &mut log);
+    // The run's own log, whole or not at all.
+    let log_path = dir.join("train.log");
+    let mut previous = std::fs::read(&log_path).unwrap_or_default();
+    previous.extend_from_slice(&log);
+    write_atomic(&log_path, &previous)?;
+    let summary = summary.with_context(|| format!("{} (seed {seed})", opts.name))?;
+    let meta = checkpoint::load_meta(&last)?;
+    let last_epoch = summary
+        .epochs
+        .last()
+        .with_context(|| format!("{}: no epoch finished", dir.display()))?;
+    let flops = build_and_count(&meta.spec)
+        .map(|(_, c)| c.flops)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(RunResult {
+        spec: e.words.clone(),
+        name: opts.name,
+        family: e.spec.family.name().to_string(),
+        params: summary.params,
+        flops,
+        seed,
+        epochs: summary.epochs.len(),
+        final_test_acc: last_epoch.test_acc,
+        best_test_acc: summary.best.map_or(last_epoch.test_acc, |b| b.0),
+        final_test_loss: last_epoch.test_loss,
+        seconds: summary.epochs.iter().map(|m| m.seconds).sum(),
+        data: meta.data_source,
+    })
+}
+
+/// Write `results.jsonl`: the finished runs in grid order.
+fn write_results(out: &Path, rows: &[Option<RunResult>]) -> Result<()> {
+    let mut text = String::new();
+    for r in rows.iter().flatten() {
+        text.push_str(&serde_json::to_string(r)?);
+        text.push('\n');
+    }
+    write_atomic(&out.join("results.jsonl"), text.as_bytes())
+}
+
+/// Run the whole study, printing a line per finished run to `log`; returns every run's result
+/// in grid order (networks outer, seeds inner). Runs that fail are reported and the others go
+/// on; the study then fails naming them.
+pub fn run(study: &Study, log: &mut (dyn Write + Send)) -> Result<Vec<RunResult>> {
+    if study.seeds.is_empty() || study.grid.is_empty() {
+        bail!("a study needs at least one network and one seed");
+    }
+    std::fs::create_dir_all(&study.out)
+        .with_context(|| format!("cannot create {}", study.out.display()))?;
+    crate::io::remove_stale_temps(&study.out)?;
+    let work: Vec<(&GridEntry, u64)> = study
+        .grid
+        .iter()
+        .flat_map(|e| study.seeds.iter().map(move |&s| (e, s)))
+        .collect();
+    let total = work.len();
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let rows: Mutex<Vec<Option<RunResult>>> = Mutex::new(vec![None; total]);
+    let failures: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let log = Mutex::new(log);
+    writeln!(
+        log.lock().expect("log"),
+        "study: {} networks × {} seeds = {total} runs, {} at once, in {}",
+        study.grid.len(),
+        study.seeds.len(),
+        study.jobs.max(1),
+        study.out.display()
+    )?;
+    std::thread::scope(|scope| {
+        for _ in 0..study.jobs.clamp(1, total) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= total {
+                    break;
+                }
+                let (e, seed) = work[i];
+                let t0 = std::time::Instant::now();
+                let r = one_run(study, e, seed);
+                let k = done.fetch_add(1, Ordering::SeqCst) + 1;
+                let mut w = log.lock().expect("log");
+                match r {
+                    Ok(r) => {
+                        let _ = writeln!(
+                            w,
+                            "[{k}/{total}] {} seed {seed}: test error {:.2} % ({} parameters, {:.0} s)",
+                            r.name,
+                            100.0 * (1.0 - r.final_test_acc),
+                            r.params,
+                            t0.elapsed().as_secs_f64()
+                        );
+                        let mut rows = rows.lock().expect("rows");
+                        rows[i] = Some(r);
+                        if let Err(e) = write_results(&study.out, &rows) {
+                            failures.lock().expect("failures").push(format!("{e:#}"));
+                        }
+                    }
+                    Err(err) => {
+                        let _ = writeln!(w, "[{k}/{total}] {} seed {seed}: failed: {err:#}", short_name(e));
+                        failures.lock().expect("failures").push(format!("{err:#}"));
+                    }
+                }
+            });
+        }
+    });
+    let failures = failures.into_inner().expect("failures");
+    if !failures.is_empty() {
+        bail!(
+            "{} of {total} runs failed (the others are in results.jsonl; run again to retry): {}",
+            failures.len(),
+            failures.join("; ")
+        );
+    }
+    Ok(rows
+        .into_inner()
+        .expect("rows")
+        .into_iter()
+        .map(|r| r.expect("every run finished"))
+        .collect())
+}
+
+/// Mean ± standard deviation over seeds, per network, in grid order.
+pub fn summarise(results: &[RunResult]) -> Vec<NetworkSummary> {
+    let mut names: Vec<&str> = Vec::new();
+    for r in results {
+        if !names.contains(&r.name.as_str()) {
+            names.push(&r.name);
+        }
+    }
+    names
+        .iter()
+        .map(|&name| {
+            let rs: Vec<&RunResult> = results.iter().filter(|r| r.name == name).collect();
+            let errs: Vec<f64> = rs
+                .iter()
+                .map(|r| 100.0 * (1.0 - r.final_test_acc))
+                .collect();
+            let best: Vec<f64> = rs.iter().map(|r| 100.0 * (1.0 - r.best_test_acc)).collect();
+            let (mean, std) = mean_std(&errs);
+            NetworkSummary {
+                name: name.to_string(),
+                family: rs[0].family.clone(),
+                params: rs[0].params,
+                flops: rs[0].flops,
+                seeds: rs.len(),
+                error_mean: mean,
+                error_std: std,
+                best_error_mean: mean_std(&best).0,
+            }
+        })
+        .collect()
+}
+
+/// Mean and sample standard deviation (0 for fewer than two values).
+pub fn mean_std(v: &[f64]) -> (f64, f64) {
+    if v.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    if v.len() < 2 {
+        return (mean, 0.0);
+    }
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, var.sqrt())
+}
+
+/// The points of a family that no other point of the family beats: lower error at no more cost
+/// (cost ascending).
+pub fn pareto_front(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let mut p = points.to_vec();
+    p.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    let mut front: Vec<(f64, f64)> = Vec::new();
+    for q in p {
+        if front.last().is_none_or(|l| q.1 < l.1) {
+            front.push(q);
+        }
+    }
+    front
+}
+
+/// The table of a summary, as text.
+pub fn table(summary: &[NetworkSummary]) -> String {
+    use prettytable::{format, Cell, Row, Table};
+    let mut t = Table::new();
+    t.set_format(*format::consts::FORMAT_BOX_CHARS);
+    t.set_titles(Row::new(
+        [
+            "network",
+            "family",
+            "params",
+            "MFLOPs",
+            "seeds",
+            "test error % (mean ± std)",
+            "best-epoch error %",
+        ]
+        .iter()
+        .map(|s| Cell::new(s))
+        .collect(),
+    ));
+    for s in summary {
+        t.add_row(Row::new(vec![
+            Cell::new(&s.name),
+            Cell::new(&s.family),
+            Cell::new(&s.params.to_string()),
+            Cell::new(&format!("{:.1}", s.flops as f64 / 1e6)),
+            Cell::new(&s.seeds.to_string()),
+            Cell::new(&format!("{:.2} ± {:.2}", s.error_mean, s.error_std)),
+            Cell::new(&format!("{:.2}", s.best_error_mean)),
+        ]));
+    }
+    t.to_string()
+}
+
+/// The paper's printed CIFAR error (%) and parameters of a named network, for an overlay on a
+/// CIFAR study (`None` for other data or unnamed networks).
+fn paper_point(name: &str, dataset: Kind) -> Option<(f64, f64)> {
+    let m = named(name).ok()?;
+    let err = match dataset {
+        Kind::Cifar10 => m.paper_c10_error?,
+        Kind::Cifar100 => m.paper_c100_error?,
+        _ => return None,
+    };
+    let params: f64 = m.paper_params?.parse().ok()?;
+    Some((params * 1e6, err))
+}
+
+/// Write the summary files and the two figures; returns the table.
+pub fn report(study: &Study, results: &[RunResult]) -> Result<String> {
+    let summary = summarise(results);
+    let text = table(&summary);
+    write_atomic(
+        &study.out.join("summary.json"),
+        serde_json::to_string_pretty(&summary)?.as_bytes(),
+    )?;
+    let data = results.first().map_or("", |r| r.data.as_str());
+    let note = format!(
+        "{} epochs, seeds {:?}; data: {data}",
+        study.recipe.epochs, study.seeds
+    );
+    write_atomic(
+        &study.out.join("summary.txt"),
+        format!("{text}{note}\n").as_bytes(),
+    )?;
+    for (stem, axis, cost) in [
+        (
+            "error_vs_params",
+            "log10 parameters",
+            (|s: &NetworkSummary| s.params as f64) as fn(&NetworkSummary) -> f64,
+        ),
+        (
+            "error_vs_flops",
+            "log10 FLOPs per image",
+            |s: &NetworkSummary| s.flops as f64,
+        ),
+    ] {
+        let mut families: Vec<&str> = Vec::new();
+        for s in &summary {
+            if !families.contains(&s.family.as_str()) {
+                families.push(&s.family);
+            }
+        }
+        let mut series = Vec::new();
+        for (fi, fam) in families.iter().enumerate() {
+            let pts: Vec<(f64, f64)> = summary
+                .iter()
+                .filter(|s| s.family == *fam)
+                .map(|s| (cost(s).log10(), s.error_mean))
+                .collect();
+            let label =
+                Family::parse(fam).map_or(fam.to_string(), |f| format!("{}Net", cap(f.name())));
+            series.push(Series::new(label, pts.clone(), Mark::Points).colour(fi));
+            series.push(Series::new("", pareto_front(&pts), Mark::Line).colour(fi));
+        }
+        if stem == "error_vs_params" {
+            let paper: Vec<(f64, f64)> = summary
+                .iter()
+                .filter_map(|s| paper_point(&s.name, study.recipe.dataset))
+                .map(|(p, e)| (p.log10(), e))
+                .collect();
+            if !paper.is_empty() {
+                series.push(
+                    Series::new("paper, as printed (C10+/C100+)", paper, Mark::Points)
+                        .colour(families.len()),
+                );
+            }
+        }
+        let chart = Chart {
+            title: format!(
+                "Test error against {} (mean over seeds; lines: Pareto fronts)",
+                if stem == "error_vs_params" {
+                    "parameters"
+                } else {
+                    "FLOPs"
+                }
+            ),
+            x_label: axis.into(),
+            y_label: "test error (%)".into(),
+            series,
+        };
+        plot::save(&chart, &study.out, stem)?;
+    }
+    Ok(format!("{text}{note}\n"))
+}
+
+fn cap(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pareto_front_keeps_what_nothing_cheaper_beats() {
+        let pts = [
+            (3.0, 5.0),
+            (1.0, 9.0),
+            (2.0, 7.0),
+            (2.5, 8.0),
+            (4.0, 5.5),
+            (5.0, 4.0),
+        ];
+        assert_eq!(
+            pareto_front(&pts),
+            vec![(1.0, 9.0), (2.0, 7.0), (3.0, 5.0), (5.0, 4.0)]
+        );
+        assert!(pareto_front(&[]).is_empty());
+    }
+
+    #[test]
+    fn mean_and_sample_std() {
+        assert_eq!(mean_std(&[2.0]), (2.0, 0.0));
+        let (m, s) = mean_std(&[1.0, 2.0, 3.0, 4.0]);
+        assert!((m - 2.5).abs() < 1e-12 && (s - (5.0f64 / 3.0).sqrt()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn run_dirs_are_safe_names() {
+        let d = run_dir(Path::new("o"), "sparsenet-22-12 [offsets 1,2]", 3);
+        assert_eq!(d, Path::new("o/runs/sparsenet-22-12__offsets_1_2-s3"));
+    }
+}

@@ -1,0 +1,203 @@
+//! `study lesion`: test accuracy of a trained network with layers removed at test time (after
+//! Veit et al., NIPS 2016): each layer of each block alone, then `k = 1, 2, …` layers drawn at
+//! random (several seeded draws per `k`).
+//!
+//! What "removed" means follows the block's aggregation and is stated in the output: in a
+//! summing block (ResNet) the unit's residual branch is dropped and its skip kept (the branch
+//! output is replaced by zeros before the sum); in a concatenating block (DenseNet, SparseNet)
+//! the layer's output is replaced by zeros wherever it is read; in a chain (plain network) the
+//! layer's output is replaced by zeros, and everything after it sees only zeros from it.
+
+use anyhow::{bail, Result};
+use rand::seq::index::sample;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use sparsenet_net::dag::Aggregation;
+
+use crate::data::Dataset;
+use crate::model::Model;
+use crate::train::{evaluate, Engine};
+
+/// One layer removed alone.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Single {
+    /// Block, 1-based.
+    pub block: usize,
+    /// Layer within the block, 1-based.
+    pub layer: usize,
+    /// Test accuracy without it.
+    pub acc: f64,
+}
+
+/// `k` random layers removed, several draws.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct RandomK {
+    /// Layers removed at once.
+    pub k: usize,
+    /// Test accuracy of each draw.
+    pub accs: Vec<f64>,
+}
+
+/// What `study lesion` writes per checkpoint.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Lesion {
+    /// The checkpoint.
+    pub checkpoint: String,
+    /// The network.
+    pub network: String,
+    /// The test data.
+    pub data: String,
+    /// Test images evaluated.
+    pub images: usize,
+    /// Test accuracy of the whole network.
+    pub baseline_acc: f64,
+    /// Each layer removed alone.
+    pub single: Vec<Single>,
+    /// Random removals by `k`.
+    pub random: Vec<RandomK>,
+    /// What removing a layer means here.
+    pub rule: String,
+    /// The seed of the random draws.
+    pub seed: u64,
+}
+
+/// The rule for a network's blocks, as stated in the output.
+pub fn rule(model: &Model<f32>) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for b in &model.net.blocks {
+        let r = match b.aggregation {
+            Aggregation::Sum => "summing blocks: the unit's residual branch is dropped and its skip kept (Veit et al. 2016)",
+            Aggregation::Concat => "concatenating blocks: the layer's output is replaced by zeros wherever it is read",
+            Aggregation::Chain => "chained blocks: the layer's output is replaced by zeros (no other route exists, so every later layer sees zeros from it)",
+        };
+        if !parts.contains(&r) {
+            parts.push(r);
+        }
+    }
+    parts.join("; ")
+}
+
+/// Every removable layer: (block, layer) 1-based, and the node whose output is zeroed.
+pub fn layers(model: &Model<f32>) -> Vec<(usize, usize, usize)> {
+    model
+        .net
+        .blocks
+        .iter()
+        .enumerate()
+        .flat_map(|(bi, b)| {
+            b.layers
+                .iter()
+                .enumerate()
+                .map(move |(li, l)| (bi + 1, li + 1, l.output.index()))
+        })
+        .collect()
+}
+
+/// How far the sweep goes.
+#[derive(Clone, Copy, Debug)]
+pub struct Sweep {
+    /// Largest number of layers removed at once.
+    pub max_k: usize,
+    /// Random draws per `k`.
+    pub draws: usize,
+    /// Seed of the draws.
+    pub seed: u64,
+    /// Images per evaluation batch.
+    pub batch: usize,
+    /// Evaluate on at most this many test images (all when `None`).
+    pub limit: Option<usize>,
+}
+
+/// Run the sweep on `test` (normalised with the checkpoint's `mean`/`std`); `progress` is told
+/// each finished evaluation and the total. The model is left whole.
+#[allow(clippy::too_many_arguments)]
+pub fn sweep(
+    model: &mut Model<f32>,
+    engine: &mut Engine,
+    test: &Dataset,
+    mean: &[f32],
+    std: &[f32],
+    s: Sweep,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<(f64, Vec<Single>, Vec<RandomK>)> {
+    let all = layers(model);
+    if all.is_empty() {
+        bail!("this network has no blocks of layers to remove");
+    }
+    let max_k = s.max_k.min(all.len());
+    let total = 1 + all.len() + max_k * s.draws;
+    let mut done = 0;
+    let mut acc_without = |model: &mut Model<f32>, nodes: &[usize]| -> Result<f64> {
+        model.set_zeroed(nodes)?;
+        let r = evaluate(model, engine, test, mean, std, s.batch, s.limit);
+        model.set_zeroed(&[])?;
+        done += 1;
+        progress(done, total);
+        Ok(r?.1)
+    };
+    let baseline = acc_without(model, &[])?;
+    let mut single = Vec::new();
+    for &(block, layer, node) in &all {
+        let acc = acc_without(model, &[node])?;
+        single.push(Single { block, layer, acc });
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(s.seed);
+    let mut random = Vec::new();
+    for k in 1..=max_k {
+        let mut accs = Vec::new();
+        for _ in 0..s.draws {
+            let nodes: Vec<usize> = sample(&mut rng, all.len(), k)
+                .into_iter()
+                .map(|i| all[i].2)
+                .collect();
+            accs.push(acc_without(model, &nodes)?);
+        }
+        random.push(RandomK { k, accs });
+    }
+    Ok((baseline, single, random))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sparsenet_net::zoo::{Dataset as Layout, Family, NetSpec};
+    use sparsenet_net::Shape;
+
+    #[test]
+    fn removing_a_layer_zeroes_its_contribution_only_where_the_rule_says() {
+        // A zeroed residual branch leaves x + 0: a ResNet unit whose branch is removed passes
+        // its input through (post-activation: ReLU of a non-negative input is the input).
+        let spec = NetSpec::new(Family::Res, Layout::Cifar, 8, &[], false, 3);
+        let mut m = Model::<f32>::new(&spec, Shape::new(1, 8, 8), 1).unwrap();
+        let x: Vec<f32> = (0..2 * 64)
+            .map(|i| ((i * 37) % 11) as f32 / 11.0 - 0.3)
+            .collect();
+        let whole = m.logits(x.clone(), 2, false).unwrap();
+        let ls = layers(&m);
+        assert_eq!(ls.len(), 3, "one unit per stage");
+        m.set_zeroed(&[ls[0].2]).unwrap();
+        let without = m.logits(x.clone(), 2, false).unwrap();
+        assert_ne!(whole, without);
+        m.set_zeroed(&[]).unwrap();
+        assert_eq!(m.logits(x.clone(), 2, false).unwrap(), whole, "restored");
+        assert!(rule(&m).contains("skip kept"));
+
+        // In a concatenating block, a zeroed layer contributes zero channels to every reader:
+        // with every layer of every block removed, the blocks carry only their inputs.
+        let spec = NetSpec::new(Family::Dense, Layout::Cifar, 10, &[2], false, 3);
+        let mut m = Model::<f32>::new(&spec, Shape::new(1, 8, 8), 1).unwrap();
+        assert!(rule(&m).contains("replaced by zeros wherever it is read"));
+        let nodes: Vec<usize> = layers(&m).iter().map(|l| l.2).collect();
+        assert_eq!(nodes.len(), 6);
+        m.set_zeroed(&nodes).unwrap();
+        let a = m.logits(x.clone(), 2, false).unwrap();
+        // Changing a removed layer's weights changes nothing.
+        let conv = m.net.blocks[0].layers[0].output.index();
+        let pi = m.params.iter().position(|p| p.node == conv).unwrap();
+        m.values[pi].iter_mut().for_each(|v| *v = 3.0);
+        assert_eq!(m.logits(x, 2, false).unwrap(), a);
+        assert!(m.set_zeroed(&[10_000]).is_err());
+    }
+}
