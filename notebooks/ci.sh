@@ -14,4 +14,4 @@ if ! python3 -c "import nbclient, nbformat, jupyter_client" 2>/dev/null; then
 fi
 jupyter kernelspec list 2>/dev/null | grep -q '^ *rust ' || evcxr_jupyter --install >/dev/null
 python3 run_notebooks.py --expect-failure tests/panics.ipynb
-python3 run_notebooks.py claims.ipynb parameters.ipynb training.ipynb
+python3 run_notebooks.py claims.ipynb parameters.ipynb training.ipynb experiments.ipynb

@@ -177,6 +177,87 @@ save(&Chart {
 show(&figs.join("two_networks.svg"));
 assert!(sparse.best.unwrap().0 > 0.5 && dense.best.unwrap().0 > 0.5, "both learn far above chance");"""),
     ],
+    "experiments.ipynb": [
+        md("""
+# Experiments on trained networks: efficiency, connection usage, lesions
+
+The three `study` experiments through the library. With `SPARSENET_STUDY` set to a finished
+study's folder (e.g. `runs/study-quick` after `study efficiency --preset quick`), the notebook
+reads it and trains nothing. Otherwise it runs the quick preset at smoke size — one seed,
+2 epochs of 4 steps, 100 test images — so the figures below then show the pipeline working, not
+the paper's claims: the README shows the figures of a full quick-preset run."""),
+        code(SETUP + "\n:opt 2"),
+        code(SHOW),
+        code("""
+use sparsenet::study::{self, efficiency, lesion};
+use sparsenet::cli::grid;
+use sparsenet::optim::{Config, Kind, Schedule};
+use sparsenet::train::TrainOptions;
+let finished = std::env::var_os("SPARSENET_STUDY").map(std::path::PathBuf::from);
+let smoke = finished.is_none();
+let recipe = TrainOptions {
+    spec: sparsenet::net::zoo::named("sparsenet-40-24").unwrap().spec(None), // replaced per run
+    name: String::new(),
+    dataset: sparsenet::data::Kind::FashionMnist,
+    data_dir: Some("../src/data/fashion-mnist-subset".into()),
+    epochs: if smoke { 2 } else { 6 },
+    batch_size: 64,
+    lr: 0.1,
+    schedule: Schedule::Step,
+    optimizer: Config { kind: Kind::Sgd, momentum: 0.9, nesterov: true, weight_decay: 1e-4 },
+    seed: 0,
+    max_steps: if smoke { Some(4) } else { None },
+    out: figs.clone(),
+    resume: false,
+    progress: false,
+    max_test: if smoke { Some(100) } else { None },
+    stop_after: None,
+    device: sparsenet::train::DeviceKind::Cpu,
+};
+let st = efficiency::Study {
+    grid: grid::preset(grid::Preset::Quick),
+    seeds: if smoke { vec![1] } else { vec![1, 2] },
+    recipe,
+    jobs: 1,
+    out: finished.clone().unwrap_or_else(|| figs.join("study-smoke")),
+};
+let results: Vec<efficiency::RunResult> = if smoke {
+    let mut log = Vec::new();
+    efficiency::run(&st, &mut log).unwrap()
+} else {
+    efficiency::read_results(&st.out).unwrap()
+};
+println!("{}", efficiency::report(&st, &results).unwrap());
+show(&st.out.join("error_vs_params.svg"));
+show(&st.out.join("error_vs_flops.svg"));"""),
+        md("""
+## Connection usage of the trained SparseNet
+
+Entry (s, ℓ): mean |w| of layer ℓ's first convolution over the channels that come from source s,
+divided by the block's largest entry; blank where layer ℓ does not read s."""),
+        code("""
+let sparse = st.grid.iter().find(|e| e.spec.family == sparsenet::net::zoo::Family::Sparse).unwrap();
+let ck = efficiency::run_dir(&st.out, &efficiency::short_name(sparse), 1).join("last.safetensors");
+let (usage, _) = study::weights_report(&ck, &figs).unwrap();
+for b in &usage.blocks { println!("{}: {} layers", b.name, b.layers); }
+show(&figs.join("weights.svg"));"""),
+        md("## Lesions: layers removed at test time"),
+        code("""
+let pick = |fam: sparsenet::net::zoo::Family| {
+    let e = st.grid.iter().find(|e| e.spec.family == fam).unwrap();
+    efficiency::run_dir(&st.out, &efficiency::short_name(e), 1).join("last.safetensors")
+};
+let sweep = lesion::Sweep { max_k: 3, draws: 2, seed: 0, batch: 100, limit: Some(100) };
+let mut results = Vec::new();
+for fam in [sparsenet::net::zoo::Family::Sparse, sparsenet::net::zoo::Family::Res] {
+    let r = study::lesion_one(&pick(fam), sweep, None, |_, _| {}).unwrap();
+    println!("{}: baseline {:.3}; rule: {}", r.network, r.baseline_acc, r.rule);
+    results.push(r);
+}
+study::lesion_report(&results, &figs).unwrap();
+show(&figs.join("lesion_single.svg"));
+show(&figs.join("lesion_random.svg"));"""),
+    ],
 }
 
 PANICS = [md("A notebook that must fail: its code cell panics."),

@@ -4,7 +4,9 @@
 pub mod args;
 #[cfg(feature = "cuda")]
 pub mod gpu_check;
+pub mod grid;
 pub mod paths;
+pub mod paths_dag;
 pub mod spec;
 pub mod study;
 pub mod train;

@@ -1,6 +1,7 @@
 //! The model-selection flags shared by `zoo` and `train`: a named model or a free spec.
 
 use clap::Args;
+use sparsenet_graph::dag::{BlockDag, RandomModel};
 use sparsenet_graph::topology::Pattern;
 use sparsenet_net::zoo::{named, Dataset, Family, Head, NetSpec};
 
@@ -48,6 +49,25 @@ pub struct SpecArgs {
     /// Classifier head of DenseNet/SparseNet: global (global average pool) or paper (3×3 pooled map).
     #[arg(long)]
     pub head: Option<String>,
+
+    /// Free spec: every block is this DAG (an edge list `j l` per line, or Graphviz DOT; node 0
+    /// the block input, the highest node its output), layers concatenating their sources. The
+    /// family is sparse and the depth follows from the DAG (4 + 3N, or 4 + 6N with --bc).
+    #[arg(long, conflicts_with_all = ["random", "base", "offsets"])]
+    pub dag_file: Option<std::path::PathBuf>,
+
+    /// Free spec: every block is a random DAG: er:p=P (Erdős–Rényi), ba:m=M (Barabási–Albert)
+    /// or ws:k=K,p=P (Watts–Strogatz), ordered by node number, with --nodes and --dag-seed.
+    #[arg(long, conflicts_with_all = ["base", "offsets"])]
+    pub random: Option<String>,
+
+    /// Random nodes per block for --random (default 32; each block has 2 more, input and output).
+    #[arg(long, allow_hyphen_values = true, value_parser = |s: &str| parse_in_range(s, "nodes", 1, 100_000))]
+    pub nodes: Option<usize>,
+
+    /// Seed of the random DAG of --random (default 0).
+    #[arg(long)]
+    pub dag_seed: Option<u64>,
 }
 
 /// A parsed integer list (a newtype so clap takes the whole list as one value).
@@ -63,12 +83,48 @@ impl SpecArgs {
             || self.bc
             || self.base.is_some()
             || self.offsets.is_some()
+            || self.dag_file.is_some()
+            || self.random.is_some()
+            || self.nodes.is_some()
+            || self.dag_seed.is_some()
+    }
+
+    /// The DAG block of `--dag-file` or `--random`, if given.
+    pub fn dag(&self) -> Result<Option<BlockDag>, String> {
+        if self.random.is_none() && (self.nodes.is_some() || self.dag_seed.is_some()) {
+            return Err(
+                "--nodes and --dag-seed go with --random (e.g. --random ba:m=2 --nodes 32)".into(),
+            );
+        }
+        match (&self.dag_file, &self.random) {
+            (Some(f), _) => {
+                let text = std::fs::read_to_string(f)
+                    .map_err(|e| format!("cannot read the DAG file {}: {e}", f.display()))?;
+                BlockDag::parse_file(&text, &f.display().to_string())
+                    .map(Some)
+                    .map_err(|e| e.to_string())
+            }
+            (None, Some(m)) => {
+                let model = RandomModel::parse(m).map_err(|e| e.to_string())?;
+                BlockDag::random(model, self.nodes.unwrap_or(32), self.dag_seed.unwrap_or(0))
+                    .map(Some)
+                    .map_err(|e| e.to_string())
+            }
+            (None, None) => Ok(None),
+        }
     }
 
     /// The spec these flags describe (`None` when neither a model nor a family is given).
     /// `layout` is the free spec's `cifar|imagenet` (its flag differs between commands).
     pub fn to_spec(&self, layout: Option<&str>) -> Result<Option<NetSpec>, String> {
-        let mut spec = match (&self.model, &self.family) {
+        let dag = self.dag()?;
+        // A DAG block makes a concatenating (sparse-family) network unless told otherwise.
+        let implied = if dag.is_some() && self.model.is_none() && self.family.is_none() {
+            Some("sparse".to_string())
+        } else {
+            None
+        };
+        let mut spec = match (&self.model, self.family.as_ref().or(implied.as_ref())) {
             (Some(_), Some(_)) => {
                 return Err("give either --model or --family (a free spec), not both".into())
             }
@@ -86,11 +142,18 @@ impl SpecArgs {
                     Some(d) => Dataset::parse(d).map_err(|e| e.to_string())?,
                     None => Dataset::Cifar,
                 };
-                let depth = self
-                    .depth
-                    .ok_or_else(|| format!("--family {f} needs --depth (e.g. --depth 40)"))?;
+                let depth = match (&dag, self.depth) {
+                    (_, Some(d)) => d,
+                    (Some(d), None) => NetSpec::dag_depth(d, self.bc),
+                    (None, None) => {
+                        return Err(format!("--family {f} needs --depth (e.g. --depth 40)"))
+                    }
+                };
                 let growth = match (&self.growth, family) {
                     (Some(g), _) => g.0.clone(),
+                    // DAG blocks default to the growth rate of the paper's smallest SparseNet
+                    // rows' neighbours: 12.
+                    (None, Family::Sparse) if dag.is_some() => vec![12],
                     (None, Family::Sparse | Family::Dense) => {
                         return Err(format!(
                             "--family {f} needs --growth (e.g. --growth 12, or 16,32,64 per block)"
@@ -117,8 +180,14 @@ impl SpecArgs {
                     (None, Some(b)) => Some(Pattern::sparse(b).map_err(|e| e.to_string())?),
                     (None, None) => None,
                 };
+                if let Some(d) = dag {
+                    spec.pattern = Some(Pattern::Dag(d));
+                }
                 if spec.pattern.is_some() && family != Family::Sparse {
-                    return Err("--base and --offsets apply to --family sparse only".into());
+                    return Err(
+                        "--base, --offsets, --dag-file and --random apply to --family sparse only"
+                            .into(),
+                    );
                 }
                 spec
             }

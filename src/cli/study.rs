@@ -1,16 +1,18 @@
 //! The `study` command: `efficiency`, `weights` and `lesion` experiments on trained networks.
 
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::args::{bad_input, fail, parse_in_range, parse_usize_list};
+use super::grid;
 use super::spec::{GrowthList, SpecArgs};
 use super::train::{options, set_threads, TrainArgs};
 use crate::data::Kind;
 use crate::optim::{Kind as OptKind, Schedule};
-use crate::study::{self, efficiency, grid, lesion};
+use crate::study::{self, efficiency, lesion};
 use crate::train::DeviceKind;
 
 const LONG_ABOUT: &str = "\
@@ -207,17 +209,28 @@ pub fn run_study(a: &StudyArgs, w: &mut (dyn Write + Send)) -> ExitCode {
     }
 }
 
-/// The study of `study efficiency`'s arguments (errors are bad input).
-pub fn efficiency_study(a: &EfficiencyArgs) -> Result<efficiency::Study, String> {
+/// The study of `study efficiency`'s arguments: an unreadable grid file is an I/O error, any
+/// other problem bad input (the statuses of [`crate::error`]).
+pub fn efficiency_study(a: &EfficiencyArgs) -> anyhow::Result<efficiency::Study> {
+    let text = match &a.grid {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the grid file {}", path.display()))?,
+        ),
+        None => None,
+    };
+    study_of(a, text.as_deref()).map_err(|e| crate::error::bad_input(anyhow::anyhow!(e)))
+}
+
+fn study_of(a: &EfficiencyArgs, grid_text: Option<&str>) -> Result<efficiency::Study, String> {
     let (entries, default_out) = match (&a.grid, a.preset) {
         (Some(path), None) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read the grid file {}: {e}", path.display()))?;
+            let text = grid_text.unwrap_or_default();
             let stem = path
                 .file_stem()
                 .map_or("grid".into(), |s| s.to_string_lossy().to_string());
             (
-                grid::parse_grid(&text, &path.display().to_string())?,
+                grid::parse_grid(text, &path.display().to_string())?,
                 format!("study-{stem}"),
             )
         }
@@ -281,7 +294,7 @@ pub fn efficiency_study(a: &EfficiencyArgs) -> Result<efficiency::Study, String>
 fn run_efficiency(a: &EfficiencyArgs, w: &mut (dyn Write + Send)) -> ExitCode {
     let st = match efficiency_study(a) {
         Ok(s) => s,
-        Err(e) => return bad_input(e),
+        Err(e) => return fail(&e),
     };
     set_threads(a.threads);
     let r = efficiency::run(&st, w).and_then(|results| efficiency::report(&st, &results));

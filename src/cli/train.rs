@@ -140,7 +140,8 @@ pub fn options(a: &TrainArgs) -> Result<TrainOptions, String> {
         return Err("momentum must be in [0, 1) and weight decay a non-negative number".into());
     }
     let mut s = a.spec.clone();
-    let default_model = s.model.is_none() && s.family.is_none();
+    // No network named at all: the default model (a DAG flag alone names a network).
+    let default_model = s.model.is_none() && s.family.is_none() && !s.has_free_spec();
     if default_model {
         s.model = Some("sparsenet-40-24".into());
     }

@@ -37,7 +37,13 @@ Inputs: 32x32x3 (cifar) or 224x224x3 (imagenet).
 
 Stems: CIFAR DenseNet (non-BC) 16 channels, DenseNet-BC and SparseNet 2k; ImageNet DenseNet 2k
 (64), ImageNet SparseNet k. Heads: global average pool + linear, except ImageNet SparseNet whose
-'paper' head pools the final 7x7 map to 3x3 (9C inputs); --stem and --head override.";
+'paper' head pools the final 7x7 map to 3x3 (9C inputs); --stem and --head override.
+
+DAG blocks: --dag-file F (an edge list `j l` per line, `#` comments, or Graphviz DOT
+`digraph { 0 -> 1; … }`) or --random er:p=P | ba:m=M | ws:k=K,p=P (--nodes, --seed) makes a
+CIFAR network whose three blocks are that DAG: node 0 the block input, the highest node its
+output, each layer concatenating its sources (newest first); the family is sparse, the depth
+follows (4 + 3N), the growth defaults to 12. Example: zoo --random ba:m=2 --nodes 32 --seed 3";
 
 /// Arguments of `zoo`.
 #[derive(Parser, Debug, Clone)]
@@ -73,6 +79,10 @@ pub struct ZooArgs {
     /// Output format.
     #[arg(long, short = 'f', value_enum, default_value_t = Format::Table)]
     pub format: Format,
+
+    /// Seed of the random DAG of --random (the same as --dag-seed).
+    #[arg(long, conflicts_with = "dag_seed")]
+    pub seed: Option<u64>,
 }
 
 fn millions(v: u64) -> String {
@@ -284,6 +294,14 @@ fn rows_for(args: &ZooArgs) -> Result<Vec<ModelRow>, String> {
 
 /// Run `zoo`; returns the exit status (0, or 2 for bad input).
 pub fn run(args: &ZooArgs, w: &mut dyn Write) -> ExitCode {
+    let mut owned;
+    let args = if args.seed.is_some() {
+        owned = args.clone();
+        owned.spec.dag_seed = args.seed;
+        &owned
+    } else {
+        args
+    };
     if args.list {
         let mut out = String::new();
         for m in ZOO {

@@ -15,13 +15,23 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use sparsenet_net::zoo::{build_and_count, named, Family};
+use sparsenet_net::zoo::{build_and_count, named, Family, NetSpec};
 
-use super::grid::GridEntry;
 use crate::data::Kind;
 use crate::io::write_atomic;
 use crate::plot::{self, Chart, Mark, Series};
 use crate::train::{self, checkpoint, TrainOptions};
+
+/// One network of a grid: the words it was given in, its display name and its spec.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GridEntry {
+    /// The line as written (normalised whitespace), e.g. `--family sparse --depth 16 --growth 12`.
+    pub words: String,
+    /// The name runs and tables use: the model's name, or the free spec's description.
+    pub name: String,
+    /// The network.
+    pub spec: NetSpec,
+}
 
 /// What a study trains: the grid, the seeds, and the recipe every run shares (a template of
 /// `train`'s options whose spec, name, seed and folder each run replaces).
@@ -157,6 +167,21 @@ fn one_run(study: &Study, e: &GridEntry, seed: u64) -> Result<RunResult> {
         seconds: summary.epochs.iter().map(|m| m.seconds).sum(),
         data: meta.data_source,
     })
+}
+
+/// Read a study's `results.jsonl` (the rows of its finished runs).
+pub fn read_results(out: &Path) -> Result<Vec<RunResult>> {
+    let path = out.join("results.jsonl");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .with_context(|| format!("{} line {}: not a study result", path.display(), i + 1))
+                .map_err(crate::error::bad_input)
+        })
+        .collect()
 }
 
 /// Write `results.jsonl`: the finished runs in grid order.

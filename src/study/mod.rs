@@ -4,7 +4,6 @@
 //! writes to a folder and returns what it wrote, so notebooks and tests drive it too.
 
 pub mod efficiency;
-pub mod grid;
 pub mod lesion;
 pub mod weights;
 

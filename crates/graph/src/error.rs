@@ -30,6 +30,9 @@ pub enum GraphError {
         /// The limit.
         limit: usize,
     },
+    /// A DAG block that is not one (cycle, backward edge, unreachable node, bad file).
+    #[error("{0}")]
+    Dag(String),
     /// A claim asked for a topology the analysis did not compute.
     #[error("{0}")]
     Missing(String),

@@ -44,6 +44,8 @@ pub mod analysis;
 pub mod bases;
 pub mod bijection;
 pub mod claims;
+pub mod dag;
+pub mod dag_analysis;
 pub mod distance;
 mod error;
 pub mod paths;

@@ -9,6 +9,7 @@
 use petgraph::graph::{DiGraph, NodeIndex};
 use std::fmt;
 
+use crate::dag::BlockDag;
 use crate::GraphError;
 
 /// Largest block depth the analysis accepts.
@@ -54,6 +55,9 @@ pub enum Pattern {
         /// Distinct positive offsets, ascending.
         offsets: Vec<usize>,
     },
+    /// Any DAG block ([`BlockDag`]): `S(ℓ)` is node `ℓ`'s sources, concatenated newest first;
+    /// its depth is fixed by the graph, and the block's output is its last node.
+    Dag(BlockDag),
 }
 
 impl Pattern {
@@ -94,6 +98,7 @@ impl Pattern {
             Pattern::Dense => "dense",
             Pattern::Sparse { .. } => "sparse",
             Pattern::Custom { .. } => "custom",
+            Pattern::Dag(_) => "dag",
         }
     }
 
@@ -106,9 +111,11 @@ impl Pattern {
         }
     }
 
-    /// The offsets `o` with `o ≤ max` that this pattern uses, ascending.
+    /// The offsets `o` with `o ≤ max` that this pattern uses, ascending (none for a DAG, whose
+    /// sources are not a rule of offsets).
     pub fn offsets(&self, max: usize) -> Vec<usize> {
         match self {
+            Pattern::Dag(_) => Vec::new(),
             Pattern::Plain => vec![1].into_iter().filter(|&o| o <= max).collect(),
             Pattern::Res | Pattern::Dense => (1..=max).collect(),
             Pattern::Sparse { base } => {
@@ -136,6 +143,7 @@ impl fmt::Display for Pattern {
                 let list: Vec<String> = offsets.iter().map(|o| o.to_string()).collect();
                 write!(f, "custom({})", list.join(","))
             }
+            Pattern::Dag(d) => write!(f, "dag({} nodes, {} edges)", d.nodes(), d.edges()),
             p => f.write_str(p.name()),
         }
     }
@@ -155,10 +163,19 @@ pub struct Topology {
 pub type BlockGraph = DiGraph<usize, usize>;
 
 impl Topology {
-    /// A validated block: `1 ≤ depth ≤ MAX_DEPTH`.
+    /// A validated block: `1 ≤ depth ≤ MAX_DEPTH`; a DAG block takes its own depth, or one
+    /// more (its output aggregation, as the zoo reads it).
     pub fn new(pattern: Pattern, depth: usize) -> Result<Self, GraphError> {
         if depth == 0 || depth > MAX_DEPTH {
             return Err(GraphError::Depth(depth));
+        }
+        if let Pattern::Dag(d) = &pattern {
+            if depth > d.depth() + 1 {
+                return Err(GraphError::Dag(format!(
+                    "the DAG block has {} layers; it cannot be read at depth {depth}",
+                    d.depth()
+                )));
+            }
         }
         Ok(Topology { pattern, depth })
     }
@@ -177,6 +194,14 @@ impl Topology {
     /// `ℓ = N + 1` is the block's output aggregation used by the zoo (the same rule applied
     /// one step further: all of `x_0 … x_N` for dense, `x_{N+1−c^k}` for sparse).
     pub fn inputs(&self, layer: usize) -> Vec<usize> {
+        if let Pattern::Dag(d) = &self.pattern {
+            // Node N + 1, the block's output aggregation, is the DAG's output node alone.
+            return match layer {
+                l if l <= d.depth() => d.sources(l).to_vec(),
+                l if l == d.depth() + 1 => vec![d.depth()],
+                _ => Vec::new(),
+            };
+        }
         self.pattern
             .offsets(layer)
             .into_iter()
@@ -187,6 +212,9 @@ impl Topology {
     /// Edge count `Σ_ℓ |S(ℓ)|`, computed by counting, for each offset, the layers that use it:
     /// offset `o` is used by `ℓ = o … N`, i.e. `N + 1 − o` layers.
     pub fn connections(&self) -> u64 {
+        if let Pattern::Dag(_) = &self.pattern {
+            return (1..=self.depth).map(|l| self.inputs(l).len() as u64).sum();
+        }
         self.offsets()
             .iter()
             .map(|&o| (self.depth + 1 - o) as u64)

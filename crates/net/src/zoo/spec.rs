@@ -204,6 +204,12 @@ impl NetSpec {
         })
     }
 
+    /// The depth a CIFAR network of three blocks of `dag`'s layers has (`4 + 3N`, or `4 + 6N`
+    /// with BC layers).
+    pub fn dag_depth(dag: &sparsenet_graph::dag::BlockDag, bc: bool) -> usize {
+        4 + if bc { 6 } else { 3 } * dag.depth()
+    }
+
     /// The block pattern of a DenseNet/SparseNet.
     pub fn block_pattern(&self) -> Pattern {
         match self.family {
@@ -217,6 +223,19 @@ impl NetSpec {
         match self.dataset {
             Dataset::Cifar => {
                 let step = if self.bc { 6 } else { 3 };
+                if let Some(Pattern::Dag(d)) = &self.pattern {
+                    // Each of the three blocks is the DAG: its layers fix the depth.
+                    let want = 4 + step * d.depth();
+                    if self.depth != want {
+                        return Err(NetError::Spec(format!(
+                            "depth {} does not fit three blocks of the {}-layer DAG: the depth is {want} (4 + {step} × {}); give --depth {want} or leave it out",
+                            self.depth,
+                            d.depth(),
+                            d.depth()
+                        )));
+                    }
+                    return Ok(vec![d.depth(); 3]);
+                }
                 if self.depth < 4 + step || !(self.depth - 4).is_multiple_of(step) {
                     return Err(NetError::Spec(format!(
                         "depth {} does not fit a CIFAR {}{}: depth − 4 must be a positive multiple of {step} ({}), e.g. {}",
@@ -229,6 +248,11 @@ impl NetSpec {
                 }
                 let l = (self.depth - 4) / step;
                 Ok(vec![l; 3])
+            }
+            Dataset::Imagenet if matches!(self.pattern, Some(Pattern::Dag(_))) => {
+                Err(NetError::Spec(
+                    "a DAG block takes the CIFAR layout (three blocks of the DAG); leave out --layout imagenet".into(),
+                ))
             }
             Dataset::Imagenet => match self.depth {
                 121 => Ok(vec![6, 12, 24, 16]),

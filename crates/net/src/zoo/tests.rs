@@ -194,3 +194,40 @@ fn blocks_record_what_each_layer_reads_and_contributes() {
     assert_eq!(net.blocks[0].aggregation, Aggregation::Chain);
     assert_eq!(net.blocks[0].layers.len(), 3);
 }
+
+#[test]
+fn dag_blocks_by_hand() {
+    // Every block is the DAG 0→1, 0→2, 1→2 (two layers; the output is node 2 alone), k = 2,
+    // 3 classes, 32×32×3, depth 4 + 3·2 = 10:
+    //   stem conv 3→4 (3×3):                                 108
+    //   block1: layer1 BN(4) + conv 4→2 = 8 + 72;  layer2 reads [1, 0] = 6 ch: 12 + 108 = 200
+    //   transition1 (2 ch): BN(2) + conv 2→2 (1×1) = 4 + 4                        =   8
+    //   block2 (2 ch in): layer1 4 + 36;  layer2 reads 2 + 2 ch: 8 + 72            = 120
+    //   transition2: 8;  block3: 120;  head BN(2) + linear 2→3: 4 + 9              = 140
+    //   total                                                                      = 577
+    use sparsenet_graph::dag::BlockDag;
+    use sparsenet_graph::topology::Pattern;
+    let dag = BlockDag::from_edges(None, &[(0, 1), (0, 2), (1, 2)]).unwrap();
+    let mut spec = NetSpec::new(Family::Sparse, Dataset::Cifar, 10, &[2], false, 3);
+    spec.pattern = Some(Pattern::Dag(dag.clone()));
+    let (net, c) = build_and_count(&spec).unwrap();
+    assert_eq!(c.params, 577);
+    assert_eq!(net.blocks[0].layers[1].sources, vec![1, 0]);
+    // The depth must fit the DAG.
+    spec.depth = 13;
+    let e = build(&spec).unwrap_err().to_string();
+    assert!(e.contains("give --depth 10"), "{e}");
+    assert_eq!(NetSpec::dag_depth(&dag, false), 10);
+    assert_eq!(NetSpec::dag_depth(&dag, true), 16);
+    // The spec (with its DAG) survives JSON, validated again on reading.
+    spec.depth = 10;
+    let json = serde_json::to_string(&spec).unwrap();
+    let back: NetSpec = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, spec);
+    let broken = json.replace("[[],[0],[1,0]]", "[[],[0],[2,0]]");
+    assert_ne!(broken, json);
+    assert!(
+        serde_json::from_str::<NetSpec>(&broken).is_err(),
+        "a cycle read from JSON is refused"
+    );
+}

@@ -1,22 +1,13 @@
-//! The networks of a study: a grid file (one network per line, in `train`'s spec flags) or a
-//! built-in preset.
+//! The networks of a `study efficiency`: a grid file (one network per line, in `train`'s spec
+//! flags) or a built-in preset.
 
 use clap::Parser;
 use sparsenet_net::zoo::Dataset as Layout;
-use sparsenet_net::zoo::{NetSpec, ZOO};
+use sparsenet_net::zoo::ZOO;
 
-use crate::cli::spec::SpecArgs;
+use super::spec::SpecArgs;
 
-/// One network of a grid: the words it was given in, its display name and its spec.
-#[derive(Clone, Debug, PartialEq)]
-pub struct GridEntry {
-    /// The line as written (normalised whitespace), e.g. `--family sparse --depth 16 --growth 12`.
-    pub words: String,
-    /// The name runs and tables use: the model's name, or the free spec's description.
-    pub name: String,
-    /// The network.
-    pub spec: NetSpec,
-}
+pub use crate::study::efficiency::GridEntry;
 
 /// The flags one grid line may carry: the spec flags of `train`.
 #[derive(Parser, Debug)]

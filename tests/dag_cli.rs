@@ -1,0 +1,154 @@
+//! DAG blocks from the command line: `paths --dag-file/--random`, `zoo --random`, `train` on a
+//! DAG network; bad DAG files.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("sparsenet-dag-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn run(bin: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(bin).args(args).output().expect("run");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn paths_on_dag_files_and_random_blocks() {
+    let dir = tmp("paths");
+    // A diamond with a shortcut: 0→1, 0→2, 1→3, 2→3, 0→3. Paths 0→3: 0-3, 0-1-3, 0-2-3.
+    let f = dir.join("diamond.edges");
+    std::fs::write(&f, "# diamond\n0 1\n0 2\n1 3\n2 3\n0 3\n").unwrap();
+    let (code, out, err) = run(
+        env!("CARGO_BIN_EXE_paths"),
+        &["--dag-file", f.to_str().unwrap(), "--format", "json"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let a = &v["analysis"];
+    assert_eq!(a["paths"], "3");
+    assert_eq!(a["connections"], 5);
+    assert_eq!(a["histogram"], serde_json::json!(["0", "1", "2"]));
+    // Pairs j < l: (0,1) (0,2) (0,3) (1,3) (2,3) one hop; (1,2) unreachable.
+    assert_eq!(a["gradient"]["max"], 1);
+    assert_eq!(a["gradient"]["unreachable"], 1);
+    assert!(v["claims_not_applicable"].as_array().unwrap().len() >= 5);
+    // DOT in, the same block.
+    let dot = dir.join("diamond.dot");
+    let (_, dot_text, _) = run(
+        env!("CARGO_BIN_EXE_paths"),
+        &["--dag-file", f.to_str().unwrap(), "--format", "dot"],
+    );
+    std::fs::write(&dot, dot_text).unwrap();
+    let (code, out2, _) = run(
+        env!("CARGO_BIN_EXE_paths"),
+        &["--dag-file", dot.to_str().unwrap(), "--format", "json"],
+    );
+    assert_eq!(code, 0);
+    let v2: serde_json::Value = serde_json::from_str(&out2).unwrap();
+    assert_eq!(v2["analysis"], v["analysis"]);
+
+    let (code, out, err) = run(
+        env!("CARGO_BIN_EXE_paths"),
+        &["--random", "ba:m=2", "--nodes", "32", "--seed", "3"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("34 nodes") && out.contains("paths x0→x33"),
+        "{out}"
+    );
+
+    // Bad blocks: one line each, status 2; an unreadable file, status 3.
+    let cyc = dir.join("cycle.edges");
+    std::fs::write(&cyc, "0 1\n1 2\n2 1\n").unwrap();
+    let back = dir.join("back.edges");
+    std::fs::write(&back, "0 2\n2 1\n1 3\n").unwrap();
+    for (args, status, needle) in [
+        (vec!["--dag-file", cyc.to_str().unwrap()], 2, "cycle"),
+        (vec!["--dag-file", back.to_str().unwrap()], 2, "backwards"),
+        (vec!["--dag-file", "/nonexistent/x.edges"], 3, "x.edges"),
+        (vec!["--random", "ws:k=3,p=0.1"], 2, "even k"),
+        (vec!["--random", "zz:p=1"], 2, "unknown random graph"),
+    ] {
+        let (code, _, err) = run(env!("CARGO_BIN_EXE_paths"), &args);
+        assert_eq!(code, status, "{args:?}: {err}");
+        assert!(
+            err.contains(needle) && err.trim_end().lines().count() == 1,
+            "{args:?}: {err}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn zoo_and_train_build_dag_networks() {
+    let dir = tmp("zoo");
+    let f = dir.join("tiny.edges");
+    std::fs::write(&f, "0 1\n0 2\n1 2\n").unwrap();
+    // The count of crates/net's dag_blocks_by_hand: 577 parameters.
+    let (code, out, err) = run(
+        env!("CARGO_BIN_EXE_zoo"),
+        &[
+            "--dag-file",
+            f.to_str().unwrap(),
+            "--growth",
+            "2",
+            "--classes",
+            "3",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"params\": 577"), "{out}");
+    let (code, out, err) = run(
+        env!("CARGO_BIN_EXE_zoo"),
+        &["--random", "ba:m=2", "--nodes", "32", "--seed", "3"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("dag(34 nodes"), "{out}");
+    let (code, _, err) = run(
+        env!("CARGO_BIN_EXE_zoo"),
+        &["--dag-file", f.to_str().unwrap(), "--depth", "13"],
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("--depth 10"), "{err}");
+
+    let out_dir = dir.join("run");
+    let (code, stdout, err) = run(
+        env!("CARGO_BIN_EXE_train"),
+        &[
+            "--random",
+            "ws:k=4,p=0.25",
+            "--nodes",
+            "6",
+            "--growth",
+            "4",
+            "--epochs",
+            "1",
+            "--max-steps",
+            "2",
+            "--max-test",
+            "50",
+            "--quiet",
+            "--data-dir",
+            &format!(
+                "{}/src/data/fashion-mnist-subset",
+                env!("CARGO_MANIFEST_DIR")
+            ),
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("dag(8 nodes"), "{stdout}");
+    assert!(out_dir.join("last.safetensors").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}

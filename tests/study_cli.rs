@@ -1,0 +1,296 @@
+//! `study` as a user runs it: a small grid trained, read back and resumed without training
+//! twice; connection usage and lesions of its checkpoints; bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn subset() -> String {
+    format!(
+        "{}/src/data/fashion-mnist-subset",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("sparsenet-study-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn run(bin: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(bin).args(args).output().expect("run");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn study(args: &[&str]) -> (i32, String, String) {
+    run(env!("CARGO_BIN_EXE_study"), args)
+}
+
+fn rows(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("results.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The recipe of every small study here.
+fn recipe<'a>(data: &'a str, out: &'a str) -> Vec<&'a str> {
+    vec![
+        "--seeds",
+        "1",
+        "--epochs",
+        "2",
+        "--max-steps",
+        "3",
+        "--max-test",
+        "100",
+        "--data-dir",
+        data,
+        "--out",
+        out,
+    ]
+}
+
+#[test]
+fn efficiency_trains_reads_back_and_resumes_without_training_twice() {
+    let data = subset();
+    let dir = tmp("eff");
+    std::fs::create_dir_all(&dir).unwrap();
+    let grid = dir.join("grid.txt");
+    std::fs::write(
+        &grid,
+        "# a sparse and a residual network\n--family sparse --depth 10 --growth 4\n--family res --depth 8   # ResNet-8\n",
+    )
+    .unwrap();
+    let out = dir.join("study");
+    let o = out.to_str().unwrap();
+    // One run is interrupted first: trained by `train` for 1 of its 2 epochs, in the folder
+    // the study gives it, with the study's recipe.
+    let interrupted = out.join("runs").join("resnet-8-s1");
+    let (code, _, err) = run(
+        env!("CARGO_BIN_EXE_train"),
+        &[
+            "--family",
+            "res",
+            "--depth",
+            "8",
+            "--seed",
+            "1",
+            "--epochs",
+            "2",
+            "--max-steps",
+            "3",
+            "--max-test",
+            "100",
+            "--data-dir",
+            &data,
+            "--stop-after",
+            "1",
+            "--quiet",
+            "--out",
+            interrupted.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let mut args = vec!["efficiency", "--grid", grid.to_str().unwrap()];
+    args.extend(recipe(&data, o));
+    let (code, stdout, err) = study(&args);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        stdout.contains("[2/2]") && stdout.contains("test error % (mean ± std)"),
+        "{stdout}"
+    );
+    let r = rows(&out);
+    assert_eq!(r.len(), 2);
+    for key in [
+        "spec",
+        "name",
+        "family",
+        "params",
+        "flops",
+        "seed",
+        "epochs",
+        "final_test_acc",
+        "best_test_acc",
+        "final_test_loss",
+        "seconds",
+        "data",
+    ] {
+        assert!(r[0].get(key).is_some(), "results.jsonl lacks {key}");
+    }
+    assert_eq!(r[0]["spec"], "--family sparse --depth 10 --growth 4");
+    assert_eq!(
+        (r[1]["family"].as_str(), r[1]["epochs"].as_u64()),
+        (Some("res"), Some(2))
+    );
+    let log = std::fs::read_to_string(interrupted.join("train.log")).unwrap();
+    assert!(log.contains("resuming after epoch 1"), "{log}");
+    for f in [
+        "summary.json",
+        "summary.txt",
+        "error_vs_params.png",
+        "error_vs_flops.svg",
+    ] {
+        assert!(out.join(f).exists(), "{f}");
+    }
+    // The resumed run equals an uninterrupted one, bit for bit.
+    let whole = dir.join("whole");
+    let mut args = vec!["efficiency", "--grid", grid.to_str().unwrap()];
+    args.extend(recipe(&data, whole.to_str().unwrap()));
+    assert_eq!(study(&args).0, 0);
+    let w = rows(&whole);
+    for k in [
+        "final_test_acc",
+        "best_test_acc",
+        "final_test_loss",
+        "params",
+        "flops",
+    ] {
+        assert_eq!(r[1][k], w[1][k], "{k}");
+    }
+    // Run again: nothing is trained twice, the results are the same.
+    let before = std::fs::read(out.join("runs/sparsenet-10-4-s1/last.safetensors")).unwrap();
+    let mut args = vec!["efficiency", "--grid", grid.to_str().unwrap()];
+    args.extend(recipe(&data, o));
+    let (code, _, err) = study(&args);
+    assert_eq!(code, 0, "{err}");
+    let log = std::fs::read_to_string(out.join("runs/sparsenet-10-4-s1/train.log")).unwrap();
+    assert!(log.contains("nothing to do"), "{log}");
+    assert_eq!(
+        before,
+        std::fs::read(out.join("runs/sparsenet-10-4-s1/last.safetensors")).unwrap()
+    );
+    let again = rows(&out);
+    for (a, b) in r.iter().zip(&again) {
+        assert_eq!(a["final_test_acc"], b["final_test_acc"]);
+    }
+
+    // Connection usage of the sparse run; a summing network is refused.
+    let ck = out.join("runs/sparsenet-10-4-s1/last.safetensors");
+    let wdir = dir.join("weights");
+    let (code, _, err) = study(&[
+        "weights",
+        "--checkpoint",
+        ck.to_str().unwrap(),
+        "--out",
+        wdir.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let wj: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(wdir.join("weights.json")).unwrap()).unwrap();
+    let blocks = wj["blocks"].as_array().unwrap();
+    assert_eq!(blocks.len(), 3);
+    assert_eq!(blocks[0]["layers"], 2);
+    // Layer 1 reads only the block input; layer 2 reads layer 1 and the block input.
+    assert!(blocks[0]["matrix"][1][0].is_null());
+    assert!(blocks[0]["matrix"][0][0].as_f64().unwrap() > 0.0);
+    assert!(wdir.join("weights.png").exists() && wdir.join("weights.svg").exists());
+    let res = out.join("runs/resnet-8-s1/last.safetensors");
+    let (code, _, err) = study(&["weights", "--checkpoint", res.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("no concatenating blocks") && err.lines().count() == 1,
+        "{err}"
+    );
+
+    // Lesions of both networks, compared in one figure.
+    let ldir = dir.join("lesion");
+    let (code, stdout, err) = study(&[
+        "lesion",
+        "--checkpoint",
+        ck.to_str().unwrap(),
+        "--checkpoint",
+        res.to_str().unwrap(),
+        "--max-k",
+        "2",
+        "--draws",
+        "2",
+        "--max-test",
+        "100",
+        "--out",
+        ldir.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("skip kept"), "{stdout}");
+    let l: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ldir.join("lesion-2.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        l["single"].as_array().unwrap().len(),
+        3,
+        "one unit per ResNet-8 stage"
+    );
+    assert_eq!(l["random"][1]["k"], 2);
+    assert_eq!(l["random"][1]["accs"].as_array().unwrap().len(), 2);
+    assert!(l["baseline_acc"].as_f64().is_some() && l["rule"].as_str().unwrap().contains("skip"));
+    assert!(ldir.join("lesion_random.png").exists() && ldir.join("lesion_single.svg").exists());
+    // No temp files anywhere.
+    for d in [&out, &wdir, &ldir] {
+        for e in std::fs::read_dir(d).unwrap() {
+            let n = e.unwrap().file_name().to_string_lossy().to_string();
+            assert!(!n.contains(".tmp"), "{n} left in {}", d.display());
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_input_is_one_line_naming_what_was_wrong() {
+    let dir = tmp("bad");
+    std::fs::create_dir_all(&dir).unwrap();
+    let grid = dir.join("g.txt");
+    std::fs::write(
+        &grid,
+        "--model sparsenet-40-24\n--family sparse --depth 16\n",
+    )
+    .unwrap();
+    let g = grid.to_str().unwrap();
+    // (arguments, expected status: 2 bad input, 3 a file could not be read, words of the error)
+    let cases: Vec<(Vec<&str>, i32, &str)> = vec![
+        (vec!["efficiency", "--grid", g], 2, "line 2"),
+        (vec!["efficiency"], 2, "--preset"),
+        (
+            vec!["efficiency", "--grid", "/nonexistent/grid.txt"],
+            3,
+            "cannot read",
+        ),
+        (
+            vec!["efficiency", "--preset", "quick", "--seeds", "1,1"],
+            2,
+            "twice",
+        ),
+        (
+            vec!["efficiency", "--preset", "quick", "--jobs", "0"],
+            2,
+            "jobs",
+        ),
+        (
+            vec!["weights", "--checkpoint", "/nonexistent/x.safetensors"],
+            3,
+            "x.safetensors",
+        ),
+        (
+            vec![
+                "lesion",
+                "--checkpoint",
+                "a.safetensors",
+                "--checkpoint",
+                "b.safetensors",
+            ],
+            2,
+            "--out",
+        ),
+    ];
+    for (args, status, needle) in cases {
+        let (code, _, err) = study(&args);
+        assert_eq!(code, status, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
