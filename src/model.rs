@@ -339,7 +339,28 @@ mod tests {
         // gradient against central finite differences of the loss.
         let mut spec = NetSpec::new(Family::Sparse, Dataset::Cifar, 10, &[2], false, 3);
         spec.pattern = Some(Pattern::Sparse { base: 2 });
-        let mut m = Model::<f64>::new(&spec, Shape::new(1, 8, 8), 1).unwrap();
+        gradient_check(&spec);
+    }
+
+    #[test]
+    fn summed_and_dag_networks_gradient_check() {
+        // The sum operator (with the block-input projection) and a DAG block, through the one
+        // reverse pass, against finite differences.
+        let mut spec = NetSpec::new(Family::Sparse, Dataset::Cifar, 10, &[2], false, 3);
+        spec.aggregate = sparsenet_net::zoo::Aggregate::Sum;
+        gradient_check(&spec);
+        let dag = sparsenet_graph::dag::BlockDag::from_edges(
+            None,
+            &[(0, 1), (0, 2), (1, 2), (0, 3), (2, 3)],
+        )
+        .unwrap();
+        let mut spec = NetSpec::new(Family::Sparse, Dataset::Cifar, 13, &[2], false, 3);
+        spec.pattern = Some(Pattern::Dag(dag));
+        gradient_check(&spec);
+    }
+
+    fn gradient_check(spec: &NetSpec) {
+        let mut m = Model::<f64>::new(spec, Shape::new(1, 8, 8), 1).unwrap();
         let x: Vec<f64> = crate::testutil::rand_vec(2 * 64, 2);
         let labels = [0u8, 2];
         // Freeze BN running-stat updates from affecting the loss: training mode uses batch stats.

@@ -3,7 +3,7 @@
 use clap::Args;
 use sparsenet_graph::dag::{BlockDag, RandomModel};
 use sparsenet_graph::topology::Pattern;
-use sparsenet_net::zoo::{named, Dataset, Family, Head, NetSpec};
+use sparsenet_net::zoo::{named, Aggregate, Dataset, Family, Head, NetSpec};
 
 use super::args::{parse_in_range, parse_usize_list};
 
@@ -68,6 +68,21 @@ pub struct SpecArgs {
     /// Seed of the random DAG of --random (default 0).
     #[arg(long)]
     pub dag_seed: Option<u64>,
+
+    /// Free spec, dense and sparse families: how a layer combines its sources: concat
+    /// (DenseNet, SparseNet) or sum (every source k channels, the block input projected by a
+    /// 1×1 convolution when its width differs; the block output is the sum too).
+    #[arg(long, value_enum)]
+    pub aggregate: Option<AggregateArg>,
+}
+
+/// `--aggregate` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AggregateArg {
+    /// Channel concatenation.
+    Concat,
+    /// Summation.
+    Sum,
 }
 
 /// A parsed integer list (a newtype so clap takes the whole list as one value).
@@ -87,6 +102,7 @@ impl SpecArgs {
             || self.random.is_some()
             || self.nodes.is_some()
             || self.dag_seed.is_some()
+            || self.aggregate.is_some()
     }
 
     /// The DAG block of `--dag-file` or `--random`, if given.
@@ -182,6 +198,17 @@ impl SpecArgs {
                 };
                 if let Some(d) = dag {
                     spec.pattern = Some(Pattern::Dag(d));
+                }
+                if let Some(a) = self.aggregate {
+                    if !matches!(family, Family::Sparse | Family::Dense) {
+                        return Err(format!(
+                            "--aggregate applies to --family sparse or dense (res sums and plain chains already), not {f}"
+                        ));
+                    }
+                    spec.aggregate = match a {
+                        AggregateArg::Concat => Aggregate::Concat,
+                        AggregateArg::Sum => Aggregate::Sum,
+                    };
                 }
                 if spec.pattern.is_some() && family != Family::Sparse {
                     return Err(

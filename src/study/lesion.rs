@@ -68,7 +68,7 @@ pub fn rule(model: &Model<f32>) -> String {
     let mut parts: Vec<&str> = Vec::new();
     for b in &model.net.blocks {
         let r = match b.aggregation {
-            Aggregation::Sum => "summing blocks: the unit's residual branch is dropped and its skip kept (Veit et al. 2016)",
+            Aggregation::Sum => "summing blocks: the layer's output (a ResNet unit's residual branch) is replaced by zeros in every sum that reads it, the skip kept (Veit et al. 2016)",
             Aggregation::Concat => "concatenating blocks: the layer's output is replaced by zeros wherever it is read",
             Aggregation::Chain => "chained blocks: the layer's output is replaced by zeros (no other route exists, so every later layer sees zeros from it)",
         };

@@ -2,7 +2,7 @@
 
 use proptest::prelude::*;
 use sparsenet_graph::topology::Pattern;
-use sparsenet_net::zoo::{build_and_count, Dataset, Family, NetSpec};
+use sparsenet_net::zoo::{build_and_count, Aggregate, Dataset, Family, NetSpec};
 
 /// Sources of layer `l` in a block: dense all of 0..l; sparse l − base^m ≥ 0.
 fn sources(dense: bool, base: usize, l: usize) -> Vec<usize> {
@@ -73,5 +73,67 @@ proptest! {
         }
         let (_, c) = build_and_count(&spec).unwrap();
         prop_assert_eq!(c.params, closed_form(dense, depth, &g, bc, base, classes));
+    }
+}
+
+/// Parameters of a summed CIFAR DenseNet/SparseNet, written out from the documented equations
+/// (`NetSpec::aggregate`): every block projects its input to `k` channels when it differs, each
+/// layer is `H_ℓ` on `k` channels, the block output has `k` channels.
+fn closed_form_sum(dense: bool, depth: usize, g: &[usize; 3], bc: bool, classes: usize) -> u64 {
+    let layers = ((depth - 4) / if bc { 6 } else { 3 }) as u64;
+    let stem = if dense && !bc { 16 } else { 2 * g[0] };
+    let mut total = (3 * stem * 9) as u64;
+    let mut c = stem as u64;
+    for (b, &k) in g.iter().enumerate() {
+        let k = k as u64;
+        if c != k {
+            total += c * k;
+        }
+        total += layers
+            * if bc {
+                2 * k + 4 * k * k + 8 * k + 36 * k * k
+            } else {
+                2 * k + 9 * k * k
+            };
+        if b < 2 {
+            let next = if bc { k / 2 } else { k };
+            total += 2 * k + k * next;
+            c = next;
+        } else {
+            c = k;
+        }
+    }
+    total + 2 * c + c * classes as u64 + classes as u64
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn summing_reads_the_same_sources_and_counts_as_documented(
+        dense in any::<bool>(),
+        bc in any::<bool>(),
+        blocks_layers in 1usize..=12,
+        g in proptest::array::uniform3(2usize..=32),
+        base in 2usize..=5,
+        classes in 1usize..=20,
+    ) {
+        let depth = 4 + blocks_layers * if bc { 6 } else { 3 };
+        let family = if dense { Family::Dense } else { Family::Sparse };
+        let mut concat = NetSpec::new(family, Dataset::Cifar, depth, &g, bc, classes);
+        if !dense {
+            concat.pattern = Some(Pattern::Sparse { base });
+        }
+        let mut sum = concat.clone();
+        sum.aggregate = Aggregate::Sum;
+        let (a, ca) = build_and_count(&sum).unwrap();
+        let (b, _) = build_and_count(&concat).unwrap();
+        prop_assert_eq!(ca.params, closed_form_sum(dense, depth, &g, bc, classes));
+        // The same pattern: every layer reads the same sources in the same order.
+        for (x, y) in a.blocks.iter().zip(&b.blocks) {
+            for (lx, ly) in x.layers.iter().zip(&y.layers) {
+                prop_assert_eq!(&lx.sources, &ly.sources);
+            }
+        }
     }
 }

@@ -6,7 +6,7 @@
 
 use petgraph::graph::NodeIndex;
 
-use super::spec::{Dataset, Family, Head, NetSpec};
+use super::spec::{Aggregate, Dataset, Family, Head, NetSpec};
 use crate::count::{count, NetCount};
 use crate::dag::{Aggregation, Block, BlockLayer, NetBuilder, NetGraph};
 use crate::NetError;
@@ -99,6 +99,11 @@ fn build_aggregated(spec: &NetSpec) -> Result<NetGraph, NetError> {
         // Node L+1 of the depth-(L+1) block DAG is the block's output aggregation.
         let topo = Topology::new(pattern.clone(), layers + 1)?;
         let g = topo.graph()?;
+        let block_input = x;
+        // Summing needs k channels everywhere: project the block input once if it differs.
+        if spec.aggregate == Aggregate::Sum && b.shape(x).c != k {
+            x = b.conv("proj", x, k, 1, 1, 0)?;
+        }
         let mut outs: Vec<NodeIndex> = vec![x];
         let mut record = Vec::new();
         let name = b.scope();
@@ -108,13 +113,22 @@ fn build_aggregated(spec: &NetSpec) -> Result<NetGraph, NetError> {
                 .map(|n| g[n])
                 .collect();
             let ins: Vec<NodeIndex> = sources.iter().map(|&s| outs[s]).collect();
+            let sum = spec.aggregate == Aggregate::Sum;
             if l == layers + 1 {
-                x = b.concat("out", &ins)?;
+                x = match (sum, ins.as_slice()) {
+                    (true, [one]) => *one,
+                    (true, _) => b.sum("out", &ins)?,
+                    (false, _) => b.concat("out", &ins)?,
+                };
                 break;
             }
             let start = b.len();
             b.push_scope(format!("layer{l}"));
-            let cat = b.concat("cat", &ins)?;
+            let cat = match (sum, ins.as_slice()) {
+                (true, [one]) => *one,
+                (true, _) => b.sum("sum", &ins)?,
+                (false, _) => b.concat("cat", &ins)?,
+            };
             let y = if spec.bc {
                 let r1 = b.bn_relu("1.", cat);
                 let c1 = b.conv("1.conv", r1, 4 * k, 1, 1, 0)?;
@@ -136,8 +150,11 @@ fn build_aggregated(spec: &NetSpec) -> Result<NetGraph, NetError> {
         }
         b.record_block(Block {
             name,
-            input: outs[0],
-            aggregation: Aggregation::Concat,
+            input: block_input,
+            aggregation: match spec.aggregate {
+                Aggregate::Concat => Aggregation::Concat,
+                Aggregate::Sum => Aggregation::Sum,
+            },
             layers: record,
         });
         b.pop_scope();

@@ -119,6 +119,43 @@ impl Head {
     }
 }
 
+/// How a DenseNet/SparseNet-family block's layer combines its sources `S(ℓ)` (the aggregation
+/// operator; the pattern `S` is the other, independent axis). With block input `x_0` of `C_0`
+/// channels, growth `k` and layer function `H_ℓ` (BN-ReLU-conv 3×3 to `k`; BC: BN-ReLU-conv 1×1
+/// to `4k`, BN-ReLU-conv 3×3 to `k`):
+///
+/// * `Concat` (DenseNet, SparseNet): `x_ℓ = H_ℓ([x_j : j ∈ S(ℓ)])`, block output
+///   `[x_j : j ∈ S(N+1)]`.
+/// * `Sum`: every summand has `k` channels: `x̃_0 = P(x_0)`, a 1×1 convolution `C_0 → k` without
+///   bias (only when `C_0 ≠ k`; else `x̃_0 = x_0`), `x̃_j = x_j` for `j ≥ 1`;
+///   `x_ℓ = H_ℓ(Σ_{j∈S(ℓ)} x̃_j)`, block output `Σ_{j∈S(N+1)} x̃_j` (`k` channels). Over the dense
+///   pattern this is the unrolled ResNet of the paper's aggregation view; over the sparse one, a
+///   "sparse ResNet". Parameters per block: `C_0·k` (projection, if any) `+ Σ_ℓ |H_ℓ|` with
+///   `|H_ℓ| = 2k + 9k²` (BC: `2k + 4k² + 8k + 36k²`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Aggregate {
+    /// Channel concatenation.
+    #[default]
+    Concat,
+    /// Summation (with a projection of the block input to `k` channels when needed).
+    Sum,
+}
+
+impl Aggregate {
+    /// `concat` or `sum`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Aggregate::Concat => "concat",
+            Aggregate::Sum => "sum",
+        }
+    }
+
+    fn is_concat(&self) -> bool {
+        *self == Aggregate::Concat
+    }
+}
+
 /// A whole-network specification.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NetSpec {
@@ -142,6 +179,10 @@ pub struct NetSpec {
     pub head: Option<Head>,
     /// Input shape; `None` = the dataset's (the trainer sets it from the data).
     pub input: Option<Shape>,
+    /// How DenseNet/SparseNet-family layers combine their sources (absent in JSON when
+    /// `concat`, so descriptions written before it existed read and write unchanged).
+    #[serde(default, skip_serializing_if = "Aggregate::is_concat")]
+    pub aggregate: Aggregate,
 }
 
 impl NetSpec {
@@ -165,6 +206,7 @@ impl NetSpec {
             stem: None,
             head: None,
             input: None,
+            aggregate: Aggregate::Concat,
         }
     }
 
@@ -295,6 +337,14 @@ impl NetSpec {
                 )));
             }
         }
+        if self.aggregate != Aggregate::Concat
+            && !matches!(self.family, Family::Sparse | Family::Dense)
+        {
+            return Err(NetError::Spec(format!(
+                "--aggregate {} applies to the dense and sparse families (ResNets already sum, plain networks chain)",
+                self.aggregate.name()
+            )));
+        }
         if self.classes == 0 {
             return Err(NetError::Spec(
                 "classes 0: a classifier needs at least 1 class".into(),
@@ -329,11 +379,16 @@ impl fmt::Display for NetSpec {
             Family::Sparse | Family::Dense => {
                 write!(
                     f,
-                    "{}net{}-{}-{}",
+                    "{}net{}-{}-{}{}",
                     self.family.name(),
                     if self.bc { "-bc" } else { "" },
                     self.depth,
-                    g.join("-")
+                    g.join("-"),
+                    if self.aggregate == Aggregate::Sum {
+                        "-sum"
+                    } else {
+                        ""
+                    }
                 )?;
                 match &self.pattern {
                     Some(p) if *p != (Pattern::Sparse { base: 2 }) => write!(f, " [{p}]")?,

@@ -231,3 +231,52 @@ fn dag_blocks_by_hand() {
         "a cycle read from JSON is refused"
     );
 }
+
+#[test]
+fn sum_aggregation_by_hand() {
+    // Sparse, depth 7 (one layer per block), k = 2, summed, 3 classes, 32×32×3:
+    //   stem conv 3→4 (3×3):                                         108
+    //   block1: projection 4→2 (1×1) 8; layer1 BN(2) + conv 2→2 = 4 + 36 = 48; output
+    //           x̃_1 + x̃_0: 2 channels
+    //   transition1: BN(2) + conv 2→2 (1×1) = 4 + 4                  =   8
+    //   block2 (2 ch in = k: no projection): 40;  transition2: 8;  block3: 40
+    //   head: BN(2) + linear 2→3 = 4 + 9                             =  13
+    //   total                                                        = 265
+    let mut spec = NetSpec::new(Family::Sparse, Dataset::Cifar, 7, &[2], false, 3);
+    spec.aggregate = Aggregate::Sum;
+    let (_, c) = build_and_count(&spec).unwrap();
+    assert_eq!(c.params, 265);
+    assert_eq!(spec.to_string(), "sparsenet-7-2-sum (cifar, 3 classes)");
+    // The documented formula per block: C_0·k (if C_0 ≠ k) + Σ_ℓ (2k + 9k²), at depth 40, k = 24:
+    // stem 3·48·9; block 1 projects 48 → 24, blocks 2 and 3 start at 24 channels.
+    let mut big = NetSpec::new(Family::Sparse, Dataset::Cifar, 40, &[24], false, 10);
+    big.aggregate = Aggregate::Sum;
+    let (_, c) = build_and_count(&big).unwrap();
+    let k = 24u64;
+    let layers = 12u64;
+    let h = 2 * k + 9 * k * k;
+    let want = 3 * 48 * 9 + 48 * k + 3 * layers * h + 2 * (2 * k + k * k) + (2 * k + k * 10 + 10);
+    assert_eq!(c.params, want);
+    // The same pattern summed and concatenated reads the same sources.
+    let concat = NetSpec::new(Family::Sparse, Dataset::Cifar, 40, &[24], false, 10);
+    let (a, b) = (build(&big).unwrap(), build(&concat).unwrap());
+    for (x, y) in a.blocks.iter().zip(&b.blocks) {
+        let sx: Vec<&Vec<usize>> = x.layers.iter().map(|l| &l.sources).collect();
+        let sy: Vec<&Vec<usize>> = y.layers.iter().map(|l| &l.sources).collect();
+        assert_eq!(sx, sy);
+    }
+    assert_eq!(a.blocks[0].aggregation, crate::dag::Aggregation::Sum);
+    // Named models keep concatenation, and their descriptions do not mention it.
+    let json = serde_json::to_string(&concat).unwrap();
+    assert!(!json.contains("aggregate"));
+    assert!(serde_json::to_string(&big)
+        .unwrap()
+        .contains("\"aggregate\":\"sum\""));
+    // Only the dense and sparse families aggregate by choice.
+    let mut res = NetSpec::new(Family::Res, Dataset::Cifar, 20, &[], false, 10);
+    res.aggregate = Aggregate::Sum;
+    assert!(build(&res)
+        .unwrap_err()
+        .to_string()
+        .contains("dense and sparse"));
+}
