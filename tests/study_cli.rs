@@ -64,7 +64,7 @@ fn efficiency_trains_reads_back_and_resumes_without_training_twice() {
     let grid = dir.join("grid.txt");
     std::fs::write(
         &grid,
-        "# a sparse and a residual network\n--family sparse --depth 10 --growth 4\n--family res --depth 8   # ResNet-8\n",
+        "# a sparse and a residual network, the sparse pattern summed, a random DAG block\n--family sparse --depth 10 --growth 4\n--family res --depth 8   # ResNet-8\n--family sparse --depth 10 --growth 4 --aggregate sum\n--random ba:m=1 --nodes 3 --growth 4\n",
     )
     .unwrap();
     let out = dir.join("study");
@@ -102,11 +102,17 @@ fn efficiency_trains_reads_back_and_resumes_without_training_twice() {
     let (code, stdout, err) = study(&args);
     assert_eq!(code, 0, "{err}");
     assert!(
-        stdout.contains("[2/2]") && stdout.contains("test error % (mean ± std)"),
+        stdout.contains("[4/4]") && stdout.contains("test error % (mean ± std)"),
         "{stdout}"
     );
     let r = rows(&out);
-    assert_eq!(r.len(), 2);
+    assert_eq!(r.len(), 4);
+    assert_eq!(r[2]["name"], "sparsenet-10-4-sum");
+    assert!(
+        r[3]["name"].as_str().unwrap().contains("dag(5 nodes"),
+        "{}",
+        r[3]["name"]
+    );
     for key in [
         "spec",
         "name",
@@ -166,6 +172,7 @@ fn efficiency_trains_reads_back_and_resumes_without_training_twice() {
         std::fs::read(out.join("runs/sparsenet-10-4-s1/last.safetensors")).unwrap()
     );
     let again = rows(&out);
+    assert_eq!(again.len(), 4);
     for (a, b) in r.iter().zip(&again) {
         assert_eq!(a["final_test_acc"], b["final_test_acc"]);
     }

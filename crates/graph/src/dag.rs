@@ -281,6 +281,21 @@ impl BlockDag {
         &self.sources[l]
     }
 
+    /// A stable 64-bit fingerprint of the wiring (FNV-1a over the source lists), so that two
+    /// blocks of equal size get different names.
+    pub fn fingerprint(&self) -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for s in &self.sources {
+            for &j in s.iter().chain(std::iter::once(&usize::MAX)) {
+                for b in (j as u64).to_le_bytes() {
+                    h ^= b as u64;
+                    h = h.wrapping_mul(0x0100_0000_01b3);
+                }
+            }
+        }
+        h
+    }
+
     /// Number of edges ("connections").
     pub fn edges(&self) -> usize {
         self.sources.iter().map(Vec::len).sum()

@@ -143,7 +143,13 @@ impl fmt::Display for Pattern {
                 let list: Vec<String> = offsets.iter().map(|o| o.to_string()).collect();
                 write!(f, "custom({})", list.join(","))
             }
-            Pattern::Dag(d) => write!(f, "dag({} nodes, {} edges)", d.nodes(), d.edges()),
+            Pattern::Dag(d) => write!(
+                f,
+                "dag({} nodes, {} edges, #{:06x})",
+                d.nodes(),
+                d.edges(),
+                d.fingerprint() & 0xff_ffff
+            ),
             p => f.write_str(p.name()),
         }
     }
