@@ -343,11 +343,16 @@ mod tests {
     }
 
     #[test]
-    fn summed_and_dag_networks_gradient_check() {
-        // The sum operator (with the block-input projection) and a DAG block, through the one
-        // reverse pass, against finite differences.
+    fn other_operators_and_dag_networks_gradient_check() {
+        // The sum, mixed-link and dual-path operators (with their projections and split
+        // convolutions) and a DAG block, through the one reverse pass, against finite
+        // differences.
         let mut spec = NetSpec::new(Family::Sparse, Dataset::Cifar, 10, &[2], false, 3);
         spec.aggregate = sparsenet_net::zoo::Aggregate::Sum;
+        gradient_check(&spec);
+        spec.aggregate = sparsenet_net::zoo::Aggregate::Mixed { sum: 1 };
+        gradient_check(&spec);
+        spec.aggregate = sparsenet_net::zoo::Aggregate::Dual;
         gradient_check(&spec);
         let dag = sparsenet_graph::dag::BlockDag::from_edges(
             None,

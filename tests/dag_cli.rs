@@ -152,3 +152,82 @@ fn zoo_and_train_build_dag_networks() {
     assert!(out_dir.join("last.safetensors").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn aggregation_operators_from_the_command_line() {
+    // The counts of crates/net's by-hand tests: sum 265, mixed 1076, dual 1693.
+    for (args, params) in [
+        (vec!["--aggregate", "sum", "--growth", "2"], 265),
+        (vec!["--aggregate", "mixed", "--mix", "1,2"], 1076),
+        (vec!["--aggregate", "dual", "--growth", "2"], 1693),
+    ] {
+        let mut all = vec![
+            "--family",
+            "sparse",
+            "--depth",
+            "7",
+            "--classes",
+            "3",
+            "--format",
+            "json",
+        ];
+        all.extend(args.iter().copied());
+        let (code, out, err) = run(env!("CARGO_BIN_EXE_zoo"), &all);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        assert!(
+            out.contains(&format!("\"params\": {params}")),
+            "{args:?}: {out}"
+        );
+    }
+    for (args, needle) in [
+        (
+            vec!["--family", "sparse", "--depth", "7", "--aggregate", "mixed"],
+            "--mix",
+        ),
+        (
+            vec![
+                "--family", "sparse", "--depth", "7", "--growth", "2", "--mix", "1,2",
+            ],
+            "--aggregate mixed",
+        ),
+        (
+            vec![
+                "--family",
+                "sparse",
+                "--depth",
+                "7",
+                "--aggregate",
+                "mixed",
+                "--mix",
+                "1,2",
+                "--growth",
+                "3",
+            ],
+            "growth",
+        ),
+        (
+            vec!["--family", "res", "--depth", "20", "--aggregate", "dual"],
+            "sparse or dense",
+        ),
+        (
+            vec![
+                "--family",
+                "sparse",
+                "--depth",
+                "7",
+                "--aggregate",
+                "mixed",
+                "--mix",
+                "1,2,3",
+            ],
+            "two widths",
+        ),
+    ] {
+        let (code, _, err) = run(env!("CARGO_BIN_EXE_zoo"), &args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(
+            err.contains(needle) && err.trim_end().lines().count() == 1,
+            "{args:?}: {err}"
+        );
+    }
+}

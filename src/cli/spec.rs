@@ -70,10 +70,16 @@ pub struct SpecArgs {
     pub dag_seed: Option<u64>,
 
     /// Free spec, dense and sparse families: how a layer combines its sources: concat
-    /// (DenseNet, SparseNet) or sum (every source k channels, the block input projected by a
-    /// 1×1 convolution when its width differs; the block output is the sum too).
+    /// (DenseNet, SparseNet), sum (every source k channels, the block input projected by a 1×1
+    /// convolution when its width differs), mixed (Mixed Link: --mix A,C — A channels summed,
+    /// C concatenated per layer) or dual (Dual Path: a residual path of the block input's width
+    /// and a dense path of k per layer). Equations: README "Aggregation operators".
     #[arg(long, value_enum)]
     pub aggregate: Option<AggregateArg>,
+
+    /// Widths of a mixed-link layer: summed,concatenated (e.g. 12,12; the second is the growth).
+    #[arg(long, allow_hyphen_values = true, value_parser = |s: &str| parse_usize_list(s, "mix").map(GrowthList))]
+    pub mix: Option<GrowthList>,
 }
 
 /// `--aggregate` values.
@@ -83,6 +89,10 @@ pub enum AggregateArg {
     Concat,
     /// Summation.
     Sum,
+    /// Mixed link (with --mix).
+    Mixed,
+    /// Dual path.
+    Dual,
 }
 
 /// A parsed integer list (a newtype so clap takes the whole list as one value).
@@ -103,6 +113,7 @@ impl SpecArgs {
             || self.nodes.is_some()
             || self.dag_seed.is_some()
             || self.aggregate.is_some()
+            || self.mix.is_some()
     }
 
     /// The DAG block of `--dag-file` or `--random`, if given.
@@ -165,7 +176,31 @@ impl SpecArgs {
                         return Err(format!("--family {f} needs --depth (e.g. --depth 40)"))
                     }
                 };
+                let mix = match (&self.mix, self.aggregate) {
+                    (Some(m), Some(AggregateArg::Mixed)) => match m.0.as_slice() {
+                        [a, c] => Some((*a, *c)),
+                        _ => {
+                            return Err(format!(
+                                "--mix takes two widths, summed,concatenated (e.g. 12,12), not {} numbers",
+                                m.0.len()
+                            ))
+                        }
+                    },
+                    (Some(_), _) => return Err("--mix goes with --aggregate mixed".into()),
+                    (None, Some(AggregateArg::Mixed)) => {
+                        return Err("--aggregate mixed needs --mix A,C (A channels summed, C concatenated per layer, e.g. 12,12)".into())
+                    }
+                    (None, _) => None,
+                };
+                if let (Some((a, c)), Some(g)) = (mix, &self.growth) {
+                    if g.0 != [c] {
+                        return Err(format!(
+                            "--mix {a},{c} sets the concatenated width (the growth) to {c}; leave out --growth or make it {c}"
+                        ));
+                    }
+                }
                 let growth = match (&self.growth, family) {
+                    _ if mix.is_some() => vec![mix.map_or(0, |m| m.1)],
                     (Some(g), _) => g.0.clone(),
                     // DAG blocks default to the growth rate of the paper's smallest SparseNet
                     // rows' neighbours: 12.
@@ -208,6 +243,10 @@ impl SpecArgs {
                     spec.aggregate = match a {
                         AggregateArg::Concat => Aggregate::Concat,
                         AggregateArg::Sum => Aggregate::Sum,
+                        AggregateArg::Mixed => Aggregate::Mixed {
+                            sum: mix.map_or(0, |m| m.0),
+                        },
+                        AggregateArg::Dual => Aggregate::Dual,
                     };
                 }
                 if spec.pattern.is_some() && family != Family::Sparse {

@@ -71,6 +71,7 @@ pub fn rule(model: &Model<f32>) -> String {
             Aggregation::Sum => "summing blocks: the layer's output (a ResNet unit's residual branch) is replaced by zeros in every sum that reads it, the skip kept (Veit et al. 2016)",
             Aggregation::Concat => "concatenating blocks: the layer's output is replaced by zeros wherever it is read",
             Aggregation::Chain => "chained blocks: the layer's output is replaced by zeros (no other route exists, so every later layer sees zeros from it)",
+            Aggregation::Mixed | Aggregation::Dual => "mixed and dual-path blocks: both parts of the layer's output (summed and concatenated) are replaced by zeros wherever they are read",
         };
         if !parts.contains(&r) {
             parts.push(r);
@@ -79,18 +80,21 @@ pub fn rule(model: &Model<f32>) -> String {
     parts.join("; ")
 }
 
-/// Every removable layer: (block, layer) 1-based, and the node whose output is zeroed.
-pub fn layers(model: &Model<f32>) -> Vec<(usize, usize, usize)> {
+/// Every removable layer: (block, layer) 1-based, and the nodes whose outputs are zeroed.
+pub fn layers(model: &Model<f32>) -> Vec<(usize, usize, Vec<usize>)> {
     model
         .net
         .blocks
         .iter()
         .enumerate()
         .flat_map(|(bi, b)| {
-            b.layers
-                .iter()
-                .enumerate()
-                .map(move |(li, l)| (bi + 1, li + 1, l.output.index()))
+            b.layers.iter().enumerate().map(move |(li, l)| {
+                let nodes = std::iter::once(l.output)
+                    .chain(l.also.iter().copied())
+                    .map(|n| n.index())
+                    .collect();
+                (bi + 1, li + 1, nodes)
+            })
         })
         .collect()
 }
@@ -139,9 +143,13 @@ pub fn sweep(
     };
     let baseline = acc_without(model, &[])?;
     let mut single = Vec::new();
-    for &(block, layer, node) in &all {
-        let acc = acc_without(model, &[node])?;
-        single.push(Single { block, layer, acc });
+    for (block, layer, nodes) in &all {
+        let acc = acc_without(model, nodes)?;
+        single.push(Single {
+            block: *block,
+            layer: *layer,
+            acc,
+        });
     }
     let mut rng = ChaCha8Rng::seed_from_u64(s.seed);
     let mut random = Vec::new();
@@ -150,7 +158,7 @@ pub fn sweep(
         for _ in 0..s.draws {
             let nodes: Vec<usize> = sample(&mut rng, all.len(), k)
                 .into_iter()
-                .map(|i| all[i].2)
+                .flat_map(|i| all[i].2.iter().copied())
                 .collect();
             accs.push(acc_without(model, &nodes)?);
         }
@@ -177,7 +185,7 @@ mod tests {
         let whole = m.logits(x.clone(), 2, false).unwrap();
         let ls = layers(&m);
         assert_eq!(ls.len(), 3, "one unit per stage");
-        m.set_zeroed(&[ls[0].2]).unwrap();
+        m.set_zeroed(&ls[0].2).unwrap();
         let without = m.logits(x.clone(), 2, false).unwrap();
         assert_ne!(whole, without);
         m.set_zeroed(&[]).unwrap();
@@ -189,7 +197,7 @@ mod tests {
         let spec = NetSpec::new(Family::Dense, Layout::Cifar, 10, &[2], false, 3);
         let mut m = Model::<f32>::new(&spec, Shape::new(1, 8, 8), 1).unwrap();
         assert!(rule(&m).contains("replaced by zeros wherever it is read"));
-        let nodes: Vec<usize> = layers(&m).iter().map(|l| l.2).collect();
+        let nodes: Vec<usize> = layers(&m).iter().flat_map(|l| l.2.clone()).collect();
         assert_eq!(nodes.len(), 6);
         m.set_zeroed(&nodes).unwrap();
         let a = m.logits(x.clone(), 2, false).unwrap();
@@ -199,5 +207,12 @@ mod tests {
         m.values[pi].iter_mut().for_each(|v| *v = 3.0);
         assert_eq!(m.logits(x, 2, false).unwrap(), a);
         assert!(m.set_zeroed(&[10_000]).is_err());
+
+        // A dual-path layer is two nodes (residual and dense parts), both removed.
+        let mut spec = NetSpec::new(Family::Sparse, Layout::Cifar, 7, &[2], false, 3);
+        spec.aggregate = sparsenet_net::zoo::Aggregate::Dual;
+        let m = Model::<f32>::new(&spec, Shape::new(1, 8, 8), 1).unwrap();
+        assert!(layers(&m).iter().all(|l| l.2.len() == 2));
+        assert!(rule(&m).contains("both parts"));
     }
 }

@@ -36,14 +36,23 @@ pub enum Aggregation {
     Sum,
     /// A chain: each layer reads only the previous one (plain networks).
     Chain,
+    /// Mixed link: each layer's output split into a summed part and a concatenated part.
+    Mixed,
+    /// Dual path: a residual path (summed, the block input's width) and a dense path
+    /// (concatenated).
+    Dual,
 }
 
 /// One layer of a block as the builder wired it: what it contributes and what it reads.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BlockLayer {
     /// The node whose output is the layer's contribution to the block: a DenseNet/SparseNet
-    /// layer's last convolution, a ResNet unit's residual branch (before the sum).
+    /// layer's last convolution, a ResNet unit's residual branch (before the sum); with the
+    /// mixed and dual operators, its concatenated part.
     pub output: NodeIndex,
+    /// Other nodes that carry the layer's contribution (the summed part of a mixed or dual
+    /// layer); empty otherwise.
+    pub also: Vec<NodeIndex>,
     /// The layer's first convolution (its input channels are the sources, concatenated).
     pub first_conv: NodeIndex,
     /// The sources the layer reads, in slot order: 0 is the block input, `j` is layer `j`.

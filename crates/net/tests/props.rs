@@ -137,3 +137,92 @@ proptest! {
         }
     }
 }
+
+/// Parameters of a mixed-link (`Some(a)`) or dual-path (`None`) CIFAR network of the sparse
+/// pattern of `base` (or dense), written out from the documented equations.
+fn closed_form_split(
+    dense: bool,
+    base: usize,
+    depth: usize,
+    g: &[usize; 3],
+    bc: bool,
+    classes: usize,
+    mixed: Option<usize>,
+) -> u64 {
+    let layers = (depth - 4) / if bc { 6 } else { 3 };
+    let stem = if dense && !bc { 16 } else { 2 * g[0] };
+    let mut total = (3 * stem * 9) as u64;
+    let mut c = stem;
+    for (b, &k) in g.iter().enumerate() {
+        // Input width of layer l (l = layers + 1: the block output), and the summed width.
+        let (width, s) = match mixed {
+            Some(a) => {
+                if c != a {
+                    total += (c * a) as u64;
+                }
+                let w = move |l: usize| -> usize {
+                    a + sources(dense, base, l)
+                        .into_iter()
+                        .map(|j| if j == 0 { c } else { k })
+                        .sum::<usize>()
+                };
+                (Box::new(w) as Box<dyn Fn(usize) -> usize>, a)
+            }
+            None => {
+                let w = move |l: usize| -> usize {
+                    c + k * sources(dense, base, l)
+                        .into_iter()
+                        .filter(|&j| j > 0)
+                        .count()
+                };
+                (Box::new(w) as Box<dyn Fn(usize) -> usize>, c)
+            }
+        };
+        for l in 1..=layers {
+            let u = width(l);
+            total += if bc {
+                (2 * u + 4 * k * u + 8 * k + 36 * k * (s + k)) as u64
+            } else {
+                (2 * u + 9 * u * (s + k)) as u64
+            };
+        }
+        let cout = width(layers + 1);
+        if b < 2 {
+            let next = if bc { cout / 2 } else { cout };
+            total += (2 * cout + cout * next) as u64;
+            c = next;
+        } else {
+            c = cout;
+        }
+    }
+    total + (2 * c + c * classes + classes) as u64
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn mixed_and_dual_count_as_documented(
+        dense in any::<bool>(),
+        bc in any::<bool>(),
+        blocks_layers in 1usize..=6,
+        g in proptest::array::uniform3(2usize..=16),
+        a in 1usize..=16,
+        base in 2usize..=4,
+        classes in 1usize..=12,
+        mixed in any::<bool>(),
+    ) {
+        let depth = 4 + blocks_layers * if bc { 6 } else { 3 };
+        let family = if dense { Family::Dense } else { Family::Sparse };
+        let mut spec = NetSpec::new(family, Dataset::Cifar, depth, &g, bc, classes);
+        if !dense {
+            spec.pattern = Some(Pattern::Sparse { base });
+        }
+        spec.aggregate = if mixed { Aggregate::Mixed { sum: a } } else { Aggregate::Dual };
+        let (_, c) = build_and_count(&spec).unwrap();
+        prop_assert_eq!(
+            c.params,
+            closed_form_split(dense, base, depth, &g, bc, classes, mixed.then_some(a))
+        );
+    }
+}

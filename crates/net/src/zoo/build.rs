@@ -87,12 +87,48 @@ fn transition(b: &mut NetBuilder, x: NodeIndex, out: usize) -> Result<NodeIndex,
     b.avg_pool("pool", conv, 2, 2)
 }
 
-/// DenseNet / SparseNet: stem, blocks wired by the topology DAG, transitions, head.
+/// What each node `j` of a block contributes to the layers that read it: a part that is summed
+/// and a part that is concatenated (either may be absent), per the block's operator.
+#[derive(Clone, Copy)]
+struct Streams {
+    sum: Option<NodeIndex>,
+    cat: Option<NodeIndex>,
+}
+
+/// Combine the sources' streams: the summed parts added (one node, or the only one), then the
+/// concatenated parts appended after it, in slot order; the new nodes are named `cat_name` and
+/// `sum_name`.
+fn aggregate(
+    b: &mut NetBuilder,
+    (cat_name, sum_name): (&str, &str),
+    parts: &[Streams],
+    force_concat: bool,
+) -> Result<NodeIndex, NetError> {
+    let sums: Vec<NodeIndex> = parts.iter().filter_map(|p| p.sum).collect();
+    let mut cat: Vec<NodeIndex> = Vec::new();
+    match sums.as_slice() {
+        [] => {}
+        [one] => cat.push(*one),
+        _ => cat.push(b.sum(sum_name, &sums)?),
+    }
+    cat.extend(parts.iter().filter_map(|p| p.cat));
+    // Concatenation keeps its node even over one input (the names and counts of DenseNet and
+    // SparseNet are as they always were); the other operators pass a single input through.
+    if cat.len() == 1 && !force_concat {
+        return Ok(cat[0]);
+    }
+    b.concat(cat_name, &cat)
+}
+
+/// DenseNet / SparseNet: stem, blocks wired by the topology DAG, transitions, head. The block's
+/// operator ([`Aggregate`]) decides what each layer's output feeds: the concatenated stream
+/// (concat), the summed stream (sum), or a split between them (mixed, dual).
 fn build_aggregated(spec: &NetSpec) -> Result<NetGraph, NetError> {
     let blocks = spec.dense_blocks()?;
     let pattern = spec.block_pattern();
     let mut b = NetBuilder::new(spec.input_shape());
     let mut x = stem(&mut b, spec, false)?;
+    let concat = spec.aggregate == Aggregate::Concat;
     for (bi, &layers) in blocks.iter().enumerate() {
         let k = spec.growth_of(bi);
         b.push_scope(format!("block{}", bi + 1));
@@ -100,11 +136,55 @@ fn build_aggregated(spec: &NetSpec) -> Result<NetGraph, NetError> {
         let topo = Topology::new(pattern.clone(), layers + 1)?;
         let g = topo.graph()?;
         let block_input = x;
-        // Summing needs k channels everywhere: project the block input once if it differs.
-        if spec.aggregate == Aggregate::Sum && b.shape(x).c != k {
-            x = b.conv("proj", x, k, 1, 1, 0)?;
-        }
-        let mut outs: Vec<NodeIndex> = vec![x];
+        let c0 = b.shape(x).c;
+        // The block input's streams, and the widths of a layer's (summed, concatenated) parts.
+        let (input, widths) = match spec.aggregate {
+            Aggregate::Concat => (
+                Streams {
+                    sum: None,
+                    cat: Some(x),
+                },
+                (0, k),
+            ),
+            Aggregate::Sum => {
+                // Summing needs k channels: project the block input once if it differs.
+                let p = if c0 != k {
+                    b.conv("proj", x, k, 1, 1, 0)?
+                } else {
+                    x
+                };
+                (
+                    Streams {
+                        sum: Some(p),
+                        cat: None,
+                    },
+                    (k, 0),
+                )
+            }
+            Aggregate::Mixed { sum: a } => {
+                let p = if c0 != a {
+                    b.conv("proj", x, a, 1, 1, 0)?
+                } else {
+                    x
+                };
+                (
+                    Streams {
+                        sum: Some(p),
+                        cat: Some(x),
+                    },
+                    (a, k),
+                )
+            }
+            // The residual path has the block input's width; the dense path starts empty.
+            Aggregate::Dual => (
+                Streams {
+                    sum: Some(x),
+                    cat: None,
+                },
+                (c0, k),
+            ),
+        };
+        let mut outs: Vec<Streams> = vec![input];
         let mut record = Vec::new();
         let name = b.scope();
         for l in 1..=layers + 1 {
@@ -112,36 +192,56 @@ fn build_aggregated(spec: &NetSpec) -> Result<NetGraph, NetError> {
                 .into_iter()
                 .map(|n| g[n])
                 .collect();
-            let ins: Vec<NodeIndex> = sources.iter().map(|&s| outs[s]).collect();
-            let sum = spec.aggregate == Aggregate::Sum;
+            let parts: Vec<Streams> = sources.iter().map(|&s| outs[s]).collect();
             if l == layers + 1 {
-                x = match (sum, ins.as_slice()) {
-                    (true, [one]) => *one,
-                    (true, _) => b.sum("out", &ins)?,
-                    (false, _) => b.concat("out", &ins)?,
-                };
+                let both = parts.iter().any(|p| p.cat.is_some()) && !concat;
+                let names = ("out", if both { "out.sum" } else { "out" });
+                x = aggregate(&mut b, names, &parts, concat)?;
                 break;
             }
             let start = b.len();
             b.push_scope(format!("layer{l}"));
-            let cat = match (sum, ins.as_slice()) {
-                (true, [one]) => *one,
-                (true, _) => b.sum("sum", &ins)?,
-                (false, _) => b.concat("cat", &ins)?,
-            };
-            let y = if spec.bc {
-                let r1 = b.bn_relu("1.", cat);
+            let u = aggregate(&mut b, ("cat", "sum"), &parts, concat)?;
+            let r = if spec.bc {
+                let r1 = b.bn_relu("1.", u);
                 let c1 = b.conv("1.conv", r1, 4 * k, 1, 1, 0)?;
-                let r2 = b.bn_relu("2.", c1);
-                b.conv("2.conv", r2, k, 3, 1, 1)?
+                b.bn_relu("2.", c1)
             } else {
-                let r = b.bn_relu("", cat);
-                b.conv("conv", r, k, 3, 1, 1)?
+                b.bn_relu("", u)
+            };
+            let conv_name = if spec.bc { "2.conv" } else { "conv" };
+            // One convolution per stream (as one convolution with its output channels split).
+            let (ws, wc) = widths;
+            let sum_part = if ws > 0 {
+                let n = if wc > 0 {
+                    format!("{conv_name}.sum")
+                } else {
+                    conv_name.to_string()
+                };
+                Some(b.conv(&n, r, ws, 3, 1, 1)?)
+            } else {
+                None
+            };
+            let cat_part = if wc > 0 {
+                let n = if ws > 0 {
+                    format!("{conv_name}.cat")
+                } else {
+                    conv_name.to_string()
+                };
+                Some(b.conv(&n, r, wc, 3, 1, 1)?)
+            } else {
+                None
             };
             b.pop_scope();
-            outs.push(y);
+            outs.push(Streams {
+                sum: sum_part,
+                cat: cat_part,
+            });
+            let mut nodes: Vec<NodeIndex> = cat_part.into_iter().chain(sum_part).collect();
+            let output = nodes.remove(0);
             record.push(BlockLayer {
-                output: y,
+                output,
+                also: nodes,
                 first_conv: b
                     .first_conv_since(start)
                     .expect("a layer has a convolution"),
@@ -154,6 +254,8 @@ fn build_aggregated(spec: &NetSpec) -> Result<NetGraph, NetError> {
             aggregation: match spec.aggregate {
                 Aggregate::Concat => Aggregation::Concat,
                 Aggregate::Sum => Aggregation::Sum,
+                Aggregate::Mixed { .. } => Aggregation::Mixed,
+                Aggregate::Dual => Aggregation::Dual,
             },
             layers: record,
         });
@@ -212,6 +314,7 @@ fn build_cifar_resnet(spec: &NetSpec) -> Result<NetGraph, NetError> {
                 b.pop_scope();
                 record.push(BlockLayer {
                     output: f,
+                    also: Vec::new(),
                     first_conv: b.first_conv_since(start).expect("a unit has a convolution"),
                     sources: vec![g[src]],
                 });
@@ -286,6 +389,7 @@ fn interpret_unraveled<'a>(
                 // Unit i's residual branch reads the state after unit i − 1.
                 record.push(BlockLayer {
                     output: y,
+                    also: Vec::new(),
                     first_conv: b.first_conv_since(start).expect("a unit has a convolution"),
                     sources: vec![i - 1],
                 });

@@ -132,6 +132,19 @@ impl Head {
 ///   pattern this is the unrolled ResNet of the paper's aggregation view; over the sparse one, a
 ///   "sparse ResNet". Parameters per block: `C_0·k` (projection, if any) `+ Σ_ℓ |H_ℓ|` with
 ///   `|H_ℓ| = 2k + 9k²` (BC: `2k + 4k² + 8k + 36k²`).
+/// * `Mixed { sum: a }` (Mixed Link Networks, Wang et al. 2018): each layer's new features are
+///   `a` channels added into a summed stream and `k` concatenated. Streams of the block input:
+///   summed `s_0 = P(x_0)` (1×1 conv `C_0 → a` when `C_0 ≠ a`), concatenated `c_0 = x_0`; of layer
+///   `j`: `(s_j, c_j) = (H^s_j(u_j), H^c_j(u_j))`, the last convolution of `H_j` split into `a` and
+///   `k` output channels. `u_ℓ = [Σ_{j∈S(ℓ)} s_j ; c_j for j ∈ S(ℓ)]`, block output
+///   `u_{N+1}` the same over `S(N+1)`. Widths: `|u_ℓ| = a + Σ_{j∈S(ℓ)} |c_j|` (`|c_0| = C_0`,
+///   `|c_j| = k`); `|H_ℓ| = 2|u_ℓ| + 9|u_ℓ|(a + k)` (BC: `2|u| + 4k|u| + 8k + 36k(a + k)`).
+/// * `Dual` (Dual Path Networks, Chen et al. 2017): a residual path of the block input's width
+///   `C_0`, summed, and a densely connected path of `k` channels per layer, concatenated:
+///   `r_0 = x_0` (no dense part), `(r_j, d_j)` the split of `H_j`'s last convolution into `C_0`
+///   and `k` channels, `u_ℓ = [Σ_{j∈S(ℓ)} r_j ; d_j for j ∈ S(ℓ), j ≥ 1]`, block output `u_{N+1}`.
+///   `|u_ℓ| = C_0 + k·|S(ℓ) \ {0}|`; `|H_ℓ| = 2|u_ℓ| + 9|u_ℓ|(C_0 + k)` (BC: `2|u| + 4k|u| +
+///   8k + 36k(C_0 + k)`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Aggregate {
@@ -140,6 +153,13 @@ pub enum Aggregate {
     Concat,
     /// Summation (with a projection of the block input to `k` channels when needed).
     Sum,
+    /// Mixed link: `sum` channels summed and `k` concatenated per layer.
+    Mixed {
+        /// Channels each layer adds into the summed stream.
+        sum: usize,
+    },
+    /// Dual path: a residual path of the block input's width and a dense path of `k`.
+    Dual,
 }
 
 impl Aggregate {
@@ -148,6 +168,8 @@ impl Aggregate {
         match self {
             Aggregate::Concat => "concat",
             Aggregate::Sum => "sum",
+            Aggregate::Mixed { .. } => "mixed",
+            Aggregate::Dual => "dual",
         }
     }
 
@@ -337,6 +359,13 @@ impl NetSpec {
                 )));
             }
         }
+        if let Aggregate::Mixed { sum } = self.aggregate {
+            if sum == 0 || sum > MAX_WIDTH {
+                return Err(NetError::Spec(format!(
+                    "mixed link: {sum} summed channels per layer is outside 1..={MAX_WIDTH}"
+                )));
+            }
+        }
         if self.aggregate != Aggregate::Concat
             && !matches!(self.family, Family::Sparse | Family::Dense)
         {
@@ -384,10 +413,11 @@ impl fmt::Display for NetSpec {
                     if self.bc { "-bc" } else { "" },
                     self.depth,
                     g.join("-"),
-                    if self.aggregate == Aggregate::Sum {
-                        "-sum"
-                    } else {
-                        ""
+                    match self.aggregate {
+                        Aggregate::Concat => String::new(),
+                        Aggregate::Sum => "-sum".into(),
+                        Aggregate::Mixed { sum } => format!("-mixed{sum}"),
+                        Aggregate::Dual => "-dual".into(),
                     }
                 )?;
                 match &self.pattern {

@@ -280,3 +280,35 @@ fn sum_aggregation_by_hand() {
         .to_string()
         .contains("dense and sparse"));
 }
+
+#[test]
+fn mixed_and_dual_aggregation_by_hand() {
+    // Sparse, depth 7 (one layer per block), 3 classes, 32×32×3, stem 2k = 4.
+    // Mixed link, 1 channel summed and k = 2 concatenated per layer:
+    //   stem 108
+    //   block1 (C0 = 4): projection 4→1: 4; layer1 reads [P(x0) (1 ch); x0 (4 ch)] = 5 ch:
+    //     BN 10 + conv 5→1 (45) + conv 5→2 (90) = 145; output [s1 + s0; c1; c0] = 1 + 2 + 4 = 7
+    //   transition1: BN(7) 14 + conv 7→7 49 = 63
+    //   block2 (C0 = 7): projection 7; layer1 on 8 ch: 16 + 72 + 144 = 232; output 1 + 2 + 7 = 10
+    //   transition2: 20 + 100 = 120
+    //   block3 (C0 = 10): projection 10; layer1 on 11 ch: 22 + 99 + 198 = 319; output 13
+    //   head: BN(13) 26 + linear 13→3 42 = 68
+    //   total 108 + 149 + 63 + 239 + 120 + 329 + 68 = 1076
+    let mut spec = NetSpec::new(Family::Sparse, Dataset::Cifar, 7, &[2], false, 3);
+    spec.aggregate = Aggregate::Mixed { sum: 1 };
+    assert_eq!(build_and_count(&spec).unwrap().1.params, 1076);
+    assert_eq!(spec.to_string(), "sparsenet-7-2-mixed1 (cifar, 3 classes)");
+    // Dual path, k = 2:
+    //   block1 (C0 = 4): layer1 reads x0 (the residual path alone, 4 ch):
+    //     BN 8 + conv 4→4 (144) + conv 4→2 (72) = 224; output [r1 + r0; d1] = 4 + 2 = 6
+    //   transition1: 12 + 36 = 48
+    //   block2 (C0 = 6): 12 + 324 + 108 = 444; output 8;  transition2: 16 + 64 = 80
+    //   block3 (C0 = 8): 16 + 576 + 144 = 736; output 10;  head: 20 + 33 = 53
+    //   total 108 + 224 + 48 + 444 + 80 + 736 + 53 = 1693
+    spec.aggregate = Aggregate::Dual;
+    let (net, c) = build_and_count(&spec).unwrap();
+    assert_eq!(c.params, 1693);
+    // Each layer's contribution is two nodes (the residual and the dense part).
+    assert_eq!(net.blocks[0].layers[0].also.len(), 1);
+    assert_eq!(net.blocks[0].aggregation, crate::dag::Aggregation::Dual);
+}
