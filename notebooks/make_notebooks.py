@@ -236,21 +236,21 @@ show(&st.out.join("error_vs_flops.svg"));"""),
 Entry (s, ℓ): mean |w| of layer ℓ's first convolution over the channels that come from source s,
 divided by the block's largest entry; blank where layer ℓ does not read s."""),
         code("""
-let sparse = st.grid.iter().find(|e| e.spec.family == sparsenet::net::zoo::Family::Sparse).unwrap();
-let ck = efficiency::run_dir(&st.out, &efficiency::short_name(sparse), 1).join("last.safetensors");
+// A checkpoint of the study's first run of a family (evcxr keeps only owned values between cells).
+fn checkpoint_of(st: &efficiency::Study, fam: sparsenet::net::zoo::Family) -> std::path::PathBuf {
+    let e = st.grid.iter().find(|e| e.spec.family == fam).unwrap();
+    efficiency::run_dir(&st.out, &efficiency::short_name(e), 1).join("last.safetensors")
+}
+let ck = checkpoint_of(&st, sparsenet::net::zoo::Family::Sparse);
 let (usage, _) = study::weights_report(&ck, &figs).unwrap();
 for b in &usage.blocks { println!("{}: {} layers", b.name, b.layers); }
 show(&figs.join("weights.svg"));"""),
         md("## Lesions: layers removed at test time"),
         code("""
-let pick = |fam: sparsenet::net::zoo::Family| {
-    let e = st.grid.iter().find(|e| e.spec.family == fam).unwrap();
-    efficiency::run_dir(&st.out, &efficiency::short_name(e), 1).join("last.safetensors")
-};
 let sweep = lesion::Sweep { max_k: 3, draws: 2, seed: 0, batch: 100, limit: Some(100) };
 let mut results = Vec::new();
 for fam in [sparsenet::net::zoo::Family::Sparse, sparsenet::net::zoo::Family::Res] {
-    let r = study::lesion_one(&pick(fam), sweep, None, |_, _| {}).unwrap();
+    let r = study::lesion_one(&checkpoint_of(&st, fam), sweep, None, |_, _| {}).unwrap();
     println!("{}: baseline {:.3}; rule: {}", r.network, r.baseline_acc, r.rule);
     results.push(r);
 }
