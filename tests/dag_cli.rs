@@ -1,23 +1,16 @@
 //! DAG blocks from the command line: `paths --dag-file/--random`, `zoo --random`, `train` on a
 //! DAG network; bad DAG files.
 
-use std::path::PathBuf;
-use std::process::Command;
+mod common;
 
+use common::run;
+use std::path::PathBuf;
+
+/// A fresh scratch folder.
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("sparsenet-dag-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
+    let d = common::tmp(name);
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-fn run(bin: &str, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(bin).args(args).output().expect("run");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[test]

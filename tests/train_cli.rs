@@ -1,29 +1,9 @@
 //! The trainer as a user runs it: learning, exact resumption, checkpoints, bad input.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-fn subset() -> String {
-    format!(
-        "{}/src/data/fashion-mnist-subset",
-        env!("CARGO_MANIFEST_DIR")
-    )
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("sparsenet-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
-
-fn run(bin: &str, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(bin).args(args).output().expect("run");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::{run, subset, tmp};
+use std::path::Path;
 
 fn train(args: &[&str]) -> (i32, String, String) {
     run(env!("CARGO_BIN_EXE_train"), args)

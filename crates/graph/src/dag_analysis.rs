@@ -149,14 +149,13 @@ pub fn dag_gradient_stats(d: &BlockDag) -> GradientStats {
         .clamp(1, 16)
         .min(n);
     let chunk = n.div_ceil(threads);
-    // Per thread: histogram of hops and the number of reachable pairs.
-    let parts: Vec<(Vec<u64>, u64)> = std::thread::scope(|scope| {
+    // Per thread: the histogram of hops of its sources.
+    let parts: Vec<Vec<u64>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 let (start, succ) = (&start, &succ);
                 scope.spawn(move || {
                     let mut hist: Vec<u64> = Vec::new();
-                    let mut reached = 0u64;
                     let mut stamp = vec![u32::MAX; n];
                     let mut frontier: Vec<u32> = Vec::new();
                     let mut next: Vec<u32> = Vec::new();
@@ -177,16 +176,12 @@ pub fn dag_gradient_stats(d: &BlockDag) -> GradientStats {
                                 }
                             }
                             if !next.is_empty() {
-                                if hist.len() <= hops {
-                                    hist.resize(hops + 1, 0);
-                                }
-                                hist[hops] += next.len() as u64;
-                                reached += next.len() as u64;
+                                GradientStats::count(&mut hist, hops, next.len() as u64);
                             }
                             std::mem::swap(&mut frontier, &mut next);
                         }
                     }
-                    (hist, reached)
+                    hist
                 })
             })
             .collect();
@@ -196,34 +191,12 @@ pub fn dag_gradient_stats(d: &BlockDag) -> GradientStats {
             .collect()
     });
     let mut histogram: Vec<u64> = Vec::new();
-    let mut reachable = 0u64;
-    for (h, r) in parts {
-        if histogram.len() < h.len() {
-            histogram.resize(h.len(), 0);
+    for h in parts {
+        for (hops, c) in h.into_iter().enumerate() {
+            GradientStats::count(&mut histogram, hops, c);
         }
-        for (a, b) in histogram.iter_mut().zip(&h) {
-            *a += b;
-        }
-        reachable += r;
     }
-    let total: u128 = histogram
-        .iter()
-        .enumerate()
-        .map(|(k, &c)| k as u128 * c as u128)
-        .sum();
-    let layers = (n - 1) as u64;
-    let pairs = layers * (layers + 1) / 2;
-    GradientStats {
-        max: histogram.len().saturating_sub(1) as u32,
-        mean: if reachable == 0 {
-            0.0
-        } else {
-            total as f64 / reachable as f64
-        },
-        histogram,
-        pairs,
-        unreachable: pairs - reachable,
-    }
+    GradientStats::from_histogram(histogram, n - 1)
 }
 
 /// Everything for one DAG block; the histogram only when asked and within

@@ -71,6 +71,39 @@ pub struct GradientStats {
     pub unreachable: u64,
 }
 
+impl GradientStats {
+    /// The statistics of a hop histogram (`histogram[h]` pairs at `h` hops) over the
+    /// `N(N+1)/2` pairs of a block of `n` layers; pairs not in the histogram are unreachable.
+    pub fn from_histogram(histogram: Vec<u64>, n: usize) -> Self {
+        let reachable: u64 = histogram.iter().sum();
+        let total: u128 = histogram
+            .iter()
+            .enumerate()
+            .map(|(h, &c)| h as u128 * c as u128)
+            .sum();
+        let pairs = (n as u64) * (n as u64 + 1) / 2;
+        GradientStats {
+            max: histogram.len().saturating_sub(1) as u32,
+            mean: if reachable == 0 {
+                0.0
+            } else {
+                total as f64 / reachable as f64
+            },
+            histogram,
+            pairs,
+            unreachable: pairs - reachable,
+        }
+    }
+
+    /// Add `count` pairs at `hops` hops to a histogram.
+    pub fn count(histogram: &mut Vec<u64>, hops: usize, count: u64) {
+        if histogram.len() <= hops {
+            histogram.resize(hops + 1, 0);
+        }
+        histogram[hops] += count;
+    }
+}
+
 /// Pair statistics from `D(d)` (see module docs): distance `d` occurs for `N + 1 − d` pairs.
 pub fn gradient_stats(offsets: &[usize], n: usize) -> GradientStats {
     let d = min_hops(offsets, n);
@@ -79,37 +112,12 @@ pub fn gradient_stats(offsets: &[usize], n: usize) -> GradientStats {
 
 fn stats_from_distances(d: &[Option<u32>], n: usize) -> GradientStats {
     let mut histogram: Vec<u64> = Vec::new();
-    let mut unreachable = 0u64;
-    let mut total: u128 = 0;
-    let mut reachable: u64 = 0;
     for (dist, hops) in d.iter().enumerate().skip(1) {
-        let pairs = (n + 1 - dist) as u64;
-        match hops {
-            Some(h) => {
-                let h = *h as usize;
-                if histogram.len() <= h {
-                    histogram.resize(h + 1, 0);
-                }
-                histogram[h] += pairs;
-                total += pairs as u128 * h as u128;
-                reachable += pairs;
-            }
-            None => unreachable += pairs,
+        if let Some(h) = hops {
+            GradientStats::count(&mut histogram, *h as usize, (n + 1 - dist) as u64);
         }
     }
-    let max = histogram.len().saturating_sub(1) as u32;
-    let mean = if reachable == 0 {
-        0.0
-    } else {
-        total as f64 / reachable as f64
-    };
-    GradientStats {
-        max,
-        mean,
-        histogram,
-        pairs: (n as u64) * (n as u64 + 1) / 2,
-        unreachable,
-    }
+    GradientStats::from_histogram(histogram, n)
 }
 
 /// Shortest hop counts from every node of any DAG by BFS: `dist[j][ℓ]` (`None` if unreachable).
@@ -141,36 +149,12 @@ pub fn all_pairs_bfs<N, E>(g: &DiGraph<N, E>) -> Vec<Vec<Option<u32>>> {
 pub fn gradient_stats_from_matrix(dist: &[Vec<Option<u32>>]) -> GradientStats {
     let n = dist.len().saturating_sub(1);
     let mut histogram: Vec<u64> = Vec::new();
-    let mut unreachable = 0;
-    let mut total: u128 = 0;
-    let mut reachable = 0u64;
     for (j, row) in dist.iter().enumerate() {
-        for hops in row.iter().skip(j + 1) {
-            match hops {
-                Some(h) => {
-                    let h = *h as usize;
-                    if histogram.len() <= h {
-                        histogram.resize(h + 1, 0);
-                    }
-                    histogram[h] += 1;
-                    total += h as u128;
-                    reachable += 1;
-                }
-                None => unreachable += 1,
-            }
+        for h in row.iter().skip(j + 1).flatten() {
+            GradientStats::count(&mut histogram, *h as usize, 1);
         }
     }
-    GradientStats {
-        max: histogram.len().saturating_sub(1) as u32,
-        mean: if reachable == 0 {
-            0.0
-        } else {
-            total as f64 / reachable as f64
-        },
-        histogram,
-        pairs: (n as u64) * (n as u64 + 1) / 2,
-        unreachable,
-    }
+    GradientStats::from_histogram(histogram, n)
 }
 
 /// Sum of the base-`c` digits of `d`.
