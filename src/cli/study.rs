@@ -9,11 +9,8 @@ use std::process::ExitCode;
 use super::args::{bad_input, fail, parse_in_range, parse_usize_list};
 use super::grid;
 use super::spec::{GrowthList, SpecArgs};
-use super::train::{options, set_threads, TrainArgs};
-use crate::data::Kind;
-use crate::optim::{Kind as OptKind, Schedule};
+use super::train::{options, set_threads, RecipeArgs, TrainArgs};
 use crate::study::{self, efficiency, lesion};
-use crate::train::DeviceKind;
 
 const LONG_ABOUT: &str = "\
 Experiments on trained networks, from their topology: the empirical half of the SparseNet paper.
@@ -91,53 +88,13 @@ pub struct EfficiencyArgs {
     #[arg(long, default_value = "6", value_parser = |s: &str| parse_in_range(s, "epochs", 1, 100_000))]
     pub epochs: usize,
 
-    /// Dataset.
-    #[arg(long, value_enum, default_value_t = Kind::FashionMnist)]
-    pub dataset: Kind,
-
-    /// Folder with the dataset's files.
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-
-    /// Images per batch.
-    #[arg(long, default_value = "64", value_parser = |s: &str| parse_in_range(s, "batch size", 1, 65_536))]
-    pub batch_size: usize,
-
-    /// Base learning rate.
-    #[arg(long, default_value = "0.1")]
-    pub lr: f32,
-
-    /// Learning-rate schedule.
-    #[arg(long, value_enum, default_value_t = Schedule::Step)]
-    pub schedule: Schedule,
-
-    /// Optimiser.
-    #[arg(long, value_enum, default_value_t = OptKind::Sgd)]
-    pub optimizer: OptKind,
-
-    /// SGD momentum (Nesterov).
-    #[arg(long, default_value = "0.9")]
-    pub momentum: f32,
-
-    /// Weight decay.
-    #[arg(long, default_value = "1e-4")]
-    pub weight_decay: f32,
-
-    /// Stop every epoch after this many steps.
-    #[arg(long, value_parser = |s: &str| parse_in_range(s, "max steps", 1, usize::MAX / 2))]
-    pub max_steps: Option<usize>,
-
-    /// Evaluate on at most this many test images per epoch.
-    #[arg(long, value_parser = |s: &str| parse_in_range(s, "max test", 1, usize::MAX / 2))]
-    pub max_test: Option<usize>,
+    /// Data, optimiser, limits and device (as in train).
+    #[command(flatten)]
+    pub recipe: RecipeArgs,
 
     /// Worker threads shared by all runs (default: all cores).
     #[arg(long, value_parser = |s: &str| parse_in_range(s, "threads", 1, 1024))]
     pub threads: Option<usize>,
-
-    /// Where to train: cpu, or cuda.
-    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
-    pub device: DeviceKind,
 
     /// Runs at once (on one GPU several small runs share the card).
     #[arg(long, default_value = "1", value_parser = |s: &str| parse_in_range(s, "jobs", 1, 256))]
@@ -258,23 +215,13 @@ fn study_of(a: &EfficiencyArgs, grid_text: Option<&str>) -> Result<efficiency::S
     let template = TrainArgs {
         spec: SpecArgs::default(),
         layout: None,
-        dataset: a.dataset,
-        data_dir: a.data_dir.clone(),
+        recipe: a.recipe.clone(),
         epochs: a.epochs,
-        batch_size: a.batch_size,
-        lr: a.lr,
-        schedule: a.schedule,
-        optimizer: a.optimizer,
-        momentum: a.momentum,
-        weight_decay: a.weight_decay,
         seed: 0,
         threads: a.threads,
-        max_steps: a.max_steps,
-        max_test: a.max_test,
         out: None,
         stop_after: None,
         resume: false,
-        device: a.device,
         quiet: true,
     };
     let recipe = options(&template)?;

@@ -1,6 +1,6 @@
 //! The `train` and `evaluate` commands.
 
-use clap::Parser;
+use clap::{Args, Parser};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,18 +29,9 @@ last.safetensors / best.safetensors (+ .json copies of their descriptions), all 
 atomically. --resume continues from last.safetensors and gives the same numbers as an
 uninterrupted run with the same settings.";
 
-/// Arguments of `train`.
-#[derive(Parser, Debug, Clone)]
-#[command(name = "train", version, about = "Train a network built from its DAG (CPU, or CUDA GPU).", long_about = LONG_ABOUT)]
-pub struct TrainArgs {
-    /// Which network (default sparsenet-40-24).
-    #[command(flatten)]
-    pub spec: SpecArgs,
-
-    /// Free spec: layout cifar|imagenet (default cifar).
-    #[arg(long)]
-    pub layout: Option<String>,
-
+/// The training recipe `train` and `study efficiency` share: data, optimiser, limits, device.
+#[derive(Args, Debug, Clone)]
+pub struct RecipeArgs {
     /// Dataset.
     #[arg(long, value_enum, default_value_t = Kind::FashionMnist)]
     pub dataset: Kind,
@@ -48,10 +39,6 @@ pub struct TrainArgs {
     /// Folder with the dataset's files.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-
-    /// Epochs.
-    #[arg(long, default_value = "10", allow_hyphen_values = true, value_parser = |s: &str| parse_in_range(s, "epochs", 1, 100_000))]
-    pub epochs: usize,
 
     /// Images per batch.
     #[arg(long, default_value = "64", allow_hyphen_values = true, value_parser = |s: &str| parse_in_range(s, "batch size", 1, 65_536))]
@@ -77,14 +64,6 @@ pub struct TrainArgs {
     #[arg(long, default_value = "1e-4")]
     pub weight_decay: f32,
 
-    /// Seed of initialisation, shuffling and augmentation.
-    #[arg(long, default_value = "0")]
-    pub seed: u64,
-
-    /// Worker threads (default: all cores).
-    #[arg(long, allow_hyphen_values = true, value_parser = |s: &str| parse_in_range(s, "threads", 1, 1024))]
-    pub threads: Option<usize>,
-
     /// Stop every epoch after this many steps.
     #[arg(long, allow_hyphen_values = true, value_parser = |s: &str| parse_in_range(s, "max steps", 1, usize::MAX / 2))]
     pub max_steps: Option<usize>,
@@ -92,6 +71,39 @@ pub struct TrainArgs {
     /// Evaluate on at most this many test images per epoch.
     #[arg(long, allow_hyphen_values = true, value_parser = |s: &str| parse_in_range(s, "max test", 1, usize::MAX / 2))]
     pub max_test: Option<usize>,
+
+    /// Where to train: cpu, or cuda (GPU 0; needs a binary built with `scripts/build-cuda.sh`).
+    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
+    pub device: DeviceKind,
+}
+
+/// Arguments of `train`.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "train", version, about = "Train a network built from its DAG (CPU, or CUDA GPU).", long_about = LONG_ABOUT)]
+pub struct TrainArgs {
+    /// Which network (default sparsenet-40-24).
+    #[command(flatten)]
+    pub spec: SpecArgs,
+
+    /// Free spec: layout cifar|imagenet (default cifar).
+    #[arg(long)]
+    pub layout: Option<String>,
+
+    /// Data, optimiser, limits and device.
+    #[command(flatten)]
+    pub recipe: RecipeArgs,
+
+    /// Epochs.
+    #[arg(long, default_value = "10", allow_hyphen_values = true, value_parser = |s: &str| parse_in_range(s, "epochs", 1, 100_000))]
+    pub epochs: usize,
+
+    /// Seed of initialisation, shuffling and augmentation.
+    #[arg(long, default_value = "0")]
+    pub seed: u64,
+
+    /// Worker threads (default: all cores).
+    #[arg(long, allow_hyphen_values = true, value_parser = |s: &str| parse_in_range(s, "threads", 1, 1024))]
+    pub threads: Option<usize>,
 
     /// Output folder (default runs/MODEL).
     #[arg(long)]
@@ -104,10 +116,6 @@ pub struct TrainArgs {
     /// Continue the run in --out from its last checkpoint.
     #[arg(long)]
     pub resume: bool,
-
-    /// Where to train: cpu, or cuda (GPU 0; needs a binary built with `scripts/build-cuda.sh`).
-    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
-    pub device: DeviceKind,
 
     /// No progress bar.
     #[arg(long)]
@@ -130,13 +138,16 @@ pub fn options(a: &TrainArgs) -> Result<TrainOptions, String> {
             "train takes no --classes: the classifier follows the dataset's classes".into(),
         );
     }
-    if !(a.lr.is_finite() && a.lr > 0.0) {
+    if !(a.recipe.lr.is_finite() && a.recipe.lr > 0.0) {
         return Err(format!(
             "learning rate {} is not allowed: give a positive number, e.g. 0.1",
-            a.lr
+            a.recipe.lr
         ));
     }
-    if !(0.0..1.0).contains(&a.momentum) || a.weight_decay < 0.0 || !a.weight_decay.is_finite() {
+    if !(0.0..1.0).contains(&a.recipe.momentum)
+        || a.recipe.weight_decay < 0.0
+        || !a.recipe.weight_decay.is_finite()
+    {
         return Err("momentum must be in [0, 1) and weight decay a non-negative number".into());
     }
     let mut s = a.spec.clone();
@@ -157,26 +168,26 @@ pub fn options(a: &TrainArgs) -> Result<TrainOptions, String> {
     Ok(TrainOptions {
         spec,
         name,
-        dataset: a.dataset,
-        data_dir: a.data_dir.clone(),
+        dataset: a.recipe.dataset,
+        data_dir: a.recipe.data_dir.clone(),
         epochs: a.epochs,
-        batch_size: a.batch_size,
-        lr: a.lr,
-        schedule: a.schedule,
+        batch_size: a.recipe.batch_size,
+        lr: a.recipe.lr,
+        schedule: a.recipe.schedule,
         optimizer: OptConfig {
-            kind: a.optimizer,
-            momentum: a.momentum,
+            kind: a.recipe.optimizer,
+            momentum: a.recipe.momentum,
             nesterov: true,
-            weight_decay: a.weight_decay,
+            weight_decay: a.recipe.weight_decay,
         },
         seed: a.seed,
-        max_steps: a.max_steps,
+        max_steps: a.recipe.max_steps,
         out,
         resume: a.resume,
         progress: !a.quiet,
-        max_test: a.max_test,
+        max_test: a.recipe.max_test,
         stop_after: a.stop_after,
-        device: a.device,
+        device: a.recipe.device,
     })
 }
 
