@@ -1,0 +1,62 @@
+//! Inference latency of any zoo model, the paper's Time (ms) column: batch 1 at the model's own
+//! input (224×224×3 for the ImageNet rows), evaluation mode (running statistics), median of
+//! RUNS forward passes after two warm-up passes. Random weights: latency does not depend on
+//! them. Results in BENCHMARKS.md; `benches/infer_latency.sh` runs the paper's four ImageNet
+//! rows and prints the SparseNet/DenseNet ratio beside the paper's.
+//!
+//! usage: cargo bench --bench infer_latency -- MODEL [RUNS] [THREADS]
+
+use rand::{Rng, SeedableRng};
+use sparsenet::model::Model;
+use sparsenet_net::zoo::named;
+use std::time::Instant;
+
+fn main() {
+    sparsenet::alloc::retain_freed_memory();
+    // `cargo bench` passes `--bench`; positional arguments follow.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let model = args
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "densenet-121".into());
+    let runs: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10);
+    let threads: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(2);
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .expect("thread pool");
+    let named_model = match named(&model) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    };
+    let spec = named_model.spec(None);
+    let input = spec.input_shape();
+    let mut m = Model::<f32>::new(&spec, input, 0).expect("model");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let x: Vec<f32> = (0..input.numel())
+        .map(|_| rng.gen_range(-1.0..1.0))
+        .collect();
+    let mut times = Vec::new();
+    for run in 0..runs + 2 {
+        let t = Instant::now();
+        let logits = m.logits(x.clone(), 1, false).expect("forward");
+        assert_eq!(logits.len(), spec.classes);
+        if run >= 2 {
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    times.sort_by(|a, b| a.total_cmp(b));
+    let med = times[times.len() / 2];
+    println!(
+        "{{\"impl\": \"sparsenet\", \"model\": \"{model}\", \"input\": \"{input}\", \"batch\": 1, \"threads\": {threads}, \"params\": {}, \"median_ms\": {med:.2}, \"min_ms\": {:.2}, \"max_ms\": {:.2}, \"runs\": {runs}}}",
+        m.param_count(),
+        times[0],
+        times[times.len() - 1]
+    );
+}
