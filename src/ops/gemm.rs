@@ -117,11 +117,16 @@ impl Gemm {
         if m == 0 || n == 0 || k == 0 {
             return;
         }
+        let par = if self.threads > 1 {
+            gemm::Parallelism::Rayon(self.threads)
+        } else {
+            gemm::Parallelism::None
+        };
         self.kernel(
             cv.view_mut(c, m, n),
             av.view(a, m, k),
             bv.view(b, k, n),
-            gemm::Parallelism::None,
+            par,
         );
     }
 
@@ -261,6 +266,32 @@ mod tests {
                 for (x, y) in c.iter().zip(&want) {
                     assert!((x - 2.0 * y).abs() < 1e-12);
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn threads_do_not_change_a_bit() {
+        // gemm splits the output over threads, never the sum over k: the same bits with any
+        // thread count (what lets a batch smaller than the pool use the other cores).
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        for &(m, n, k) in &[(64, 784, 1152), (33, 3136, 96), (128, 49, 1024), (7, 5, 3)] {
+            let a: Vec<f32> = rand_vec(m * k, 1).iter().map(|&v| v as f32).collect();
+            let b: Vec<f32> = rand_vec(k * n, 2).iter().map(|&v| v as f32).collect();
+            let mut one = vec![0.0f32; m * n];
+            Gemm::new(m, n, k).run(&mut one, &a, &b);
+            for t in [2, 3] {
+                let mut many = vec![0.0f32; m * n];
+                pool.install(|| Gemm::new(m, n, k).threads(t).run(&mut many, &a, &b));
+                assert!(
+                    one.iter()
+                        .zip(&many)
+                        .all(|(x, y)| x.to_bits() == y.to_bits()),
+                    "{m}×{n}×{k} with {t} threads"
+                );
             }
         }
     }
