@@ -6,6 +6,8 @@
 //!
 //! usage: cargo bench --bench infer_latency -- MODEL [RUNS] [THREADS]
 
+mod common;
+
 use rand::{Rng, SeedableRng};
 use sparsenet::model::Model;
 use sparsenet_net::zoo::named;
@@ -13,21 +15,11 @@ use std::time::Instant;
 
 fn main() {
     sparsenet::alloc::retain_freed_memory();
-    // `cargo bench` passes `--bench`; positional arguments follow.
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
-    let model = args
-        .first()
-        .cloned()
-        .unwrap_or_else(|| "densenet-121".into());
-    let runs: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10);
-    let threads: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(2);
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build_global()
-        .expect("thread pool");
+    let args = common::Args::from_env();
+    let model = args.text(0, "densenet-121");
+    let runs = args.number(1, 10);
+    let threads = args.number(2, 2);
+    common::threads(threads);
     let named_model = match named(&model) {
         Ok(m) => m,
         Err(e) => {

@@ -5,6 +5,8 @@
 //!
 //! usage: cargo bench --bench train_step -- MODEL [BATCH] [STEPS] [THREADS]
 
+mod common;
+
 use rand::{Rng, SeedableRng};
 use sparsenet::model::Model;
 use sparsenet::optim::{self, Config, Kind, State};
@@ -29,22 +31,12 @@ fn peak_rss_mb() -> f64 {
 
 fn main() {
     sparsenet::alloc::retain_freed_memory();
-    // `cargo bench` passes `--bench`; positional arguments follow.
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
-    let model = args
-        .first()
-        .cloned()
-        .unwrap_or_else(|| "densenet-40-12".into());
-    let batch: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(64);
-    let steps: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10);
-    let threads: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(2);
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build_global()
-        .expect("thread pool");
+    let args = common::Args::from_env();
+    let model = args.text(0, "densenet-40-12");
+    let batch = args.number(1, 64);
+    let steps = args.number(2, 10);
+    let threads = args.number(3, 2);
+    common::threads(threads);
     let spec = named(&model).expect("a named model").spec(Some(10));
     let input = spec.input_shape();
     let mut m = Model::<f32>::new(&spec, input, 0).expect("model");
