@@ -18,6 +18,24 @@ fn sources(dense: bool, base: usize, l: usize) -> Vec<usize> {
     v
 }
 
+/// After block `b` (0-based) with `cout` output channels: the transition's parameters (BN and
+/// a 1×1 convolution, halving with BC) added to `total` for the first two blocks; returns the
+/// next block's input width.
+fn after_block(total: &mut u64, b: usize, cout: usize, bc: bool) -> usize {
+    if b < 2 {
+        let next = if bc { cout / 2 } else { cout };
+        *total += (2 * cout + cout * next) as u64;
+        next
+    } else {
+        cout
+    }
+}
+
+/// The head: BN over `c` channels and the linear layer to `classes`.
+fn head(c: usize, classes: usize) -> u64 {
+    (2 * c + c * classes + classes) as u64
+}
+
 /// Parameters of a CIFAR DenseNet/SparseNet written out layer by layer, with no graph.
 fn closed_form(
     dense: bool,
@@ -42,15 +60,9 @@ fn closed_form(
             };
         }
         let cout: usize = sources(dense, base, layers + 1).into_iter().map(ch).sum();
-        if b < 2 {
-            let next = if bc { cout / 2 } else { cout };
-            total += (2 * cout + cout * next) as u64;
-            c = next;
-        } else {
-            c = cout;
-        }
+        c = after_block(&mut total, b, cout, bc);
     }
-    total + (2 * c + c * classes + classes) as u64
+    total + head(c, classes)
 }
 
 proptest! {
@@ -95,15 +107,9 @@ fn closed_form_sum(dense: bool, depth: usize, g: &[usize; 3], bc: bool, classes:
             } else {
                 2 * k + 9 * k * k
             };
-        if b < 2 {
-            let next = if bc { k / 2 } else { k };
-            total += 2 * k + k * next;
-            c = next;
-        } else {
-            c = k;
-        }
+        c = after_block(&mut total, b, k as usize, bc) as u64;
     }
-    total + 2 * c + c * classes as u64 + classes as u64
+    total + head(c as usize, classes)
 }
 
 proptest! {
@@ -187,15 +193,9 @@ fn closed_form_split(
             };
         }
         let cout = width(layers + 1);
-        if b < 2 {
-            let next = if bc { cout / 2 } else { cout };
-            total += (2 * cout + cout * next) as u64;
-            c = next;
-        } else {
-            c = cout;
-        }
+        c = after_block(&mut total, b, cout, bc);
     }
-    total + (2 * c + c * classes + classes) as u64
+    total + head(c, classes)
 }
 
 proptest! {
