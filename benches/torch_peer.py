@@ -8,6 +8,10 @@ usage: python3 benches/torch_peer.py DAG.json --batch 64 --steps 10 --threads 2
        python3 benches/torch_peer.py DAG.json --device cuda --batch 64 --tf32 on
        python3 benches/torch_peer.py DAG.json --device cuda --batch max   (largest power of two
                                                                     from 128 that fits)
+       python3 benches/torch_peer.py DAG.json --count   (no timing: build the network, run one
+                                                         eval-mode forward pass of 2 images and print
+                                                         its trainable parameter count and logits
+                                                         shape; tests/torch_parity.rs uses it)
 On CUDA each step moves the batch from host memory to the GPU (as training does) and the step
 time is taken after torch.cuda.synchronize(); peak memory is torch.cuda.max_memory_allocated.
 --tf32 sets torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32 (PyTorch's
@@ -106,6 +110,7 @@ def main():
     ap.add_argument("--tf32", default="default", choices=["default", "on", "off"])
     ap.add_argument("--max-batch", type=int, default=8192)
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--count", action="store_true", help="print parameters and logits shape only")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -116,6 +121,14 @@ def main():
     dag = json.load(open(a.dag))
     inp = dag["nodes"][dag["input"]]["shape"]
     classes = dag["nodes"][dag["output"]]["shape"]["c"]
+    if a.count:
+        net = DagNet(dag).eval()
+        with torch.no_grad():
+            logits = net(torch.randn(2, inp["c"], inp["h"], inp["w"]))
+        params = sum(p.numel() for p in net.parameters() if p.requires_grad)
+        print(json.dumps({"peer": "pytorch " + torch.__version__, "params": params,
+                          "logits_shape": list(logits.shape)}))
+        return
 
     def run(batch, steps, warmup=a.warmup):
         net = DagNet(dag).to(dev)

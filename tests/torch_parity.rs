@@ -1,0 +1,177 @@
+//! The PyTorch peer builds every exported network (`zoo --dag`) with exactly the parameter count
+//! that `zoo` reports, and its forward pass yields logits of the head's shape: the export is a
+//! complete description of the network, for named models and for every aggregation operator and
+//! DAG block alike.
+//!
+//! Needs a Python with PyTorch: `$SPARSENET_TORCH_PYTHON`, else the first of `python3` and
+//! `/usr/bin/python3` that imports torch (Debian's `python3-torch` is enough; `.ci/run` installs
+//! it through `scripts/install-torch-peer.sh`). Without one the test says so and passes, unless
+//! `SPARSENET_REQUIRE_TORCH` is set, as `.ci/run` sets it: there a missing PyTorch fails the run.
+mod common;
+
+use common::{run, tmp};
+use std::process::Command;
+
+const ZOO: &str = env!("CARGO_BIN_EXE_zoo");
+
+/// A Python interpreter that imports torch, if there is one.
+fn torch_python() -> Option<String> {
+    let candidates: Vec<String> = match std::env::var("SPARSENET_TORCH_PYTHON") {
+        Ok(p) => vec![p],
+        Err(_) => vec!["python3".into(), "/usr/bin/python3".into()],
+    };
+    candidates.into_iter().find(|p| {
+        Command::new(p)
+            .args(["-c", "import torch"])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    })
+}
+
+/// `zoo`'s exact parameter count and class count for these spec arguments.
+fn zoo_counts(spec: &[&str]) -> (u64, u64) {
+    let mut args = spec.to_vec();
+    args.extend(["--format", "json"]);
+    let (code, out, err) = run(ZOO, &args);
+    assert_eq!(code, 0, "zoo {spec:?}: {err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("zoo json");
+    let row = &v[0];
+    (
+        row["params"].as_u64().expect("params"),
+        row["classes"].as_u64().expect("classes"),
+    )
+}
+
+#[test]
+fn pytorch_builds_every_exported_network_with_the_same_parameter_count() {
+    let Some(python) = torch_python() else {
+        assert!(
+            std::env::var_os("SPARSENET_REQUIRE_TORCH").is_none(),
+            "SPARSENET_REQUIRE_TORCH is set but no Python imports torch \
+             (run scripts/install-torch-peer.sh, or set SPARSENET_TORCH_PYTHON)"
+        );
+        eprintln!("skipped: no Python with torch (scripts/install-torch-peer.sh installs one)");
+        return;
+    };
+    let dir = tmp("parity");
+    std::fs::create_dir_all(&dir).unwrap();
+    // A hand-written DAG block: a skip from the input to the output and a diamond.
+    let edges = dir.join("block.edges");
+    std::fs::write(
+        &edges,
+        "# a diamond with a long skip\n0 1\n0 2\n1 3\n2 3\n3 4\n0 4\n",
+    )
+    .unwrap();
+    let edges = edges.to_str().unwrap().to_string();
+    let specs: Vec<Vec<&str>> = vec![
+        // Named models: every family and stem/head kind, including ResNet's option-A shortcut.
+        vec!["--model", "densenet-40-12"],
+        vec!["--model", "sparsenet-40-24"],
+        vec!["--model", "sparsenet-bc-100-24"],
+        vec!["--model", "densenet-bc-100-12"],
+        vec!["--model", "resnet-20"],
+        vec!["--model", "preresnet-164"],
+        vec!["--model", "sparsenet-121-32"],
+        // Every aggregation operator over the sparse and dense patterns.
+        vec![
+            "--family",
+            "sparse",
+            "--aggregate",
+            "sum",
+            "--depth",
+            "40",
+            "--growth",
+            "24",
+        ],
+        vec![
+            "--family",
+            "dense",
+            "--aggregate",
+            "sum",
+            "--bc",
+            "--depth",
+            "40",
+            "--growth",
+            "12",
+        ],
+        vec![
+            "--family",
+            "sparse",
+            "--aggregate",
+            "mixed",
+            "--mix",
+            "12,12",
+            "--depth",
+            "40",
+        ],
+        vec![
+            "--family",
+            "dense",
+            "--aggregate",
+            "dual",
+            "--depth",
+            "22",
+            "--growth",
+            "12",
+        ],
+        vec![
+            "--family",
+            "sparse",
+            "--aggregate",
+            "dual",
+            "--bc",
+            "--depth",
+            "40",
+            "--growth",
+            "12",
+        ],
+        vec![
+            "--family",
+            "sparse",
+            "--offsets",
+            "1,2,3,5,8",
+            "--depth",
+            "40",
+            "--growth",
+            "12",
+        ],
+        // DAG blocks: a file and each random model.
+        vec!["--dag-file", &edges],
+        vec!["--random", "ba:m=2", "--nodes", "32", "--seed", "3"],
+        vec!["--random", "er:p=0.2", "--nodes", "20", "--seed", "1"],
+        vec!["--random", "ws:k=4,p=0.25", "--nodes", "24", "--seed", "2"],
+    ];
+    let peer = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/torch_peer.py");
+    for (i, spec) in specs.iter().enumerate() {
+        let (params, classes) = zoo_counts(spec);
+        let dag = dir.join(format!("net{i}.json"));
+        let mut args = spec.clone();
+        args.push("--dag");
+        let (code, out, err) = run(ZOO, &args);
+        assert_eq!(code, 0, "zoo {spec:?} --dag: {err}");
+        std::fs::write(&dag, out).unwrap();
+        let o = Command::new(&python)
+            .args([peer, dag.to_str().unwrap(), "--count", "--threads", "2"])
+            .output()
+            .expect("run the peer");
+        assert!(
+            o.status.success(),
+            "peer failed on {spec:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let v: serde_json::Value =
+            serde_json::from_slice(&o.stdout).expect("peer prints one JSON line");
+        assert_eq!(
+            v["params"].as_u64(),
+            Some(params),
+            "parameter count of {spec:?}: PyTorch against zoo"
+        );
+        assert_eq!(
+            v["logits_shape"],
+            serde_json::json!([2, classes]),
+            "logits shape of {spec:?}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
