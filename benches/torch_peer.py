@@ -12,6 +12,9 @@ usage: python3 benches/torch_peer.py DAG.json --batch 64 --steps 10 --threads 2
                                                          eval-mode forward pass of 2 images and print
                                                          its trainable parameter count and logits
                                                          shape; tests/torch_parity.rs uses it)
+       python3 benches/torch_peer.py DAG.json --latency 7 --threads 2   (batch-1 inference in eval
+                                            mode under no_grad, median ms of 7 runs after 2 warm-up
+                                            runs: the peer of benches/infer_latency.rs)
 On CUDA each step moves the batch from host memory to the GPU (as training does) and the step
 time is taken after torch.cuda.synchronize(); peak memory is torch.cuda.max_memory_allocated.
 --tf32 sets torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32 (PyTorch's
@@ -111,6 +114,7 @@ def main():
     ap.add_argument("--max-batch", type=int, default=8192)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--count", action="store_true", help="print parameters and logits shape only")
+    ap.add_argument("--latency", type=int, default=0, metavar="RUNS", help="time batch-1 inference")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -128,6 +132,19 @@ def main():
         params = sum(p.numel() for p in net.parameters() if p.requires_grad)
         print(json.dumps({"peer": "pytorch " + torch.__version__, "params": params,
                           "logits_shape": list(logits.shape)}))
+        return
+    if a.latency:
+        net = DagNet(dag).eval()
+        x = torch.randn(1, inp["c"], inp["h"], inp["w"])
+        times = []
+        with torch.no_grad():
+            for run in range(a.latency + 2):
+                t = time.perf_counter()
+                net(x)
+                if run >= 2:
+                    times.append((time.perf_counter() - t) * 1e3)
+        print(json.dumps({"peer": "pytorch " + torch.__version__, "model": a.name, "threads": a.threads,
+                          "median_ms": statistics.median(times)}))
         return
 
     def run(batch, steps, warmup=a.warmup):

@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Training images/s and peak memory, sparsenet against PyTorch on the same DAG, same machine,
-# same run. Usage: benches/train_vs_pytorch.sh [STEPS] (PyTorch is skipped when not importable).
+# same run. Usage: [PYTHON=/opt/torchpeer/bin/python] benches/train_vs_pytorch.sh [STEPS] (PyTorch
+# is skipped when $PYTHON, default python3, does not import torch; MODELS="a b" picks the models).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 steps=${1:-10}
-echo "machine: $(nproc) cores, $(date -u +%Y-%m-%d)"
+py=${PYTHON:-python3}
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), flags: $(grep -m1 '^flags' /proc/cpuinfo | grep -o 'avx[0-9a-z_]*\|fma\|amx[a-z_]*' | sort -u | xargs), $(date -u +%Y-%m-%d)"
+models=${MODELS:-densenet-40-12 sparsenet-40-24 densenet-bc-100-12 sparsenet-bc-100-24}
 cargo build --release --bench train_step --bin zoo >/dev/null 2>&1
 tmp=$(mktemp -d)
-for model in densenet-40-12 sparsenet-40-24; do
+for model in $models; do
   cargo bench --bench train_step -- "$model" 64 "$steps" 2 2>/dev/null | grep impl
-  if python3 -c "import torch" 2>/dev/null; then
+  if "$py" -c "import torch" 2>/dev/null; then
     ./target/release/zoo --model "$model" --classes 10 --dag > "$tmp/$model.json"
-    python3 benches/torch_peer.py "$tmp/$model.json" --batch 64 --steps "$steps" --threads 2 --name "$model"
+    "$py" benches/torch_peer.py "$tmp/$model.json" --batch 64 --steps "$steps" --threads 2 --name "$model"
   else
     echo "torch not importable: PyTorch peer skipped (pip install torch)"
   fi

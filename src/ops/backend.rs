@@ -226,10 +226,10 @@ where
             onehot[i * classes + l as usize] = E::one();
         }
         let target: Tensor<(usize, usize), E, Cpu> = self.dev.tensor_from_vec(onehot, (n, classes));
-        let traced = logits.leaky_trace().reshape_like(&(n, classes));
-        let loss = cross_entropy_with_logits_loss(traced, target);
+        let leaf: Tensor<(usize, usize), E, Cpu> = self.dev.tensor_from_vec(lv, (n, classes));
+        let loss = cross_entropy_with_logits_loss(leaf.leaky_trace(), target);
         let mean = loss.array().to_f64().unwrap_or(f64::NAN);
-        let dlogits = self.record.then(|| loss.backward().get(logits).as_vec());
+        let dlogits = self.record.then(|| loss.backward().get(&leaf).as_vec());
         Ok((dlogits, (mean, correct)))
     }
     fn read_loss(&mut self, loss: (f64, usize)) -> Result<(f64, usize)> {

@@ -17,12 +17,12 @@ where
     let hw = h * w;
     let chans: Vec<usize> = xs.iter().map(|x| dims(x)[1]).collect();
     let total: usize = chans.iter().sum();
-    let vals: Vec<Vec<E>> = xs
+    let vals: Vec<&[E]> = xs
         .iter()
         .map(|x| {
             let d = dims(x);
             assert_eq!((d[0], d[2], d[3]), (n, h, w), "concat: shapes");
-            read(*x)
+            x.values()
         })
         .collect();
     // Built by appending, sample by sample: one write of the output, no zero-fill first.
@@ -74,7 +74,7 @@ where
     let mut out = read(xs[0]);
     for x in &xs[1..] {
         assert_eq!(dims(x), d, "sum: shapes");
-        for (a, b) in out.iter_mut().zip(read(*x)) {
+        for (a, &b) in out.iter_mut().zip(x.values()) {
             *a += b;
         }
     }
@@ -89,14 +89,11 @@ pub fn relu<E: Elem>(ctx: &mut Ctx<E>, x: &Act<E>) -> (Act<E>, ReluSaved)
 where
     Cpu: Device<E>,
 {
-    let mut v = read(x);
-    v.par_chunks_mut(1 << 15).for_each(|ch| {
-        for t in ch {
-            if *t < E::zero() {
-                *t = E::zero();
-            }
-        }
-    });
+    let v: Vec<E> = x
+        .values()
+        .par_iter()
+        .map(|&t| if t < E::zero() { E::zero() } else { t })
+        .collect();
     let mask: Vec<bool> = if ctx.record {
         v.iter().map(|&t| t > E::zero()).collect()
     } else {

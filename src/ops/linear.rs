@@ -3,10 +3,10 @@
 use dfdx::prelude::*;
 
 use super::gemm::Gemm;
-use super::{accumulate, dims, read, Act, Ctx, Elem, Param};
+use super::{accumulate, dims, Act, Ctx, Elem, Param};
 
 /// What a linear layer keeps: its input, flattened (empty when not recording).
-pub struct LinearSaved<E>(Vec<E>);
+pub struct LinearSaved<E>(std::sync::Arc<Vec<E>>);
 
 /// `y = x·Wᵀ + b` with `x` flattened to `N × (C·H·W)`; output `N×out×1×1`.
 pub fn linear<E: Elem>(
@@ -22,14 +22,17 @@ where
     let [n, ch, h, wd] = dims(x);
     let f = ch * h * wd;
     assert_eq!(w.data.len(), out_features * f, "linear: weight size");
-    let xv = read(x);
+    let xv = x.shared();
     let mut out: Vec<E> = (0..n).flat_map(|_| b.data.iter().copied()).collect();
     Gemm::new(n, out_features, f)
         .b_transposed()
         .accumulating()
         .run(&mut out, &xv, &w.data);
     let out = ctx.act(out, [n, out_features, 1, 1]);
-    (out, LinearSaved(if ctx.record { xv } else { Vec::new() }))
+    (
+        out,
+        LinearSaved(if ctx.record { xv } else { Default::default() }),
+    )
 }
 
 /// The gradients of the weight and bias (added to theirs) and of the input (accumulated into

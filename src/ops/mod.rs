@@ -1,8 +1,10 @@
 //! The CPU backend: every op's forward and backward primitive, computed with our kernels.
 //!
-//! dfdx 0.13 (unmodified, from crates.io) provides the activation tensor ([`Act`]) and the loss
-//! (its cross-entropy, on its own tape, in [`backend`]); its own convolution and pooling need
-//! the `nightly` feature and compile-time shapes, so the ops are written here. Each forward
+//! dfdx 0.13 (unmodified, from crates.io) provides the loss (its cross-entropy, on its own tape,
+//! in [`backend`]); its own convolution and pooling need the `nightly` feature and compile-time
+//! shapes, so the ops are written here. Activations are our own shared buffers ([`Act`]): a
+//! dfdx tensor offers no borrowed view of its storage, so every op had to copy each input out
+//! before reading it (a DenseNet layer's whole concatenated input, once per op). Each forward
 //! primitive returns its output and what its backward primitive needs; the order of the
 //! reverse pass is the trainer's one tape ([`crate::autodiff::Tape`]). Activation gradients
 //! are plain vectors; parameter gradients are summed in [`Ctx`]. Ops are generic over `f32`
@@ -18,6 +20,7 @@ pub mod pool;
 pub mod step;
 
 use dfdx::prelude::*;
+use std::sync::Arc;
 
 pub use crate::real::{c, Real};
 
@@ -25,8 +28,44 @@ pub use crate::real::{c, Real};
 pub trait Elem: Real + Dtype {}
 impl<T: Real + Dtype> Elem for T {}
 
-/// An activation: batch × channels × height × width, no tape.
-pub type Act<E> = Tensor<(usize, usize, usize, usize), E, Cpu>;
+/// An activation: batch × channels × height × width, row-major, immutable and shared. Ops
+/// read it in place, and a backward pass that needs an input keeps a reference to it, not a
+/// copy (cloning an `Act` clones the reference).
+#[derive(Clone, Debug)]
+pub struct Act<E> {
+    data: Arc<Vec<E>>,
+    dims: [usize; 4],
+}
+
+impl<E> Act<E> {
+    /// `data` as an activation of dimensions `dims` (their product must be its length).
+    pub fn new(data: Vec<E>, dims: [usize; 4]) -> Self {
+        assert_eq!(
+            data.len(),
+            dims.iter().product::<usize>(),
+            "activation size {dims:?}"
+        );
+        Act {
+            data: Arc::new(data),
+            dims,
+        }
+    }
+
+    /// Its dimensions `[n, c, h, w]`.
+    pub fn dims(&self) -> [usize; 4] {
+        self.dims
+    }
+
+    /// Its values.
+    pub fn values(&self) -> &[E] {
+        &self.data
+    }
+
+    /// A reference to its values, for a backward pass to keep.
+    pub fn shared(&self) -> Arc<Vec<E>> {
+        Arc::clone(&self.data)
+    }
+}
 
 /// A parameter: its index in the model's parameter list (where its gradient goes) and its
 /// values, a flat vector whose layout is the op's business (e.g. `[out, in, k, k]`).
@@ -81,8 +120,7 @@ where
 
     /// Wrap data as an activation.
     pub fn act(&self, data: Vec<E>, shape: [usize; 4]) -> Act<E> {
-        self.dev
-            .tensor_from_vec(data, (shape[0], shape[1], shape[2], shape[3]))
+        Act::new(data, shape)
     }
 
     /// Add `g` into the gradient of parameter `p`.
@@ -140,18 +178,12 @@ pub use crate::profile;
 
 /// The dimensions of an activation.
 pub fn dims<E: Elem>(a: &Act<E>) -> [usize; 4] {
-    let s = a.shape();
-    [s.0, s.1, s.2, s.3]
+    a.dims()
 }
 
-/// Copy a tensor's values out (dfdx offers no borrowed view of its storage).
-pub fn read<S: Shape, E: Elem, T>(t: &Tensor<S, E, Cpu, T>) -> Vec<E>
-where
-    Cpu: Device<E>,
-{
-    let mut v = vec![E::zero(); t.shape().num_elements()];
-    t.copy_into(&mut v);
-    v
+/// A copy of an activation's values (where an op or a test needs its own).
+pub fn read<E: Elem>(a: &Act<E>) -> Vec<E> {
+    a.values().to_vec()
 }
 
 #[cfg(test)]
@@ -197,7 +229,7 @@ pub(crate) mod testutil {
         let mut weights = Vec::new();
         let (y, mut grads) =
             crate::autodiff::op_gradients(&mut ctx, op, relu, &inputs, &params, stats, |_, y| {
-                weights = rand_vec(y.shape().num_elements(), seed);
+                weights = rand_vec(y.values().len(), seed);
                 Ok(weights.clone())
             })
             .expect("op runs");

@@ -3,7 +3,7 @@
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
-use super::{accumulate, c, dims, read, Act, Ctx, Elem};
+use super::{accumulate, c, dims, Act, Ctx, Elem};
 
 fn out_size(size: usize, k: usize, s: usize, p: usize) -> usize {
     (size + 2 * p - k) / s + 1
@@ -16,7 +16,7 @@ where
 {
     let [n, ch, h, w] = dims(x);
     let (ho, wo) = (out_size(h, k, s, 0), out_size(w, k, s, 0));
-    let xv = read(x);
+    let xv = x.values();
     let inv = c::<E>(1.0 / (k * k) as f64);
     let mut out = vec![E::zero(); n * ch * ho * wo];
     out.par_chunks_mut(ho * wo)
@@ -80,7 +80,7 @@ where
 {
     let [n, ch, h, w] = dims(x);
     let (ho, wo) = (out_size(h, k, s, p), out_size(w, k, s, p));
-    let xv = read(x);
+    let xv = x.values();
     let mut out = vec![E::zero(); n * ch * ho * wo];
     let mut arg = vec![0u32; n * ch * ho * wo];
     out.par_chunks_mut(ho * wo)
@@ -146,7 +146,7 @@ where
 {
     let [n, ch, h, w] = dims(x);
     let hw = h * w;
-    let xv = read(x);
+    let xv = x.values();
     let inv = c::<E>(1.0 / hw as f64);
     let out: Vec<E> = xv
         .chunks(hw)
@@ -175,7 +175,7 @@ where
     let [n, ch, h, w] = dims(x);
     assert!(out_ch >= ch, "shortcut_a: cannot reduce channels");
     let (ho, wo) = (h.div_ceil(stride), w.div_ceil(stride));
-    let xv = read(x);
+    let xv = x.values();
     let mut out = vec![E::zero(); n * out_ch * ho * wo];
     let map = shortcut_map([n, ch, h, w], stride, out_ch);
     for i in 0..n {

@@ -6,6 +6,7 @@
 use dfdx::prelude::*;
 use ndarray::{s, Array4, ArrayView4};
 use rayon::prelude::*;
+use std::sync::Arc;
 
 mod im2col;
 mod same;
@@ -15,7 +16,7 @@ mod tests;
 use self::im2col::{col2im, im2col};
 use self::same::Same;
 use super::gemm::Gemm;
-use super::{accumulate, dims, read, Act, Ctx, Elem, Param};
+use super::{accumulate, dims, Act, Ctx, Elem, Param};
 pub use crate::backend::ConvCfg;
 
 /// Samples per backward chunk: partial weight gradients are summed per fixed chunk and then in
@@ -39,7 +40,7 @@ fn flip_transpose<E: Elem>(w: &[E], cfg: &ConvCfg) -> Vec<E> {
 
 /// What a convolution keeps for its backward pass: a copy of its input and the input's dims.
 pub struct ConvSaved<E> {
-    xv: Vec<E>,
+    xv: Arc<Vec<E>>,
     dims: [usize; 4],
 }
 
@@ -62,7 +63,7 @@ where
     );
     let (ho, wo) = (cfg.out_size(h), cfg.out_size(wd));
     let (hw, ckk) = (ho * wo, cin * cfg.kernel * cfg.kernel);
-    let xv = read(x);
+    let xv = x.shared();
     let wv: &[E] = &w.data;
     let mut out = vec![E::zero(); n * cfg.out_ch * hw];
     let in_sz = cin * h * wd;
@@ -82,7 +83,7 @@ where
             }
         });
     let out = ctx.act(out, [n, cfg.out_ch, ho, wo]);
-    let xv = if ctx.record { xv } else { Vec::new() };
+    let xv = if ctx.record { xv } else { Arc::default() };
     (
         out,
         ConvSaved {

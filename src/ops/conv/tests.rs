@@ -1,6 +1,7 @@
 //! Each convolution path against a naive reference, gradients against finite differences.
 
 use super::*;
+use crate::ops::read;
 use crate::ops::testutil::*;
 
 /// Direct 7-loop convolution.
