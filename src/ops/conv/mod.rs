@@ -15,13 +15,50 @@ mod tests;
 
 use self::im2col::{col2im, im2col};
 use self::same::Same;
-use super::gemm::Gemm;
+use super::gemm::{Gemm, Strided};
 use super::{accumulate, dims, Act, Ctx, Elem, Param};
 pub use crate::backend::ConvCfg;
 
 /// Samples per backward chunk: partial weight gradients are summed per fixed chunk and then in
 /// chunk order, so results do not depend on the number of threads.
 const CHUNKS: usize = 8;
+
+/// Forward passes over fewer samples than this (batch-1 inference) split each sample's output
+/// columns into [`COLUMN_BLOCKS`] blocks computed in parallel; parallelism over samples alone
+/// left all but one core idle.
+const SMALL_BATCH: usize = 4;
+
+/// Column blocks per sample of a small-batch forward pass. A constant, not the thread count:
+/// how a product is cut can change its rounding, and results must not depend on the threads.
+const COLUMN_BLOCKS: usize = 4;
+
+/// `C` (`rows × cols`, row-major, in `dst`) computed as [`COLUMN_BLOCKS`] column blocks in
+/// parallel: `block(c0, width, part)` writes columns `c0 .. c0 + width` into `part`
+/// (`rows × width`, row-major), which is then copied into place.
+fn by_column_blocks<E: crate::ops::Real>(
+    rows: usize,
+    cols: usize,
+    dst: &mut [E],
+    block: impl Fn(usize, usize, &mut [E]) + Sync,
+) {
+    let width = cols.div_ceil(COLUMN_BLOCKS).max(1);
+    let parts: Vec<(usize, Vec<E>)> = (0..cols.div_ceil(width))
+        .into_par_iter()
+        .map(|b| {
+            let c0 = b * width;
+            let bl = width.min(cols - c0);
+            let mut part = vec![E::zero(); rows * bl];
+            block(c0, bl, &mut part);
+            (c0, part)
+        })
+        .collect();
+    for (c0, part) in parts {
+        let bl = part.len() / rows.max(1);
+        for (r, src) in part.chunks(bl.max(1)).enumerate() {
+            dst[r * cols + c0..][..bl].copy_from_slice(src);
+        }
+    }
+}
 
 /// The weight of [`ConvCfg::transposed`]: `[out, in, k, k]` with the channel axes swapped and
 /// both spatial axes reversed, `t[c][o][k−1−i][k−1−j] = w[o][c][i][j]`.
@@ -67,21 +104,59 @@ where
     let wv: &[E] = &w.data;
     let mut out = vec![E::zero(); n * cfg.out_ch * hw];
     let in_sz = cin * h * wd;
-    out.par_chunks_mut(cfg.out_ch * hw)
-        .enumerate()
-        .for_each(|(i, o)| {
+    if n < SMALL_BATCH {
+        // Too few samples to keep every core busy: split each sample's columns instead.
+        for (i, o) in out.chunks_mut(cfg.out_ch * hw).enumerate() {
             let xi = &xv[i * in_sz..(i + 1) * in_sz];
             if cfg.is_pointwise() {
-                Gemm::new(cfg.out_ch, hw, ckk).run(o, wv, xi);
+                by_column_blocks(cfg.out_ch, hw, o, |c0, bl, part| {
+                    let b = Strided {
+                        offset: c0,
+                        rs: hw,
+                        cs: 1,
+                    };
+                    Gemm::new(cfg.out_ch, bl, ckk).run_strided(
+                        (part, Strided::rows(0, bl)),
+                        (wv, Strided::rows(0, ckk)),
+                        (xi, b),
+                    );
+                });
             } else if cfg.is_same() {
-                Same::new(&cfg, h, wd).forward(xi, wv, &cfg, o);
+                Same::new(&cfg, h, wd).forward_by_column_blocks(xi, wv, &cfg, o);
             } else {
-                E::with_scratch(ckk * hw, 0, |col, _| {
-                    im2col(xi, &cfg, h, wd, col);
-                    Gemm::new(cfg.out_ch, hw, ckk).run(o, wv, col);
+                let mut col = vec![E::zero(); ckk * hw];
+                im2col(xi, &cfg, h, wd, &mut col);
+                by_column_blocks(cfg.out_ch, hw, o, |c0, bl, part| {
+                    let b = Strided {
+                        offset: c0,
+                        rs: hw,
+                        cs: 1,
+                    };
+                    Gemm::new(cfg.out_ch, bl, ckk).run_strided(
+                        (part, Strided::rows(0, bl)),
+                        (wv, Strided::rows(0, ckk)),
+                        (&col, b),
+                    );
                 });
             }
-        });
+        }
+    } else {
+        out.par_chunks_mut(cfg.out_ch * hw)
+            .enumerate()
+            .for_each(|(i, o)| {
+                let xi = &xv[i * in_sz..(i + 1) * in_sz];
+                if cfg.is_pointwise() {
+                    Gemm::new(cfg.out_ch, hw, ckk).run(o, wv, xi);
+                } else if cfg.is_same() {
+                    Same::new(&cfg, h, wd).forward(xi, wv, &cfg, o);
+                } else {
+                    E::with_scratch(ckk * hw, 0, |col, _| {
+                        im2col(xi, &cfg, h, wd, col);
+                        Gemm::new(cfg.out_ch, hw, ckk).run(o, wv, col);
+                    });
+                }
+            });
+    }
     let out = ctx.act(out, [n, cfg.out_ch, ho, wo]);
     let xv = if ctx.record { xv } else { Arc::default() };
     (

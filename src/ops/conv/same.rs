@@ -100,6 +100,41 @@ impl Same {
         });
     }
 
+    /// [`Same::forward`] with the wide grid's columns cut into blocks computed in parallel
+    /// (see `by_column_blocks`): for batches too small to occupy every core by samples.
+    pub(super) fn forward_by_column_blocks<E: Real>(
+        &self,
+        x: &[E],
+        wv: &[E],
+        cfg: &ConvCfg,
+        out: &mut [E],
+    ) {
+        let mut xp = vec![E::zero(); cfg.in_ch * self.plane];
+        self.pad(x, cfg.in_ch, &mut xp);
+        let mut wide = vec![E::zero(); cfg.out_ch * self.len];
+        super::by_column_blocks(cfg.out_ch, self.len, &mut wide, |c0, bl, part| {
+            for i in 0..self.k {
+                for j in 0..self.k {
+                    let mut tap = self.tap(i, j);
+                    tap.offset += c0;
+                    Gemm::new(cfg.out_ch, bl, cfg.in_ch)
+                        .accumulating_if(i != 0 || j != 0)
+                        .run_strided(
+                            (part, Strided::rows(0, bl)),
+                            (wv, self.weight(cfg.in_ch, i, j)),
+                            (&xp, tap),
+                        );
+                }
+            }
+        });
+        for o in 0..cfg.out_ch {
+            for y in 0..self.h {
+                out[(o * self.h + y) * self.w..][..self.w]
+                    .copy_from_slice(&wide[o * self.len + y * self.wp..][..self.w]);
+            }
+        }
+    }
+
     /// Accumulate this sample's weight gradient into `gw` and, if given, write its input
     /// gradient into `gx`.
     pub(super) fn backward<E: Real>(

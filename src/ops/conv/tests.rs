@@ -224,3 +224,58 @@ fn conv_strided_and_pointwise_and_7x7() {
         5,
     );
 }
+
+#[test]
+fn batches_below_and_above_the_small_batch_limit_take_both_paths() {
+    // Below SMALL_BATCH the forward pass cuts each sample's columns into blocks; at or above
+    // it, samples run in parallel whole. Both against the naive loops, for each kind of conv.
+    assert!(SMALL_BATCH > 1);
+    for n in [1, SMALL_BATCH - 1, SMALL_BATCH, SMALL_BATCH + 1] {
+        for (kernel, stride, padding) in [(3, 1, 1), (1, 1, 0), (3, 2, 1), (7, 2, 3)] {
+            let cfg = ConvCfg {
+                in_ch: 3,
+                out_ch: 4,
+                kernel,
+                stride,
+                padding,
+            };
+            check(cfg, n, 9, 7);
+        }
+    }
+}
+
+#[test]
+fn column_blocks_do_not_depend_on_the_thread_count() {
+    // Batch 1 (the column-block path) in f32, on pools of 1 and 3 threads: the same bits.
+    let cfg = ConvCfg {
+        in_ch: 16,
+        out_ch: 24,
+        kernel: 3,
+        stride: 1,
+        padding: 1,
+    };
+    let (h, wd) = (23, 19);
+    let xv: Vec<f32> = rand_vec(cfg.in_ch * h * wd, 31)
+        .into_iter()
+        .map(|v| v as f32)
+        .collect();
+    let wv: Vec<f32> = rand_vec(cfg.out_ch * cfg.in_ch * 9, 32)
+        .into_iter()
+        .map(|v| v as f32)
+        .collect();
+    let run = |threads: usize| -> Vec<f32> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let dev = Cpu::default();
+            let mut ctx = Ctx::new(&dev, false, false);
+            let x = ctx.act(xv.clone(), [1, cfg.in_ch, h, wd]);
+            read(&conv2d(&mut ctx, &x, &Param::new(0, wv.clone()), cfg).0)
+        })
+    };
+    let one = run(1);
+    assert_eq!(one, run(3));
+    assert!(one.iter().any(|&v| v != 0.0));
+}
