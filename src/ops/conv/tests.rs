@@ -229,7 +229,7 @@ fn conv_strided_and_pointwise_and_7x7() {
 fn batches_below_and_above_the_small_batch_limit_take_both_paths() {
     // Below SMALL_BATCH the forward pass cuts each sample's columns into blocks; at or above
     // it, samples run in parallel whole. Both against the naive loops, for each kind of conv.
-    assert!(SMALL_BATCH > 1);
+    const { assert!(SMALL_BATCH > 1) };
     for n in [1, SMALL_BATCH - 1, SMALL_BATCH, SMALL_BATCH + 1] {
         for (kernel, stride, padding) in [(3, 1, 1), (1, 1, 0), (3, 2, 1), (7, 2, 3)] {
             let cfg = ConvCfg {
