@@ -1,24 +1,35 @@
 #!/usr/bin/env bash
 # The GPU check, run ON the GPU machine (which has the NVIDIA driver, Python with PyTorch and
 # CUDA 13 wheels, but no Rust). Everything it needs travels in .gpu/ (see scripts/gpu-prepare.sh):
-# the `gpu-check` and `train` binaries built by scripts/build-cuda.sh, the DAG exports of the
-# benchmarked models, and the Fashion-MNIST files.
+# the `gpu-check`, `train` and `study` binaries built with the `cuda` feature (they load cuBLAS,
+# NVRTC, cuDNN and NCCL at run time from PyTorch's wheels), the DAG exports of the benchmarked
+# models, and the Fashion-MNIST files.
 #
 #   scripts/gpu-device.sh OUT_DIR
 #
 # Stages (each with its own time limit, each logged to OUT_DIR, all run even if one fails):
-#   1. CPU/GPU agreement: every op, then SparseNet, DenseNet, ResNet (+ DenseNet-121 at 64×64).
-#   2. Benchmark: SparseNet-40-24 and DenseNet-40-12 training images/s at 32×32×3, batch 64 and
-#      the largest power-of-two batch that fits, TF32 off and on — ours, then PyTorch on the
-#      same DAG in the same run.
-#   3. A short training run on the full Fashion-MNIST with --device cuda.
+#   libs     which CUDA libraries load (gpu-check --libs).
+#   check    CPU/GPU agreement with our convolutions and with cuDNN's: every op, then SparseNet,
+#            DenseNet, ResNet (+ DenseNet-121 at 64×64).
+#   bench    SparseNet-40-24 and DenseNet-40-12 training images/s at 32×32×3, batch 64 and the
+#            largest power-of-two batch that fits, TF32 off and on, convolutions by $CONV;
+#   pytorch  then PyTorch on the same DAGs in the same run.
+#   resume   a GPU run stopped after epoch 1 and resumed on the GPU, against the same run
+#            uninterrupted; and the GPU checkpoint of epoch 1 resumed on the CPU.
+#   adam     two epochs with Adam on the GPU.
+#   study    `study efficiency` with 3 jobs sharing the card.
+#   dp       data-parallel training over NCCL on every GPU of the machine (--gpus N), and as
+#            world size 1 against the plain single-GPU run.
+#   train    a short training run on the full Fashion-MNIST with --device cuda.
 #   (profile: milliseconds per op of our training step, synchronised per op; not by default.)
 #
-# Environment: STAGES (default "check bench pytorch train"; also "profile"), SPARSE_BATCHES and
-# DENSE_BATCHES (default "64,max"), PT_SPARSE_BATCHES and PT_DENSE_BATCHES for PyTorch (default:
-# the same), TF32 (default "off on"), EPOCHS (default 3).
+# Environment: STAGES (default "libs check bench pytorch resume adam study dp train"; also
+# "profile"), SPARSE_BATCHES and DENSE_BATCHES (default "64,max"), PT_SPARSE_BATCHES and
+# PT_DENSE_BATCHES for PyTorch (default: the same), TF32 (default "off on"), CONV (default
+# "cudnn"; "own", "both"), EPOCHS (default 3).
 set -uo pipefail
-STAGES=${STAGES:-check bench pytorch train}
+STAGES=${STAGES:-libs check bench pytorch resume adam study dp train}
+CONV=${CONV:-cudnn}
 TF32=${TF32:-off on}
 want() { [[ " $STAGES " == *" $1 "* ]]; }
 OUT=${1:?usage: scripts/gpu-device.sh OUT_DIR}
@@ -27,7 +38,8 @@ cd "$(dirname "$0")/.."
 G=.gpu
 status=0
 
-# cuBLAS 13 and NVRTC 13 from the machine's Python CUDA wheels (PyTorch's); libcuda from the driver.
+# cuBLAS, NVRTC, cuDNN and NCCL from the machine's Python CUDA wheels (PyTorch's); libcuda from
+# the driver. NCCL's libnccl.so.2 gets the libnccl.so link cudarc looks for.
 libs=$(python3 -c '
 import glob, os, site
 dirs = set()
@@ -35,12 +47,12 @@ for sp in site.getsitepackages():
     for d in glob.glob(os.path.join(sp, "nvidia", "*", "lib")):
         dirs.add(d)
 print(":".join(sorted(dirs)))')
-export LD_LIBRARY_PATH="$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+links=$(scripts/gpu-libs.sh --link-only $(echo "$libs" | tr : ' '))
+export LD_LIBRARY_PATH="$libs${links:+:$links}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 {
   date -u
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
-  python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'
-  ldd "$G/gpu-check" | grep -E 'cublas|nvrtc|libcuda'
+  python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version())'
 } 2>&1 | tee "$OUT/summary.txt"
 
 stage() { # name limit command...
@@ -55,12 +67,13 @@ stage() { # name limit command...
 }
 
 tf32_flag=both; [ "$TF32" = "off" ] && tf32_flag=off; [ "$TF32" = "on" ] && tf32_flag=on
-want check && stage check 120 "$G/gpu-check" --json "$OUT/check.json"
+want libs && stage libs 20 "$G/gpu-check" --libs
+want check && stage check 150 "$G/gpu-check" --conv both --json "$OUT/check.json"
 want profile && SPARSENET_PROFILE=1 stage profile 60 "$G/gpu-check" --skip-ops --skip-networks \
   --bench sparsenet-40-24,densenet-40-12 --batch 64 --tf32 off --steps 5
 # Batches per model: a list of numbers or `max`. Batch 64 is timed over 10 steps after 3
 # warm-up steps; larger ones over 3 after 1 (each step takes seconds).
-export SPARSE_BATCHES=${SPARSE_BATCHES:-64,max} DENSE_BATCHES=${DENSE_BATCHES:-64,max} TF32 tf32_flag
+export SPARSE_BATCHES=${SPARSE_BATCHES:-64,max} DENSE_BATCHES=${DENSE_BATCHES:-64,max} TF32 tf32_flag CONV
 export PT_SPARSE_BATCHES PT_DENSE_BATCHES
 bench_ours() {
   for spec in "sparsenet-40-24:$SPARSE_BATCHES" "densenet-40-12:$DENSE_BATCHES"; do
@@ -68,7 +81,7 @@ bench_ours() {
     for b in $(echo "${spec#*:}" | tr , ' '); do
       steps=10; warm=3; [ "$b" = 64 ] || { steps=3; warm=1; }
       .gpu/gpu-check --skip-ops --skip-networks --bench "$model" --batch "$b" --tf32 "$tf32_flag" \
-        --steps $steps --warmup $warm || return 1
+        --conv "$CONV" --steps $steps --warmup $warm || return 1
     done
   done
 }
@@ -88,6 +101,35 @@ bench_peer() {
 export -f bench_ours bench_peer
 want bench && stage bench 150 bash -c bench_ours
 want pytorch && stage pytorch 150 bash -c bench_peer
+# The embedded Fashion-MNIST subset (2 000 + 500 images) travels with the working tree.
+SUB=src/data/fashion-mnist-subset
+export SMALL="--data-dir $SUB --model sparsenet-40-24 --batch-size 64 --lr 0.1 --quiet" G
+small=($SMALL)
+resume_check() { # dir: the same 2-epoch run whole, stopped and resumed on the GPU, and on the CPU
+  set -e
+  "$G/train" --device cuda $SMALL --epochs 2 --out "$1/whole"
+  "$G/train" --device cuda $SMALL --epochs 2 --stop-after 1 --out "$1/gpu"
+  cp -r "$1/gpu" "$1/cpu"
+  "$G/train" --device cuda $SMALL --epochs 2 --resume --out "$1/gpu"
+  "$G/train" --device cpu $SMALL --epochs 2 --resume --out "$1/cpu"
+  for d in whole gpu cpu; do echo "$d: $(tail -n 1 "$1/$d/metrics.jsonl")"; done
+}
+export -f resume_check
+want resume && stage resume 240 bash -c 'resume_check "$0"' "$(mktemp -d)"
+want adam && stage adam 120 "$G/train" --device cuda "${small[@]}" --optimizer adam --lr 0.001 \
+  --epochs 2 --out "$(mktemp -d)/adam"
+want study && stage study 240 "$G/study" efficiency --preset quick --seeds 1 --epochs 2 \
+  --data-dir "$SUB" --device cuda --jobs 3 --out "$(mktemp -d)/study"
+if want dp; then
+  gpus=$(nvidia-smi --query-gpu=name --format=csv,noheader | wc -l)
+  d=$(mktemp -d)
+  stage dp-one 120 "$G/train" --device cuda --gpus 1 "${small[@]}" --epochs 1 --out "$d/dp1"
+  stage dp-ref 120 "$G/train" --device cuda "${small[@]}" --epochs 1 --out "$d/ref"
+  echo "dp world size 1: $(tail -n 1 "$d/dp1/metrics.jsonl")" | tee -a "$OUT/summary.txt"
+  echo "single GPU:      $(tail -n 1 "$d/ref/metrics.jsonl")" | tee -a "$OUT/summary.txt"
+  [ "$gpus" -gt 1 ] && stage dp-all 180 "$G/train" --device cuda --gpus "$gpus" "${small[@]}" \
+    --epochs 1 --out "$d/dpN"
+fi
 if want train; then
   run=$(mktemp -d)
   stage train 120 "$G/train" --device cuda --data-dir "$G/fashion-mnist" --model sparsenet-40-24 \

@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Fill .gpu/ (ignored by git) with what scripts/gpu-device.sh needs on the GPU machine: the
-# stripped CUDA binaries (scripts/build-cuda.sh builds them), the DAGs of the benchmarked models
-# (for the PyTorch peer) and the Fashion-MNIST files. Then, with the device tool:
+# stripped binaries built with the `cuda` feature (no CUDA needed to build: the libraries load at
+# run time), the DAGs of the benchmarked models (for the PyTorch peer) and the Fashion-MNIST
+# files. Then, with the device tool:
 #   run  command: scripts/gpu-device.sh $OUT   carry: [".gpu"]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .gpu
-for b in gpu-check train; do
-  cp target/cuda/release/$b .gpu/$b
+cargo build --release -q --features cuda --bin gpu-check --bin train --bin study
+for b in gpu-check train study; do
+  cp target/release/$b .gpu/$b
   strip .gpu/$b
 done
-cargo build --release -q --bin zoo
-for m in sparsenet-40-24 densenet-40-12; do
+cargo build --release -q --bin zoo --bin evaluate
+cp target/release/evaluate .gpu/evaluate && strip .gpu/evaluate
+for m in sparsenet-40-24 densenet-40-12 sparsenet-bc-100-24 densenet-bc-100-12; do
   ./target/release/zoo --model $m --classes 10 --dag > .gpu/$m.json
 done
 src=${FASHION_MNIST:-/usr/share/datasets/fashion-mnist}

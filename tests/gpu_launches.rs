@@ -106,28 +106,28 @@ fn gpu_sources() -> Vec<(String, String)> {
 
 #[test]
 fn kernels_are_launched_only_through_the_wrappers() {
-    // The untyped entry point is called from the wrappers alone, and only Kit::launch_grid
-    // launches a function.
+    // A launch builder is made, and a kernel launched, only in the typed wrappers' macro of
+    // kernels.rs, once each.
     let sources = gpu_sources();
     assert!(sources.len() >= 8, "found {} files", sources.len());
-    let mut untyped_launches = 0;
+    let (mut builders, mut launches) = (0, 0);
     for (file, src) in &sources {
+        let b = src.matches(".launch_builder(").count();
+        let l = src.matches(".launch(").count();
         if !file.ends_with("kernels.rs") {
-            assert!(
-                !src.contains(".launch_grid("),
+            assert_eq!(
+                b + l,
+                0,
                 "{file} launches a kernel without its typed wrapper"
             );
         }
-        untyped_launches += src.matches(".launch(cfg, params)").count();
-        assert_eq!(
-            src.matches(".launch(").count(),
-            src.matches(".launch(cfg, params)").count(),
-            "{file} launches a kernel without its typed wrapper"
-        );
+        builders += b;
+        launches += l;
     }
     assert_eq!(
-        untyped_launches, 1,
-        "one untyped launch, in Kit::launch_grid"
+        (builders, launches),
+        (1, 1),
+        "one launch builder and one launch, in the wrappers' macro"
     );
 }
 

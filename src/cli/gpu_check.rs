@@ -11,7 +11,7 @@ use sparsenet_net::zoo::named;
 use sparsenet_net::Shape;
 
 use crate::gpu::check::{bench, largest_batch, network_check, op_checks, Bench, Comparison};
-use crate::gpu::open;
+use crate::gpu::{open, ConvEngine};
 
 use super::args::{bad_input, parse_in_range};
 
@@ -37,6 +37,10 @@ benchmark's own figure is then slower than usual).";
 #[derive(Parser, Debug, Clone)]
 #[command(name = "gpu-check", version, about = "CPU/GPU agreement checks and the GPU training benchmark.", long_about = LONG_ABOUT)]
 pub struct GpuCheckArgs {
+    /// Only report which CUDA libraries load (driver, NVRTC, cuBLAS, cuDNN, NCCL) and stop;
+    /// exit status 1 if one is missing.
+    #[arg(long)]
+    pub libs: bool,
     /// Skip the op checks.
     #[arg(long)]
     pub skip_ops: bool,
@@ -61,6 +65,10 @@ pub struct GpuCheckArgs {
     /// TF32 in the benchmark: off, on, or both.
     #[arg(long, default_value = "both", value_parser = ["off", "on", "both"])]
     pub tf32: String,
+    /// Convolutions: cuDNN's, ours (im2col + cuBLAS), or both (every check and benchmark once
+    /// per engine).
+    #[arg(long, default_value = "both", value_parser = ["own", "cudnn", "both"])]
+    pub conv: String,
     /// GPU ordinal.
     #[arg(long, default_value = "0")]
     pub gpu: usize,
@@ -80,6 +88,9 @@ struct Report {
 /// Run `gpu-check`; the exit status is 0 when every comparison passes, 1 when one fails or
 /// the GPU cannot be used, 2 for bad input, 3 when the report cannot be written.
 pub fn run(a: &GpuCheckArgs, out: &mut dyn Write) -> ExitCode {
+    if a.libs {
+        return libraries(out);
+    }
     for m in &a.bench {
         if named(m).is_err() {
             return bad_input(format!("unknown model '{m}' in --bench (see `zoo --list`)"));
@@ -97,8 +108,31 @@ pub fn run(a: &GpuCheckArgs, out: &mut dyn Write) -> ExitCode {
     }
 }
 
+/// One line per CUDA library: found, or why not.
+fn libraries(out: &mut dyn Write) -> ExitCode {
+    let mut missing = 0;
+    for lib in crate::gpu::libs::Lib::ALL {
+        let line = match crate::gpu::libs::missing(lib) {
+            None => format!("ok   lib{}.so ({})", lib.stem(), lib.source()),
+            Some(why) => {
+                missing += 1;
+                format!("MISS {why}")
+            }
+        };
+        if writeln!(out, "{line}").is_err() {
+            return ExitCode::from(3);
+        }
+    }
+    ExitCode::from(u8::from(missing > 0))
+}
+
 fn checks(a: &GpuCheckArgs, out: &mut dyn Write) -> Result<usize> {
-    let kit = open(a.gpu, false)?;
+    let engines: &[ConvEngine] = match a.conv.as_str() {
+        "own" => &[ConvEngine::Own],
+        "cudnn" => &[ConvEngine::Cudnn],
+        _ => &[ConvEngine::Own, ConvEngine::Cudnn],
+    };
+    let kit = open(a.gpu, false, engines[0])?;
     writeln!(out, "device: {}", kit.name)?;
     let mut report = Report {
         device: kit.name.clone(),
@@ -121,23 +155,36 @@ fn checks(a: &GpuCheckArgs, out: &mut dyn Write) -> Result<usize> {
             }
             Ok(())
         };
-    if !a.skip_ops {
-        writeln!(out, "# ops, CPU vs GPU")?;
-        let cs = op_checks(&kit, 1e-4)?;
-        show(out, cs, &mut report.comparisons)?;
-    }
-    if !a.skip_networks {
-        writeln!(out, "# networks, CPU vs GPU (batch 8, 3 SGD steps)")?;
-        let nets: [(&str, Shape, usize); 4] = [
-            ("sparsenet-40-24", Shape::new(3, 32, 32), 8),
-            ("densenet-40-12", Shape::new(3, 32, 32), 8),
-            ("resnet-20", Shape::new(3, 32, 32), 8),
-            ("densenet-121", Shape::new(3, 64, 64), 4),
-        ];
-        for (name, input, batch) in nets {
-            let spec = named(name).expect("named model").spec(Some(10));
-            let cs = network_check(&kit, name, &spec, input, batch, 3, 1e-4)?;
-            show(out, cs, &mut report.comparisons)?;
+    for &engine in engines {
+        let kit = open(a.gpu, false, engine)?;
+        let tag = |mut cs: Vec<Comparison>| {
+            for c in &mut cs {
+                c.what = format!("[{}] {}", engine.name(), c.what);
+            }
+            cs
+        };
+        if !a.skip_ops {
+            writeln!(out, "# ops, CPU vs GPU (convolutions: {})", engine.name())?;
+            let cs = op_checks(&kit, 1e-4)?;
+            show(out, tag(cs), &mut report.comparisons)?;
+        }
+        if !a.skip_networks {
+            writeln!(
+                out,
+                "# networks, CPU vs GPU (batch 8, 3 SGD steps; convolutions: {})",
+                engine.name()
+            )?;
+            let nets: [(&str, Shape, usize); 4] = [
+                ("sparsenet-40-24", Shape::new(3, 32, 32), 8),
+                ("densenet-40-12", Shape::new(3, 32, 32), 8),
+                ("resnet-20", Shape::new(3, 32, 32), 8),
+                ("densenet-121", Shape::new(3, 64, 64), 4),
+            ];
+            for (name, input, batch) in nets {
+                let spec = named(name).expect("named model").spec(Some(10));
+                let cs = network_check(&kit, name, &spec, input, batch, 3, 1e-4)?;
+                show(out, tag(cs), &mut report.comparisons)?;
+            }
         }
     }
     report.failed = report.comparisons.iter().filter(|c| !c.ok()).count();
@@ -147,8 +194,11 @@ fn checks(a: &GpuCheckArgs, out: &mut dyn Write) -> Result<usize> {
             "on" => &[true],
             _ => &[false, true],
         };
-        for &tf32 in modes {
-            let kit = open(a.gpu, tf32)?;
+        for (&tf32, &engine) in modes
+            .iter()
+            .flat_map(|t| engines.iter().map(move |e| (t, e)))
+        {
+            let kit = open(a.gpu, tf32, engine)?;
             for m in &a.bench {
                 let spec = named(m).expect("checked above").spec(Some(10));
                 for b in &a.batch {
@@ -161,10 +211,11 @@ fn checks(a: &GpuCheckArgs, out: &mut dyn Write) -> Result<usize> {
                     let r = bench(&kit, m, &spec, batch, a.warmup, a.steps)?;
                     writeln!(
                         out,
-                        "bench {:<18} batch {:>5} tf32 {:<5} {:>9.1} img/s  median step {:.2} ms  peak {:.2} GB",
+                        "bench {:<18} batch {:>5} tf32 {:<5} conv {:<5} {:>9.1} img/s  median step {:.2} ms  peak {:.2} GB",
                         r.model,
                         r.batch,
                         r.tf32,
+                        r.conv,
                         r.images_per_sec,
                         r.median_step_s * 1e3,
                         r.peak_bytes.map_or(f64::NAN, |v| v as f64 / 1e9)

@@ -96,6 +96,21 @@ impl<'a> GpuCtx<'a> {
     }
 }
 
+impl GpuCtx<'_> {
+    /// cuDNN's plan for this convolution, when the kit uses cuDNN and cuDNN has algorithms for
+    /// the shape (otherwise our own convolution runs).
+    pub(super) fn cudnn_plan(
+        &self,
+        x: [usize; 4],
+        cfg: &crate::backend::ConvCfg,
+    ) -> Result<Option<std::rc::Rc<super::dnn::Plan>>> {
+        match &self.kit.cudnn {
+            Some(d) => d.plan(super::dnn::ConvKey::new(x, cfg)),
+            None => Ok(None),
+        }
+    }
+}
+
 pub(super) fn dims_of(x: &GAct) -> (usize, usize, usize, usize) {
     (x.dims[0], x.dims[1], x.dims[2], x.dims[3])
 }

@@ -4,9 +4,9 @@
 //! `tests/gpu_launches.rs` checks the declarations against the CUDA signatures (both are text).
 
 use anyhow::Result;
-use cudarc::driver::DeviceRepr;
+use cudarc::driver::{DeviceRepr, PushKernelArg};
 
-use super::kit::Kit;
+use super::kit::{drv, Kit};
 
 /// A device address (of `f32` or `i32` elements), as a kernel receives it.
 #[repr(transparent)]
@@ -67,7 +67,15 @@ macro_rules! kernels {
                 // The argument list mirrors the CUDA signature, however long it is.
                 #[allow(clippy::too_many_arguments)]
                 pub fn $name(&self, grid: Grid, $($arg: $ty),*) -> Result<()> {
-                    self.0.launch_grid(stringify!($name), grid, ($($arg,)*))
+                    let kit = self.0;
+                    let mut launch = kit.stream.launch_builder(kit.func(stringify!($name)));
+                    $( launch.arg(&$arg); )*
+                    // SAFETY: the argument list mirrors the kernel's CUDA signature (checked
+                    // against kernels.cu by tests/gpu_launches.rs), and every pointer in it
+                    // addresses a live device buffer of the size the kernel indexes.
+                    unsafe { launch.launch(kit.launch_config(grid)) }
+                        .map(|_| ())
+                        .map_err(drv)
                 }
             )*
         }

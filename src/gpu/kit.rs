@@ -4,29 +4,38 @@
 use anyhow::{anyhow, bail, Context, Result};
 use cudarc::cublas::{result as blas_result, sys as blas_sys, CudaBlas};
 use cudarc::driver::{
-    sys, CudaDevice, CudaFunction, CudaSlice, DevicePtr, LaunchAsync, LaunchConfig,
+    sys, CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr, DeviceRepr, LaunchConfig,
+    ValidAsZeroBits,
 };
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
 use super::kernels::{DevPtr, Grid, Kernels, KERNEL_NAMES};
+use super::libs;
 
-pub(super) const MODULE: &str = "sparsenet";
 pub(super) const KERNELS: &str = include_str!("kernels.cu");
 
 /// Threads per block of the elementwise kernels (and of the per-channel reductions, whose
 /// shared-memory tree in `kernels.cu` assumes 256).
 pub(super) const THREADS: u32 = 256;
 
-/// The device, cuBLAS and the compiled kernels.
+/// The device (its context and the one stream all work is queued on), cuBLAS, cuDNN when its
+/// library loads, and the compiled kernels.
 pub struct Kit {
-    pub(super) dev: Arc<CudaDevice>,
+    pub(super) ctx: Arc<CudaContext>,
+    pub(super) stream: Arc<CudaStream>,
     pub(super) blas: CudaBlas,
+    /// cuDNN's convolutions, when `libcudnn` loads and `conv` asks for them.
+    pub(super) cudnn: Option<super::dnn::Dnn>,
+    funcs: HashMap<&'static str, CudaFunction>,
     /// The GPU's name (for reports).
     pub name: String,
     /// Whether cuBLAS may use TF32 tensor cores for f32 products (PyTorch's default for
     /// convolutions); false gives full f32 products.
     pub tf32: bool,
+    /// How the convolutions run.
+    pub conv: ConvEngine,
 }
 
 /// A driver error as text. (Not through cudarc's `Debug`, which asks the driver for the
@@ -36,14 +45,51 @@ pub(super) fn drv(e: cudarc::driver::DriverError) -> anyhow::Error {
 }
 
 /// The device address of a buffer (kernels take raw addresses so that one argument list can
-/// point into the middle of a flat buffer).
+/// point into the middle of a flat buffer). Event tracking is off (one stream does all the
+/// work, in order), so the guard cudarc returns with the address has nothing to record.
 pub(super) fn addr<T>(s: &CudaSlice<T>) -> DevPtr {
-    DevPtr(*s.device_ptr())
+    let (ptr, _guard) = s.device_ptr(s.stream());
+    DevPtr(ptr)
+}
+
+/// How the convolutions run on the GPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvEngine {
+    /// cuDNN (forward, backward data, backward filter; algorithms chosen per shape by cuDNN's
+    /// own timing and cached), falling back to ours where cuDNN rejects a shape.
+    Cudnn,
+    /// Our im2col + cuBLAS products.
+    Own,
+}
+
+impl ConvEngine {
+    /// cuDNN when its library loads, ours otherwise (what `train --device cuda` uses; the
+    /// environment variable `SPARSENET_CONV=own|cudnn` overrides it).
+    pub fn auto() -> Result<Self> {
+        match std::env::var("SPARSENET_CONV").ok().as_deref() {
+            Some("own") => Ok(ConvEngine::Own),
+            Some("cudnn") => Ok(ConvEngine::Cudnn),
+            Some(other) => bail!("SPARSENET_CONV={other}: accepted values are own and cudnn"),
+            None if libs::Lib::Cudnn.present() => Ok(ConvEngine::Cudnn),
+            None => Ok(ConvEngine::Own),
+        }
+    }
+
+    /// Its name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConvEngine::Cudnn => "cudnn",
+            ConvEngine::Own => "own",
+        }
+    }
 }
 
 impl Kit {
-    /// Open GPU `ordinal`, compile the kernels and set up cuBLAS.
-    pub fn new(ordinal: usize, tf32: bool) -> Result<Self> {
+    /// Open GPU `ordinal`, compile the kernels and set up cuBLAS (and cuDNN for `conv`).
+    pub fn new(ordinal: usize, tf32: bool, conv: ConvEngine) -> Result<Self> {
+        // Every library is loaded at run time: say which one is missing and where it was looked
+        // for, rather than let cudarc panic on the first call into it.
+        libs::require(&[libs::Lib::Driver, libs::Lib::Nvrtc, libs::Lib::Cublas])?;
         // cudarc's constructor unwraps driver initialisation; check first for a clean error.
         // SAFETY: cuInit takes a flags value (0) and no pointers; it may be called more than once.
         unsafe { sys::cuInit(0) }.result().map_err(|e| {
@@ -52,18 +98,24 @@ impl Kit {
                 e.0
             )
         })?;
-        let count = CudaDevice::count().map_err(drv)?;
+        let count = CudaContext::device_count().map_err(drv)?;
         if ordinal as i32 >= count {
             bail!("GPU {ordinal} does not exist ({count} found)");
         }
-        let dev = CudaDevice::new(ordinal).map_err(drv)?;
+        let ctx = CudaContext::new(ordinal).map_err(drv)?;
+        // One stream, in order: cudarc's per-buffer events (for multi-stream safety) would only
+        // add work to every launch.
+        // SAFETY: all work of this context goes through `stream` below, so no buffer is used
+        // by two streams and no cross-stream synchronisation is needed.
+        unsafe { ctx.disable_event_tracking() };
+        let stream = ctx.default_stream();
         // Keep freed memory in the stream-ordered pool instead of returning it to the driver at
         // every synchronisation: the trainer frees and re-allocates the same sizes every step.
         // SAFETY: `pool` and `keep` are live locals whose addresses the driver writes or reads for
         // the duration of the calls; the device handle is the open context's.
         unsafe {
             let mut pool: sys::CUmemoryPool = std::ptr::null_mut();
-            if sys::cuDeviceGetDefaultMemPool(&mut pool, *dev.cu_device())
+            if sys::cuDeviceGetDefaultMemPool(&mut pool, ctx.cu_device())
                 == sys::CUresult::CUDA_SUCCESS
             {
                 let mut keep: u64 = u64::MAX;
@@ -74,19 +126,15 @@ impl Kit {
                 );
             }
         }
-        // SAFETY: the driver writes a NUL-terminated name of at most 256 bytes into `buf` (its
-        // documented limit is the buffer length given), which CStr then reads within the buffer.
-        let name = unsafe {
-            let mut buf = [0i8; 256];
-            sys::cuDeviceGetName(buf.as_mut_ptr(), 256, *dev.cu_device());
-            std::ffi::CStr::from_ptr(buf.as_ptr())
-                .to_string_lossy()
-                .into_owned()
-        };
+        let name = ctx.name().map_err(drv)?;
         let ptx = cudarc::nvrtc::compile_ptx(KERNELS)
             .map_err(|e| anyhow!("compiling the CUDA kernels with NVRTC: {e:?}"))?;
-        dev.load_ptx(ptx, MODULE, KERNEL_NAMES).map_err(drv)?;
-        let blas = CudaBlas::new(dev.clone()).map_err(|e| anyhow!("cuBLAS: {e:?}"))?;
+        let module = ctx.load_module(ptx).map_err(drv)?;
+        let mut funcs = HashMap::new();
+        for &f in KERNEL_NAMES {
+            funcs.insert(f, module.load_function(f).map_err(drv)?);
+        }
+        let blas = CudaBlas::new(stream.clone()).map_err(|e| anyhow!("cuBLAS: {e:?}"))?;
         let mode = if tf32 {
             blas_sys::cublasMath_t::CUBLAS_TF32_TENSOR_OP_MATH
         } else {
@@ -96,18 +144,29 @@ impl Kit {
         unsafe { blas_sys::cublasSetMathMode(*blas.handle(), mode) }
             .result()
             .map_err(|e| anyhow!("cuBLAS math mode: {e:?}"))?;
+        let cudnn = match conv {
+            ConvEngine::Cudnn => {
+                libs::require(&[libs::Lib::Cudnn])?;
+                Some(super::dnn::Dnn::new(&stream, tf32)?)
+            }
+            ConvEngine::Own => None,
+        };
         Ok(Kit {
-            dev,
+            ctx,
+            stream,
             blas,
+            cudnn,
+            funcs,
             name,
             tf32,
+            conv,
         })
     }
 
-    pub(super) fn func(&self, name: &str) -> CudaFunction {
-        self.dev
-            .get_func(MODULE, name)
-            .expect("kernel loaded with the module")
+    pub(super) fn func(&self, name: &str) -> &CudaFunction {
+        self.funcs
+            .get(name)
+            .expect("every kernel is loaded with the module")
     }
 
     /// The typed launch wrappers of the module's kernels.
@@ -115,12 +174,9 @@ impl Kit {
         Kernels(self)
     }
 
-    /// Launch kernel `name` with `params` over `grid`. Only the wrappers of
-    /// [`super::kernels`] call this, with argument tuples that mirror each kernel's signature.
-    pub(super) fn launch_grid<P>(&self, name: &str, grid: Grid, params: P) -> Result<()>
-    where
-        CudaFunction: LaunchAsync<P>,
-    {
+    /// The launch configuration of `grid`. Only the wrappers of [`super::kernels`] use it, with
+    /// argument lists that mirror each kernel's signature.
+    pub(super) fn launch_config(&self, grid: Grid) -> LaunchConfig {
         let (grid_dim, threads) = match grid {
             // Grid-stride loops, so the grid is capped.
             Grid::Elems(n) => (
@@ -147,26 +203,43 @@ impl Kit {
                 )
             }
         };
-        let cfg = LaunchConfig {
+        LaunchConfig {
             grid_dim,
             block_dim: (threads, 1, 1),
             shared_mem_bytes: 0,
-        };
-        // SAFETY: `params` comes from a typed wrapper whose argument list mirrors the kernel's
-        // CUDA signature (checked against kernels.cu by tests/gpu_launches.rs), and every
-        // pointer in it addresses a live device buffer of the size the kernel indexes.
-        unsafe { self.func(name).launch(cfg, params) }.map_err(drv)
+        }
     }
 
     /// Uninitialised device memory (every caller overwrites all of it).
     pub(super) fn alloc(&self, n: usize) -> Result<CudaSlice<f32>> {
         // SAFETY: uninitialised device memory; every caller writes all of it before reading (see
         // the doc line above).
-        unsafe { self.dev.alloc::<f32>(n.max(1)) }.map_err(|e| oom(e, n))
+        unsafe { self.stream.alloc::<f32>(n.max(1)) }.map_err(|e| oom(e, n))
+    }
+
+    /// Uninitialised device memory of another element type (every caller overwrites it).
+    pub(super) fn alloc_of<T: DeviceRepr>(&self, n: usize) -> Result<CudaSlice<T>> {
+        // SAFETY: as for `alloc`: every caller writes all of it before reading.
+        unsafe { self.stream.alloc::<T>(n.max(1)) }.map_err(|e| oom(e, n))
     }
 
     pub(super) fn zeros(&self, n: usize) -> Result<CudaSlice<f32>> {
-        self.dev.alloc_zeros::<f32>(n.max(1)).map_err(|e| oom(e, n))
+        self.stream
+            .alloc_zeros::<f32>(n.max(1))
+            .map_err(|e| oom(e, n))
+    }
+
+    /// Set every element of `s` to zero.
+    pub(super) fn fill_zero<T: DeviceRepr + ValidAsZeroBits>(
+        &self,
+        s: &mut CudaSlice<T>,
+    ) -> Result<()> {
+        self.stream.memset_zeros(s).map_err(drv)
+    }
+
+    /// Copy `src` into `dst` (device to device, `src.len()` elements).
+    pub(super) fn copy(&self, src: &CudaSlice<f32>, dst: &mut CudaSlice<f32>) -> Result<()> {
+        self.stream.memcpy_dtod(src, dst).map_err(drv)
     }
 
     /// Row-major batched product `C_b = op(A_b)·op(B_b) (+ beta·C_b)` for b < batch, where
@@ -271,17 +344,19 @@ impl Kit {
 
     /// Wait for all queued work.
     pub fn sync(&self) -> Result<()> {
-        self.dev.synchronize().map_err(drv)
+        self.stream.synchronize().map_err(drv)
     }
 
     /// Copy host data to a new device buffer.
-    pub fn upload(&self, v: &[f32]) -> Result<CudaSlice<f32>> {
-        self.dev.htod_sync_copy(v).map_err(|e| oom(e, v.len()))
+    pub fn upload<T: DeviceRepr>(&self, v: &[T]) -> Result<CudaSlice<T>> {
+        self.stream.clone_htod(v).map_err(|e| oom(e, v.len()))
     }
 
-    /// Copy a device buffer to the host.
-    pub fn download(&self, s: &CudaSlice<f32>) -> Result<Vec<f32>> {
-        self.dev.dtoh_sync_copy(s).map_err(drv)
+    /// Copy a device buffer to the host (waits for it).
+    pub fn download<T: DeviceRepr>(&self, s: &CudaSlice<T>) -> Result<Vec<T>> {
+        let v = self.stream.clone_dtoh(s).map_err(drv)?;
+        self.sync()?;
+        Ok(v)
     }
 }
 
@@ -297,7 +372,7 @@ impl Kit {
     pub(super) fn pool(&self) -> Option<sys::CUmemoryPool> {
         let mut pool: sys::CUmemoryPool = std::ptr::null_mut();
         // SAFETY: the driver writes the pool handle into the live local `pool`.
-        let r = unsafe { sys::cuDeviceGetDefaultMemPool(&mut pool, *self.dev.cu_device()) };
+        let r = unsafe { sys::cuDeviceGetDefaultMemPool(&mut pool, self.ctx.cu_device()) };
         (r == sys::CUresult::CUDA_SUCCESS).then_some(pool)
     }
 
@@ -347,15 +422,27 @@ impl Kit {
 }
 
 /// Open GPU `ordinal` for the trainer (see [`Kit::new`]).
-pub fn open(ordinal: usize, tf32: bool) -> Result<Rc<Kit>> {
-    Ok(Rc::new(Kit::new(ordinal, tf32).context("opening the GPU")?))
+pub fn open(ordinal: usize, tf32: bool, conv: ConvEngine) -> Result<Rc<Kit>> {
+    Ok(Rc::new(
+        Kit::new(ordinal, tf32, conv).context("opening the GPU")?,
+    ))
 }
 
 #[cfg(test)]
 mod tests {
-    /// NVRTC needs no GPU: the kernels must compile wherever the `cuda` build links.
+    /// NVRTC needs no GPU: the kernels compile wherever its library loads. Where it does not
+    /// (a machine without CUDA), the test says so and passes, unless SPARSENET_REQUIRE_NVRTC is
+    /// set, as `.ci/run` sets it after installing NVRTC 13 (scripts/gpu-libs.sh).
     #[test]
     fn kernels_compile_with_nvrtc() {
+        if let Err(e) = super::libs::require(&[super::libs::Lib::Nvrtc]) {
+            assert!(
+                std::env::var_os("SPARSENET_REQUIRE_NVRTC").is_none(),
+                "SPARSENET_REQUIRE_NVRTC is set: {e}"
+            );
+            eprintln!("skipped: {e}");
+            return;
+        }
         let ptx = cudarc::nvrtc::compile_ptx(super::KERNELS).expect("kernels compile");
         let _ = ptx;
     }

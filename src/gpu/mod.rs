@@ -1,6 +1,7 @@
 //! The trainer on an NVIDIA GPU (feature `cuda`): a [`Backend`] for the DAG interpreter whose
-//! ops are our own kernels (`kernels.cu`, compiled by NVRTC at start-up) plus cuBLAS products,
-//! through cudarc — the CUDA layer dfdx's `cuda` feature is built on.
+//! ops are our own kernels (`kernels.cu`, compiled by NVRTC at start-up), cuBLAS products and
+//! cuDNN convolutions ([`ConvEngine`]), through cudarc, which loads every CUDA library at run
+//! time ([`libs`]): building needs no CUDA.
 //!
 //! Why not dfdx's CUDA tensors directly: dfdx 0.13 puts its convolution and pooling behind the
 //! `nightly` feature (a nightly compiler), and its CUDA storage is crate-private, so custom ops
@@ -17,11 +18,13 @@
 
 pub mod check;
 mod ctx;
+mod dnn;
 pub mod kernels;
 mod kit;
+pub mod libs;
 mod ops;
 mod trainer;
 
 pub use ctx::{GAct, GParam, GStats, GpuCtx};
-pub use kit::{open, Kit};
+pub use kit::{open, ConvEngine, Kit};
 pub use trainer::{GpuTrainer, StepResult};

@@ -6,7 +6,7 @@ use cudarc::driver::CudaSlice;
 
 use super::ctx::{dims_of, GAct, GParam, GStats, GpuCtx};
 use super::kernels::Grid;
-use super::kit::{addr, drv, oom};
+use super::kit::addr;
 use crate::backend::{Backend, ConvCfg};
 use crate::ops::norm::{BN_EPS, BN_MOMENTUM};
 
@@ -73,6 +73,13 @@ impl Backend for GpuCtx<'_> {
         let (s_, p_) = (cfg.stride, cfg.padding);
         let y = kit.alloc(n * o * hw)?;
         let wa = self.param(w);
+        if let Some(plan) = self.cudnn_plan(x.dims, &cfg)? {
+            let dnn = kit.cudnn.as_ref().expect("a plan comes from cuDNN");
+            kit.timed("conv2d.cudnn", || {
+                dnn.forward(kit, &plan, x.addr(), wa, addr(&y))
+            })?;
+            return Ok((self.new_act(y, [n, o, ho, wo]), x.clone()));
+        }
         let col = if pointwise {
             None
         } else {
@@ -116,6 +123,19 @@ impl Backend for GpuCtx<'_> {
         // flipped kernel (padding k−1−p): columns of o·k² rows instead of c·k², and no col2im.
         let transposed = cfg.input_grad_by_transposed_conv();
         let dy = addr(&dy_buf);
+        if let Some(plan) = self.cudnn_plan(xs.dims, &cfg)? {
+            let dnn = kit.cudnn.as_ref().expect("a plan comes from cuDNN");
+            kit.timed("conv2d.backward.cudnn", || {
+                dnn.backward_filter(kit, &plan, xs.addr(), dy, self.param_grad(w))
+            })?;
+            if let Some(dx) = dx {
+                let gx = self.slot(dx, xs.len())?;
+                kit.timed("conv2d.backward.cudnn", || {
+                    dnn.backward_data(kit, &plan, wa, dy, gx)
+                })?;
+            }
+            return Ok(());
+        }
         // dW = Σ_b dy_b[o, hw] · cols_bᵀ: per image into `parts`, then summed.
         kit.timed("conv2d.backward.weights", || {
             let col = if pointwise {
@@ -429,7 +449,7 @@ impl Backend for GpuCtx<'_> {
             bail!("sum: inputs differ in shape");
         }
         let mut y = kit.alloc(total)?;
-        kit.dev.dtod_copy(&*xs[0].buf, &mut y).map_err(drv)?;
+        kit.copy(&xs[0].buf, &mut y)?;
         for x in &xs[1..] {
             kit.kernels()
                 .add_into(Grid::Elems(total), x.addr(), addr(&y), total as i64)?;
@@ -571,8 +591,8 @@ impl Backend for GpuCtx<'_> {
         let planes = (n * c) as i64;
         let out = n * c * ho * wo;
         let y = kit.alloc(out)?;
-        // SAFETY: uninitialised memory; max_pool_fwd writes every arg-max index before any read.
-        let arg = unsafe { kit.dev.alloc::<i32>(out.max(1)) }.map_err(|e| oom(e, out))?;
+        // Uninitialised: max_pool_fwd writes every arg-max index before any read.
+        let arg = kit.alloc_of::<i32>(out)?;
         kit.kernels().max_pool_fwd(
             Grid::Elems(out),
             x.addr(),
@@ -743,12 +763,12 @@ impl Backend for GpuCtx<'_> {
             bail!("label {l} is not below the network's {classes} classes");
         }
         let lab: Vec<i32> = labels.iter().map(|&l| l as i32).collect();
-        let labd = kit.dev.htod_sync_copy(&lab).map_err(drv)?;
+        let labd = kit.upload(&lab)?;
         let loss = kit.alloc(n)?;
         let dz = kit.alloc(n * classes)?;
-        // SAFETY: uninitialised memory; softmax_xent writes every image's hit flag before the
+        // Uninitialised: softmax_xent writes every image's hit flag before the
         // copy back.
-        let hits = unsafe { kit.dev.alloc::<i32>(n) }.map_err(drv)?;
+        let hits = kit.alloc_of::<i32>(n)?;
         kit.kernels().softmax_xent(
             Grid::Elems(n),
             logits.addr(),
@@ -764,7 +784,7 @@ impl Backend for GpuCtx<'_> {
 
     fn read_loss(&mut self, l: GLoss) -> Result<(f64, usize)> {
         let losses = self.kit.download(&l.loss)?;
-        let hits = self.kit.dev.dtoh_sync_copy(&l.hits).map_err(drv)?;
+        let hits = self.kit.download(&l.hits)?;
         let mean = losses.iter().map(|&v| v as f64).sum::<f64>() / losses.len().max(1) as f64;
         Ok((mean, hits.iter().filter(|&&h| h != 0).count()))
     }

@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use super::ctx::{GParam, GStats, GpuCtx};
 use super::kernels::Grid;
-use super::kit::{addr, drv, Kit};
+use super::kit::{addr, Kit};
 use crate::model::Model;
 use crate::optim::{Config as OptConfig, Kind as OptKind, State, ADAM};
 
@@ -129,7 +129,7 @@ impl GpuTrainer {
         let kit: &Kit = &self.kit;
         let xd = kit.upload(x)?;
         if train {
-            kit.dev.memset_zeros(&mut self.grads).map_err(drv)?;
+            kit.fill_zero(&mut self.grads)?;
         }
         let mut ctx = GpuCtx::new(kit, addr(&self.params), addr(&self.grads), train, train);
         let input = ctx.new_act(xd, [n, s.c, s.h, s.w]);

@@ -108,13 +108,13 @@ impl Engine {
             }
             #[cfg(feature = "cuda")]
             DeviceKind::Cuda => {
-                let kit = crate::gpu::open(0, false)?;
+                let kit = crate::gpu::open(0, false, crate::gpu::ConvEngine::auto()?)?;
                 Ok(Engine::Cuda(Box::new(crate::gpu::GpuTrainer::new(
                     kit, model, cfg, state,
                 )?)))
             }
             #[cfg(not(feature = "cuda"))]
-            DeviceKind::Cuda => bail!("--device cuda: this binary was built without CUDA; build it with `scripts/build-cuda.sh` (cargo feature `cuda`)"),
+            DeviceKind::Cuda => bail!("--device cuda: this binary was built without CUDA; build it with `cargo build --release --features cuda`"),
         }
     }
 

@@ -29,6 +29,8 @@ pub struct Bench {
     pub peak_bytes: Option<u64>,
     /// Whether TF32 tensor-core products were allowed.
     pub tf32: bool,
+    /// The convolution engine (`cudnn` or `own`).
+    pub conv: &'static str,
 }
 
 /// Median step time over `steps` steps after `warmup` untimed ones, on one random batch held on the
@@ -80,6 +82,7 @@ pub fn bench(
         images_per_sec: batch as f64 / med,
         peak_bytes: gpu.peak_memory(),
         tf32: kit.tf32,
+        conv: kit.conv.name(),
     })
 }
 
