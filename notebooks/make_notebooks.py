@@ -152,6 +152,7 @@ fn options(family: Family, growth: usize, name: &str, figs: &Path) -> TrainOptio
     max_test: None,
     stop_after: None,
     device: sparsenet::train::DeviceKind::Cpu,
+    gpus: None,
     }
 }"""),
         code("""
@@ -213,6 +214,7 @@ let recipe = TrainOptions {
     max_test: if smoke { Some(100) } else { None },
     stop_after: None,
     device: sparsenet::train::DeviceKind::Cpu,
+    gpus: None,
 };
 let st = efficiency::Study {
     grid: grid::preset(grid::Preset::Quick),

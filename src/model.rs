@@ -84,6 +84,7 @@ fn init_param<E: Real>(op: &Op, p: &ParamShape, rng: &mut ChaCha8Rng) -> Vec<E> 
 
 /// A model: the DAG, its parameters (flat vectors, the master copy the optimiser updates) and
 /// its batch-norm running statistics.
+#[derive(Clone)]
 pub struct Model<E: Real> {
     /// The network.
     pub net: NetGraph,

@@ -67,6 +67,7 @@ fn every_command_follows_the_table() {
         ("--data-dir", "/nonexistent".into()),
     ]);
     let blocked_run = tiny(&[("--out", blocked.to_string())]);
+    let gpus_on_cpu = tiny(&[out_of(&dir.join("g")), ("--gpus", "2".into())]);
     let diverges = tiny(&[
         out_of(&dir.join("nan")),
         ("--lr", "1e30".into()),
@@ -105,6 +106,7 @@ fn every_command_follows_the_table() {
         (train, strs(&zero_epochs), 2),
         (train, strs(&no_data), 2),
         (train, strs(&blocked_run), 3),
+        (train, strs(&gpus_on_cpu), 2),
         (train, strs(&diverges), 1),
         (evaluate, vec!["--checkpoint", last.to_str().unwrap()], 0),
         (evaluate, vec!["--checkpoint", corrupt.to_str().unwrap()], 2),

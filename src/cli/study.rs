@@ -221,6 +221,7 @@ fn study_of(a: &EfficiencyArgs, grid_text: Option<&str>) -> Result<efficiency::S
         threads: a.threads,
         out: None,
         stop_after: None,
+        gpus: None,
         resume: false,
         quiet: true,
     };

@@ -72,7 +72,7 @@ pub struct RecipeArgs {
     #[arg(long, allow_hyphen_values = true, value_parser = |s: &str| parse_in_range(s, "max test", 1, usize::MAX / 2))]
     pub max_test: Option<usize>,
 
-    /// Where to train: cpu, or cuda (GPU 0; needs a binary built with `scripts/build-cuda.sh`).
+    /// Where to train: cpu, or cuda (GPU 0; needs a binary built with `--features cuda`).
     #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
     pub device: DeviceKind,
 }
@@ -96,6 +96,12 @@ pub struct TrainArgs {
     /// Epochs.
     #[arg(long, default_value = "10", allow_hyphen_values = true, value_parser = |s: &str| parse_in_range(s, "epochs", 1, 100_000))]
     pub epochs: usize,
+
+    /// Data-parallel training on GPUs 0..N over NCCL (with --device cuda): --batch-size is the
+    /// global batch, cut into N shards; the learning rate applies unchanged (the gradients are
+    /// averaged over the whole batch). 1 runs the same path as world size 1.
+    #[arg(long, value_parser = |s: &str| parse_in_range(s, "gpus", 1, 64))]
+    pub gpus: Option<usize>,
 
     /// Seed of initialisation, shuffling and augmentation.
     #[arg(long, default_value = "0")]
@@ -165,6 +171,9 @@ pub fn options(a: &TrainArgs) -> Result<TrainOptions, String> {
     let out = a.out.clone().unwrap_or_else(|| {
         PathBuf::from("runs").join(name.replace([' ', '(', ')', ',', '[', ']'], ""))
     });
+    if a.gpus.is_some() && a.recipe.device != DeviceKind::Cuda {
+        return Err("--gpus needs --device cuda (data-parallel training on GPUs)".into());
+    }
     Ok(TrainOptions {
         spec,
         name,
@@ -188,6 +197,7 @@ pub fn options(a: &TrainArgs) -> Result<TrainOptions, String> {
         max_test: a.recipe.max_test,
         stop_after: a.stop_after,
         device: a.recipe.device,
+        gpus: a.gpus,
     })
 }
 

@@ -227,6 +227,11 @@ extern "C" __global__ void add_into(const float* x, float* y, long long total) {
     GRID_STRIDE(i, total) { y[i] += x[i]; }
 }
 
+// x *= a (a rank's share of a data-parallel gradient before the all-reduce).
+extern "C" __global__ void scale_by(float* x, float a, long long total) {
+    GRID_STRIDE(i, total) { x[i] *= a; }
+}
+
 // Channel block copy: dst[n][off + c][p] = src[n][c][p] (src has Cs channels, dst Cd); planes
 // are the N·Cs source planes.
 extern "C" __global__ void copy_channels(const float* src, float* dst, int Cs, int Cd, int off,

@@ -23,6 +23,7 @@ pub mod kernels;
 mod kit;
 pub mod libs;
 mod ops;
+pub mod parallel;
 mod trainer;
 
 pub use ctx::{GAct, GParam, GStats, GpuCtx};

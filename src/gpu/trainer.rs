@@ -143,6 +143,26 @@ impl GpuTrainer {
         Ok((loss, correct, lv))
     }
 
+    /// Set the gradients to zero (a data-parallel rank with no images this step).
+    pub fn zero_gradients(&mut self) -> Result<()> {
+        self.kit.fill_zero(&mut self.grads)
+    }
+
+    /// Multiply the last step's gradients by `a` (a data-parallel rank's share, `n_rank / n`).
+    pub fn scale_gradients(&mut self, a: f32) -> Result<()> {
+        let n = self.grads.len();
+        self.kit
+            .kernels()
+            .scale_by(Grid::Elems(n), addr(&self.grads), a, n as i64)
+    }
+
+    /// Sum the last step's gradients over every rank of `comm` (in place, on the kit's stream).
+    pub fn all_reduce_gradients(&mut self, comm: &cudarc::nccl::Comm) -> Result<()> {
+        comm.all_reduce_in_place(&mut self.grads, &cudarc::nccl::ReduceOp::Sum)
+            .map(|_| ())
+            .map_err(|e| anyhow::anyhow!("NCCL all-reduce: {:?}", e.0))
+    }
+
     /// The parameter gradients of the last training step, per parameter (for checks).
     pub fn gradients(&self) -> Result<Vec<Vec<f32>>> {
         let flat = self.kit.download(&self.grads)?;

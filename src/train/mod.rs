@@ -58,6 +58,9 @@ pub struct TrainOptions {
     pub stop_after: Option<usize>,
     /// Where the steps run.
     pub device: DeviceKind,
+    /// With `device` cuda: data-parallel training over NCCL on GPUs `0..n` (the batch size is
+    /// the global batch, cut into n shards); None: one GPU without NCCL.
+    pub gpus: Option<usize>,
 }
 
 /// Where training runs.
@@ -91,21 +94,37 @@ pub enum Engine {
     /// Our kernels on an NVIDIA GPU.
     #[cfg(feature = "cuda")]
     Cuda(Box<crate::gpu::GpuTrainer>),
+    /// Data-parallel over several GPUs (NCCL).
+    #[cfg(feature = "cuda")]
+    CudaParallel(Box<crate::gpu::parallel::DataParallel>),
 }
 
 impl Engine {
     /// The engine for `kind`, holding `model`'s parameters and the optimiser `state`.
     pub fn new(
         kind: DeviceKind,
+        gpus: Option<usize>,
         model: &Model<f32>,
         cfg: &OptConfig,
         state: &State,
     ) -> Result<Self> {
         match kind {
             DeviceKind::Cpu => {
+                if gpus.is_some() {
+                    bail!("--gpus needs --device cuda");
+                }
                 let _ = (model, cfg, state);
                 Ok(Engine::Cpu)
             }
+            #[cfg(feature = "cuda")]
+            DeviceKind::Cuda if gpus.is_some() => Ok(Engine::CudaParallel(Box::new(
+                crate::gpu::parallel::DataParallel::new(
+                    gpus.expect("matched"),
+                    model,
+                    cfg,
+                    state,
+                )?,
+            ))),
             #[cfg(feature = "cuda")]
             DeviceKind::Cuda => {
                 let kit = crate::gpu::open(0, false, crate::gpu::ConvEngine::auto()?)?;
@@ -146,6 +165,11 @@ impl Engine {
                 }
                 Ok((r.loss, r.correct))
             }
+            #[cfg(feature = "cuda")]
+            Engine::CudaParallel(dp) => {
+                let _ = (model, state);
+                dp.train_step(&x, y, cfg, lr)
+            }
         }
     }
 
@@ -160,6 +184,11 @@ impl Engine {
             Engine::Cpu => model.step(x, y, false).map(|(l, c, _)| (l, c)),
             #[cfg(feature = "cuda")]
             Engine::Cuda(t) => t.step(model, &x, y, false).map(|r| (r.loss, r.correct)),
+            #[cfg(feature = "cuda")]
+            Engine::CudaParallel(dp) => {
+                let _ = model;
+                dp.eval_step(x, y)
+            }
         }
     }
 
@@ -172,6 +201,8 @@ impl Engine {
             }
             #[cfg(feature = "cuda")]
             Engine::Cuda(t) => t.download(model, state),
+            #[cfg(feature = "cuda")]
+            Engine::CudaParallel(dp) => dp.sync_host(model, state),
         }
     }
 }
@@ -356,7 +387,7 @@ pub fn run(opts: &TrainOptions, log: &mut dyn Write) -> Result<RunSummary> {
             String::new()
         }
     )?;
-    let mut engine = Engine::new(opts.device, &model, &opts.optimizer, &opt)?;
+    let mut engine = Engine::new(opts.device, opts.gpus, &model, &opts.optimizer, &opt)?;
     let source = split.source.clone();
     let test = split.test;
     let train = Arc::new(split.train);
