@@ -64,84 +64,33 @@ fn pytorch_builds_every_exported_network_with_the_same_parameter_count() {
     )
     .unwrap();
     let edges = edges.to_str().unwrap().to_string();
-    let specs: Vec<Vec<&str>> = vec![
+    // One network per line, as its `zoo` arguments.
+    let lines = [
         // Named models: every family and stem/head kind, including ResNet's option-A shortcut.
-        vec!["--model", "densenet-40-12"],
-        vec!["--model", "sparsenet-40-24"],
-        vec!["--model", "sparsenet-bc-100-24"],
-        vec!["--model", "densenet-bc-100-12"],
-        vec!["--model", "resnet-20"],
-        vec!["--model", "preresnet-164"],
-        vec!["--model", "sparsenet-121-32"],
+        "--model densenet-40-12".to_string(),
+        "--model sparsenet-40-24".into(),
+        "--model sparsenet-bc-100-24".into(),
+        "--model densenet-bc-100-12".into(),
+        "--model resnet-20".into(),
+        "--model preresnet-164".into(),
+        "--model sparsenet-121-32".into(),
         // Every aggregation operator over the sparse and dense patterns.
-        vec![
-            "--family",
-            "sparse",
-            "--aggregate",
-            "sum",
-            "--depth",
-            "40",
-            "--growth",
-            "24",
-        ],
-        vec![
-            "--family",
-            "dense",
-            "--aggregate",
-            "sum",
-            "--bc",
-            "--depth",
-            "40",
-            "--growth",
-            "12",
-        ],
-        vec![
-            "--family",
-            "sparse",
-            "--aggregate",
-            "mixed",
-            "--mix",
-            "12,12",
-            "--depth",
-            "40",
-        ],
-        vec![
-            "--family",
-            "dense",
-            "--aggregate",
-            "dual",
-            "--depth",
-            "22",
-            "--growth",
-            "12",
-        ],
-        vec![
-            "--family",
-            "sparse",
-            "--aggregate",
-            "dual",
-            "--bc",
-            "--depth",
-            "40",
-            "--growth",
-            "12",
-        ],
-        vec![
-            "--family",
-            "sparse",
-            "--offsets",
-            "1,2,3,5,8",
-            "--depth",
-            "40",
-            "--growth",
-            "12",
-        ],
+        "--family sparse --aggregate sum --depth 40 --growth 24".into(),
+        "--family dense --aggregate sum --bc --depth 40 --growth 12".into(),
+        "--family sparse --aggregate mixed --mix 12,12 --depth 40".into(),
+        "--family dense --aggregate dual --depth 22 --growth 12".into(),
+        "--family sparse --aggregate dual --bc --depth 40 --growth 12".into(),
+        "--family sparse --offsets 1,2,3,5,8 --depth 40 --growth 12".into(),
         // DAG blocks: a file and each random model.
-        vec!["--dag-file", &edges],
-        vec!["--random", "ba:m=2", "--nodes", "32", "--seed", "3"],
-        vec!["--random", "er:p=0.2", "--nodes", "20", "--seed", "1"],
-        vec!["--random", "ws:k=4,p=0.25", "--nodes", "24", "--seed", "2"],
+        format!("--dag-file {edges}"),
+        "--random ba:m=2 --nodes 32 --seed 3".into(),
+        "--random er:p=0.2 --nodes 20 --seed 1".into(),
+        "--random ws:k=4,p=0.25 --nodes 24 --seed 2".into(),
     ];
+    let specs: Vec<Vec<&str>> = lines
+        .iter()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
     let peer = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/torch_peer.py");
     for (i, spec) in specs.iter().enumerate() {
         let (params, classes) = zoo_counts(spec);

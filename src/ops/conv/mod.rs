@@ -108,9 +108,10 @@ where
         // Too few samples to keep every core busy: split each sample's columns instead.
         for (i, o) in out.chunks_mut(cfg.out_ch * hw).enumerate() {
             let xi = &xv[i * in_sz..(i + 1) * in_sz];
-            if cfg.is_pointwise() {
+            // W (out × ckk) · B (ckk × hw), by column blocks of B.
+            let product = |b: &[E], o: &mut [E]| {
                 by_column_blocks(cfg.out_ch, hw, o, |c0, bl, part| {
-                    let b = Strided {
+                    let cols = Strided {
                         offset: c0,
                         rs: hw,
                         cs: 1,
@@ -118,26 +119,18 @@ where
                     Gemm::new(cfg.out_ch, bl, ckk).run_strided(
                         (part, Strided::rows(0, bl)),
                         (wv, Strided::rows(0, ckk)),
-                        (xi, b),
+                        (b, cols),
                     );
-                });
+                })
+            };
+            if cfg.is_pointwise() {
+                product(xi, o);
             } else if cfg.is_same() {
                 Same::new(&cfg, h, wd).forward_by_column_blocks(xi, wv, &cfg, o);
             } else {
                 let mut col = vec![E::zero(); ckk * hw];
                 im2col(xi, &cfg, h, wd, &mut col);
-                by_column_blocks(cfg.out_ch, hw, o, |c0, bl, part| {
-                    let b = Strided {
-                        offset: c0,
-                        rs: hw,
-                        cs: 1,
-                    };
-                    Gemm::new(cfg.out_ch, bl, ckk).run_strided(
-                        (part, Strided::rows(0, bl)),
-                        (wv, Strided::rows(0, ckk)),
-                        (&col, b),
-                    );
-                });
+                product(&col, o);
             }
         }
     } else {
