@@ -43,6 +43,7 @@ fn main() {
             times.push(t.elapsed().as_secs_f64() * 1e3);
         }
     }
+    common::print_profile(runs + 2, 1e3, "ms/pass");
     times.sort_by(|a, b| a.total_cmp(b));
     let med = times[times.len() / 2];
     println!(

@@ -62,11 +62,7 @@ fn main() {
             times.push(t.elapsed().as_secs_f64());
         }
     }
-    if sparsenet::profile::enabled() {
-        for (k, v) in sparsenet::profile::report() {
-            eprintln!("{k:>26} {:8.3} s/step", v / (steps + 2) as f64);
-        }
-    }
+    common::print_profile(steps + 2, 1.0, "s/step");
     times.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
     let med = times[times.len() / 2];
     println!(

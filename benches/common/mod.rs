@@ -35,3 +35,14 @@ pub fn threads(threads: usize) {
         .build_global()
         .expect("thread pool");
 }
+
+/// With `SPARSENET_PROFILE` set, print the seconds per op (this thread's table, as
+/// `sparsenet::profile` keeps it) divided by `runs`, scaled by `scale` and labelled `unit`, to
+/// stderr.
+pub fn print_profile(runs: usize, scale: f64, unit: &str) {
+    if sparsenet::profile::enabled() {
+        for (k, v) in sparsenet::profile::report() {
+            eprintln!("{k:>26} {:8.3} {unit}", v / runs as f64 * scale);
+        }
+    }
+}
