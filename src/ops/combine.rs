@@ -32,7 +32,8 @@ where
             out.extend_from_slice(&v[i * cx * hw..(i + 1) * cx * hw]);
         }
     }
-    ctx.act(out, [n, total, h, w])
+    let parts = xs.iter().flat_map(|x| x.parts()).collect();
+    ctx.act(out, [n, total, h, w]).with_parts(parts)
 }
 
 /// `dx += gy[:, offset .. offset + C]` for an input `x` (`N×C×H×W`) of a concatenation whose

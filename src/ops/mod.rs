@@ -35,7 +35,17 @@ impl<T: Real + Dtype> Elem for T {}
 pub struct Act<E> {
     data: Arc<Vec<E>>,
     dims: [usize; 4],
+    /// Unique in the process: names the activation in per-pass caches (an address could be
+    /// reused after a free; an id is not).
+    id: u64,
+    /// For a concatenation: the activations its channels were copied from, in order, as
+    /// (id, channels). Batch norm reuses their per-channel batch statistics, which do not
+    /// depend on which concatenation a channel sits in.
+    parts: Option<Arc<Vec<(u64, usize)>>>,
 }
+
+/// The next activation id.
+static NEXT_ACT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl<E> Act<E> {
     /// `data` as an activation of dimensions `dims` (their product must be its length).
@@ -48,7 +58,24 @@ impl<E> Act<E> {
         Act {
             data: Arc::new(data),
             dims,
+            id: NEXT_ACT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            parts: None,
         }
+    }
+
+    /// Its channel blocks as (source id, channels): the sources of a concatenation, or itself.
+    pub fn parts(&self) -> Vec<(u64, usize)> {
+        match &self.parts {
+            Some(p) => p.to_vec(),
+            None => vec![(self.id, self.dims[1])],
+        }
+    }
+
+    /// This activation, recorded as the concatenation of `parts` (see [`Act::parts`]).
+    pub fn with_parts(mut self, parts: Vec<(u64, usize)>) -> Self {
+        debug_assert_eq!(parts.iter().map(|p| p.1).sum::<usize>(), self.dims[1]);
+        self.parts = Some(Arc::new(parts));
+        self
     }
 
     /// Its dimensions `[n, c, h, w]`.
@@ -102,6 +129,10 @@ pub struct Ctx<E: Elem> {
     pub record: bool,
     /// Parameter gradients (empty until a backward primitive adds to one).
     pub param_grads: Vec<Vec<E>>,
+    /// Per-channel batch statistics (mean, biased variance) of the activations batch norm has
+    /// seen in this pass, by activation id: a DenseNet layer's input repeats every earlier
+    /// output, whose statistics are then computed once per pass instead of once per reader.
+    pub bn_stats: std::collections::HashMap<u64, Vec<(E, E)>>,
 }
 
 impl<E: Elem> Ctx<E>
@@ -115,6 +146,7 @@ where
             train,
             record,
             param_grads: Vec::new(),
+            bn_stats: std::collections::HashMap::new(),
         }
     }
 

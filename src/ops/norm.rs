@@ -75,22 +75,33 @@ where
     let (g, b): (&[E], &[E]) = (&gamma.data, &beta.data);
     let eps = c::<E>(BN_EPS);
     let (mean, invstd): (Vec<E>, Vec<E>) = if ctx.train {
-        let per: Vec<(E, E)> = (0..ch)
-            .into_par_iter()
-            .map(|k| {
-                // Two passes (mean, then squared deviations) for accuracy.
-                let mut s = E::zero();
-                for i in 0..n {
-                    s += lanes_sum(&xv[(i * ch + k) * hw..][..hw], |t| t);
+        // Per channel, two passes (mean, then squared deviations) for accuracy; channels of
+        // an activation seen earlier in this pass (a concatenation repeats its sources) come
+        // from `ctx.bn_stats`, bit for bit what the passes would give.
+        let channel = |k: usize| {
+            let mut s = E::zero();
+            for i in 0..n {
+                s += lanes_sum(&xv[(i * ch + k) * hw..][..hw], |t| t);
+            }
+            let mu = s / c(m as f64);
+            let mut v = E::zero();
+            for i in 0..n {
+                v += lanes_sum(&xv[(i * ch + k) * hw..][..hw], |t| (t - mu) * (t - mu));
+            }
+            (mu, v / c(m as f64))
+        };
+        let mut per: Vec<(E, E)> = Vec::with_capacity(ch);
+        for (id, chans) in x.parts() {
+            let k0 = per.len();
+            match ctx.bn_stats.get(&id) {
+                Some(st) if st.len() == chans => per.extend_from_slice(st),
+                _ => {
+                    let st: Vec<(E, E)> = (k0..k0 + chans).into_par_iter().map(channel).collect();
+                    per.extend_from_slice(&st);
+                    ctx.bn_stats.insert(id, st);
                 }
-                let mu = s / c(m as f64);
-                let mut v = E::zero();
-                for i in 0..n {
-                    v += lanes_sum(&xv[(i * ch + k) * hw..][..hw], |t| (t - mu) * (t - mu));
-                }
-                (mu, v / c(m as f64))
-            })
-            .collect();
+            }
+        }
         let mom = c::<E>(BN_MOMENTUM);
         let unbias = if m > 1 {
             c::<E>(m as f64 / (m as f64 - 1.0))
