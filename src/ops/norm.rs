@@ -355,6 +355,42 @@ mod tests {
     }
 
     #[test]
+    fn statistics_of_concatenated_sources_are_reused_bit_for_bit() {
+        // Two concatenations sharing sources, normalised in one pass (the second reuses the
+        // statistics of a and b) and each in a fresh pass: the same bits, and the cache holds
+        // one entry per source.
+        let dev = Cpu::default();
+        let (n, hw) = (3, 5);
+        let src = |ch: usize, seed: u64| Act::new(rand_vec(n * ch * hw, seed), [n, ch, 1, hw]);
+        let (a, b, c) = (src(2, 41), src(3, 42), src(1, 43));
+        let bn = |ctx: &mut Ctx<f64>, x: &Act<f64>| {
+            let ch = x.dims()[1];
+            let (g, be) = (
+                Param::new(0, rand_vec(ch, 44)),
+                Param::new(1, rand_vec(ch, 45)),
+            );
+            read(&batch_norm(ctx, x, &g, &be, &mut BnStats::new(ch), true).0)
+        };
+        let mut shared = Ctx::new(&dev, true, false);
+        let ab = crate::ops::combine::concat(&mut shared, &[&a, &b]);
+        let abc = crate::ops::combine::concat(&mut shared, &[&a, &b, &c]);
+        let y1 = bn(&mut shared, &ab);
+        let y2 = bn(&mut shared, &abc);
+        assert_eq!(shared.bn_stats.len(), 3, "one entry per source");
+        let fresh = |x: &Act<f64>| bn(&mut Ctx::new(&dev, true, false), x);
+        assert_eq!(y1, fresh(&ab));
+        assert_eq!(y2, fresh(&abc));
+        // …and both against the naive batch norm (then the ReLU).
+        let g = rand_vec(6, 44);
+        let be = rand_vec(6, 45);
+        let want: Vec<f64> = naive(abc.values(), &g, &be, n, 6, hw)
+            .into_iter()
+            .map(|v| v.max(0.0))
+            .collect();
+        assert!(rel_err(&y2, &want) < 1e-12);
+    }
+
+    #[test]
     fn eval_uses_running_statistics_not_the_batch() {
         let dev = Cpu::default();
         let x: Act<f64> = Act::new(vec![1.0, 3.0, 5.0, 7.0], [4, 1, 1, 1]);
