@@ -25,13 +25,19 @@ where
             x.values()
         })
         .collect();
-    // Built by appending, sample by sample: one write of the output, no zero-fill first.
-    let mut out = Vec::with_capacity(n * total * hw);
-    for i in 0..n {
+    // Samples in parallel, one write of the output, no zero-fill first.
+    let out = super::par_filled(n * total * hw, total * hw, |i, o| {
+        let mut at = 0;
         for (v, &cx) in vals.iter().zip(&chans) {
-            out.extend_from_slice(&v[i * cx * hw..(i + 1) * cx * hw]);
+            for (d, &s) in o[at..at + cx * hw]
+                .iter_mut()
+                .zip(&v[i * cx * hw..(i + 1) * cx * hw])
+            {
+                d.write(s);
+            }
+            at += cx * hw;
         }
-    }
+    });
     let parts = xs.iter().flat_map(|x| x.parts()).collect();
     ctx.act(out, [n, total, h, w]).with_parts(parts)
 }

@@ -213,6 +213,27 @@ pub fn dims<E: Elem>(a: &Act<E>) -> [usize; 4] {
     a.dims()
 }
 
+/// A new vector of `len` values written in parallel chunks of `chunk` values by
+/// `f(chunk index, chunk)`, which must write every element of its chunk. No zero-fill first:
+/// with freed memory kept for reuse (`alloc`), a zeroed vector costs one more pass over memory.
+pub fn par_filled<E: Elem>(
+    len: usize,
+    chunk: usize,
+    f: impl Fn(usize, &mut [std::mem::MaybeUninit<E>]) + Sync,
+) -> Vec<E> {
+    use rayon::prelude::*;
+    let mut v: Vec<E> = Vec::with_capacity(len);
+    v.spare_capacity_mut()[..len]
+        .par_chunks_mut(chunk.max(1))
+        .enumerate()
+        .for_each(|(i, c)| f(i, c));
+    // SAFETY: the capacity is at least `len`, and `f` has initialised every element of
+    // `[0, len)` (each chunk is written whole, as the contract above requires; the callers
+    // write each element of their chunk exactly once, from a source of the same length).
+    unsafe { v.set_len(len) };
+    v
+}
+
 /// A copy of an activation's values (where an op or a test needs its own).
 pub fn read<E: Elem>(a: &Act<E>) -> Vec<E> {
     a.values().to_vec()

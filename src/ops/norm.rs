@@ -125,19 +125,18 @@ where
                 .collect(),
         )
     };
-    let mut out = vec![E::zero(); xv.len()];
-    out.par_chunks_mut(hw).enumerate().for_each(|(idx, o)| {
+    let out = super::par_filled(xv.len(), hw, |idx, o| {
         let k = idx % ch;
         let (mu, is, gk, bk) = (mean[k], invstd[k], g[k], b[k]);
         let xs = &xv[idx * hw..(idx + 1) * hw];
         if relu {
             for (y, &t) in o.iter_mut().zip(xs) {
                 let v = gk * (t - mu) * is + bk;
-                *y = if v < E::zero() { E::zero() } else { v };
+                y.write(if v < E::zero() { E::zero() } else { v });
             }
         } else {
             for (y, &t) in o.iter_mut().zip(xs) {
-                *y = gk * (t - mu) * is + bk;
+                y.write(gk * (t - mu) * is + bk);
             }
         }
     });
