@@ -130,6 +130,61 @@ impl Gemm {
         );
     }
 
+    /// [`Gemm::run`] into memory not yet initialised (a fresh gradient buffer that the product
+    /// overwrites whole: no zero-fill first). Not with [`Gemm::accumulating`], which reads `C`.
+    pub fn run_uninit<E: Real>(self, c: &mut [std::mem::MaybeUninit<E>], a: &[E], b: &[E]) {
+        let Gemm { m, n, k, .. } = self;
+        assert!(!self.accumulate, "run_uninit cannot accumulate into C");
+        assert!(
+            c.len() >= m * n && a.len() >= m * k && b.len() >= k * n,
+            "matmul: buffer too small"
+        );
+        if m == 0 || n == 0 {
+            return;
+        }
+        if k == 0 {
+            for v in &mut c[..m * n] {
+                v.write(E::zero());
+            }
+            return;
+        }
+        // Row-major C; A stored m×k (or k×m transposed); B stored k×n (or n×k transposed).
+        let (a_rs, a_cs) = if self.ta { (1, m) } else { (k, 1) };
+        let (b_rs, b_cs) = if self.tb { (1, k) } else { (n, 1) };
+        let par = if self.threads > 1 {
+            gemm::Parallelism::Rayon(self.threads)
+        } else {
+            gemm::Parallelism::None
+        };
+        // SAFETY: the asserts above keep every element of the m×n, m×k and k×n matrices (with
+        // these strides) inside `c`, `a` and `b`; `read_dst` is false, so the kernel writes every
+        // element of C without reading it (uninitialised memory is never read), and `c` is a
+        // distinct mutable borrow, aliasing neither input.
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                c.as_mut_ptr() as *mut E,
+                1,
+                n as isize,
+                false,
+                a.as_ptr(),
+                a_cs as isize,
+                a_rs as isize,
+                b.as_ptr(),
+                b_cs as isize,
+                b_rs as isize,
+                E::one(),
+                E::one(),
+                false,
+                false,
+                false,
+                par,
+            );
+        }
+    }
+
     /// The one call into the `gemm` crate, on views ndarray has checked against their buffers.
     fn kernel<E: Real>(
         self,
@@ -267,6 +322,35 @@ mod tests {
                     assert!((x - 2.0 * y).abs() < 1e-12);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn into_uninitialised_memory_equals_run() {
+        use std::mem::MaybeUninit;
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let (m, n, k) = (7, 5, 9);
+            let a: Vec<f64> = rand_vec(m * k, 1);
+            let b: Vec<f64> = rand_vec(k * n, 2);
+            let mut g = Gemm::new(m, n, k);
+            if ta {
+                g = g.a_transposed();
+            }
+            if tb {
+                g = g.b_transposed();
+            }
+            let mut want = vec![0.0; m * n];
+            g.run(&mut want, &a, &b);
+            let mut c: Vec<MaybeUninit<f64>> = (0..m * n).map(|_| MaybeUninit::uninit()).collect();
+            g.run_uninit(&mut c, &a, &b);
+            // SAFETY: run_uninit wrote all m·n elements.
+            let got: Vec<f64> = c.into_iter().map(|v| unsafe { v.assume_init() }).collect();
+            assert_eq!(got, want, "ta {ta} tb {tb}");
+            let reference = naive(&a, &b, m, n, k, ta, tb);
+            assert!(got
+                .iter()
+                .zip(&reference)
+                .all(|(x, y)| (x - y).abs() < 1e-12));
         }
     }
 

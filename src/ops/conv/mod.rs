@@ -6,6 +6,7 @@
 use dfdx::prelude::*;
 use ndarray::{s, Array4, ArrayView4};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 use std::sync::Arc;
 
 mod im2col;
@@ -183,13 +184,15 @@ pub fn conv2d_backward<E: Elem>(
     let x_grad = dx.is_some();
     let per = n.div_ceil(CHUNKS).max(1);
     let chunks = n.div_ceil(per);
-    let mut gx = if x_grad {
-        vec![E::zero(); n * in_sz]
-    } else {
-        Vec::new()
-    };
-    let slots: Vec<Option<&mut [E]>> = if x_grad {
-        gx.chunks_mut(per * in_sz).map(Some).collect()
+    // The input gradient is allocated uninitialised: every path below writes each sample's
+    // part whole (an overwriting product, or zeros first where a scatter adds into it), so no
+    // zero-fill pass over this — often the widest — buffer is spent.
+    let mut gx: Vec<E> = Vec::with_capacity(if x_grad { n * in_sz } else { 0 });
+    let slots: Vec<Option<&mut [MaybeUninit<E>]>> = if x_grad {
+        gx.spare_capacity_mut()[..n * in_sz]
+            .chunks_mut(per * in_sz)
+            .map(Some)
+            .collect()
     } else {
         (0..chunks).map(|_| None).collect()
     };
@@ -207,9 +210,9 @@ pub fn conv2d_backward<E: Elem>(
     };
     let tk = cfg.out_ch * k * k;
     // Input gradient of one sample by the transposed convolution (`gcol` is scratch).
-    let transposed_dx = |gi: &[E], dst: &mut [E], gcol: &mut [E]| {
+    let transposed_dx = |gi: &[E], dst: &mut [MaybeUninit<E>], gcol: &mut [E]| {
         im2col(gi, &tcfg, ho, wo, gcol);
-        Gemm::new(cfg.in_ch, h * wd, tk).run(dst, &wt, gcol);
+        Gemm::new(cfg.in_ch, h * wd, tk).run_uninit(dst, &wt, gcol);
     };
     let partial: Vec<Vec<E>> = slots
         .into_par_iter()
@@ -237,7 +240,7 @@ pub fn conv2d_backward<E: Elem>(
                             same.backward(xi, gi, wv, &cfg, &mut gw, None);
                             E::with_scratch(tk * h * wd, 0, |gcol, _| transposed_dx(gi, dst, gcol));
                         }
-                        dst => same.backward(xi, gi, wv, &cfg, &mut gw, dst),
+                        dst => same.backward(xi, gi, wv, &cfg, &mut gw, dst.map(zeroed)),
                     }
                 }
                 return gw;
@@ -261,14 +264,14 @@ pub fn conv2d_backward<E: Elem>(
                         if cfg.is_pointwise() {
                             Gemm::new(ckk, hw, cfg.out_ch)
                                 .a_transposed()
-                                .run(dst, wv, gi);
+                                .run_uninit(dst, wv, gi);
                         } else if transposed {
                             transposed_dx(gi, dst, gcol);
                         } else {
                             Gemm::new(ckk, hw, cfg.out_ch)
                                 .a_transposed()
                                 .run(gcol, wv, gi);
-                            col2im(gcol, &cfg, h, wd, dst);
+                            col2im(gcol, &cfg, h, wd, zeroed(dst));
                         }
                     }
                 }
@@ -284,6 +287,18 @@ pub fn conv2d_backward<E: Elem>(
     }
     ctx.add_param_grad(w, &gw);
     if let Some(dx) = dx {
+        // SAFETY: the capacity is n·in_sz, and every sample's in_sz values were written above
+        // (each chunk's samples by an overwriting product or after `zeroed`).
+        unsafe { gx.set_len(n * in_sz) };
         accumulate(dx, gx);
     }
+}
+
+/// `s` set to zeros, as initialised values (for the paths that add into the input gradient).
+fn zeroed<E: Elem>(s: &mut [MaybeUninit<E>]) -> &mut [E] {
+    for v in s.iter_mut() {
+        v.write(E::zero());
+    }
+    // SAFETY: every element was initialised just above, and MaybeUninit<E> has E's layout.
+    unsafe { &mut *(s as *mut [MaybeUninit<E>] as *mut [E]) }
 }
