@@ -12,8 +12,7 @@ for b in gpu-check train study; do
   cp target/release/$b .gpu/$b
   strip .gpu/$b
 done
-cargo build --release -q --bin zoo --bin evaluate
-cp target/release/evaluate .gpu/evaluate && strip .gpu/evaluate
+cargo build --release -q --bin zoo
 for m in sparsenet-40-24 densenet-40-12 sparsenet-bc-100-24 densenet-bc-100-12; do
   ./target/release/zoo --model $m --classes 10 --dag > .gpu/$m.json
 done
