@@ -53,21 +53,23 @@ pub fn concat_backward<E: Elem>(
 ) {
     let [n, cx, h, w] = x;
     let (hw, total) = (h * w, y[1]);
-    let rows = (0..n).map(|i| &gy[(i * total + offset) * hw..][..cx * hw]);
+    // Sample i's slice of the output gradient; samples in parallel (one core cannot saturate
+    // memory bandwidth), each element written or added once.
+    let row = |i: usize| &gy[(i * total + offset) * hw..][..cx * hw];
     match dx {
         None => {
-            let mut g = Vec::with_capacity(n * cx * hw);
-            for r in rows {
-                g.extend_from_slice(r);
-            }
-            *dx = Some(g);
+            *dx = Some(super::par_filled(n * cx * hw, cx * hw, |i, dst| {
+                for (a, &b) in dst.iter_mut().zip(row(i)) {
+                    a.write(b);
+                }
+            }));
         }
         Some(d) => {
-            for (dst, r) in d.chunks_mut(cx * hw).zip(rows) {
-                for (a, &b) in dst.iter_mut().zip(r) {
+            d.par_chunks_mut(cx * hw).enumerate().for_each(|(i, dst)| {
+                for (a, &b) in dst.iter_mut().zip(row(i)) {
                     *a += b;
                 }
-            }
+            });
         }
     }
 }
