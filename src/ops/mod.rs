@@ -182,27 +182,41 @@ where
     }
 }
 
+/// Elements per parallel task of the element-wise gradient sums.
+const ADD_CHUNK: usize = 1 << 15;
+
+/// `d += g` element-wise, in parallel chunks (each element's sum is the same whatever the
+/// threads).
+fn add_into<E: Elem>(d: &mut [E], g: &[E]) {
+    use rayon::prelude::*;
+    d.par_chunks_mut(ADD_CHUNK)
+        .zip(g.par_chunks(ADD_CHUNK))
+        .for_each(|(d, g)| {
+            for (a, &b) in d.iter_mut().zip(g) {
+                *a += b;
+            }
+        });
+}
+
 /// `dx += g`, moving `g` in when `dx` holds nothing yet.
 pub fn accumulate<E: Elem>(dx: &mut Option<Grad<E>>, g: Grad<E>) {
     match dx {
         None => *dx = Some(g),
-        Some(d) => {
-            for (a, &b) in d.iter_mut().zip(&g) {
-                *a += b;
-            }
-        }
+        Some(d) => add_into(d, &g),
     }
 }
 
 /// `dx += g` from a borrowed gradient.
 pub fn accumulate_from<E: Elem>(dx: &mut Option<Grad<E>>, g: &[E]) {
     match dx {
-        None => *dx = Some(g.to_vec()),
-        Some(d) => {
-            for (a, &b) in d.iter_mut().zip(g) {
-                *a += b;
-            }
+        None => {
+            *dx = Some(par_filled(g.len(), ADD_CHUNK, |i, d| {
+                for (a, &b) in d.iter_mut().zip(&g[i * ADD_CHUNK..]) {
+                    a.write(b);
+                }
+            }))
         }
+        Some(d) => add_into(d, g),
     }
 }
 
