@@ -134,17 +134,24 @@ def main():
                           "logits_shape": list(logits.shape)}))
         return
     if a.latency:
-        net = DagNet(dag).eval()
+        # On CUDA each pass moves the image to the device and the logits back, and is timed
+        # after synchronising (as gpu-check --latency does).
+        net = DagNet(dag).to(dev).eval()
         x = torch.randn(1, inp["c"], inp["h"], inp["w"])
         times = []
         with torch.no_grad():
             for run in range(a.latency + 2):
+                if dev.type == "cuda":
+                    torch.cuda.synchronize()
                 t = time.perf_counter()
-                net(x)
+                net(x.to(dev)).cpu()
                 if run >= 2:
                     times.append((time.perf_counter() - t) * 1e3)
-        print(json.dumps({"peer": "pytorch " + torch.__version__, "model": a.name, "threads": a.threads,
-                          "median_ms": statistics.median(times)}))
+        out = {"peer": "pytorch " + torch.__version__, "model": a.name, "device": a.device,
+               "threads": a.threads, "median_ms": statistics.median(times)}
+        if dev.type == "cuda":
+            out["tf32"] = {"cudnn": torch.backends.cudnn.allow_tf32, "matmul": torch.backends.cuda.matmul.allow_tf32}
+        print(json.dumps(out))
         return
 
     def run(batch, steps, warmup=a.warmup):

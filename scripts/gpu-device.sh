@@ -14,6 +14,8 @@
 #   bench    SparseNet-40-24 and DenseNet-40-12 training images/s at 32×32×3, batch 64 and the
 #            largest power-of-two batch that fits, TF32 off and on, convolutions by $CONV;
 #   pytorch  then PyTorch on the same DAGs in the same run.
+#   latency  batch-1 inference of DenseNet-121 and SparseNet-121-32 at 224×224 (the paper's Time
+#            column), ours (gpu-check --latency) then PyTorch's, TF32 off and on.
 #   resume   a GPU run stopped after epoch 1 and resumed on the GPU, against the same run
 #            uninterrupted; and the GPU checkpoint of epoch 1 resumed on the CPU.
 #   adam     two epochs with Adam on the GPU.
@@ -23,13 +25,13 @@
 #   train    a short training run on the full Fashion-MNIST with --device cuda.
 #   (profile: milliseconds per op of our training step, synchronised per op; not by default.)
 #
-# Environment: STAGES (default "libs check bench pytorch resume adam study dp train"; also
+# Environment: STAGES (default "libs check bench pytorch latency resume adam study dp train"; also
 # "profile"), SPARSE_BATCHES and DENSE_BATCHES (default "64,max"), PT_SPARSE_BATCHES and
 # PT_DENSE_BATCHES for PyTorch (default: the same), TF32 (default "off on"), CONV (default
 # "cudnn"; "own", "both"), BENCH_MODELS (default "sparsenet-40-24 densenet-40-12"; the DAGs of
 # the BC-100 models travel too), EPOCHS (default 3).
 set -uo pipefail
-STAGES=${STAGES:-libs check bench pytorch resume adam study dp train}
+STAGES=${STAGES:-libs check bench pytorch latency resume adam study dp train}
 CONV=${CONV:-cudnn}
 TF32=${TF32:-off on}
 want() { [[ " $STAGES " == *" $1 "* ]]; }
@@ -105,6 +107,18 @@ bench_peer() {
 export -f bench_ours bench_peer
 want bench && stage bench 150 bash -c bench_ours
 want pytorch && stage pytorch 150 bash -c bench_peer
+latency_both() {
+  .gpu/gpu-check --skip-ops --skip-networks --latency densenet-121,sparsenet-121-32 --steps 20 \
+    --tf32 "$tf32_flag" --conv "$CONV" || return 1
+  for m in densenet-121 sparsenet-121-32; do
+    for tf32 in $TF32; do
+      python3 benches/torch_peer.py ".gpu/$m-latency.json" --device cuda --latency 20 \
+        --tf32 "$tf32" --name "$m" || return 1
+    done
+  done
+}
+export -f latency_both
+want latency && stage latency 120 bash -c latency_both
 # The embedded Fashion-MNIST subset (2 000 + 500 images) travels with the working tree.
 SUB=src/data/fashion-mnist-subset
 export SMALL="--data-dir $SUB --model sparsenet-40-24 --batch-size 64 --lr 0.1 --quiet" G

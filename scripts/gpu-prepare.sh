@@ -13,6 +13,9 @@ for b in gpu-check train study; do
   strip .gpu/$b
 done
 cargo build --release -q --bin zoo
+for m in densenet-121 sparsenet-121-32; do   # batch-1 latency, the paper's 1000-class heads
+  ./target/release/zoo --model $m --dag > .gpu/$m-latency.json
+done
 for m in sparsenet-40-24 densenet-40-12 sparsenet-bc-100-24 densenet-bc-100-12; do
   ./target/release/zoo --model $m --classes 10 --dag > .gpu/$m.json
 done

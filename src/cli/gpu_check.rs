@@ -10,7 +10,9 @@ use std::process::ExitCode;
 use sparsenet_net::zoo::named;
 use sparsenet_net::Shape;
 
-use crate::gpu::check::{bench, largest_batch, network_check, op_checks, Bench, Comparison};
+use crate::gpu::check::{
+    bench, largest_batch, latency, network_check, op_checks, Bench, Comparison, Latency,
+};
 use crate::gpu::{open, ConvEngine};
 
 use super::args::{bad_input, parse_in_range};
@@ -50,6 +52,10 @@ pub struct GpuCheckArgs {
     /// Models to benchmark, comma-separated (none: no benchmark).
     #[arg(long, value_delimiter = ',')]
     pub bench: Vec<String>,
+    /// Models whose batch-1 inference latency to time at their own input size (e.g.
+    /// densenet-121,sparsenet-121-32: 224×224), --steps passes each, with TF32 as --tf32.
+    #[arg(long, value_delimiter = ',')]
+    pub latency: Vec<String>,
     /// Batch sizes of the benchmark, comma-separated numbers or `max`.
     #[arg(long, value_delimiter = ',', default_value = "64,max")]
     pub batch: Vec<String>,
@@ -82,6 +88,7 @@ struct Report {
     device: String,
     comparisons: Vec<Comparison>,
     benchmarks: Vec<Bench>,
+    latencies: Vec<Latency>,
     failed: usize,
 }
 
@@ -91,9 +98,11 @@ pub fn run(a: &GpuCheckArgs, out: &mut dyn Write) -> ExitCode {
     if a.libs {
         return libraries(out);
     }
-    for m in &a.bench {
+    for m in a.bench.iter().chain(&a.latency) {
         if named(m).is_err() {
-            return bad_input(format!("unknown model '{m}' in --bench (see `zoo --list`)"));
+            return bad_input(format!(
+                "unknown model '{m}' in --bench or --latency (see `zoo --list`)"
+            ));
         }
     }
     for b in &a.batch {
@@ -138,6 +147,7 @@ fn checks(a: &GpuCheckArgs, out: &mut dyn Write) -> Result<usize> {
         device: kit.name.clone(),
         comparisons: Vec::new(),
         benchmarks: Vec::new(),
+        latencies: Vec::new(),
         failed: 0,
     };
     let show =
@@ -233,6 +243,30 @@ fn checks(a: &GpuCheckArgs, out: &mut dyn Write) -> Result<usize> {
                     writeln!(out, "json {}", serde_json::to_string(&r)?)?;
                     report.benchmarks.push(r);
                 }
+            }
+        }
+    }
+    if !a.latency.is_empty() {
+        let modes: &[bool] = match a.tf32.as_str() {
+            "off" => &[false],
+            "on" => &[true],
+            _ => &[false, true],
+        };
+        for (&tf32, &engine) in modes
+            .iter()
+            .flat_map(|t| engines.iter().map(move |e| (t, e)))
+        {
+            let kit = open(a.gpu, tf32, engine)?;
+            for m in &a.latency {
+                let spec = named(m).expect("checked above").spec(None);
+                let r = latency(&kit, m, &spec, a.steps)?;
+                writeln!(
+                    out,
+                    "latency {:<18} tf32 {:<5} conv {:<5} {:>8.2} ms (min {:.2}, max {:.2})",
+                    r.model, r.tf32, r.conv, r.median_ms, r.min_ms, r.max_ms
+                )?;
+                writeln!(out, "json {}", serde_json::to_string(&r)?)?;
+                report.latencies.push(r);
             }
         }
     }

@@ -1,4 +1,5 @@
-//! The GPU training benchmark and the search for the largest batch that fits.
+//! The GPU training benchmark, the search for the largest batch that fits, and batch-1
+//! inference latency (the paper's Time column).
 
 use anyhow::{bail, Result};
 use rand::{Rng, SeedableRng};
@@ -81,6 +82,65 @@ pub fn bench(
         median_step_s: med,
         images_per_sec: batch as f64 / med,
         peak_bytes: gpu.peak_memory(),
+        tf32: kit.tf32,
+        conv: kit.conv.name(),
+    })
+}
+
+/// Batch-1 inference latency on the GPU.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Latency {
+    /// Model name.
+    pub model: String,
+    /// Median milliseconds of one pass: the image to the device, the forward pass in
+    /// evaluation mode, the logits back.
+    pub median_ms: f64,
+    /// Fastest pass.
+    pub min_ms: f64,
+    /// Slowest pass.
+    pub max_ms: f64,
+    /// Timed passes (after two untimed ones).
+    pub runs: usize,
+    /// Whether TF32 tensor-core products were allowed.
+    pub tf32: bool,
+    /// The convolution engine (`cudnn` or `own`).
+    pub conv: &'static str,
+}
+
+/// Batch-1 latency of `spec` at its own input size, in evaluation mode (random weights:
+/// latency does not depend on them).
+pub fn latency(kit: &Rc<Kit>, name: &str, spec: &NetSpec, runs: usize) -> Result<Latency> {
+    let input = spec.input_shape();
+    let model = Model::<f32>::new(spec, input, 0)?;
+    let opt = OptConfig {
+        kind: OptKind::Sgd,
+        momentum: 0.9,
+        nesterov: true,
+        weight_decay: 1e-4,
+    };
+    let sizes: Vec<usize> = model.values.iter().map(|v| v.len()).collect();
+    let mut gpu = GpuTrainer::new(kit.clone(), &model, &opt, &State::new(&opt, &sizes))?;
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let x = random(input.c * input.h * input.w, &mut rng);
+    let mut times = Vec::new();
+    for i in 0..runs.max(1) + 2 {
+        kit.sync()?;
+        let t = Instant::now();
+        let logits = gpu.logits(&model, &x, &[0], false)?;
+        if logits.len() != spec.classes {
+            bail!("{name}: {} logits, expected {}", logits.len(), spec.classes);
+        }
+        if i >= 2 {
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(Latency {
+        model: name.to_string(),
+        median_ms: times[times.len() / 2],
+        min_ms: times[0],
+        max_ms: times[times.len() - 1],
+        runs: times.len(),
         tf32: kit.tf32,
         conv: kit.conv.name(),
     })

@@ -6,7 +6,7 @@ mod bench;
 mod network;
 mod ops;
 
-pub use bench::{bench, is_out_of_memory, largest_batch, Bench};
+pub use bench::{bench, is_out_of_memory, largest_batch, latency, Bench, Latency};
 pub use network::network_check;
 pub use ops::op_checks;
 
