@@ -198,16 +198,18 @@ fn checks(a: &GpuCheckArgs, out: &mut dyn Write) -> Result<usize> {
         }
     }
     report.failed = report.comparisons.iter().filter(|c| !c.ok()).count();
+    // Every (TF32 mode, convolution engine) pair asked for, TF32 off first.
+    let modes: &[bool] = match a.tf32.as_str() {
+        "off" => &[false],
+        "on" => &[true],
+        _ => &[false, true],
+    };
+    let settings: Vec<(bool, ConvEngine)> = modes
+        .iter()
+        .flat_map(|&t| engines.iter().map(move |&e| (t, e)))
+        .collect();
     if !a.bench.is_empty() {
-        let modes: &[bool] = match a.tf32.as_str() {
-            "off" => &[false],
-            "on" => &[true],
-            _ => &[false, true],
-        };
-        for (&tf32, &engine) in modes
-            .iter()
-            .flat_map(|t| engines.iter().map(move |e| (t, e)))
-        {
+        for &(tf32, engine) in &settings {
             let kit = open(a.gpu, tf32, engine)?;
             for m in &a.bench {
                 let spec = named(m).expect("checked above").spec(Some(10));
@@ -247,15 +249,7 @@ fn checks(a: &GpuCheckArgs, out: &mut dyn Write) -> Result<usize> {
         }
     }
     if !a.latency.is_empty() {
-        let modes: &[bool] = match a.tf32.as_str() {
-            "off" => &[false],
-            "on" => &[true],
-            _ => &[false, true],
-        };
-        for (&tf32, &engine) in modes
-            .iter()
-            .flat_map(|t| engines.iter().map(move |e| (t, e)))
-        {
+        for &(tf32, engine) in &settings {
             let kit = open(a.gpu, tf32, engine)?;
             for m in &a.latency {
                 let spec = named(m).expect("checked above").spec(None);

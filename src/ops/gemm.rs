@@ -69,6 +69,15 @@ impl Gemm {
         Gemm { threads, ..self }
     }
 
+    /// How the kernel may split the work.
+    fn parallelism(self) -> gemm::Parallelism {
+        if self.threads > 1 {
+            gemm::Parallelism::Rayon(self.threads)
+        } else {
+            gemm::Parallelism::None
+        }
+    }
+
     /// Compute into `c` from contiguous row-major `a` and `b`.
     pub fn run<E: Real>(self, c: &mut [E], a: &[E], b: &[E]) {
         let Gemm { m, n, k, .. } = self;
@@ -96,11 +105,7 @@ impl Gemm {
             Strided::rows(0, n).view(b, k, n)
         };
         let c = Strided::rows(0, n).view_mut(c, m, n);
-        let par = if self.threads > 1 {
-            gemm::Parallelism::Rayon(self.threads)
-        } else {
-            gemm::Parallelism::None
-        };
+        let par = self.parallelism();
         self.kernel(c, a, b, par);
     }
 
@@ -117,11 +122,7 @@ impl Gemm {
         if m == 0 || n == 0 || k == 0 {
             return;
         }
-        let par = if self.threads > 1 {
-            gemm::Parallelism::Rayon(self.threads)
-        } else {
-            gemm::Parallelism::None
-        };
+        let par = self.parallelism();
         self.kernel(
             cv.view_mut(c, m, n),
             av.view(a, m, k),
@@ -151,11 +152,7 @@ impl Gemm {
         // Row-major C; A stored m×k (or k×m transposed); B stored k×n (or n×k transposed).
         let (a_rs, a_cs) = if self.ta { (1, m) } else { (k, 1) };
         let (b_rs, b_cs) = if self.tb { (1, k) } else { (n, 1) };
-        let par = if self.threads > 1 {
-            gemm::Parallelism::Rayon(self.threads)
-        } else {
-            gemm::Parallelism::None
-        };
+        let par = self.parallelism();
         // SAFETY: the asserts above keep every element of the m×n, m×k and k×n matrices (with
         // these strides) inside `c`, `a` and `b`; `read_dst` is false, so the kernel writes every
         // element of C without reading it (uninitialised memory is never read), and `c` is a

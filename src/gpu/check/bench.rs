@@ -34,6 +34,21 @@ pub struct Bench {
     pub conv: &'static str,
 }
 
+/// `spec` initialised at its own input size, the benchmark's optimiser (SGD, Nesterov 0.9,
+/// weight decay 1e-4), and both on the GPU.
+fn fresh(kit: &Rc<Kit>, spec: &NetSpec) -> Result<(Model<f32>, OptConfig, GpuTrainer)> {
+    let model = Model::<f32>::new(spec, spec.input_shape(), 0)?;
+    let opt = OptConfig {
+        kind: OptKind::Sgd,
+        momentum: 0.9,
+        nesterov: true,
+        weight_decay: 1e-4,
+    };
+    let sizes: Vec<usize> = model.values.iter().map(|v| v.len()).collect();
+    let gpu = GpuTrainer::new(kit.clone(), &model, &opt, &State::new(&opt, &sizes))?;
+    Ok((model, opt, gpu))
+}
+
 /// Median step time over `steps` steps after `warmup` untimed ones, on one random batch held on the
 /// host (so each step uploads it, as training does).
 pub fn bench(
@@ -47,15 +62,7 @@ pub fn bench(
     let input = spec.input_shape();
     kit.sync()?;
     kit.reset_peak();
-    let model = Model::<f32>::new(spec, input, 0)?;
-    let opt = OptConfig {
-        kind: OptKind::Sgd,
-        momentum: 0.9,
-        nesterov: true,
-        weight_decay: 1e-4,
-    };
-    let sizes: Vec<usize> = model.values.iter().map(|v| v.len()).collect();
-    let mut gpu = GpuTrainer::new(kit.clone(), &model, &opt, &State::new(&opt, &sizes))?;
+    let (model, opt, mut gpu) = fresh(kit, spec)?;
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let x = random(batch * input.c * input.h * input.w, &mut rng);
     let y: Vec<u8> = (0..batch)
@@ -111,15 +118,7 @@ pub struct Latency {
 /// latency does not depend on them).
 pub fn latency(kit: &Rc<Kit>, name: &str, spec: &NetSpec, runs: usize) -> Result<Latency> {
     let input = spec.input_shape();
-    let model = Model::<f32>::new(spec, input, 0)?;
-    let opt = OptConfig {
-        kind: OptKind::Sgd,
-        momentum: 0.9,
-        nesterov: true,
-        weight_decay: 1e-4,
-    };
-    let sizes: Vec<usize> = model.values.iter().map(|v| v.len()).collect();
-    let mut gpu = GpuTrainer::new(kit.clone(), &model, &opt, &State::new(&opt, &sizes))?;
+    let (model, _, mut gpu) = fresh(kit, spec)?;
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let x = random(input.c * input.h * input.w, &mut rng);
     let mut times = Vec::new();
