@@ -88,14 +88,33 @@ impl Drop for Dnn {
     }
 }
 
-/// The first algorithm of cuDNN's timed list that ran and whose workspace fits the limit.
-fn fastest<A: Copy>(found: &[(A, sys::cudnnStatus_t, usize)]) -> Option<(A, usize)> {
+/// The first algorithm of cuDNN's timed list (fastest first) that ran and whose workspace fits
+/// the limit.
+fn fastest<A>(found: impl Iterator<Item = (A, sys::cudnnStatus_t, usize)>) -> Option<(A, usize)> {
     found
-        .iter()
-        .find(|(_, status, ws)| {
+        .filter(|(_, status, ws)| {
             *status == sys::cudnnStatus_t::CUDNN_STATUS_SUCCESS && *ws <= WORKSPACE_LIMIT
         })
-        .map(|&(a, _, ws)| (a, ws))
+        .map(|(a, _, ws)| (a, ws))
+        .next()
+}
+
+/// Results a `cudnnFind…Algorithm` call returns: `find(max, &mut count, results)` fills up to
+/// `max` entries of a zeroed array; those filled, or an error for a failed call.
+fn search<P: Copy>(
+    err: impl Fn(result::CudnnError) -> anyhow::Error,
+    find: impl FnOnce(std::ffi::c_int, *mut std::ffi::c_int, *mut P) -> sys::cudnnStatus_t,
+) -> Result<Vec<P>> {
+    const MAX: usize = 16;
+    // SAFETY: the perf-result structs are plain C data (enums, integers, floats, arrays) for
+    // which all-zero bytes are a valid value, as cuDNN's own examples initialise them.
+    let mut r: Vec<P> = (0..MAX).map(|_| unsafe { std::mem::zeroed() }).collect();
+    let mut count: std::ffi::c_int = 0;
+    find(MAX as _, &mut count, r.as_mut_ptr())
+        .result()
+        .map_err(err)?;
+    r.truncate((count.max(0) as usize).min(MAX));
+    Ok(r)
 }
 
 impl Dnn {
@@ -179,70 +198,29 @@ impl Dnn {
             result::set_convolution_math_type(plan.conv, self.math).map_err(e("math type"))?;
         }
         let mut plan = plan;
-        const MAX: usize = 16;
-        let mut count: std::ffi::c_int = 0;
+        let h = self.handle;
         // SAFETY (the three searches): the handle and descriptors are live; cuDNN writes at most
-        // MAX results into the zero-initialised arrays and their number into `count`.
-        let fwd = unsafe {
-            let mut r: [sys::cudnnConvolutionFwdAlgoPerf_t; MAX] = std::mem::zeroed();
+        // `max` results into the array `search` hands it and their number into `count`.
+        let fwd = search(e("forward search"), |max, count, r| unsafe {
             sys::cudnnFindConvolutionForwardAlgorithm(
-                self.handle,
-                plan.x,
-                plan.w,
-                plan.conv,
-                plan.y,
-                MAX as _,
-                &mut count,
-                r.as_mut_ptr(),
+                h, plan.x, plan.w, plan.conv, plan.y, max, count, r,
             )
-            .result()
-            .map_err(e("forward search"))?;
-            let found: Vec<_> = r[..count as usize]
-                .iter()
-                .map(|p| (p.algo, p.status, p.memory))
-                .collect();
-            fastest(&found)
-        };
-        let bwd_data = unsafe {
-            let mut r: [sys::cudnnConvolutionBwdDataAlgoPerf_t; MAX] = std::mem::zeroed();
+        })?;
+        let fwd = fastest(fwd.iter().map(|p| (p.algo, p.status, p.memory)));
+        // SAFETY: as for the forward search.
+        let bwd_data = search(e("backward-data search"), |max, count, r| unsafe {
             sys::cudnnFindConvolutionBackwardDataAlgorithm(
-                self.handle,
-                plan.w,
-                plan.y,
-                plan.conv,
-                plan.x,
-                MAX as _,
-                &mut count,
-                r.as_mut_ptr(),
+                h, plan.w, plan.y, plan.conv, plan.x, max, count, r,
             )
-            .result()
-            .map_err(e("backward-data search"))?;
-            let found: Vec<_> = r[..count as usize]
-                .iter()
-                .map(|p| (p.algo, p.status, p.memory))
-                .collect();
-            fastest(&found)
-        };
-        let bwd_filter = unsafe {
-            let mut r: [sys::cudnnConvolutionBwdFilterAlgoPerf_t; MAX] = std::mem::zeroed();
+        })?;
+        let bwd_data = fastest(bwd_data.iter().map(|p| (p.algo, p.status, p.memory)));
+        // SAFETY: as for the forward search.
+        let bwd_filter = search(e("backward-filter search"), |max, count, r| unsafe {
             sys::cudnnFindConvolutionBackwardFilterAlgorithm(
-                self.handle,
-                plan.x,
-                plan.y,
-                plan.conv,
-                plan.w,
-                MAX as _,
-                &mut count,
-                r.as_mut_ptr(),
+                h, plan.x, plan.y, plan.conv, plan.w, max, count, r,
             )
-            .result()
-            .map_err(e("backward-filter search"))?;
-            let found: Vec<_> = r[..count as usize]
-                .iter()
-                .map(|p| (p.algo, p.status, p.memory))
-                .collect();
-            fastest(&found)
-        };
+        })?;
+        let bwd_filter = fastest(bwd_filter.iter().map(|p| (p.algo, p.status, p.memory)));
         match (fwd, bwd_data, bwd_filter) {
             (Some(f), Some(d), Some(w)) => {
                 plan.fwd = f;

@@ -76,7 +76,6 @@ fn rank_main(
     rank: usize,
     world: usize,
     id: cudarc::nccl::Id,
-    tf32: bool,
     conv: ConvEngine,
     model: Model<f32>,
     opt: OptConfig,
@@ -86,7 +85,8 @@ fn rank_main(
 ) {
     let mut model = model;
     let setup = (|| -> Result<_> {
-        let kit = open(rank, tf32, conv)?;
+        // TF32 off, as in single-GPU training: the GPU computes what the CPU computes.
+        let kit = open(rank, false, conv)?;
         let comm = cudarc::nccl::Comm::from_rank(kit.stream.clone(), rank, world, id)
             .map_err(|e| anyhow!("NCCL: joining as rank {rank} of {world}: {:?}", e.0))?;
         let trainer = GpuTrainer::new(kit, &model, &opt, &state)?;
@@ -167,7 +167,7 @@ impl DataParallel {
             let (opt, state) = (*opt, state.clone());
             let thread = std::thread::Builder::new()
                 .name(format!("gpu-rank-{rank}"))
-                .spawn(move || rank_main(rank, world, id, false, conv, copy, opt, state, crx, rtx))
+                .spawn(move || rank_main(rank, world, id, conv, copy, opt, state, crx, rtx))
                 .context("starting a GPU thread")?;
             ranks.push(Rank {
                 tx: ctx,

@@ -94,19 +94,9 @@ impl Gemm {
             }
             return;
         }
-        let a = if self.ta {
-            Strided::rows(0, m).view(a, k, m).reversed_axes()
-        } else {
-            Strided::rows(0, k).view(a, m, k)
-        };
-        let b = if self.tb {
-            Strided::rows(0, k).view(b, n, k).reversed_axes()
-        } else {
-            Strided::rows(0, n).view(b, k, n)
-        };
-        let c = Strided::rows(0, n).view_mut(c, m, n);
-        let par = self.parallelism();
-        self.kernel(c, a, b, par);
+        // SAFETY: `c` is a distinct mutable borrow (aliasing neither input) holding m·n
+        // initialised elements (asserted above), which the kernel may read when accumulating.
+        unsafe { self.contiguous(c.as_mut_ptr(), a, b) };
     }
 
     /// Compute on strided views of flat buffers: `a` seen through `av` as `op(A)` (`m×k`), `b`
@@ -149,23 +139,35 @@ impl Gemm {
             }
             return;
         }
-        // Row-major C; A stored m×k (or k×m transposed); B stored k×n (or n×k transposed).
+        // SAFETY: `c` is a distinct mutable borrow of at least m·n elements (asserted above);
+        // not accumulating, the kernel writes every element of C without reading it, so
+        // uninitialised memory is never read.
+        unsafe { self.contiguous(c.as_mut_ptr() as *mut E, a, b) };
+    }
+
+    /// The product on contiguous row-major buffers (A stored m×k, or k×m when transposed; B
+    /// k×n, or n×k), C row-major m×n at `c`. Callers have asserted the buffer lengths and that
+    /// m, n, k are non-zero.
+    ///
+    /// # Safety
+    /// `c` must be valid for writes of m·n elements, not overlap `a` or `b`, and hold
+    /// initialised values when accumulating (the kernel then reads them).
+    unsafe fn contiguous<E: Real>(self, c: *mut E, a: &[E], b: &[E]) {
+        let Gemm { m, n, k, .. } = self;
         let (a_rs, a_cs) = if self.ta { (1, m) } else { (k, 1) };
         let (b_rs, b_cs) = if self.tb { (1, k) } else { (n, 1) };
-        let par = self.parallelism();
-        // SAFETY: the asserts above keep every element of the m×n, m×k and k×n matrices (with
-        // these strides) inside `c`, `a` and `b`; `read_dst` is false, so the kernel writes every
-        // element of C without reading it (uninitialised memory is never read), and `c` is a
-        // distinct mutable borrow, aliasing neither input.
+        // SAFETY: the lengths asserted by the callers keep every element of the m×n, m×k and
+        // k×n matrices (with these strides) inside `c`, `a` and `b`; the caller's contract covers
+        // `c`'s validity and what the kernel may read of it.
         unsafe {
             gemm::gemm(
                 m,
                 n,
                 k,
-                c.as_mut_ptr() as *mut E,
+                c,
                 1,
                 n as isize,
-                false,
+                self.accumulate,
                 a.as_ptr(),
                 a_cs as isize,
                 a_rs as isize,
@@ -177,7 +179,7 @@ impl Gemm {
                 false,
                 false,
                 false,
-                par,
+                self.parallelism(),
             );
         }
     }

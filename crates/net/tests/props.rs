@@ -65,6 +65,24 @@ fn closed_form(
     total + head(c, classes)
 }
 
+/// A CIFAR DenseNet or SparseNet (sparse base `base`) of `blocks_layers` layers per block.
+fn cifar_spec(
+    dense: bool,
+    bc: bool,
+    blocks_layers: usize,
+    g: &[usize; 3],
+    base: usize,
+    classes: usize,
+) -> NetSpec {
+    let depth = 4 + blocks_layers * if bc { 6 } else { 3 };
+    let family = if dense { Family::Dense } else { Family::Sparse };
+    let mut spec = NetSpec::new(family, Dataset::Cifar, depth, g, bc, classes);
+    if !dense {
+        spec.pattern = Some(Pattern::Sparse { base });
+    }
+    spec
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -77,12 +95,8 @@ proptest! {
         base in 2usize..=5,
         classes in 1usize..=100,
     ) {
-        let depth = 4 + blocks_layers * if bc { 6 } else { 3 };
-        let family = if dense { Family::Dense } else { Family::Sparse };
-        let mut spec = NetSpec::new(family, Dataset::Cifar, depth, &g, bc, classes);
-        if !dense {
-            spec.pattern = Some(Pattern::Sparse { base });
-        }
+        let spec = cifar_spec(dense, bc, blocks_layers, &g, base, classes);
+        let depth = spec.depth;
         let (_, c) = build_and_count(&spec).unwrap();
         prop_assert_eq!(c.params, closed_form(dense, depth, &g, bc, base, classes));
     }
@@ -124,12 +138,8 @@ proptest! {
         base in 2usize..=5,
         classes in 1usize..=20,
     ) {
-        let depth = 4 + blocks_layers * if bc { 6 } else { 3 };
-        let family = if dense { Family::Dense } else { Family::Sparse };
-        let mut concat = NetSpec::new(family, Dataset::Cifar, depth, &g, bc, classes);
-        if !dense {
-            concat.pattern = Some(Pattern::Sparse { base });
-        }
+        let concat = cifar_spec(dense, bc, blocks_layers, &g, base, classes);
+        let depth = concat.depth;
         let mut sum = concat.clone();
         sum.aggregate = Aggregate::Sum;
         let (a, ca) = build_and_count(&sum).unwrap();
@@ -212,12 +222,8 @@ proptest! {
         classes in 1usize..=12,
         mixed in any::<bool>(),
     ) {
-        let depth = 4 + blocks_layers * if bc { 6 } else { 3 };
-        let family = if dense { Family::Dense } else { Family::Sparse };
-        let mut spec = NetSpec::new(family, Dataset::Cifar, depth, &g, bc, classes);
-        if !dense {
-            spec.pattern = Some(Pattern::Sparse { base });
-        }
+        let mut spec = cifar_spec(dense, bc, blocks_layers, &g, base, classes);
+        let depth = spec.depth;
         spec.aggregate = if mixed { Aggregate::Mixed { sum: a } } else { Aggregate::Dual };
         let (_, c) = build_and_count(&spec).unwrap();
         prop_assert_eq!(
