@@ -17,6 +17,7 @@ pub mod gemm;
 pub mod linear;
 pub mod norm;
 pub mod pool;
+pub mod simd;
 pub mod step;
 
 use dfdx::prelude::*;
@@ -24,9 +25,10 @@ use std::sync::Arc;
 
 pub use crate::real::{c, Real};
 
-/// The element types of the CPU backend: [`Real`] numbers that dfdx can hold in a tensor.
-pub trait Elem: Real + Dtype {}
-impl<T: Real + Dtype> Elem for T {}
+/// The element types of the CPU backend: [`Real`] numbers that dfdx can hold in a tensor and
+/// that our kernels can hold in SIMD registers.
+pub trait Elem: Real + Dtype + simd::Lanes {}
+impl<T: Real + Dtype + simd::Lanes> Elem for T {}
 
 /// An activation: batch × channels × height × width, row-major, immutable and shared. Ops
 /// read it in place, and a backward pass that needs an input keeps a reference to it, not a

@@ -9,6 +9,7 @@ use rayon::prelude::*;
 use std::mem::MaybeUninit;
 use std::sync::Arc;
 
+mod direct;
 mod im2col;
 mod same;
 #[cfg(test)]
@@ -105,7 +106,28 @@ where
     let wv: &[E] = &w.data;
     let mut out = vec![E::zero(); n * cfg.out_ch * hw];
     let in_sz = cin * h * wd;
-    if n < SMALL_BATCH {
+    let same = Same::new(&cfg, h, wd);
+    if cfg.is_same() && same.is_direct() {
+        // 3×3 layers by the direct kernel; small batches cut each sample's positions into
+        // column blocks instead of running one sample per core.
+        let wt = direct::weights_by_tap(wv, cin, cfg.out_ch);
+        let blocks = n < SMALL_BATCH;
+        let one = |i: usize, o: &mut [E]| {
+            let xi = &xv[i * in_sz..(i + 1) * in_sz];
+            // SAFETY: `forward_direct` only writes initialised values through the view.
+            let o = unsafe { as_uninit(o) };
+            same.forward_direct(xi, &wt, (cin, cfg.out_ch), blocks, o);
+        };
+        if blocks {
+            out.chunks_mut(cfg.out_ch * hw)
+                .enumerate()
+                .for_each(|(i, o)| one(i, o));
+        } else {
+            out.par_chunks_mut(cfg.out_ch * hw)
+                .enumerate()
+                .for_each(|(i, o)| one(i, o));
+        }
+    } else if n < SMALL_BATCH {
         // Too few samples to keep every core busy: split each sample's columns instead.
         for (i, o) in out.chunks_mut(cfg.out_ch * hw).enumerate() {
             let xi = &xv[i * in_sz..(i + 1) * in_sz];
@@ -208,11 +230,24 @@ pub fn conv2d_backward<E: Elem>(
     } else {
         Vec::new()
     };
+    // A 3×3 "same" layer's transposed convolution is again a 3×3 "same" one: the direct
+    // kernel, with its weights by tap.
+    let tsame = Same::new(&tcfg, ho, wo);
+    let direct_dx = transposed && cfg.is_same() && tsame.is_direct();
+    let wt_by_tap = if direct_dx {
+        direct::weights_by_tap(&wt, cfg.out_ch, cfg.in_ch)
+    } else {
+        Vec::new()
+    };
     let tk = cfg.out_ch * k * k;
     // Input gradient of one sample by the transposed convolution (`gcol` is scratch).
     let transposed_dx = |gi: &[E], dst: &mut [MaybeUninit<E>], gcol: &mut [E]| {
-        im2col(gi, &tcfg, ho, wo, gcol);
-        Gemm::new(cfg.in_ch, h * wd, tk).run_uninit(dst, &wt, gcol);
+        if direct_dx {
+            tsame.forward_direct(gi, &wt_by_tap, (cfg.out_ch, cfg.in_ch), false, dst);
+        } else {
+            im2col(gi, &tcfg, ho, wo, gcol);
+            Gemm::new(cfg.in_ch, h * wd, tk).run_uninit(dst, &wt, gcol);
+        }
     };
     let partial: Vec<Vec<E>> = slots
         .into_par_iter()
@@ -221,6 +256,7 @@ pub fn conv2d_backward<E: Elem>(
             let mut gw = vec![E::zero(); cfg.out_ch * ckk];
             let col_len = if cfg.is_pointwise() { 0 } else { ckk * hw };
             let gcol_len = match (x_grad, cfg.is_pointwise(), transposed) {
+                (true, false, true) if direct_dx => 0,
                 (true, false, true) => tk * h * wd,
                 (true, false, false) => ckk * hw,
                 _ => 0,
@@ -236,6 +272,10 @@ pub fn conv2d_backward<E: Elem>(
                     match dst {
                         // A narrowing layer: the input gradient by the transposed convolution
                         // writes it once instead of accumulating k² times.
+                        Some(dst) if direct_dx => {
+                            same.backward(xi, gi, wv, &cfg, &mut gw, None);
+                            transposed_dx(gi, dst, &mut []);
+                        }
                         Some(dst) if transposed => {
                             same.backward(xi, gi, wv, &cfg, &mut gw, None);
                             E::with_scratch(tk * h * wd, 0, |gcol, _| transposed_dx(gi, dst, gcol));
@@ -292,6 +332,16 @@ pub fn conv2d_backward<E: Elem>(
         unsafe { gx.set_len(n * in_sz) };
         accumulate(dx, gx);
     }
+}
+
+/// `s` seen as memory to overwrite, for a writer of `MaybeUninit` values.
+///
+/// # Safety
+/// Only initialised values may be written through the returned view (`s` must stay
+/// initialised).
+unsafe fn as_uninit<E>(s: &mut [E]) -> &mut [MaybeUninit<E>] {
+    // SAFETY: MaybeUninit<E> has E's layout; the caller writes only initialised values.
+    unsafe { &mut *(s as *mut [E] as *mut [MaybeUninit<E>]) }
 }
 
 /// `s` set to zeros, as initialised values (for the paths that add into the input gradient).

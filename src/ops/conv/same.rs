@@ -1,8 +1,12 @@
 //! "Same" stride-1 convolutions (every 3×3 layer of DenseNet/SparseNet) as k² shifted products
 //! over a zero-padded input, forward and backward, for one sample.
 
+use std::mem::MaybeUninit;
+
+use super::direct::{self, Planes};
 use super::ConvCfg;
 use crate::ops::gemm::{Gemm, Strided};
+use crate::ops::simd::{Lanes, MAX_LANES};
 use crate::ops::Real;
 
 /// "Same" convolution by shifted products, for one sample.
@@ -56,6 +60,71 @@ impl Same {
             }
             plane[(self.h + p) * wp..].fill(E::zero());
         }
+    }
+
+    /// Whether the direct 3×3 kernels ([`direct`]) compute this convolution.
+    pub(super) fn is_direct(&self) -> bool {
+        self.k == 3
+    }
+
+    /// The padded layout of `channels` planes, for the direct kernels.
+    fn planes(&self, channels: usize) -> Planes {
+        Planes {
+            channels,
+            plane: self.plane,
+            wp: self.wp,
+        }
+    }
+
+    /// [`Same::pad`] into a buffer of the direct kernels' length for positions below `q_end`,
+    /// the slack after the last plane zeroed (it is read, into positions that are discarded or
+    /// multiplied by zero, and must hold no stale NaN).
+    fn pad_for_direct<E: Real>(&self, x: &[E], channels: usize, q_end: usize, xp: &mut [E]) {
+        self.pad(x, channels, xp);
+        let end = self.planes(channels).needed(q_end);
+        xp[channels * self.plane..end].fill(E::zero());
+    }
+
+    /// The wide grid's kept columns (`channels` rows of `len`) into `out` (`channels × h × w`).
+    fn unwide<E: Real>(&self, wide: &[E], channels: usize, out: &mut [MaybeUninit<E>]) {
+        for o in 0..channels {
+            for y in 0..self.h {
+                let src = &wide[o * self.len + y * self.wp..][..self.w];
+                for (d, &v) in out[(o * self.h + y) * self.w..][..self.w]
+                    .iter_mut()
+                    .zip(src)
+                {
+                    d.write(v);
+                }
+            }
+        }
+    }
+
+    /// A 3×3 layer by the direct kernel: `x` (`cin × h × w`) convolved with the weights `wt`
+    /// (from [`direct::weights_by_tap`]) into `out` (`cout × h × w`, written whole). With
+    /// `blocks`, the positions are cut into column blocks computed in parallel (for batches too
+    /// small to occupy every core; the kernel sums each output in the same order either way).
+    pub(super) fn forward_direct<E: Real + Lanes>(
+        &self,
+        x: &[E],
+        wt: &[E],
+        (cin, cout): (usize, usize),
+        blocks: bool,
+        out: &mut [MaybeUninit<E>],
+    ) {
+        let geo = self.planes(cin);
+        E::with_scratch(geo.needed(self.len), cout * self.len, |xp, wide| {
+            self.pad_for_direct(x, cin, self.len, xp);
+            let xp: &[E] = xp;
+            if blocks {
+                super::by_column_blocks(cout, self.len, wide, |c0, bl, part| {
+                    direct::forward(xp, geo, wt, cout, part, bl, c0, c0 + bl)
+                });
+            } else {
+                direct::forward(xp, geo, wt, cout, wide, self.len, 0, self.len);
+            }
+            self.unwide(wide, cout, out);
+        });
     }
 
     /// View of the padded input shifted by tap (i, j), as a `channels × len` matrix.
@@ -137,7 +206,7 @@ impl Same {
 
     /// Accumulate this sample's weight gradient into `gw` and, if given, write its input
     /// gradient into `gx`.
-    pub(super) fn backward<E: Real>(
+    pub(super) fn backward<E: Real + Lanes>(
         &self,
         x: &[E],
         gout: &[E],
@@ -146,30 +215,36 @@ impl Same {
         gw: &mut [E],
         gx: Option<&mut [E]>,
     ) {
+        // The output gradient on the wide grid, rows padded to a whole number of vectors.
+        let gstride = self.len.div_ceil(MAX_LANES) * MAX_LANES;
+        let xp_len = self.planes(cfg.in_ch).needed(gstride);
         let gx_len = if gx.is_some() {
             cfg.in_ch * self.plane
         } else {
             0
         };
-        E::with_scratch(
-            cfg.in_ch * self.plane + gx_len,
-            cfg.out_ch * self.len,
-            |buf, wide| {
-                let (xp, gxp) = buf.split_at_mut(cfg.in_ch * self.plane);
-                self.pad(x, cfg.in_ch, xp);
-                // The output gradient on the wide grid, zero in the discarded columns.
-                for o in 0..cfg.out_ch {
-                    for y in 0..self.h {
-                        let row = &mut wide[o * self.len + y * self.wp..][..self.wp];
-                        row[..self.w].copy_from_slice(&gout[(o * self.h + y) * self.w..][..self.w]);
-                        row[self.w..].fill(E::zero());
-                    }
+        E::with_scratch(xp_len + gx_len, cfg.out_ch * gstride, |buf, wide| {
+            let (xp, gxp) = buf.split_at_mut(xp_len);
+            self.pad_for_direct(x, cfg.in_ch, gstride, xp);
+            // Zero in the discarded columns and the padding: the direct kernel sums over them.
+            for o in 0..cfg.out_ch {
+                let row = &mut wide[o * gstride..(o + 1) * gstride];
+                for y in 0..self.h {
+                    let r = &mut row[y * self.wp..][..self.wp];
+                    r[..self.w].copy_from_slice(&gout[(o * self.h + y) * self.w..][..self.w]);
+                    r[self.w..].fill(E::zero());
                 }
-                if gx.is_some() {
-                    gxp.fill(E::zero());
-                }
-                for i in 0..self.k {
-                    for j in 0..self.k {
+                row[self.len..].fill(E::zero());
+            }
+            if self.is_direct() {
+                direct::weight_grad(xp, self.planes(cfg.in_ch), wide, cfg.out_ch, gstride, gw);
+            }
+            if gx.is_some() {
+                gxp.fill(E::zero());
+            }
+            for i in 0..self.k {
+                for j in 0..self.k {
+                    if !self.is_direct() {
                         // gW[:, :, i, j] += G (out×len) · X_ij^T (len×in)
                         let xt = Strided {
                             offset: i * self.wp + j,
@@ -180,36 +255,36 @@ impl Same {
                             .accumulating()
                             .run_strided(
                                 (gw, self.weight(cfg.in_ch, i, j)),
-                                (wide, Strided::rows(0, self.len)),
+                                (wide, Strided::rows(0, gstride)),
                                 (xp, xt),
                             );
-                        if gx.is_some() {
-                            // gX[:, q + i·W' + j] += W_ij^T (in×out) · G (out×len)
-                            let wt = Strided {
-                                offset: i * self.k + j,
-                                rs: self.k * self.k,
-                                cs: cfg.in_ch * self.k * self.k,
-                            };
-                            Gemm::new(cfg.in_ch, self.len, cfg.out_ch)
-                                .accumulating()
-                                .run_strided(
-                                    (gxp, self.tap(i, j)),
-                                    (wv, wt),
-                                    (wide, Strided::rows(0, self.len)),
-                                );
-                        }
+                    }
+                    if gx.is_some() {
+                        // gX[:, q + i·W' + j] += W_ij^T (in×out) · G (out×len)
+                        let wt = Strided {
+                            offset: i * self.k + j,
+                            rs: self.k * self.k,
+                            cs: cfg.in_ch * self.k * self.k,
+                        };
+                        Gemm::new(cfg.in_ch, self.len, cfg.out_ch)
+                            .accumulating()
+                            .run_strided(
+                                (gxp, self.tap(i, j)),
+                                (wv, wt),
+                                (wide, Strided::rows(0, gstride)),
+                            );
                     }
                 }
-                if let Some(gx) = gx {
-                    for c in 0..cfg.in_ch {
-                        for y in 0..self.h {
-                            let src = c * self.plane + (y + self.p) * self.wp + self.p;
-                            gx[(c * self.h + y) * self.w..][..self.w]
-                                .copy_from_slice(&gxp[src..src + self.w]);
-                        }
+            }
+            if let Some(gx) = gx {
+                for c in 0..cfg.in_ch {
+                    for y in 0..self.h {
+                        let src = c * self.plane + (y + self.p) * self.wp + self.p;
+                        gx[(c * self.h + y) * self.w..][..self.w]
+                            .copy_from_slice(&gxp[src..src + self.w]);
                     }
                 }
-            },
-        );
+            }
+        });
     }
 }
