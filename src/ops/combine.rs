@@ -8,38 +8,12 @@ use rayon::prelude::*;
 
 use super::{accumulate, accumulate_from, dims, read, Act, Ctx, Elem};
 
-/// Concatenate along channels, in order.
-pub fn concat<E: Elem>(ctx: &mut Ctx<E>, xs: &[&Act<E>]) -> Act<E>
+/// Concatenate along channels, in order: lazily, without a copy (see [`Act::concat`]).
+pub fn concat<E: Elem>(_ctx: &mut Ctx<E>, xs: &[&Act<E>]) -> Act<E>
 where
     Cpu: Device<E>,
 {
-    let [n, _, h, w] = dims(xs[0]);
-    let hw = h * w;
-    let chans: Vec<usize> = xs.iter().map(|x| dims(x)[1]).collect();
-    let total: usize = chans.iter().sum();
-    let vals: Vec<&[E]> = xs
-        .iter()
-        .map(|x| {
-            let d = dims(x);
-            assert_eq!((d[0], d[2], d[3]), (n, h, w), "concat: shapes");
-            x.values()
-        })
-        .collect();
-    // Samples in parallel, one write of the output, no zero-fill first.
-    let out = super::par_filled(n * total * hw, total * hw, |i, o| {
-        let mut at = 0;
-        for (v, &cx) in vals.iter().zip(&chans) {
-            for (d, &s) in o[at..at + cx * hw]
-                .iter_mut()
-                .zip(&v[i * cx * hw..(i + 1) * cx * hw])
-            {
-                d.write(s);
-            }
-            at += cx * hw;
-        }
-    });
-    let parts = xs.iter().flat_map(|x| x.parts()).collect();
-    ctx.act(out, [n, total, h, w]).with_parts(parts)
+    Act::concat(xs)
 }
 
 /// `dx += gy[:, offset .. offset + C]` for an input `x` (`N×C×H×W`) of a concatenation whose
@@ -184,5 +158,39 @@ mod tests {
         let want: Vec<f64> = run.weights.iter().map(|v| 2.0 * v).collect();
         assert!(rel_err(&run.input_grads[0], &want) < 1e-12);
         assert!(rel_err(&run.input_grads[1], &run.weights) < 1e-12);
+    }
+
+    #[test]
+    fn a_lazy_concatenation_reads_its_sources_and_fills_once() {
+        use crate::ops::Act;
+        let (n, hw) = (2, 3);
+        let src = |ch: usize, seed: u64| Act::new(rand_vec(n * ch * hw, seed), [n, ch, 1, hw]);
+        let (a, b, c) = (src(2, 1), src(1, 2), src(3, 3));
+        // A concatenation of an unfilled concatenation takes that one's sources.
+        let ab = Act::concat(&[&a, &b]);
+        let abc = Act::concat(&[&ab, &c]);
+        assert_eq!(abc.dims(), [n, 6, 1, hw]);
+        let src_plane = |i: usize, k: usize| -> Vec<f64> {
+            match k {
+                0 | 1 => a.plane(i, k).to_vec(),
+                2 => b.plane(i, 0).to_vec(),
+                _ => c.plane(i, k - 3).to_vec(),
+            }
+        };
+        for i in 0..n {
+            for k in 0..6 {
+                assert_eq!(abc.plane(i, k), &src_plane(i, k)[..], "plane {i} {k}");
+            }
+        }
+        // Filled on demand: the values are the planes in order, and stay the same buffer.
+        let want: Vec<f64> = (0..n)
+            .flat_map(|i| (0..6).flat_map(move |k| src_plane(i, k)))
+            .collect();
+        assert_eq!(abc.values(), &want[..]);
+        assert!(std::sync::Arc::ptr_eq(&abc.shared(), &abc.shared()));
+        // A filled concatenation is a source of its own.
+        let abc_a = Act::concat(&[&abc, &a]);
+        assert_eq!(abc_a.plane(1, 6), a.plane(1, 0));
+        assert_eq!(abc_a.plane(1, 2), b.plane(1, 0));
     }
 }

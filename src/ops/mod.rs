@@ -33,23 +33,43 @@ impl<T: Real + Dtype + simd::Lanes> Elem for T {}
 /// An activation: batch × channels × height × width, row-major, immutable and shared. Ops
 /// read it in place, and a backward pass that needs an input keeps a reference to it, not a
 /// copy (cloning an `Act` clones the reference).
+///
+/// A channel concatenation is lazy ([`Act::concat`]): it keeps its sources and is copied into
+/// one buffer only when an op asks for all its values at once. Batch norm, the one reader of
+/// every concatenation in DenseNet/SparseNet layers, reads it plane by plane from the sources
+/// ([`Act::plane`]): a layer's growing input is then never copied at all (the copy was a write
+/// and a read of the whole input per layer, and a buffer as large).
 #[derive(Clone, Debug)]
 pub struct Act<E> {
-    data: Arc<Vec<E>>,
+    data: Arc<Data<E>>,
     dims: [usize; 4],
     /// Unique in the process: names the activation in per-pass caches (an address could be
     /// reused after a free; an id is not).
     id: u64,
-    /// For a concatenation: the activations its channels were copied from, in order, as
-    /// (id, channels). Batch norm reuses their per-channel batch statistics, which do not
-    /// depend on which concatenation a channel sits in.
+    /// For a concatenation: the activations its channels come from, in order, as (id,
+    /// channels). Batch norm reuses their per-channel batch statistics, which do not depend
+    /// on which concatenation a channel sits in.
     parts: Option<Arc<Vec<(u64, usize)>>>,
+}
+
+/// The values of an activation: one buffer, or (a lazy concatenation) the sources whose
+/// channels it lists and a buffer filled on first use.
+#[derive(Debug)]
+struct Data<E> {
+    values: std::sync::OnceLock<Arc<Vec<E>>>,
+    sources: Vec<Act<E>>,
+    /// Per channel of a concatenation: (index into `sources`, channel there).
+    channels: Vec<(usize, usize)>,
 }
 
 /// The next activation id.
 static NEXT_ACT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-impl<E> Act<E> {
+fn next_id() -> u64 {
+    NEXT_ACT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+impl<E: Elem> Act<E> {
     /// `data` as an activation of dimensions `dims` (their product must be its length).
     pub fn new(data: Vec<E>, dims: [usize; 4]) -> Self {
         assert_eq!(
@@ -58,10 +78,47 @@ impl<E> Act<E> {
             "activation size {dims:?}"
         );
         Act {
-            data: Arc::new(data),
+            data: Arc::new(Data {
+                values: Arc::new(data).into(),
+                sources: Vec::new(),
+                channels: Vec::new(),
+            }),
             dims,
-            id: NEXT_ACT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            id: next_id(),
             parts: None,
+        }
+    }
+
+    /// The channel concatenation of `xs` (same batch and spatial size), in order, without
+    /// copying: see [`Act`]. A source that is itself an unfilled concatenation contributes
+    /// its own sources.
+    pub fn concat(xs: &[&Act<E>]) -> Self {
+        let [n, _, h, w] = xs[0].dims;
+        let mut sources: Vec<Act<E>> = Vec::new();
+        for x in xs {
+            let d = x.dims;
+            assert_eq!((d[0], d[2], d[3]), (n, h, w), "concat: shapes");
+            if x.data.values.get().is_none() {
+                sources.extend(x.data.sources.iter().cloned());
+            } else {
+                sources.push((*x).clone());
+            }
+        }
+        let channels: Vec<(usize, usize)> = sources
+            .iter()
+            .enumerate()
+            .flat_map(|(s, a)| (0..a.dims[1]).map(move |k| (s, k)))
+            .collect();
+        let parts = xs.iter().flat_map(|x| x.parts()).collect();
+        Act {
+            dims: [n, channels.len(), h, w],
+            data: Arc::new(Data {
+                values: std::sync::OnceLock::new(),
+                sources,
+                channels,
+            }),
+            id: next_id(),
+            parts: Some(Arc::new(parts)),
         }
     }
 
@@ -73,26 +130,48 @@ impl<E> Act<E> {
         }
     }
 
-    /// This activation, recorded as the concatenation of `parts` (see [`Act::parts`]).
-    pub fn with_parts(mut self, parts: Vec<(u64, usize)>) -> Self {
-        debug_assert_eq!(parts.iter().map(|p| p.1).sum::<usize>(), self.dims[1]);
-        self.parts = Some(Arc::new(parts));
-        self
-    }
-
     /// Its dimensions `[n, c, h, w]`.
     pub fn dims(&self) -> [usize; 4] {
         self.dims
     }
 
-    /// Its values.
+    /// The `h·w` values of channel `k` of sample `i`, read from the source of a lazy
+    /// concatenation without filling it.
+    pub fn plane(&self, i: usize, k: usize) -> &[E] {
+        let [_, ch, h, w] = self.dims;
+        let hw = h * w;
+        match self.data.values.get() {
+            Some(v) => &v[(i * ch + k) * hw..][..hw],
+            None => {
+                let (s, kc) = self.data.channels[k];
+                self.data.sources[s].plane(i, kc)
+            }
+        }
+    }
+
+    /// Its values (a lazy concatenation is filled first, once).
     pub fn values(&self) -> &[E] {
-        &self.data
+        self.shared_ref()
     }
 
     /// A reference to its values, for a backward pass to keep.
     pub fn shared(&self) -> Arc<Vec<E>> {
-        Arc::clone(&self.data)
+        Arc::clone(self.shared_ref())
+    }
+
+    fn shared_ref(&self) -> &Arc<Vec<E>> {
+        self.data.values.get_or_init(|| {
+            // Samples in parallel, one write of the output, no zero-fill first.
+            let [n, ch, h, w] = self.dims;
+            let hw = h * w;
+            Arc::new(par_filled(n * ch * hw, ch * hw, |i, o| {
+                for (k, dst) in o.chunks_mut(hw).enumerate() {
+                    for (d, &s) in dst.iter_mut().zip(self.plane(i, k)) {
+                        d.write(s);
+                    }
+                }
+            }))
+        })
     }
 }
 

@@ -4,7 +4,6 @@
 
 use dfdx::prelude::*;
 use rayon::prelude::*;
-use std::sync::Arc;
 
 use super::{accumulate, c, dims, Act, Ctx, Elem, Param};
 
@@ -71,7 +70,6 @@ where
     let [n, ch, h, w] = dims(x);
     let hw = h * w;
     let m = n * hw;
-    let xv = x.shared();
     let (g, b): (&[E], &[E]) = (&gamma.data, &beta.data);
     let eps = c::<E>(BN_EPS);
     let (mean, invstd): (Vec<E>, Vec<E>) = if ctx.train {
@@ -81,12 +79,12 @@ where
         let channel = |k: usize| {
             let mut s = E::zero();
             for i in 0..n {
-                s += lanes_sum(&xv[(i * ch + k) * hw..][..hw], |t| t);
+                s += lanes_sum(x.plane(i, k), |t| t);
             }
             let mu = s / c(m as f64);
             let mut v = E::zero();
             for i in 0..n {
-                v += lanes_sum(&xv[(i * ch + k) * hw..][..hw], |t| (t - mu) * (t - mu));
+                v += lanes_sum(x.plane(i, k), |t| (t - mu) * (t - mu));
             }
             (mu, v / c(m as f64))
         };
@@ -125,10 +123,10 @@ where
                 .collect(),
         )
     };
-    let out = super::par_filled(xv.len(), hw, |idx, o| {
+    let out = super::par_filled(n * ch * hw, hw, |idx, o| {
         let k = idx % ch;
         let (mu, is, gk, bk) = (mean[k], invstd[k], g[k], b[k]);
-        let xs = &xv[idx * hw..(idx + 1) * hw];
+        let xs = x.plane(idx / ch, k);
         if relu {
             for (y, &t) in o.iter_mut().zip(xs) {
                 let v = gk * (t - mu) * is + bk;
@@ -141,9 +139,8 @@ where
         }
     });
     let out = ctx.act(out, [n, ch, h, w]);
-    let xv = if ctx.record { xv } else { Arc::default() };
     let saved = NormSaved {
-        xv,
+        x: ctx.record.then(|| x.clone()),
         dims: [n, ch, h, w],
         mean,
         invstd,
@@ -153,10 +150,10 @@ where
     (out, saved)
 }
 
-/// What a batch norm keeps for its backward pass: its input, the statistics it normalised
-/// with, and its mode.
+/// What a batch norm keeps for its backward pass: its input (a reference; a concatenation stays
+/// lazy), the statistics it normalised with, and its mode.
 pub struct NormSaved<E> {
-    xv: Arc<Vec<E>>,
+    x: Option<Act<E>>,
     dims: [usize; 4],
     mean: Vec<E>,
     invstd: Vec<E>,
@@ -177,14 +174,15 @@ pub fn batch_norm_backward<E: Elem>(
     Cpu: Device<E>,
 {
     let NormSaved {
-        xv,
-        dims: [_, ch, h, w],
+        x,
+        dims: [n, ch, h, w],
         mean,
         invstd,
         relu,
         train,
     } = saved;
-    let (hw, m) = (h * w, xv.len() / ch);
+    let x = x.expect("batch norm backward after a recorded forward");
+    let (hw, m) = (h * w, n * h * w);
     let (g, b): (&[E], &[E]) = (&gamma.data, &beta.data);
     // Per plane: the fused ReLU's mask applied to gy in place (zero where `a·x + b ≤ 0`), then
     // Σ gy and Σ gy·x, from which Σ gy·x̂ = invstd·(Σ gy·x − μ·Σ gy). Masking first, as its own
@@ -195,7 +193,7 @@ pub fn batch_norm_backward<E: Elem>(
         .enumerate()
         .map(|(idx, o)| {
             let k = idx % ch;
-            let xs = &xv[idx * hw..(idx + 1) * hw];
+            let xs = x.plane(idx / ch, k);
             if relu {
                 let (a, b0) = (g[k] * invstd[k], b[k] - g[k] * invstd[k] * mean[k]);
                 for (d, &t) in o.iter_mut().zip(xs) {
@@ -238,7 +236,7 @@ pub fn batch_norm_backward<E: Elem>(
     // Written over the output gradient's own buffer (already masked): no new allocation.
     gy.par_chunks_mut(hw).enumerate().for_each(|(idx, o)| {
         let (a, cc, bb) = coef[idx % ch];
-        for (d, &t) in o.iter_mut().zip(&xv[idx * hw..(idx + 1) * hw]) {
+        for (d, &t) in o.iter_mut().zip(x.plane(idx / ch, idx % ch)) {
             *d = a * *d + cc * t + bb;
         }
     });

@@ -279,3 +279,34 @@ fn column_blocks_do_not_depend_on_the_thread_count() {
     assert_eq!(one, run(3));
     assert!(one.iter().any(|&v| v != 0.0));
 }
+
+#[test]
+fn direct_kernel_gives_the_same_bits_by_column_blocks_and_whole() {
+    // A 3×3 layer on a batch of 1 (positions cut into column blocks) and on a batch of
+    // SMALL_BATCH + 1 whose first sample is the same image (samples whole): the direct kernel
+    // sums every output in one order, so the first sample's outputs agree bit for bit.
+    let cfg = ConvCfg {
+        in_ch: 7,
+        out_ch: 13,
+        kernel: 3,
+        stride: 1,
+        padding: 1,
+    };
+    let (h, wd, n) = (11, 9, SMALL_BATCH + 1);
+    let xv: Vec<f32> = rand_vec(n * cfg.in_ch * h * wd, 41)
+        .into_iter()
+        .map(|v| v as f32)
+        .collect();
+    let wv: Vec<f32> = rand_vec(cfg.out_ch * cfg.in_ch * 9, 42)
+        .into_iter()
+        .map(|v| v as f32)
+        .collect();
+    let dev = Cpu::default();
+    let mut ctx = Ctx::new(&dev, false, false);
+    let w = Param::new(0, wv);
+    let one = ctx.act(xv[..cfg.in_ch * h * wd].to_vec(), [1, cfg.in_ch, h, wd]);
+    let all = ctx.act(xv, [n, cfg.in_ch, h, wd]);
+    let y1 = read(&conv2d(&mut ctx, &one, &w, cfg).0);
+    let yn = read(&conv2d(&mut ctx, &all, &w, cfg).0);
+    assert_eq!(y1, yn[..y1.len()]);
+}

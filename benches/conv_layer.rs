@@ -1,0 +1,65 @@
+//! One 3×3 "same" convolution layer on the CPU: forward, weight gradient and input gradient,
+//! each the best of 7 runs, in ms and GFLOP/s (2·N·out·in·9·H·W per pass).
+//!
+//! `cargo bench --bench conv_layer -- N IN HW OUT` (default `64 96 32 24`: a SparseNet-40-24
+//! layer in the first block). Threads: rayon's default (`RAYON_NUM_THREADS`).
+
+use sparsenet::ops::conv::{conv2d, conv2d_backward, ConvCfg};
+use sparsenet::ops::{Act, Ctx, Param};
+use std::time::Instant;
+
+fn main() {
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .map(|a| a.parse().expect("N IN HW OUT: whole numbers"))
+        .collect();
+    let [n, cin, hw, cout] = match args[..] {
+        [] => [64, 96, 32, 24],
+        [a, b, c, d] => [a, b, c, d],
+        _ => panic!("usage: conv_layer N IN HW OUT"),
+    };
+    let dev = dfdx::prelude::Cpu::default();
+    let cfg = ConvCfg {
+        in_ch: cin,
+        out_ch: cout,
+        kernel: 3,
+        stride: 1,
+        padding: 1,
+    };
+    let x: Vec<f32> = (0..n * cin * hw * hw)
+        .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
+        .collect();
+    let w = Param::new(
+        0,
+        (0..cout * cin * 9)
+            .map(|i| ((i * 31) % 100) as f32 / 100.0 - 0.5)
+            .collect(),
+    );
+    let x = Act::new(x, [n, cin, hw, hw]);
+    let flops = 2.0 * (n * cout * cin * 9 * hw * hw) as f64;
+    let (mut fwd, mut both, mut wgrad) = (f64::MAX, f64::MAX, f64::MAX);
+    for _ in 0..7 {
+        let mut ctx = Ctx::<f32>::new(&dev, true, true);
+        let t = Instant::now();
+        let (y, saved) = conv2d(&mut ctx, &x, &w, cfg);
+        fwd = fwd.min(t.elapsed().as_secs_f64());
+        let g = y.values().to_vec();
+        let t = Instant::now();
+        let mut dx = None;
+        conv2d_backward(&mut ctx, saved, &w, cfg, g.clone(), Some(&mut dx));
+        both = both.min(t.elapsed().as_secs_f64());
+        let (_, saved) = conv2d(&mut ctx, &x, &w, cfg);
+        let t = Instant::now();
+        conv2d_backward(&mut ctx, saved, &w, cfg, g, None);
+        wgrad = wgrad.min(t.elapsed().as_secs_f64());
+    }
+    let xgrad = both - wgrad;
+    let show = |s: f64| format!("{:.2} ms {:.0} GFLOP/s", s * 1e3, flops / s / 1e9);
+    println!(
+        "{n}×{cin}×{hw}×{hw} → {cout}: forward {} | weight gradient {} | input gradient {} (backward minus weight gradient)",
+        show(fwd),
+        show(wgrad),
+        show(xgrad)
+    );
+}
