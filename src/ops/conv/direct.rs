@@ -213,20 +213,30 @@ impl<E: Real + Lanes> Forward<'_, E> {
     }
 }
 
-/// `gw[o][c][i][j] += Σ_q g[o][q] · x[c][q + i·wp + j]` over `q < gstride`: `g` holds the
-/// output gradient in rows of `gstride` (a multiple of [`MAX_LANES`]), zero wherever a
-/// position is not an output (the wide grid's discarded columns and the rows' padding).
+/// `gw[o][c][i][j] += Σ_s Σ_q g_s[o][q] · x_s[c][q + i·wp + j]` over `samples` samples and
+/// `q < gstride`: sample `s`'s padded input starts at `s·x_step` of `x`, its output gradient
+/// at `s·g_step` of `g`, in rows of `gstride` (a multiple of [`MAX_LANES`]) that are zero
+/// wherever a position is not an output (the wide grid's discarded columns and the rows'
+/// padding). Summing several samples before the lanes are added pays on small planes, where a
+/// row is only a few vectors long.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn weight_grad<E: Real + Lanes>(
     x: &[E],
     geo: Planes,
     g: &[E],
     cout: usize,
     gstride: usize,
+    (samples, x_step, g_step): (usize, usize, usize),
     gw: &mut [E],
 ) {
-    assert!(gstride.is_multiple_of(MAX_LANES));
+    assert!(gstride.is_multiple_of(MAX_LANES) && samples > 0);
     assert!(
-        x.len() >= geo.needed(gstride) && g.len() >= cout * gstride,
+        x_step >= geo.needed(gstride) && g_step >= cout * gstride,
+        "direct conv: sample steps"
+    );
+    assert!(
+        x.len() >= (samples - 1) * x_step + geo.needed(gstride)
+            && g.len() >= (samples - 1) * g_step + cout * gstride,
         "direct conv: buffers too short"
     );
     assert!(
@@ -239,6 +249,7 @@ pub(super) fn weight_grad<E: Real + Lanes>(
         g,
         cout,
         gstride,
+        samples: (samples, x_step, g_step),
         gw,
     });
 }
@@ -249,6 +260,7 @@ struct WeightGrad<'a, E> {
     g: &'a [E],
     cout: usize,
     gstride: usize,
+    samples: (usize, usize, usize),
     gw: &'a mut [E],
 }
 
@@ -284,26 +296,30 @@ impl<E: Real + Lanes> WeightGrad<'_, E> {
             wp,
         } = self.geo;
         let (x, g, gs) = (self.x, self.g, self.gstride);
-        // The loads below stay inside the buffers: `weight_grad` checked `x.len() >=
-        // needed(gstride)` (the furthest load, tap (2, 2) of channel c < channels at q <
-        // gstride, ends within it) and `g.len() >= cout·gstride`, and o0 + OB ≤ cout.
+        let (samples, x_step, g_step) = self.samples;
+        // The loads below stay inside the buffers: `weight_grad` checked, for the last sample,
+        // `x.len() >= (samples − 1)·x_step + needed(gstride)` (the furthest load, tap (2, 2) of
+        // channel c < channels at q < gstride, ends within it) and `g.len() >= (samples −
+        // 1)·g_step + cout·gstride`, and o0 + OB ≤ cout.
         assert!(o0 + OB <= self.cout && c < channels && T == 9);
-        let xc = c * plane;
         let mut acc = [[E::splat(s, E::zero()); T]; OB];
-        let mut q = 0;
-        while q < gs {
-            // SAFETY: inside `x` and `g`, as shown above.
-            let xv: [E::V<S>; T] = std::array::from_fn(|t| unsafe {
-                E::load_at::<S>(x, xc + (t / 3) * wp + t % 3 + q)
-            });
-            for o in 0..OB {
-                // SAFETY: as above.
-                let gv = unsafe { E::load_at::<S>(g, (o0 + o) * gs + q) };
-                for t in 0..T {
-                    acc[o][t] = E::fma(s, gv, xv[t], acc[o][t]);
+        for sample in 0..samples {
+            let (xc, gc) = (sample * x_step + c * plane, sample * g_step);
+            let mut q = 0;
+            while q < gs {
+                // SAFETY: inside `x` and `g`, as shown above.
+                let xv: [E::V<S>; T] = std::array::from_fn(|t| unsafe {
+                    E::load_at::<S>(x, xc + (t / 3) * wp + t % 3 + q)
+                });
+                for o in 0..OB {
+                    // SAFETY: as above.
+                    let gv = unsafe { E::load_at::<S>(g, gc + (o0 + o) * gs + q) };
+                    for t in 0..T {
+                        acc[o][t] = E::fma(s, gv, xv[t], acc[o][t]);
+                    }
                 }
+                q += l;
             }
-            q += l;
         }
         for (o, row) in acc.iter().enumerate() {
             let dst = &mut self.gw[((o0 + o) * channels + c) * 9..][..T];
@@ -424,7 +440,18 @@ mod tests {
             }
             let start = rand_vec(cout * cin * 9, 22);
             let mut gw = start.clone();
-            weight_grad(&x, geo, &g, cout, gstride, &mut gw);
+            weight_grad(&x, geo, &g, cout, gstride, (1, x.len(), g.len()), &mut gw);
+            // Two samples summed: the same input and gradient twice.
+            let (x2, g2) = (
+                [x.clone(), x.clone()].concat(),
+                [g.clone(), g.clone()].concat(),
+            );
+            let mut gw2 = start.clone();
+            let steps = (2, x.len(), g.len());
+            weight_grad(&x2, geo, &g2, cout, gstride, steps, &mut gw2);
+            for ((&a, &b), &s0) in gw2.iter().zip(&gw).zip(&start) {
+                assert!((a - s0 - 2.0 * (b - s0)).abs() < 1e-12);
+            }
             for o in 0..cout {
                 for c in 0..cin {
                     for tap in 0..9 {

@@ -25,6 +25,11 @@ pub use crate::backend::ConvCfg;
 /// chunk order, so results do not depend on the number of threads.
 const CHUNKS: usize = 8;
 
+/// Wide-grid positions (`h·(w + 2)`) up to which a 3×3 layer's weight gradient sums a whole
+/// chunk of samples in one pass of the direct kernel: a small plane's row is only a few
+/// vectors long, and adding up the lanes once per sample would cost as much as the row.
+const GROUPED_PLANE: usize = 512;
+
 /// Forward passes over fewer samples than this (batch-1 inference) split each sample's output
 /// columns into [`COLUMN_BLOCKS`] blocks computed in parallel; parallelism over samples alone
 /// left all but one core idle.
@@ -263,7 +268,22 @@ pub fn conv2d_backward<E: Elem>(
             };
             if cfg.is_same() {
                 let same = Same::new(&cfg, h, wd);
-                for i in chunk * per..((chunk + 1) * per).min(n) {
+                let (i0, i1) = (chunk * per, ((chunk + 1) * per).min(n));
+                if same.is_direct() && h * (wd + 2) <= GROUPED_PLANE && (direct_dx || !x_grad) {
+                    // Small planes: the chunk's weight gradient in one pass over its samples,
+                    // then each sample's input gradient.
+                    let osz = cfg.out_ch * hw;
+                    let (xs, gs) = (&xv[i0 * in_sz..i1 * in_sz], &gout[i0 * osz..i1 * osz]);
+                    same.backward(xs, gs, i1 - i0, wv, &cfg, &mut gw, None);
+                    if let Some(gxc) = gxc.as_deref_mut() {
+                        for i in i0..i1 {
+                            let gi = &gout[i * osz..(i + 1) * osz];
+                            transposed_dx(gi, &mut gxc[(i - i0) * in_sz..][..in_sz], &mut []);
+                        }
+                    }
+                    return gw;
+                }
+                for i in i0..i1 {
                     let xi = &xv[i * in_sz..(i + 1) * in_sz];
                     let gi = &gout[i * cfg.out_ch * hw..(i + 1) * cfg.out_ch * hw];
                     let dst = gxc
@@ -273,14 +293,14 @@ pub fn conv2d_backward<E: Elem>(
                         // A narrowing layer: the input gradient by the transposed convolution
                         // writes it once instead of accumulating k² times.
                         Some(dst) if direct_dx => {
-                            same.backward(xi, gi, wv, &cfg, &mut gw, None);
+                            same.backward(xi, gi, 1, wv, &cfg, &mut gw, None);
                             transposed_dx(gi, dst, &mut []);
                         }
                         Some(dst) if transposed => {
-                            same.backward(xi, gi, wv, &cfg, &mut gw, None);
+                            same.backward(xi, gi, 1, wv, &cfg, &mut gw, None);
                             E::with_scratch(tk * h * wd, 0, |gcol, _| transposed_dx(gi, dst, gcol));
                         }
-                        dst => same.backward(xi, gi, wv, &cfg, &mut gw, dst.map(zeroed)),
+                        dst => same.backward(xi, gi, 1, wv, &cfg, &mut gw, dst.map(zeroed)),
                     }
                 }
                 return gw;

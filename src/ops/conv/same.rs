@@ -204,40 +204,55 @@ impl Same {
         }
     }
 
-    /// Accumulate this sample's weight gradient into `gw` and, if given, write its input
-    /// gradient into `gx`.
+    /// Accumulate the weight gradient of `samples` samples (`x`: their inputs back to back;
+    /// `gout`: their output gradients) into `gw` and, if given (one sample only), write the
+    /// input gradient into `gx`.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn backward<E: Real + Lanes>(
         &self,
         x: &[E],
         gout: &[E],
+        samples: usize,
         wv: &[E],
         cfg: &ConvCfg,
         gw: &mut [E],
         gx: Option<&mut [E]>,
     ) {
-        // The output gradient on the wide grid, rows padded to a whole number of vectors.
+        assert!(
+            gx.is_none() || samples == 1,
+            "an input gradient for one sample at a time"
+        );
+        // The output gradients on the wide grid, rows padded to a whole number of vectors.
         let gstride = self.len.div_ceil(MAX_LANES) * MAX_LANES;
-        let xp_len = self.planes(cfg.in_ch).needed(gstride);
+        let (in_sz, out_sz) = (cfg.in_ch * self.h * self.w, cfg.out_ch * self.h * self.w);
+        let x_step = self.planes(cfg.in_ch).needed(gstride);
+        let g_step = cfg.out_ch * gstride;
         let gx_len = if gx.is_some() {
             cfg.in_ch * self.plane
         } else {
             0
         };
-        E::with_scratch(xp_len + gx_len, cfg.out_ch * gstride, |buf, wide| {
-            let (xp, gxp) = buf.split_at_mut(xp_len);
-            self.pad_for_direct(x, cfg.in_ch, gstride, xp);
-            // Zero in the discarded columns and the padding: the direct kernel sums over them.
-            for o in 0..cfg.out_ch {
-                let row = &mut wide[o * gstride..(o + 1) * gstride];
-                for y in 0..self.h {
-                    let r = &mut row[y * self.wp..][..self.wp];
-                    r[..self.w].copy_from_slice(&gout[(o * self.h + y) * self.w..][..self.w]);
-                    r[self.w..].fill(E::zero());
+        E::with_scratch(samples * x_step + gx_len, samples * g_step, |buf, wide| {
+            let (xps, gxp) = buf.split_at_mut(samples * x_step);
+            for s in 0..samples {
+                let xs = &x[s * in_sz..][..in_sz];
+                self.pad_for_direct(xs, cfg.in_ch, gstride, &mut xps[s * x_step..][..x_step]);
+                // Zero in the discarded columns and the padding: the direct kernel sums there.
+                let gs = &gout[s * out_sz..][..out_sz];
+                for o in 0..cfg.out_ch {
+                    let row = &mut wide[s * g_step + o * gstride..][..gstride];
+                    for y in 0..self.h {
+                        let r = &mut row[y * self.wp..][..self.wp];
+                        r[..self.w].copy_from_slice(&gs[(o * self.h + y) * self.w..][..self.w]);
+                        r[self.w..].fill(E::zero());
+                    }
+                    row[self.len..].fill(E::zero());
                 }
-                row[self.len..].fill(E::zero());
             }
             if self.is_direct() {
-                direct::weight_grad(xp, self.planes(cfg.in_ch), wide, cfg.out_ch, gstride, gw);
+                let geo = self.planes(cfg.in_ch);
+                let steps = (samples, x_step, g_step);
+                direct::weight_grad(xps, geo, wide, cfg.out_ch, gstride, steps, gw);
             }
             if gx.is_some() {
                 gxp.fill(E::zero());
@@ -245,19 +260,21 @@ impl Same {
             for i in 0..self.k {
                 for j in 0..self.k {
                     if !self.is_direct() {
-                        // gW[:, :, i, j] += G (out×len) · X_ij^T (len×in)
-                        let xt = Strided {
-                            offset: i * self.wp + j,
-                            rs: 1,
-                            cs: self.plane,
-                        };
-                        Gemm::new(cfg.out_ch, cfg.in_ch, self.len)
-                            .accumulating()
-                            .run_strided(
-                                (gw, self.weight(cfg.in_ch, i, j)),
-                                (wide, Strided::rows(0, gstride)),
-                                (xp, xt),
-                            );
+                        // gW[:, :, i, j] += G (out×len) · X_ij^T (len×in), per sample.
+                        for s in 0..samples {
+                            let xt = Strided {
+                                offset: s * x_step + i * self.wp + j,
+                                rs: 1,
+                                cs: self.plane,
+                            };
+                            Gemm::new(cfg.out_ch, cfg.in_ch, self.len)
+                                .accumulating()
+                                .run_strided(
+                                    (gw, self.weight(cfg.in_ch, i, j)),
+                                    (wide, Strided::rows(s * g_step, gstride)),
+                                    (xps, xt),
+                                );
+                        }
                     }
                     if gx.is_some() {
                         // gX[:, q + i·W' + j] += W_ij^T (in×out) · G (out×len)

@@ -310,3 +310,22 @@ fn direct_kernel_gives_the_same_bits_by_column_blocks_and_whole() {
     let yn = read(&conv2d(&mut ctx, &all, &w, cfg).0);
     assert_eq!(y1, yn[..y1.len()]);
 }
+
+#[test]
+fn small_planes_sum_a_chunk_of_samples_in_one_pass() {
+    // More samples than CHUNKS: each chunk holds several, whose weight gradients the direct
+    // kernel sums in one pass on small planes (narrowing: with the transposed input gradient;
+    // widening: weight gradient grouped only when no input gradient is asked for, which the
+    // check's tape always asks — so the narrowing case is the grouped one).
+    let n = 2 * CHUNKS + 1;
+    for (in_ch, out_ch) in [(5, 3), (2, 4)] {
+        let cfg = ConvCfg {
+            in_ch,
+            out_ch,
+            kernel: 3,
+            stride: 1,
+            padding: 1,
+        };
+        check(cfg, n, 4, 3);
+    }
+}
