@@ -9,6 +9,7 @@ use sparsenet::ops::{Act, Ctx, Param};
 use std::time::Instant;
 
 fn main() {
+    sparsenet::alloc::retain_freed_memory();
     let args: Vec<usize> = std::env::args()
         .skip(1)
         .filter(|a| a != "--bench")
