@@ -1,12 +1,14 @@
 //! Seconds spent per op, when the environment variable `SPARSENET_PROFILE` is set (read once).
-use std::cell::RefCell;
+//! One table for the process: a pass may run on any of the pool's threads.
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 static ENABLED: OnceLock<bool> = OnceLock::new();
 
-thread_local! {
-    static TIMES: RefCell<BTreeMap<String, f64>> = const { RefCell::new(BTreeMap::new()) };
+static TIMES: Mutex<BTreeMap<String, f64>> = Mutex::new(BTreeMap::new());
+
+fn times() -> std::sync::MutexGuard<'static, BTreeMap<String, f64>> {
+    TIMES.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Whether profiling is on.
@@ -14,17 +16,17 @@ pub fn enabled() -> bool {
     *ENABLED.get_or_init(|| std::env::var_os("SPARSENET_PROFILE").is_some())
 }
 
-/// Add `secs` to `key` (this thread's table: forward and backward run on the caller's thread).
+/// Add `secs` to `key`.
 pub fn add(key: &str, secs: f64) {
-    TIMES.with(|t| *t.borrow_mut().entry(key.to_string()).or_insert(0.0) += secs);
+    *times().entry(key.to_string()).or_insert(0.0) += secs;
 }
 
-/// This thread's table so far.
+/// The table so far.
 pub fn report() -> BTreeMap<String, f64> {
-    TIMES.with(|t| t.borrow().clone())
+    times().clone()
 }
 
-/// Empty this thread's table.
+/// Empty the table.
 pub fn reset() {
-    TIMES.with(|t| t.borrow_mut().clear());
+    times().clear();
 }

@@ -36,7 +36,7 @@ pub fn threads(threads: usize) {
         .expect("thread pool");
 }
 
-/// With `SPARSENET_PROFILE` set, print the seconds per op (this thread's table, as
+/// With `SPARSENET_PROFILE` set, print the seconds per op (the process's table, as
 /// `sparsenet::profile` keeps it) divided by `runs`, scaled by `scale` and labelled `unit`, to
 /// stderr.
 pub fn print_profile(runs: usize, scale: f64, unit: &str) {

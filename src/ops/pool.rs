@@ -82,34 +82,47 @@ where
     let (ho, wo) = (out_size(h, k, s, p), out_size(w, k, s, p));
     let xv = x.values();
     let mut out = vec![E::zero(); n * ch * ho * wo];
-    let mut arg = vec![0u32; n * ch * ho * wo];
-    out.par_chunks_mut(ho * wo)
-        .zip(arg.par_chunks_mut(ho * wo))
-        .enumerate()
-        .for_each(|(plane, (o, a))| {
-            let src = &xv[plane * h * w..(plane + 1) * h * w];
-            for y in 0..ho {
-                for xo in 0..wo {
-                    let mut best = E::neg_infinity();
-                    let mut at = 0usize;
-                    for i in 0..k {
-                        for j in 0..k {
-                            let iy = (y * s + i) as isize - p as isize;
-                            let ix = (xo * s + j) as isize - p as isize;
-                            if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
-                                let idx = iy as usize * w + ix as usize;
-                                if src[idx] > best {
-                                    best = src[idx];
-                                    at = idx;
-                                }
-                            }
-                        }
+    // The arg-max only when a backward pass will need it.
+    let mut arg = vec![0u32; if ctx.record { n * ch * ho * wo } else { 0 }];
+    // The taps of output row/column `o` that fall inside the input (padding never wins).
+    let span = |o: usize, len: usize| {
+        let lo = (o * s).saturating_sub(p);
+        let hi = (o * s + k).saturating_sub(p).min(len);
+        lo..hi
+    };
+    let plane = |plane: usize, o: &mut [E], mut a: Option<&mut [u32]>| {
+        let src = &xv[plane * h * w..(plane + 1) * h * w];
+        for y in 0..ho {
+            let rows = span(y, h);
+            for xo in 0..wo {
+                let cols = span(xo, w);
+                let mut best = E::neg_infinity();
+                let mut at = 0usize;
+                // Selects, not branches: on real activations the larger tap is unpredictable.
+                for iy in rows.clone() {
+                    for (ix, &v) in src[iy * w..][cols.clone()].iter().enumerate() {
+                        let gt = v > best;
+                        best = if gt { v } else { best };
+                        at = if gt { iy * w + cols.start + ix } else { at };
                     }
-                    o[y * wo + xo] = best;
+                }
+                o[y * wo + xo] = best;
+                if let Some(a) = a.as_deref_mut() {
                     a[y * wo + xo] = at as u32;
                 }
             }
-        });
+        }
+    };
+    if ctx.record {
+        out.par_chunks_mut(ho * wo)
+            .zip(arg.par_chunks_mut(ho * wo))
+            .enumerate()
+            .for_each(|(i, (o, a))| plane(i, o, Some(a)));
+    } else {
+        out.par_chunks_mut(ho * wo)
+            .enumerate()
+            .for_each(|(i, o)| plane(i, o, None));
+    }
     let out = ctx.act(out, [n, ch, ho, wo]);
     (out, MaxPoolSaved(arg))
 }

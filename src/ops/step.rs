@@ -7,6 +7,15 @@ use dfdx::prelude::*;
 use super::{read, Act, Ctx, Elem, Param};
 use crate::model::Model;
 
+/// Run `f` on a worker thread of rayon's pool (inline when already on one). A pass run from
+/// outside the pool hands every op's parallel loop to the pool and sleeps until it is done:
+/// hundreds of wake-ups per pass, measured at 10–17 % of a batch-1 ImageNet forward pass
+/// (`benches/infer_latency.sh`). From a worker, the loops go to its own queue and it takes
+/// part in them.
+fn on_worker<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    rayon::scope(|_| f())
+}
+
 impl<E: Elem> Model<E>
 where
     Cpu: Device<E>,
@@ -23,6 +32,10 @@ where
     /// The logits (`N × classes`, row-major) of a forward pass without a tape: batch statistics
     /// (and running-statistics updates) when `train`, running statistics otherwise.
     pub fn logits(&mut self, x: Vec<E>, n: usize, train: bool) -> Result<Vec<E>> {
+        on_worker(|| self.logits_here(x, n, train))
+    }
+
+    fn logits_here(&mut self, x: Vec<E>, n: usize, train: bool) -> Result<Vec<E>> {
         let mut ctx = Ctx::new(&Cpu::default(), train, false);
         let s = self.net.input_shape();
         let xt: Act<E> = ctx.act(x, [n, s.c, s.h, s.w]);
@@ -41,6 +54,9 @@ where
         labels: &[u8],
         train: bool,
     ) -> Result<(f64, usize, Vec<Vec<E>>)> {
+        // Not moved onto a worker as `logits` is: on batch-64 training steps interleaved runs
+        // showed no difference outside this machine's noise (the wake-ups are a small part of
+        // a step whose ops are large).
         let mut ctx = Ctx::new(&Cpu::default(), train, train);
         let s = self.net.input_shape();
         let xt: Act<E> = ctx.act(x, [labels.len(), s.c, s.h, s.w]);
