@@ -1,8 +1,9 @@
-//! One 3×3 "same" convolution layer on the CPU: forward, weight gradient and input gradient,
-//! each the best of 7 runs, in ms and GFLOP/s (2·N·out·in·9·H·W per pass).
+//! One "same" convolution layer on the CPU (3×3 unless a kernel size is given): forward, weight
+//! gradient and input gradient, each the best of 7 runs, in ms and GFLOP/s (2·N·out·in·k²·H·W
+//! per pass).
 //!
-//! `cargo bench --bench conv_layer -- N IN HW OUT` (default `64 96 32 24`: a SparseNet-40-24
-//! layer in the first block). Threads: rayon's default (`RAYON_NUM_THREADS`).
+//! `cargo bench --bench conv_layer -- N IN HW OUT [KERNEL]` (default `64 96 32 24 3`: a
+//! SparseNet-40-24 layer in the first block). Threads: rayon's default (`RAYON_NUM_THREADS`).
 
 use sparsenet::ops::conv::{conv2d, conv2d_backward, ConvCfg};
 use sparsenet::ops::{Act, Ctx, Param};
@@ -15,30 +16,31 @@ fn main() {
         .filter(|a| a != "--bench")
         .map(|a| a.parse().expect("N IN HW OUT: whole numbers"))
         .collect();
-    let [n, cin, hw, cout] = match args[..] {
-        [] => [64, 96, 32, 24],
-        [a, b, c, d] => [a, b, c, d],
-        _ => panic!("usage: conv_layer N IN HW OUT"),
+    let [n, cin, hw, cout, k] = match args[..] {
+        [] => [64, 96, 32, 24, 3],
+        [a, b, c, d] => [a, b, c, d, 3],
+        [a, b, c, d, e] => [a, b, c, d, e],
+        _ => panic!("usage: conv_layer N IN HW OUT [KERNEL]"),
     };
     let dev = dfdx::prelude::Cpu::default();
     let cfg = ConvCfg {
         in_ch: cin,
         out_ch: cout,
-        kernel: 3,
+        kernel: k,
         stride: 1,
-        padding: 1,
+        padding: k / 2,
     };
     let x: Vec<f32> = (0..n * cin * hw * hw)
         .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
         .collect();
     let w = Param::new(
         0,
-        (0..cout * cin * 9)
+        (0..cout * cin * k * k)
             .map(|i| ((i * 31) % 100) as f32 / 100.0 - 0.5)
             .collect(),
     );
     let x = Act::new(x, [n, cin, hw, hw]);
-    let flops = 2.0 * (n * cout * cin * 9 * hw * hw) as f64;
+    let flops = 2.0 * (n * cout * cin * k * k * hw * hw) as f64;
     let (mut fwd, mut both, mut wgrad) = (f64::MAX, f64::MAX, f64::MAX);
     for _ in 0..7 {
         let mut ctx = Ctx::<f32>::new(&dev, true, true);
@@ -58,7 +60,7 @@ fn main() {
     let xgrad = both - wgrad;
     let show = |s: f64| format!("{:.2} ms {:.0} GFLOP/s", s * 1e3, flops / s / 1e9);
     println!(
-        "{n}×{cin}×{hw}×{hw} → {cout}: forward {} | weight gradient {} | input gradient {} (backward minus weight gradient)",
+        "{n}×{cin}×{hw}×{hw} → {cout} ({k}×{k}): forward {} | weight gradient {} | input gradient {} (backward minus weight gradient)",
         show(fwd),
         show(wgrad),
         show(xgrad)

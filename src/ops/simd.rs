@@ -59,10 +59,16 @@ pub trait Lanes: Copy + bytemuck::Pod {
 
     /// The sum of the lanes (in the instruction set's fixed order).
     fn hsum<S: Simd>(s: S, v: Self::V<S>) -> Self;
+
+    /// `a + b`.
+    fn vadd<S: Simd>(s: S, a: Self::V<S>, b: Self::V<S>) -> Self::V<S>;
+
+    /// `v` where `p > 0`, zero elsewhere.
+    fn where_positive<S: Simd>(s: S, p: Self::V<S>, v: Self::V<S>) -> Self::V<S>;
 }
 
 macro_rules! lanes_impl {
-    ($t:ty, $v:ident, $lanes:ident, $splat:ident, $fma:ident, $sum:ident) => {
+    ($t:ty, $v:ident, $lanes:ident, $splat:ident, $fma:ident, $sum:ident, $add:ident, $gt:ident, $select:ident) => {
         impl Lanes for $t {
             type V<S: Simd> = S::$v;
 
@@ -82,6 +88,15 @@ macro_rules! lanes_impl {
             fn hsum<S: Simd>(s: S, v: Self::V<S>) -> Self {
                 s.$sum(v)
             }
+            #[inline(always)]
+            fn vadd<S: Simd>(s: S, a: Self::V<S>, b: Self::V<S>) -> Self::V<S> {
+                s.$add(a, b)
+            }
+            #[inline(always)]
+            fn where_positive<S: Simd>(s: S, p: Self::V<S>, v: Self::V<S>) -> Self::V<S> {
+                let zero = s.$splat(0.0);
+                s.$select(s.$gt(p, zero), v, zero)
+            }
         }
     };
 }
@@ -91,7 +106,10 @@ lanes_impl!(
     F32_LANES,
     splat_f32s,
     mul_add_e_f32s,
-    reduce_sum_f32s
+    reduce_sum_f32s,
+    add_f32s,
+    greater_than_f32s,
+    select_f32s
 );
 lanes_impl!(
     f64,
@@ -99,7 +117,10 @@ lanes_impl!(
     F64_LANES,
     splat_f64s,
     mul_add_e_f64s,
-    reduce_sum_f64s
+    reduce_sum_f64s,
+    add_f64s,
+    greater_than_f64s,
+    select_f64s
 );
 
 #[cfg(test)]
