@@ -383,4 +383,21 @@ mod tests {
             assert!(e < 1e-6, "{}: {e}", m.params[pi].name);
         }
     }
+
+    #[test]
+    fn logits_with_kept_parameters_equal_logits() {
+        // Two evaluation passes on one copy of the parameters (their 3×3 weights rearranged on
+        // the first) give the bits of `logits`, which copies them each time.
+        let spec = NetSpec::new(Family::Sparse, Dataset::Cifar, 10, &[2], false, 4);
+        let mut m = Model::<f32>::new(&spec, Shape::new(3, 8, 8), 5).unwrap();
+        let x: Vec<f32> = crate::testutil::rand_vec(2 * 3 * 64, 6)
+            .into_iter()
+            .map(|v| v as f32)
+            .collect();
+        let want = m.logits(x.clone(), 2, false).unwrap();
+        let p = m.cpu_params();
+        assert_eq!(m.logits_with(&p, x.clone(), 2, false).unwrap(), want);
+        assert_eq!(m.logits_with(&p, x, 2, false).unwrap(), want);
+        assert!(want.iter().all(|v| v.is_finite()) && want.iter().any(|&v| v != 0.0));
+    }
 }

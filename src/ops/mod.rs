@@ -183,6 +183,10 @@ pub struct Param<E> {
     pub index: usize,
     /// The values.
     pub data: std::sync::Arc<Vec<E>>,
+    /// The values rearranged for a kernel (a 3×3 weight by tap for the direct convolution),
+    /// made on first use and shared by the clones: repeated passes with the same parameters
+    /// (inference) rearrange once.
+    rearranged: Arc<std::sync::OnceLock<Vec<E>>>,
 }
 
 impl<E> Param<E> {
@@ -191,7 +195,14 @@ impl<E> Param<E> {
         Param {
             index,
             data: std::sync::Arc::new(data),
+            rearranged: Arc::default(),
         }
+    }
+
+    /// The values rearranged by `f` (one rearrangement per parameter: every caller must pass
+    /// the same `f`), computed on the first call.
+    pub fn rearranged(&self, f: impl FnOnce(&[E]) -> Vec<E>) -> &[E] {
+        self.rearranged.get_or_init(|| f(&self.data))
     }
 }
 

@@ -20,8 +20,9 @@ impl<E: Elem> Model<E>
 where
     Cpu: Device<E>,
 {
-    /// The current parameter values as CPU parameters (index = position in [`Model::params`]).
-    fn cpu_params(&self) -> Vec<Param<E>> {
+    /// The current parameter values as CPU parameters (index = position in [`Model::params`]):
+    /// a copy, for [`Model::logits_with`] to run many passes on without copying them again.
+    pub fn cpu_params(&self) -> Vec<Param<E>> {
         self.values
             .iter()
             .enumerate()
@@ -32,16 +33,28 @@ where
     /// The logits (`N × classes`, row-major) of a forward pass without a tape: batch statistics
     /// (and running-statistics updates) when `train`, running statistics otherwise.
     pub fn logits(&mut self, x: Vec<E>, n: usize, train: bool) -> Result<Vec<E>> {
-        on_worker(|| self.logits_here(x, n, train))
+        let p = self.cpu_params();
+        self.logits_with(&p, x, n, train)
     }
 
-    fn logits_here(&mut self, x: Vec<E>, n: usize, train: bool) -> Result<Vec<E>> {
+    /// [`Model::logits`] with the parameters `p` from [`Model::cpu_params`] (taken after the
+    /// last change to the weights): repeated inference without copying the weights each time.
+    pub fn logits_with(
+        &mut self,
+        p: &[Param<E>],
+        x: Vec<E>,
+        n: usize,
+        train: bool,
+    ) -> Result<Vec<E>> {
+        on_worker(|| self.logits_here(p, x, n, train))
+    }
+
+    fn logits_here(&mut self, p: &[Param<E>], x: Vec<E>, n: usize, train: bool) -> Result<Vec<E>> {
         let mut ctx = Ctx::new(&Cpu::default(), train, false);
         let s = self.net.input_shape();
         let xt: Act<E> = ctx.act(x, [n, s.c, s.h, s.w]);
-        let p = self.cpu_params();
         let mut bn = std::mem::take(&mut self.bn);
-        let out = self.walk(&mut ctx, xt, &p, &mut bn);
+        let out = self.walk(&mut ctx, xt, p, &mut bn);
         self.bn = bn;
         Ok(read(&out?.0))
     }

@@ -115,13 +115,13 @@ where
     if cfg.is_same() && same.is_direct() {
         // 3×3 layers by the direct kernel; small batches cut each sample's positions into
         // column blocks instead of running one sample per core.
-        let wt = direct::weights_by_tap(wv, cin, cfg.out_ch);
+        let wt = w.rearranged(|wv| direct::weights_by_tap(wv, cin, cfg.out_ch));
         let blocks = n < SMALL_BATCH;
         let one = |i: usize, o: &mut [E]| {
             let xi = &xv[i * in_sz..(i + 1) * in_sz];
             // SAFETY: `forward_direct` only writes initialised values through the view.
             let o = unsafe { as_uninit(o) };
-            same.forward_direct(xi, &wt, (cin, cfg.out_ch), blocks, o);
+            same.forward_direct(xi, wt, (cin, cfg.out_ch), blocks, o);
         };
         if blocks {
             out.chunks_mut(cfg.out_ch * hw)
