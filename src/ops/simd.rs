@@ -8,10 +8,16 @@
 use pulp::bytemuck;
 use pulp::Simd;
 
-/// The instruction set of this machine, detected once.
+/// The instruction set of this machine, detected once; `SPARSENET_SIMD=avx2` or `=scalar`
+/// asks for a lower one (to measure or check what a machine without AVX-512 would run; a set
+/// the machine lacks falls back to the detected one).
 pub fn arch() -> pulp::Arch {
     static ARCH: std::sync::OnceLock<pulp::Arch> = std::sync::OnceLock::new();
-    *ARCH.get_or_init(pulp::Arch::new)
+    *ARCH.get_or_init(|| match std::env::var("SPARSENET_SIMD").as_deref() {
+        Ok("scalar") => pulp::Arch::Scalar,
+        Ok("avx2") => pulp::x86::V3::try_new().map_or_else(pulp::Arch::new, pulp::Arch::V3),
+        _ => pulp::Arch::new(),
+    })
 }
 
 /// Elements no wider a vector of any instruction set holds (16 `f32` in a 512-bit register):

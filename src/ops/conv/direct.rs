@@ -416,22 +416,33 @@ mod tests {
                 forward(&xf, geo, &wf, cout, 1..cout, &mut rest, ostride, q0..q1);
                 assert_eq!(rest[..], of[ostride..]);
             }
-            let mut os = vec![0.0f32; cout * ostride];
-            pulp::Scalar.vectorize(Forward {
-                x: &xf,
-                geo,
-                wt: &wf,
-                cout,
-                rows: (0, cout),
-                out: &mut os,
-                ostride,
-                q0,
-                q1,
-            });
+            // Every instruction set this machine has, not only the one `arch()` picks: the
+            // scalar code, and AVX2 (16 registers: other tile sizes) where it is available.
+            let run = |simd: &dyn Fn(Forward<'_, f32>)| {
+                let mut o = vec![0.0f32; cout * ostride];
+                simd(Forward {
+                    x: &xf,
+                    geo,
+                    wt: &wf,
+                    cout,
+                    rows: (0, cout),
+                    out: &mut o,
+                    ostride,
+                    q0,
+                    q1,
+                });
+                o
+            };
+            let os = run(&|k| pulp::Scalar.vectorize(k));
+            let o3 = match pulp::x86::V3::try_new() {
+                Some(v3) => run(&|k| pulp::Simd::vectorize(v3, k)),
+                None => os.clone(),
+            };
             for o in 0..cout {
                 for q in q0..q1 {
                     let want = naive_forward(&x, geo, &wv, cout, q, o);
-                    for got in [of[o * ostride + q - q0], os[o * ostride + q - q0]] {
+                    let at = o * ostride + q - q0;
+                    for got in [of[at], os[at], o3[at]] {
                         assert!((got as f64 - want).abs() < 1e-4 * (1.0 + want.abs()));
                     }
                 }
@@ -463,6 +474,27 @@ mod tests {
             weight_grad(&x2, geo, &g2, cout, gstride, steps, &mut gw2);
             for ((&a, &b), &s0) in gw2.iter().zip(&gw).zip(&start) {
                 assert!((a - s0 - 2.0 * (b - s0)).abs() < 1e-12);
+            }
+            // The scalar code and AVX2 (where available) agree with the chosen set.
+            let other = |simd: &dyn Fn(WeightGrad<'_, f64>)| {
+                let mut o = start.clone();
+                simd(WeightGrad {
+                    x: &x,
+                    geo,
+                    g: &g,
+                    cout,
+                    gstride,
+                    samples: (1, x.len(), g.len()),
+                    gw: &mut o,
+                });
+                o
+            };
+            let mut sets = vec![other(&|k| pulp::Scalar.vectorize(k))];
+            if let Some(v3) = pulp::x86::V3::try_new() {
+                sets.push(other(&|k| pulp::Simd::vectorize(v3, k)));
+            }
+            for o in sets {
+                assert!(o.iter().zip(&gw).all(|(a, b)| (a - b).abs() < 1e-12));
             }
             for o in 0..cout {
                 for c in 0..cin {
