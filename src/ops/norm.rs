@@ -291,6 +291,46 @@ mod tests {
     }
 
     #[test]
+    fn masked_sums_match_the_formula_in_lanes_and_tail() {
+        // 37 values: whole vectors and a tail for every instruction set, with and without the
+        // mask, in f64 and f32.
+        let x = rand_vec(37, 61);
+        let g = rand_vec(37, 62);
+        for mask in [None, Some((0.7, -0.1))] {
+            let keep = |t: f64| mask.is_none_or(|(a, b)| a * t + b > 0.0);
+            let gm: Vec<f64> = g
+                .iter()
+                .zip(&x)
+                .map(|(&d, &t)| if keep(t) { d } else { 0.0 })
+                .collect();
+            let want = (
+                gm.iter().sum::<f64>(),
+                gm.iter().zip(&x).map(|(d, t)| d * t).sum::<f64>(),
+            );
+            let mut g64 = g.clone();
+            let got = crate::ops::simd::arch().dispatch(MaskedSums {
+                x: &x,
+                g: &mut g64,
+                mask,
+            });
+            assert!((got.0 - want.0).abs() < 1e-12 && (got.1 - want.1).abs() < 1e-12);
+            assert_eq!(g64, gm, "the masked gradient, in place");
+            let (x32, mut g32): (Vec<f32>, Vec<f32>) = x
+                .iter()
+                .zip(&g)
+                .map(|(&a, &b)| (a as f32, b as f32))
+                .unzip();
+            let mask32 = mask.map(|(a, b)| (a as f32, b as f32));
+            let got = crate::ops::simd::arch().dispatch(MaskedSums {
+                x: &x32,
+                g: &mut g32,
+                mask: mask32,
+            });
+            assert!((got.0 as f64 - want.0).abs() < 1e-4 && (got.1 as f64 - want.1).abs() < 1e-4);
+        }
+    }
+
+    #[test]
     fn train_forward_gradients_and_running_stats() {
         let (n, ch, h, w) = (3, 4, 2, 3);
         let xv = rand_vec(n * ch * h * w, 7);

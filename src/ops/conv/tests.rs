@@ -329,3 +329,45 @@ fn small_planes_sum_a_chunk_of_samples_in_one_pass() {
         check(cfg, n, 4, 3);
     }
 }
+
+#[test]
+fn backward_does_not_depend_on_the_thread_count() {
+    // Both gradients of a narrowing 3×3 layer in f32 on pools of 1 and 3 threads: the same
+    // bits, for a small plane (a chunk's weight gradients summed in one pass) and a large one
+    // (sample by sample).
+    let cfg = ConvCfg {
+        in_ch: 9,
+        out_ch: 5,
+        kernel: 3,
+        stride: 1,
+        padding: 1,
+    };
+    let f32s = |len: usize, seed: u64| -> Vec<f32> {
+        rand_vec(len, seed).into_iter().map(|v| v as f32).collect()
+    };
+    for (n, hw) in [(2 * CHUNKS + 3, 6), (CHUNKS + 1, 24)] {
+        let xv = f32s(n * cfg.in_ch * hw * hw, 51);
+        let wv = f32s(cfg.out_ch * cfg.in_ch * 9, 52);
+        let gy = f32s(n * cfg.out_ch * hw * hw, 53);
+        let run = |threads: usize| -> (Vec<f32>, Vec<f32>) {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let dev = Cpu::default();
+                let mut ctx = Ctx::new(&dev, true, true);
+                let x = ctx.act(xv.clone(), [n, cfg.in_ch, hw, hw]);
+                let w = Param::new(0, wv.clone());
+                let (_, saved) = conv2d(&mut ctx, &x, &w, cfg);
+                let mut dx = None;
+                conv2d_backward(&mut ctx, saved, &w, cfg, gy.clone(), Some(&mut dx));
+                let gw = ctx.take_param_grads(std::slice::from_ref(&w)).remove(0);
+                (gw, dx.expect("an input gradient"))
+            })
+        };
+        let one = run(1);
+        assert_eq!(one, run(3), "{n} samples of {hw}×{hw}");
+        assert!(one.0.iter().any(|&v| v != 0.0) && one.1.iter().any(|&v| v != 0.0));
+    }
+}
