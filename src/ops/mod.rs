@@ -183,10 +183,10 @@ pub struct Param<E> {
     pub index: usize,
     /// The values.
     pub data: std::sync::Arc<Vec<E>>,
-    /// The values rearranged for a kernel (a 3×3 weight by tap for the direct convolution),
-    /// made on first use and shared by the clones: repeated passes with the same parameters
-    /// (inference) rearrange once.
-    rearranged: Arc<std::sync::OnceLock<Vec<E>>>,
+    /// A 3×3 weight arranged by tap for the direct convolution ([`Param::by_tap`]), made on
+    /// first use and shared by the clones: repeated passes with the same parameters
+    /// (inference) arrange it once.
+    by_tap: Arc<std::sync::OnceLock<Vec<E>>>,
 }
 
 impl<E> Param<E> {
@@ -195,14 +195,20 @@ impl<E> Param<E> {
         Param {
             index,
             data: std::sync::Arc::new(data),
-            rearranged: Arc::default(),
+            by_tap: Arc::default(),
         }
     }
 
-    /// The values rearranged by `f` (one rearrangement per parameter: every caller must pass
-    /// the same `f`), computed on the first call.
-    pub fn rearranged(&self, f: impl FnOnce(&[E]) -> Vec<E>) -> &[E] {
-        self.rearranged.get_or_init(|| f(&self.data))
+    /// This 3×3 convolution weight (`[out, in, 3, 3]`, `in` given) as `[in][tap][out]`, the
+    /// direct kernel's layout, computed on the first call.
+    pub fn by_tap(&self, cin: usize) -> &[E]
+    where
+        E: Copy,
+    {
+        self.by_tap.get_or_init(|| {
+            let cout = self.data.len() / (cin * 9);
+            conv::direct::weights_by_tap(&self.data, cin, cout)
+        })
     }
 }
 

@@ -42,7 +42,7 @@ impl Planes {
 
 /// The weights `[out, in, 3, 3]` rearranged as `[in][tap][out]`, so that a tile's output
 /// channels read one contiguous run per channel and tap.
-pub(super) fn weights_by_tap<E: Copy>(w: &[E], cin: usize, cout: usize) -> Vec<E> {
+pub(crate) fn weights_by_tap<E: Copy>(w: &[E], cin: usize, cout: usize) -> Vec<E> {
     let mut t = Vec::with_capacity(w.len());
     for c in 0..cin {
         for tap in 0..9 {
@@ -52,16 +52,14 @@ pub(super) fn weights_by_tap<E: Copy>(w: &[E], cin: usize, cout: usize) -> Vec<E
     t
 }
 
-/// `out[o − r0][q − q0] = Σ_c Σ_(i,j) w[o][c][i][j] · x[c][q + i·wp + j]` for the output
-/// channels `o` in `rows = r0 .. r1` (of `cout`) and the positions `q` in `q0 .. q1`, `out` in
-/// rows of `ostride`, with the weights from [`weights_by_tap`].
+/// `out[o][q − q0] = Σ_c Σ_(i,j) w[o][c][i][j] · x[c][q + i·wp + j]` for the positions `q`
+/// in `q0 .. q1` (`out` in rows of `ostride`), with the weights from [`weights_by_tap`].
 #[allow(clippy::too_many_arguments)]
 pub(super) fn forward<E: Real + Lanes>(
     x: &[E],
     geo: Planes,
     wt: &[E],
     cout: usize,
-    rows: std::ops::Range<usize>,
     out: &mut [E],
     ostride: usize,
     std::ops::Range { start: q0, end: q1 }: std::ops::Range<usize>,
@@ -71,14 +69,12 @@ pub(super) fn forward<E: Real + Lanes>(
         "direct conv: input buffer too short"
     );
     assert!(wt.len() == geo.channels * 9 * cout, "direct conv: weights");
-    assert!(rows.start < rows.end && rows.end <= cout && q0 < q1);
-    assert!(q1 - q0 <= ostride && out.len() >= (rows.len() - 1) * ostride + (q1 - q0));
+    assert!(q0 < q1 && q1 - q0 <= ostride && out.len() >= (cout - 1) * ostride + (q1 - q0));
     arch().dispatch(Forward {
         x,
         geo,
         wt,
         cout,
-        rows: (rows.start, rows.end),
         out,
         ostride,
         q0,
@@ -91,7 +87,6 @@ struct Forward<'a, E> {
     geo: Planes,
     wt: &'a [E],
     cout: usize,
-    rows: (usize, usize),
     out: &'a mut [E],
     ostride: usize,
     q0: usize,
@@ -134,9 +129,9 @@ impl<E: Real + Lanes> WithSimd for Forward<'_, E> {
         } else {
             (4, 3)
         };
-        let (mut o0, r1) = self.rows;
-        while o0 < r1 {
-            let ob = ob_max.min(r1 - o0);
+        let mut o0 = 0;
+        while o0 < self.cout {
+            let ob = ob_max.min(self.cout - o0);
             let mut q = self.q0;
             while q < self.q1 {
                 if q + qb * l <= self.q1 {
@@ -171,8 +166,7 @@ impl<E: Real + Lanes> Forward<'_, E> {
         // furthest one, channel `channels − 1`, tap (2, 2), vector QB − 1, ends at
         // `(channels − 1)·plane + 2·wp + 2 + q + QB·l ≤ needed(q1)`, since a tile starts
         // below q1 and has QB > 1 only when it ends at or before q1.
-        assert!(q + QB * l <= self.q1 + l && o0 + OB <= self.rows.1);
-        let r0 = self.rows.0;
+        assert!(q + QB * l <= self.q1 + l && o0 + OB <= self.cout);
         let mut acc = [[E::splat(s, E::zero()); QB]; OB];
         for c in 0..channels {
             let wc = &self.wt[c * 9 * self.cout + o0..];
@@ -200,7 +194,7 @@ impl<E: Real + Lanes> Forward<'_, E> {
         // value would keep the whole tile in memory, stored after every multiply-add.
         if valid == QB * l {
             for o in 0..OB {
-                let dst = &mut self.out[(o0 + o - r0) * self.ostride + at..][..QB * l];
+                let dst = &mut self.out[(o0 + o) * self.ostride + at..][..QB * l];
                 for b in 0..QB {
                     E::store::<S>(&mut dst[b * l..], acc[o][b]);
                 }
@@ -212,7 +206,7 @@ impl<E: Real + Lanes> Forward<'_, E> {
                 E::store::<S>(&mut part[o], acc[o][0]);
             }
             for (o, p) in part.iter().enumerate() {
-                self.out[(o0 + o - r0) * self.ostride + at..][..valid].copy_from_slice(&p[..valid]);
+                self.out[(o0 + o) * self.ostride + at..][..valid].copy_from_slice(&p[..valid]);
             }
         }
     }
@@ -392,7 +386,7 @@ mod tests {
             let q1 = h * geo.wp;
             let ostride = q1 - q0 + 2;
             let mut out = vec![f64::NAN; cout * ostride];
-            forward(&x, geo, &wt, cout, 0..cout, &mut out, ostride, q0..q1);
+            forward(&x, geo, &wt, cout, &mut out, ostride, q0..q1);
             for o in 0..cout {
                 for q in q0..q1 {
                     let want = naive_forward(&x, geo, &wv, cout, q, o);
@@ -409,13 +403,7 @@ mod tests {
             let xf: Vec<f32> = x.iter().map(|&v| v as f32).collect();
             let wf: Vec<f32> = wt.iter().map(|&v| v as f32).collect();
             let mut of = vec![0.0f32; cout * ostride];
-            forward(&xf, geo, &wf, cout, 0..cout, &mut of, ostride, q0..q1);
-            // Output channels from 1 on: the rows shift, the values do not.
-            if cout > 1 {
-                let mut rest = vec![0.0f32; (cout - 1) * ostride];
-                forward(&xf, geo, &wf, cout, 1..cout, &mut rest, ostride, q0..q1);
-                assert_eq!(rest[..], of[ostride..]);
-            }
+            forward(&xf, geo, &wf, cout, &mut of, ostride, q0..q1);
             // Every instruction set this machine has, not only the one `arch()` picks: the
             // scalar code, and AVX2 (16 registers: other tile sizes) where it is available.
             let run = |simd: &dyn Fn(Forward<'_, f32>)| {
@@ -425,7 +413,6 @@ mod tests {
                     geo,
                     wt: &wf,
                     cout,
-                    rows: (0, cout),
                     out: &mut o,
                     ostride,
                     q0,

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use std::mem::MaybeUninit;
 use std::sync::Arc;
 
-mod direct;
+pub(crate) mod direct;
 mod im2col;
 mod same;
 #[cfg(test)]
@@ -25,7 +25,7 @@ pub use crate::backend::ConvCfg;
 /// chunk order, so results do not depend on the number of threads.
 const CHUNKS: usize = 8;
 
-/// Wide-grid positions (`h·(w + 2)`) up to which a 3×3 layer's weight gradient sums a whole
+/// Wide-grid positions (`Same::wide_len`) up to which a 3×3 layer's weight gradient sums a whole
 /// chunk of samples in one pass of the direct kernel: a small plane's row is only a few
 /// vectors long, and adding up the lanes once per sample would cost as much as the row.
 const GROUPED_PLANE: usize = 512;
@@ -115,7 +115,7 @@ where
     if cfg.is_same() && same.is_direct() {
         // 3×3 layers by the direct kernel; small batches cut each sample's positions into
         // column blocks instead of running one sample per core.
-        let wt = w.rearranged(|wv| direct::weights_by_tap(wv, cin, cfg.out_ch));
+        let wt = w.by_tap(cin);
         let blocks = n < SMALL_BATCH;
         let one = |i: usize, o: &mut [E]| {
             let xi = &xv[i * in_sz..(i + 1) * in_sz];
@@ -269,7 +269,7 @@ pub fn conv2d_backward<E: Elem>(
             if cfg.is_same() {
                 let same = Same::new(&cfg, h, wd);
                 let (i0, i1) = (chunk * per, ((chunk + 1) * per).min(n));
-                if same.is_direct() && h * (wd + 2) <= GROUPED_PLANE && (direct_dx || !x_grad) {
+                if same.is_direct() && same.wide_len() <= GROUPED_PLANE && (direct_dx || !x_grad) {
                     // Small planes: the chunk's weight gradient in one pass over its samples,
                     // then each sample's input gradient.
                     let osz = cfg.out_ch * hw;

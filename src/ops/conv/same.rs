@@ -5,11 +5,6 @@ use std::mem::MaybeUninit;
 
 use super::direct::{self, Planes};
 use super::ConvCfg;
-use rayon::prelude::*;
-
-/// Blocks of one sample's forward pass computed in parallel when the batch is too small to
-/// occupy every core (the direct kernel sums each output in the same order however it is cut).
-const BLOCKS: usize = 4;
 use crate::ops::gemm::{Gemm, Strided};
 use crate::ops::simd::{Lanes, MAX_LANES};
 use crate::ops::Real;
@@ -67,6 +62,11 @@ impl Same {
         }
     }
 
+    /// Positions of the wide output grid (`h·W'`).
+    pub(super) fn wide_len(&self) -> usize {
+        self.len
+    }
+
     /// Whether the direct 3×3 kernels ([`direct`]) compute this convolution.
     pub(super) fn is_direct(&self) -> bool {
         self.k == 3
@@ -107,7 +107,7 @@ impl Same {
 
     /// A 3×3 layer by the direct kernel: `x` (`cin × h × w`) convolved with the weights `wt`
     /// (from [`direct::weights_by_tap`]) into `out` (`cout × h × w`, written whole). With
-    /// `blocks`, the outputs are cut into blocks computed in parallel (for batches too
+    /// `blocks`, the positions are cut into column blocks computed in parallel (for batches too
     /// small to occupy every core; the kernel sums each output in the same order either way).
     pub(super) fn forward_direct<E: Real + Lanes>(
         &self,
@@ -122,36 +122,11 @@ impl Same {
             self.pad_for_direct(x, cin, self.len, xp);
             let xp: &[E] = xp;
             if blocks {
-                // Four blocks computed in parallel: of positions where the plane is long
-                // enough, else of output channels (a 7×7 plane is four vectors).
-                let nq = match self.len {
-                    256.. => BLOCKS,
-                    128.. => BLOCKS / 2,
-                    _ => 1,
-                };
-                let nr = (BLOCKS / nq).min(cout.div_ceil(2)).max(1);
-                let (qs, rs) = (self.len.div_ceil(nq), cout.div_ceil(nr).next_multiple_of(2));
-                let parts: Vec<_> = (0..nr * nq)
-                    .into_par_iter()
-                    .filter_map(|b| {
-                        let rows = b / nq * rs..(b / nq * rs + rs).min(cout);
-                        let cols = b % nq * qs..((b % nq + 1) * qs).min(self.len);
-                        if rows.is_empty() || cols.is_empty() {
-                            return None;
-                        }
-                        let (r, width) = (rows.clone(), cols.len());
-                        let mut part = vec![E::zero(); rows.len() * width];
-                        direct::forward(xp, geo, wt, cout, r, &mut part, width, cols.clone());
-                        Some((rows, cols, part))
-                    })
-                    .collect();
-                for (rows, cols, part) in parts {
-                    for (o, src) in rows.zip(part.chunks(cols.len())) {
-                        wide[o * self.len + cols.start..][..cols.len()].copy_from_slice(src);
-                    }
-                }
+                super::by_column_blocks(cout, self.len, wide, |c0, bl, part| {
+                    direct::forward(xp, geo, wt, cout, part, bl, c0..c0 + bl)
+                });
             } else {
-                direct::forward(xp, geo, wt, cout, 0..cout, wide, self.len, 0..self.len);
+                direct::forward(xp, geo, wt, cout, wide, self.len, 0..self.len);
             }
             self.unwide(wide, cout, out);
         });

@@ -244,31 +244,40 @@ fn batches_below_and_above_the_small_batch_limit_take_both_paths() {
     }
 }
 
-#[test]
-fn column_blocks_do_not_depend_on_the_thread_count() {
-    // Batch 1 (the column-block path) in f32, on pools of 1 and 3 threads: the same bits.
-    let cfg = ConvCfg {
-        in_ch: 16,
-        out_ch: 24,
+/// `len` random values (`rand_vec(len, seed)`) in f32.
+fn f32s(len: usize, seed: u64) -> Vec<f32> {
+    rand_vec(len, seed).into_iter().map(|v| v as f32).collect()
+}
+
+/// `f` run on a pool of `threads` threads.
+fn on_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+        .install(f)
+}
+
+/// A 3×3 "same" convolution from `in_ch` to `out_ch` channels.
+fn same3(in_ch: usize, out_ch: usize) -> ConvCfg {
+    ConvCfg {
+        in_ch,
+        out_ch,
         kernel: 3,
         stride: 1,
         padding: 1,
-    };
+    }
+}
+
+#[test]
+fn column_blocks_do_not_depend_on_the_thread_count() {
+    // Batch 1 (the column-block path) in f32, on pools of 1 and 3 threads: the same bits.
+    let cfg = same3(16, 24);
     let (h, wd) = (23, 19);
-    let xv: Vec<f32> = rand_vec(cfg.in_ch * h * wd, 31)
-        .into_iter()
-        .map(|v| v as f32)
-        .collect();
-    let wv: Vec<f32> = rand_vec(cfg.out_ch * cfg.in_ch * 9, 32)
-        .into_iter()
-        .map(|v| v as f32)
-        .collect();
+    let xv = f32s(cfg.in_ch * h * wd, 31);
+    let wv = f32s(cfg.out_ch * cfg.in_ch * 9, 32);
     let run = |threads: usize| -> Vec<f32> {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| {
+        on_pool(threads, || {
             let dev = Cpu::default();
             let mut ctx = Ctx::new(&dev, false, false);
             let x = ctx.act(xv.clone(), [1, cfg.in_ch, h, wd]);
@@ -285,22 +294,10 @@ fn direct_kernel_gives_the_same_bits_by_column_blocks_and_whole() {
     // A 3×3 layer on a batch of 1 (positions cut into column blocks) and on a batch of
     // SMALL_BATCH + 1 whose first sample is the same image (samples whole): the direct kernel
     // sums every output in one order, so the first sample's outputs agree bit for bit.
-    let cfg = ConvCfg {
-        in_ch: 7,
-        out_ch: 13,
-        kernel: 3,
-        stride: 1,
-        padding: 1,
-    };
+    let cfg = same3(7, 13);
     let (h, wd, n) = (11, 9, SMALL_BATCH + 1);
-    let xv: Vec<f32> = rand_vec(n * cfg.in_ch * h * wd, 41)
-        .into_iter()
-        .map(|v| v as f32)
-        .collect();
-    let wv: Vec<f32> = rand_vec(cfg.out_ch * cfg.in_ch * 9, 42)
-        .into_iter()
-        .map(|v| v as f32)
-        .collect();
+    let xv = f32s(n * cfg.in_ch * h * wd, 41);
+    let wv = f32s(cfg.out_ch * cfg.in_ch * 9, 42);
     let dev = Cpu::default();
     let mut ctx = Ctx::new(&dev, false, false);
     let w = Param::new(0, wv);
@@ -319,14 +316,7 @@ fn small_planes_sum_a_chunk_of_samples_in_one_pass() {
     // check's tape always asks — so the narrowing case is the grouped one).
     let n = 2 * CHUNKS + 1;
     for (in_ch, out_ch) in [(5, 3), (2, 4)] {
-        let cfg = ConvCfg {
-            in_ch,
-            out_ch,
-            kernel: 3,
-            stride: 1,
-            padding: 1,
-        };
-        check(cfg, n, 4, 3);
+        check(same3(in_ch, out_ch), n, 4, 3);
     }
 }
 
@@ -335,26 +325,13 @@ fn backward_does_not_depend_on_the_thread_count() {
     // Both gradients of a narrowing 3×3 layer in f32 on pools of 1 and 3 threads: the same
     // bits, for a small plane (a chunk's weight gradients summed in one pass) and a large one
     // (sample by sample).
-    let cfg = ConvCfg {
-        in_ch: 9,
-        out_ch: 5,
-        kernel: 3,
-        stride: 1,
-        padding: 1,
-    };
-    let f32s = |len: usize, seed: u64| -> Vec<f32> {
-        rand_vec(len, seed).into_iter().map(|v| v as f32).collect()
-    };
+    let cfg = same3(9, 5);
     for (n, hw) in [(2 * CHUNKS + 3, 6), (CHUNKS + 1, 24)] {
         let xv = f32s(n * cfg.in_ch * hw * hw, 51);
         let wv = f32s(cfg.out_ch * cfg.in_ch * 9, 52);
         let gy = f32s(n * cfg.out_ch * hw * hw, 53);
         let run = |threads: usize| -> (Vec<f32>, Vec<f32>) {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
-            pool.install(|| {
+            on_pool(threads, || {
                 let dev = Cpu::default();
                 let mut ctx = Ctx::new(&dev, true, true);
                 let x = ctx.act(xv.clone(), [n, cfg.in_ch, hw, hw]);
