@@ -1,4 +1,4 @@
-"""Peer for `cargo bench -p sparsenet-graph --bench analysis`: the same analysis in networkx.
+"""Peer for `cargo bench -p sparsenet-analysis --bench analysis`: the same analysis in networkx.
 
 For plain, res, dense and sparse (base 2) blocks of depth N: build the DAG, count paths
 x_0 -> x_N exactly by DP in topological order (Python ints), and compute all-pairs shortest

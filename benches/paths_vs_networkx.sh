@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "machine: $(nproc) cores, $(date -u +%Y-%m-%d)"
-cargo bench -p sparsenet-graph --bench analysis -- --noplot 2>&1 | grep -E "^four_topologies|time:"
+cargo bench -p sparsenet-analysis --bench analysis -- --noplot 2>&1 | grep -E "^four_topologies|time:"
 if python3 -c "import networkx" 2>/dev/null; then
   python3 benches/networkx_peer.py 3
 else

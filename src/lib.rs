@@ -1,7 +1,7 @@
 //! # sparsenet
 //!
 //! The trainer crate of the sparsenet toolkit, with the command-line tools and the figures. The
-//! block-graph theory lives in [`sparsenet_graph`] (re-exported as [`graph`]) and the network
+//! block-graph theory lives in [`sparsenet_analysis`] (re-exported as [`graph`]) and the network
 //! DAGs and every count in [`sparsenet_net`] ([`net`]); this crate renders them (`paths`, `zoo`,
 //! `plot`) and trains the networks they describe (`model` interprets the DAG, `autodiff` is the one
 //! reverse pass, `ops` the CPU backend, `gpu` the NVIDIA one, `data`, `optim`, `train`). See
@@ -30,5 +30,5 @@ pub mod study;
 mod testutil;
 pub mod train;
 
-pub use sparsenet_graph as graph;
+pub use sparsenet_analysis as graph;
 pub use sparsenet_net as net;

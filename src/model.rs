@@ -309,7 +309,7 @@ impl<E: Real> Model<E> {
 mod tests {
     use super::*;
     use crate::testutil::{numeric_grad, rel_err};
-    use sparsenet_graph::topology::Pattern;
+    use sparsenet_analysis::topology::Pattern;
     use sparsenet_net::zoo::{named, Dataset, Family};
 
     #[test]
@@ -355,7 +355,7 @@ mod tests {
         gradient_check(&spec);
         spec.aggregate = sparsenet_net::zoo::Aggregate::Dual;
         gradient_check(&spec);
-        let dag = sparsenet_graph::dag::BlockDag::from_edges(
+        let dag = sparsenet_analysis::dag::BlockDag::from_edges(
             None,
             &[(0, 1), (0, 2), (1, 2), (0, 3), (2, 3)],
         )

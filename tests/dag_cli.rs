@@ -85,7 +85,7 @@ fn zoo_and_train_build_dag_networks() {
     let dir = tmp("zoo");
     let f = dir.join("tiny.edges");
     std::fs::write(&f, "0 1\n0 2\n1 2\n").unwrap();
-    // The count of crates/net's dag_blocks_by_hand: 577 parameters.
+    // The count of net's dag_blocks_by_hand: 577 parameters.
     let (code, out, err) = run(
         env!("CARGO_BIN_EXE_zoo"),
         &[
@@ -148,7 +148,7 @@ fn zoo_and_train_build_dag_networks() {
 
 #[test]
 fn aggregation_operators_from_the_command_line() {
-    // The counts of crates/net's by-hand tests: sum 265, mixed 1076, dual 1693.
+    // The counts of net's by-hand tests: sum 265, mixed 1076, dual 1693.
     for (args, params) in [
         (vec!["--aggregate", "sum", "--growth", "2"], 265),
         (vec!["--aggregate", "mixed", "--mix", "1,2"], 1076),

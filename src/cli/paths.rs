@@ -6,8 +6,8 @@ use prettytable::{format, Cell, Row, Table};
 use std::io::Write;
 use std::process::ExitCode;
 
-use sparsenet_graph::report::{Report, ReportOptions, TopologyAnalysis, HISTOGRAM_DEPTH_LIMIT};
-use sparsenet_graph::topology::{Pattern, Topology, MAX_DEPTH};
+use sparsenet_analysis::report::{Report, ReportOptions, TopologyAnalysis, HISTOGRAM_DEPTH_LIMIT};
+use sparsenet_analysis::topology::{Pattern, Topology, MAX_DEPTH};
 
 use super::args::{bad_input, fail, parse_in_range, parse_range, parse_usize_list};
 

@@ -1,11 +1,11 @@
 //! `paths --dag-file F` and `paths --random MODEL`: the same analysis for any DAG block, with
-//! general exact algorithms (`sparsenet_graph::dag_analysis`).
+//! general exact algorithms (`sparsenet_analysis::dag_analysis`).
 
 use std::io::Write;
 
 use serde::Serialize;
-use sparsenet_graph::dag::{BlockDag, RandomModel};
-use sparsenet_graph::dag_analysis::{analyze_dag, DagAnalysis};
+use sparsenet_analysis::dag::{BlockDag, RandomModel};
+use sparsenet_analysis::dag_analysis::{analyze_dag, DagAnalysis};
 
 /// The paper's claims, which are about offset patterns and do not apply to a general DAG.
 pub const OFFSET_CLAIMS: [&str; 9] = [

@@ -1,8 +1,8 @@
 //! The model-selection flags shared by `zoo` and `train`: a named model or a free spec.
 
 use clap::Args;
-use sparsenet_graph::dag::{BlockDag, RandomModel};
-use sparsenet_graph::topology::Pattern;
+use sparsenet_analysis::dag::{BlockDag, RandomModel};
+use sparsenet_analysis::topology::Pattern;
 use sparsenet_net::zoo::{named, Aggregate, Dataset, Family, Head, NetSpec};
 
 use super::args::{parse_in_range, parse_usize_list};

@@ -4,8 +4,8 @@ use anyhow::Result;
 use num_bigint::BigUint;
 use std::path::{Path, PathBuf};
 
-use sparsenet_graph::paths::big_ratio;
-use sparsenet_graph::report::Report;
+use sparsenet_analysis::paths::big_ratio;
+use sparsenet_analysis::report::Report;
 use sparsenet_net::zoo::{depth_sweep, fit_exponent, Family, ZOO};
 
 use super::{save, Chart, Mark, Series};
@@ -98,7 +98,7 @@ pub fn paths_figures(r: &Report, dir: &Path) -> Result<Vec<PathBuf>> {
         "gradient_paths",
     )?;
     // Base sweep.
-    let xs = |f: &dyn Fn(&sparsenet_graph::bases::BaseRow) -> f64| -> Vec<(f64, f64)> {
+    let xs = |f: &dyn Fn(&sparsenet_analysis::bases::BaseRow) -> f64| -> Vec<(f64, f64)> {
         r.bases.iter().map(|b| (b.base as f64, f(b))).collect()
     };
     out(

@@ -1,4 +1,4 @@
-//! # sparsenet-graph
+//! # sparsenet-analysis
 //!
 //! Block-graph theory: the connectivity of deep convolutional networks as graphs, after *Sparsely Aggregated
 //! Convolutional Networks* (Zhu, Deng, Maire, Deng, Mori, Tan; ECCV 2018).
@@ -33,7 +33,7 @@
 //! ([`paths::path_count_graph`], [`distance::all_pairs_bfs`]) verify the fast ones.
 //!
 //! ```
-//! use sparsenet_graph::{Pattern, Topology, paths::path_count};
+//! use sparsenet_analysis::{Pattern, Topology, paths::path_count};
 //! let t = Topology::new(Pattern::Dense, 100).unwrap();
 //! assert_eq!(path_count(&t.offsets(), 100), num_bigint::BigUint::from(1u8) << 99);
 //! ```

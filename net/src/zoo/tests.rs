@@ -205,8 +205,8 @@ fn dag_blocks_by_hand() {
     //   block2 (2 ch in): layer1 4 + 36;  layer2 reads 2 + 2 ch: 8 + 72            = 120
     //   transition2: 8;  block3: 120;  head BN(2) + linear 2→3: 4 + 9              = 140
     //   total                                                                      = 577
-    use sparsenet_graph::dag::BlockDag;
-    use sparsenet_graph::topology::Pattern;
+    use sparsenet_analysis::dag::BlockDag;
+    use sparsenet_analysis::topology::Pattern;
     let dag = BlockDag::from_edges(None, &[(0, 1), (0, 2), (1, 2)]).unwrap();
     let mut spec = NetSpec::new(Family::Sparse, Dataset::Cifar, 10, &[2], false, 3);
     spec.pattern = Some(Pattern::Dag(dag.clone()));

@@ -1,7 +1,7 @@
 //! The DAG-derived parameter count against an independent closed-form sum over layers.
 
 use proptest::prelude::*;
-use sparsenet_graph::topology::Pattern;
+use sparsenet_analysis::topology::Pattern;
 use sparsenet_net::zoo::{build_and_count, Aggregate, Dataset, Family, NetSpec};
 
 /// Sources of layer `l` in a block: dense all of 0..l; sparse l − base^m ≥ 0.

@@ -5,7 +5,7 @@
 //! shapes and output shape); [`dag`] builds and exports networks node by node, checking shapes;
 //! [`count`] gives exact parameter, MAC and FLOP counts; [`zoo`] holds the families as small
 //! specs and the paper's named models as one line of data each. Block wiring comes from the
-//! graph crate ([`sparsenet_graph`]), so no second description of a pattern exists.
+//! graph crate ([`sparsenet_analysis`]), so no second description of a pattern exists.
 //!
 //! ```
 //! use sparsenet_net::zoo::{build_and_count, named};

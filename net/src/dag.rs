@@ -7,7 +7,7 @@
 //! execution order.
 
 use petgraph::graph::{DiGraph, NodeIndex};
-use sparsenet_graph::topology::inputs_in_slot_order;
+use sparsenet_analysis::topology::inputs_in_slot_order;
 
 use crate::op::{Op, Shape};
 use crate::NetError;

@@ -10,8 +10,8 @@ use super::spec::{Aggregate, Dataset, Family, Head, NetSpec};
 use crate::count::{count, NetCount};
 use crate::dag::{Aggregation, Block, BlockLayer, NetBuilder, NetGraph};
 use crate::NetError;
-use sparsenet_graph::topology::{graph_inputs, Pattern, Topology};
-use sparsenet_graph::unraveled::{Route, UnitNode, UnraveledResNet};
+use sparsenet_analysis::topology::{graph_inputs, Pattern, Topology};
+use sparsenet_analysis::unraveled::{Route, UnitNode, UnraveledResNet};
 
 /// Build the network DAG of a spec.
 pub fn build(spec: &NetSpec) -> Result<NetGraph, NetError> {

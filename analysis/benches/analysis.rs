@@ -3,7 +3,7 @@
 //! `benches/paths_vs_networkx.sh` in the same run. Results in BENCHMARKS.md.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use sparsenet_graph::{analyze_many, Pattern, Topology};
+use sparsenet_analysis::{analyze_many, Pattern, Topology};
 use std::time::Duration;
 
 fn blocks(n: usize) -> Vec<Topology> {

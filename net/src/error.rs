@@ -1,6 +1,6 @@
 //! Errors of the network crate: each says what was wrong and what is accepted.
 
-use sparsenet_graph::GraphError;
+use sparsenet_analysis::GraphError;
 use thiserror::Error;
 
 /// What can go wrong when building or counting a network.

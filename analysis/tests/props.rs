@@ -6,15 +6,15 @@ use petgraph::algo::is_cyclic_directed;
 use petgraph::graph::NodeIndex;
 use petgraph::visit::{Bfs, Reversed};
 use proptest::prelude::*;
-use sparsenet_graph::bijection::{bijection_counts, check_bijection};
-use sparsenet_graph::claims::sparse_connections_closed_form;
-use sparsenet_graph::distance::{
+use sparsenet_analysis::bijection::{bijection_counts, check_bijection};
+use sparsenet_analysis::claims::sparse_connections_closed_form;
+use sparsenet_analysis::distance::{
     all_pairs_bfs, digit_sum, gradient_stats, gradient_stats_from_matrix,
 };
-use sparsenet_graph::paths::{
+use sparsenet_analysis::paths::{
     path_count, path_count_graph, path_length_histogram, path_length_histogram_graph,
 };
-use sparsenet_graph::{Pattern, Topology};
+use sparsenet_analysis::{Pattern, Topology};
 
 fn any_pattern() -> impl Strategy<Value = Pattern> {
     prop_oneof![
@@ -99,8 +99,8 @@ proptest! {
 
 mod dag_blocks {
     use super::*;
-    use sparsenet_graph::dag::{BlockDag, RandomModel};
-    use sparsenet_graph::dag_analysis::{
+    use sparsenet_analysis::dag::{BlockDag, RandomModel};
+    use sparsenet_analysis::dag_analysis::{
         dag_gradient_stats, dag_path_count, dag_path_length_histogram,
     };
 

@@ -2,9 +2,9 @@
 //! [`crate::dag::NetGraph`] by [`build()`]; named variants as one line of data each ([`table`]).
 //!
 //! Block wiring is never written here:
-//! DenseNet/SparseNet blocks are read off the block DAG of [`sparsenet_graph::Topology`] (layer `ℓ` concatenates
+//! DenseNet/SparseNet blocks are read off the block DAG of [`sparsenet_analysis::Topology`] (layer `ℓ` concatenates
 //! the sources of node `ℓ`'s incoming edges; the block output is node `L + 1` of the same pattern
-//! at depth `L + 1`), and ResNet stages are read off the [`sparsenet_graph::unraveled::UnraveledResNet`] DAG (each unit's
+//! at depth `L + 1`), and ResNet stages are read off the [`sparsenet_analysis::unraveled::UnraveledResNet`] DAG (each unit's
 //! identity route and residual route, summed). Conventions follow the reference implementations;
 //! see the README's zoo section for which stem and head each named model uses.
 

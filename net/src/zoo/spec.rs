@@ -5,7 +5,7 @@ use std::fmt;
 
 use crate::op::Shape;
 use crate::NetError;
-use sparsenet_graph::topology::Pattern;
+use sparsenet_analysis::topology::Pattern;
 
 /// The deepest network a spec may describe (published ones stop at 1 202).
 pub const MAX_DEPTH: usize = 10_000;
@@ -270,7 +270,7 @@ impl NetSpec {
 
     /// The depth a CIFAR network of three blocks of `dag`'s layers has (`4 + 3N`, or `4 + 6N`
     /// with BC layers).
-    pub fn dag_depth(dag: &sparsenet_graph::dag::BlockDag, bc: bool) -> usize {
+    pub fn dag_depth(dag: &sparsenet_analysis::dag::BlockDag, bc: bool) -> usize {
         4 + if bc { 6 } else { 3 } * dag.depth()
     }
 
