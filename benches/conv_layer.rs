@@ -5,8 +5,8 @@
 //! `cargo bench --bench conv_layer -- N IN HW OUT [KERNEL]` (default `64 96 32 24 3`: a
 //! SparseNet-40-24 layer in the first block). Threads: rayon's default (`RAYON_NUM_THREADS`).
 
-use sparsenet::ops::conv::{conv2d, conv2d_backward, ConvCfg};
-use sparsenet::ops::{Act, Ctx, Param};
+use sparsenet::backend::{ConvCfg, ConvOps};
+use sparsenet::cpu::{Act, CpuBackend, Param};
 use std::time::Instant;
 
 fn main() {
@@ -22,7 +22,6 @@ fn main() {
         [a, b, c, d, e] => [a, b, c, d, e],
         _ => panic!("usage: conv_layer N IN HW OUT [KERNEL]"),
     };
-    let dev = dfdx::prelude::Cpu::default();
     let cfg = ConvCfg {
         in_ch: cin,
         out_ch: cout,
@@ -43,18 +42,20 @@ fn main() {
     let flops = 2.0 * (n * cout * cin * k * k * hw * hw) as f64;
     let (mut fwd, mut both, mut wgrad) = (f64::MAX, f64::MAX, f64::MAX);
     for _ in 0..7 {
-        let mut ctx = Ctx::<f32>::new(&dev, true, true);
+        let mut ctx = CpuBackend::<f32>::new(true, true);
         let t = Instant::now();
-        let (y, saved) = conv2d(&mut ctx, &x, &w, cfg);
+        let (y, saved) = ctx.conv2d(&x, &w, None, cfg).expect("conv2d");
         fwd = fwd.min(t.elapsed().as_secs_f64());
         let g = y.values().to_vec();
         let t = Instant::now();
         let mut dx = None;
-        conv2d_backward(&mut ctx, saved, &w, cfg, g.clone(), Some(&mut dx));
+        ctx.conv2d_backward(saved, &w, None, cfg, g.clone(), Some(&mut dx))
+            .expect("conv2d backward");
         both = both.min(t.elapsed().as_secs_f64());
-        let (_, saved) = conv2d(&mut ctx, &x, &w, cfg);
+        let (_, saved) = ctx.conv2d(&x, &w, None, cfg).expect("conv2d");
         let t = Instant::now();
-        conv2d_backward(&mut ctx, saved, &w, cfg, g, None);
+        ctx.conv2d_backward(saved, &w, None, cfg, g, None)
+            .expect("conv2d backward");
         wgrad = wgrad.min(t.elapsed().as_secs_f64());
     }
     let xgrad = both - wgrad;

@@ -1,12 +1,47 @@
-//! The interface between the trainer and a device: the [`Backend`] trait (forward and backward
-//! primitives, driven by the interpreter [`crate::model::Model::walk`] and the one reverse pass
-//! [`crate::autodiff::Tape`]), and the convolution description both backends share
-//! ([`ConvCfg`]: its output size and which algorithm fits a shape). The CPU backend is
-//! [`crate::ops`] (our kernels on dfdx activation tensors); the GPU backend is `crate::gpu`
-//! (feature `cuda`).
+//! The interface between the trainer and a device, and what both devices share.
+//!
+//! A backend is one type that implements [`BackendCore`] (its tensor types) and one trait per
+//! family of ops — [`ConvOps`], [`NormOps`], [`CombineOps`], [`PoolOps`], [`LinearOps`],
+//! [`LossOps`] — each with a forward primitive per op (returning the output and what the backward
+//! needs, `…Saved`) and a backward primitive. [`Backend`] is all of them together. One trait per
+//! family lets each backend implement an op in that op's own file: the CPU's `cpu/ops/conv/` and
+//! the GPU's `gpu/ops/conv.rs` each hold `impl ConvOps`, beside the tape's `autodiff/ops/conv.rs`,
+//! so the three pieces of an op sit at the same relative path.
+//!
+//! The order of the reverse pass, which gradients are kept and how they are summed over readers
+//! live in the tape ([`crate::autodiff::Tape`]), once; a backend only computes. Shared here:
+//! the convolution description ([`ConvCfg`]: output size, the rules both backends follow) and
+//! the batch-norm constants and host-side running statistics ([`BnStats`]).
 
 use anyhow::Result;
 use sparsenet_net::op::{window_out, Op};
+
+use crate::real::Real;
+
+/// Batch norm's ε (PyTorch's default).
+pub const BN_EPS: f64 = 1e-5;
+/// Batch norm's running-statistics momentum (PyTorch's default).
+pub const BN_MOMENTUM: f64 = 0.1;
+
+/// Running statistics of one batch norm (buffers, not trained), as the host keeps them: the
+/// model's copy, the checkpoint's, and the CPU backend's own.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BnStats<E> {
+    /// Running mean per channel.
+    pub mean: Vec<E>,
+    /// Running (unbiased) variance per channel.
+    pub var: Vec<E>,
+}
+
+impl<E: Real> BnStats<E> {
+    /// Fresh statistics: mean 0, variance 1.
+    pub fn new(channels: usize) -> Self {
+        BnStats {
+            mean: vec![E::zero(); channels],
+            var: vec![E::one(); channels],
+        }
+    }
+}
 
 /// Shape of a convolution (the fields of [`Op::Conv`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,6 +68,7 @@ impl ConvCfg {
                 kernel,
                 stride,
                 padding,
+                ..
             } => Some(ConvCfg {
                 in_ch,
                 out_ch,
@@ -56,10 +92,10 @@ impl ConvCfg {
         self.kernel == 1 && self.stride == 1 && self.padding == 0
     }
 
-    /// Stride 1 with "same" padding and an odd kernel larger than 1 (every 3×3 layer of
-    /// DenseNet/SparseNet): the CPU computes it as k² shifted products over a padded input.
-    pub fn is_same(&self) -> bool {
-        self.kernel > 1 && self.stride == 1 && 2 * self.padding + 1 == self.kernel
+    /// A 3×3, stride-1 convolution with padding 1 (every 3×3 layer of DenseNet, SparseNet and
+    /// the CIFAR ResNets): the CPU computes it with its direct kernels.
+    pub fn is_3x3_same(&self) -> bool {
+        self.kernel == 3 && self.stride == 1 && self.padding == 1
     }
 
     /// Whether the input gradient is computed as a convolution of the output gradient with the
@@ -88,36 +124,15 @@ impl ConvCfg {
     }
 }
 
-/// The primitives a device provides to the DAG interpreter ([`crate::model::Model::walk`]) and
-/// to the one reverse pass ([`crate::autodiff::Tape`]): for each op a forward primitive, which
-/// returns the output and whatever its backward primitive will need (`…Saved`), and a backward
-/// primitive, which turns the output gradient into the input gradient (accumulated into the
-/// slot it is given) and adds the parameter gradients into the backend's own gradient store.
-///
-/// The order of the reverse pass, which gradients are kept and how they are summed over
-/// readers live in the tape, once; a backend only computes.
-pub trait Backend {
+/// What every backend has whatever its ops: its tensor types and the few operations the
+/// interpreter and the tape need around the ops.
+pub trait BackendCore {
     /// An activation (`N×C×H×W`).
     type Act;
     /// A handle on a parameter tensor (and on its gradient in the backend's store).
     type Param: Clone;
-    /// The running statistics of one batch norm.
-    type Stats;
     /// The gradient of an activation (same layout).
     type Grad;
-    /// What a convolution keeps for its backward pass.
-    type ConvSaved;
-    /// What a batch norm keeps.
-    type NormSaved;
-    /// What a ReLU keeps.
-    type ReluSaved;
-    /// What a max pooling keeps.
-    type MaxPoolSaved;
-    /// What a linear layer keeps.
-    type LinearSaved;
-    /// A loss computed but not yet read back (the GPU reads it after the reverse pass is
-    /// queued, so that reading does not stall the device between the two passes).
-    type PendingLoss;
 
     /// The dimensions of an activation.
     fn dims(&self, x: &Self::Act) -> [usize; 4];
@@ -128,24 +143,44 @@ pub trait Backend {
     fn fence(&mut self) -> Result<()> {
         Ok(())
     }
+    /// An activation of zeros (a layer removed at test time: `study lesion`).
+    fn zeros(&mut self, dims: [usize; 4]) -> Result<Self::Act>;
+}
 
-    /// Convolution without bias.
+/// Convolution (`cpu/ops/conv/`, `gpu/ops/conv.rs`; tape: `autodiff/ops/conv.rs`).
+pub trait ConvOps: BackendCore {
+    /// What a convolution keeps for its backward pass.
+    type ConvSaved;
+
+    /// Convolution of `x` with `w` (`[out, in, k, k]`), plus the per-channel `bias` when given.
     fn conv2d(
         &mut self,
         x: &Self::Act,
         w: &Self::Param,
+        bias: Option<&Self::Param>,
         cfg: ConvCfg,
     ) -> Result<(Self::Act, Self::ConvSaved)>;
-    /// Its filter gradient (added to `w`'s) and, when `dx` is given, its data gradient
-    /// (accumulated into `dx`); one primitive so that a backend may compute both in one pass.
+    /// Its filter and bias gradients (added to theirs) and, when `dx` is given, its data
+    /// gradient (accumulated into `dx`); one primitive so that a backend may compute them in
+    /// one pass. Unlike the other backward primitives the data gradient is optional: it is the
+    /// costliest part, and the network's first convolution reads the images, which need none.
     fn conv2d_backward(
         &mut self,
         saved: Self::ConvSaved,
         w: &Self::Param,
+        bias: Option<&Self::Param>,
         cfg: ConvCfg,
         dy: Self::Grad,
         dx: Option<&mut Option<Self::Grad>>,
     ) -> Result<()>;
+}
+
+/// Batch norm (`cpu/ops/norm.rs`, `gpu/ops/norm.rs`; tape: `autodiff/ops/norm.rs`).
+pub trait NormOps: BackendCore {
+    /// The running statistics of one batch norm.
+    type Stats;
+    /// What a batch norm keeps.
+    type NormSaved;
 
     /// Batch norm (batch statistics in training, running ones in evaluation), followed by a
     /// ReLU when `relu`.
@@ -166,6 +201,13 @@ pub trait Backend {
         dy: Self::Grad,
         dx: &mut Option<Self::Grad>,
     ) -> Result<()>;
+}
+
+/// Aggregations and the activation: concatenation, sum, ReLU (`cpu/ops/combine.rs`,
+/// `gpu/ops/combine.rs`; tape: `autodiff/ops/combine.rs`).
+pub trait CombineOps: BackendCore {
+    /// What a ReLU keeps.
+    type ReluSaved;
 
     /// `max(x, 0)`.
     fn relu(&mut self, x: &Self::Act) -> Result<(Self::Act, Self::ReluSaved)>;
@@ -176,9 +218,6 @@ pub trait Backend {
         dy: Self::Grad,
         dx: &mut Option<Self::Grad>,
     ) -> Result<()>;
-
-    /// An activation of zeros (a layer removed at test time: `study lesion`).
-    fn zeros(&mut self, dims: [usize; 4]) -> Result<Self::Act>;
 
     /// Concatenation along channels.
     fn concat(&mut self, xs: &[&Self::Act]) -> Result<Self::Act>;
@@ -196,13 +235,23 @@ pub trait Backend {
     /// Elementwise sum.
     fn sum(&mut self, xs: &[&Self::Act]) -> Result<Self::Act>;
     /// `dx += g` (both of dimensions `dims`): the backward of a sum, and how the tape adds a
-    /// gradient that arrives whole.
+    /// gradient that arrives whole. By default the whole-tensor case of
+    /// [`CombineOps::concat_backward`] (offset 0, all channels): the same copy or addition.
     fn accumulate(
         &mut self,
         g: &Self::Grad,
         dims: [usize; 4],
         dx: &mut Option<Self::Grad>,
-    ) -> Result<()>;
+    ) -> Result<()> {
+        self.concat_backward(g, dims, 0, dims, dx)
+    }
+}
+
+/// Pooling and the option-A shortcut (`cpu/ops/pool.rs`, `gpu/ops/pool.rs`; tape:
+/// `autodiff/ops/pool.rs`).
+pub trait PoolOps: BackendCore {
+    /// What a max pooling keeps.
+    type MaxPoolSaved;
 
     /// Option-A shortcut (subsample, zero-pad channels).
     fn shortcut_a(&mut self, x: &Self::Act, stride: usize, out_ch: usize) -> Result<Self::Act>;
@@ -254,6 +303,13 @@ pub trait Backend {
         x: [usize; 4],
         dx: &mut Option<Self::Grad>,
     ) -> Result<()>;
+}
+
+/// The fully connected layer (`cpu/ops/linear.rs`, `gpu/ops/linear.rs`; tape:
+/// `autodiff/ops/linear.rs`).
+pub trait LinearOps: BackendCore {
+    /// What a linear layer keeps.
+    type LinearSaved;
 
     /// Fully connected layer on `N×in×1×1`, giving `N×out×1×1`.
     fn linear(
@@ -272,6 +328,14 @@ pub trait Backend {
         dy: Self::Grad,
         dx: &mut Option<Self::Grad>,
     ) -> Result<()>;
+}
+
+/// The loss (`cpu/ops/loss.rs`, `gpu/ops/loss.rs`): not a node of the DAG, called by
+/// [`crate::model::Model::pass`] on the logits.
+pub trait LossOps: BackendCore {
+    /// A loss computed but not yet read back (the GPU reads it after the reverse pass is
+    /// queued, so that reading does not stall the device between the two passes).
+    type PendingLoss;
 
     /// Softmax cross-entropy of `N×classes×1×1` logits against `labels`: the gradient of the
     /// mean loss with respect to the logits (when recording), and the loss to read later.
@@ -282,4 +346,16 @@ pub trait Backend {
     ) -> Result<(Option<Self::Grad>, Self::PendingLoss)>;
     /// The mean loss and the number of correct predictions (arg-max logit = label).
     fn read_loss(&mut self, loss: Self::PendingLoss) -> Result<(f64, usize)>;
+}
+
+/// A whole backend: every op family. Implemented for any type that implements them all, so a
+/// backend never names this trait itself.
+pub trait Backend:
+    BackendCore + ConvOps + NormOps + CombineOps + PoolOps + LinearOps + LossOps
+{
+}
+
+impl<B> Backend for B where
+    B: BackendCore + ConvOps + NormOps + CombineOps + PoolOps + LinearOps + LossOps
+{
 }

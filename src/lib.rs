@@ -4,7 +4,7 @@
 //! block-graph theory lives in [`sparsenet_analysis`] (re-exported as [`graph`]) and the network
 //! DAGs and every count in [`sparsenet_net`] ([`net`]); this crate renders them (`paths`, `zoo`,
 //! `plot`) and trains the networks they describe (`model` interprets the DAG, `autodiff` is the one
-//! reverse pass, `ops` the CPU backend, `gpu` the NVIDIA one, `data`, `optim`, `train`). See
+//! reverse pass, `cpu` the CPU backend, `gpu` the NVIDIA one, `data`, `optim`, `train`). See
 //! `ARCHITECTURE.md`.
 
 #![warn(missing_docs)]
@@ -13,6 +13,7 @@ pub mod alloc;
 pub mod autodiff;
 pub mod backend;
 pub mod cli;
+pub mod cpu;
 pub mod data;
 pub mod error;
 #[cfg(feature = "cuda")]
@@ -20,7 +21,6 @@ pub mod gpu;
 pub mod io;
 pub mod metrics;
 pub mod model;
-pub mod ops;
 pub mod optim;
 pub mod plot;
 pub mod profile;

@@ -2,7 +2,8 @@
 //!
 //! The model is an interpreter of [`NetGraph`]: it walks the nodes in their (topological)
 //! order, creates the parameters each node needs, and runs each node's op. It never
-//! re-describes an architecture: whatever `zoo` can build, this can train.
+//! re-describes an architecture: whatever `zoo` can build, this can train. [`Model::walk`] and
+//! [`Model::pass`] run on any backend; [`Model::step`] and [`Model::logits`] are the CPU's.
 
 use anyhow::{bail, Result};
 use ndarray::Array;
@@ -18,27 +19,11 @@ use sparsenet_net::{NetGraph, Op, Shape};
 
 use crate::autodiff::{Input, Tape};
 use crate::backend::Backend;
+use crate::cpu::{read, Act, CpuBackend, Elem, Param};
 use crate::profile;
 use crate::real::{c, Real};
 
-/// Running statistics of one batch norm (buffers, not trained).
-#[derive(Clone, Debug, PartialEq)]
-pub struct BnStats<E> {
-    /// Running mean per channel.
-    pub mean: Vec<E>,
-    /// Running (unbiased) variance per channel.
-    pub var: Vec<E>,
-}
-
-impl<E: Real> BnStats<E> {
-    /// Fresh statistics: mean 0, variance 1.
-    pub fn new(channels: usize) -> Self {
-        BnStats {
-            mean: vec![E::zero(); channels],
-            var: vec![E::one(); channels],
-        }
-    }
-}
+pub use crate::backend::BnStats;
 
 /// One named parameter tensor.
 #[derive(Clone, Debug)]
@@ -302,6 +287,84 @@ impl<E: Real> Model<E> {
         }
         let (mean, correct) = b.read_loss(loss)?;
         Ok((logits, mean, correct))
+    }
+}
+
+/// Run `f` on a worker thread of rayon's pool (inline when already on one). A pass run from
+/// outside the pool hands every op's parallel loop to the pool and sleeps until it is done:
+/// hundreds of wake-ups per pass, measured at 10–17 % of a batch-1 ImageNet forward pass
+/// (`benches/infer_latency.sh`). From a worker, the loops go to its own queue and it takes
+/// part in them.
+fn on_worker<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    rayon::scope(|_| f())
+}
+
+/// Steps and inference on the CPU backend.
+impl<E: Elem> Model<E> {
+    /// The current parameter values as CPU parameters (index = position in [`Model::params`]):
+    /// a copy, for [`Model::logits_with`] to run many passes on without copying them again.
+    pub fn cpu_params(&self) -> Vec<Param<E>> {
+        self.values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Param::new(i, v.clone()))
+            .collect()
+    }
+
+    /// The logits (`N × classes`, row-major) of a forward pass without a tape: batch statistics
+    /// (and running-statistics updates) when `train`, running statistics otherwise.
+    pub fn logits(&mut self, x: Vec<E>, n: usize, train: bool) -> Result<Vec<E>> {
+        let p = self.cpu_params();
+        self.logits_with(&p, x, n, train)
+    }
+
+    /// [`Model::logits`] with the parameters `p` from [`Model::cpu_params`] (taken after the
+    /// last change to the weights): repeated inference without copying the weights each time.
+    pub fn logits_with(
+        &mut self,
+        p: &[Param<E>],
+        x: Vec<E>,
+        n: usize,
+        train: bool,
+    ) -> Result<Vec<E>> {
+        on_worker(|| self.logits_here(p, x, n, train))
+    }
+
+    fn logits_here(&mut self, p: &[Param<E>], x: Vec<E>, n: usize, train: bool) -> Result<Vec<E>> {
+        let mut ctx = CpuBackend::new(train, false);
+        let s = self.net.input_shape();
+        let xt: Act<E> = ctx.act(x, [n, s.c, s.h, s.w]);
+        let mut bn = std::mem::take(&mut self.bn);
+        let out = self.walk(&mut ctx, xt, p, &mut bn);
+        self.bn = bn;
+        Ok(read(&out?.0))
+    }
+
+    /// Mean cross-entropy of `x` against `labels`, with the gradient of every parameter when
+    /// `train` (batch statistics; running statistics updated). Returns (loss, correct, grads).
+    pub fn step(
+        &mut self,
+        x: Vec<E>,
+        labels: &[u8],
+        train: bool,
+    ) -> Result<(f64, usize, Vec<Vec<E>>)> {
+        // Not moved onto a worker as `logits` is: on batch-64 training steps interleaved runs
+        // showed no difference outside this machine's noise (the wake-ups are a small part of
+        // a step whose ops are large).
+        let mut ctx = CpuBackend::new(train, train);
+        let s = self.net.input_shape();
+        let xt: Act<E> = ctx.act(x, [labels.len(), s.c, s.h, s.w]);
+        let p = self.cpu_params();
+        let mut bn = std::mem::take(&mut self.bn);
+        let r = self.pass(&mut ctx, xt, labels, &p, &mut bn);
+        self.bn = bn;
+        let (_, loss, correct) = r?;
+        let grads = if train {
+            ctx.take_param_grads(&p)
+        } else {
+            Vec::new()
+        };
+        Ok((loss, correct, grads))
     }
 }
 

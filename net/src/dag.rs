@@ -183,7 +183,7 @@ impl NetBuilder {
             .expect("the op's output shape is defined for every input")
     }
 
-    /// `k×k` convolution, no bias.
+    /// `k×k` convolution, no bias (every layer followed by batch norm).
     pub fn conv(
         &mut self,
         name: &str,
@@ -193,12 +193,37 @@ impl NetBuilder {
         stride: usize,
         padding: usize,
     ) -> Result<NodeIndex, NetError> {
+        self.conv_op(name, x, [out_ch, kernel, stride, padding], false)
+    }
+
+    /// `k×k` convolution with a bias per output channel (networks without batch norm: LeNet,
+    /// AlexNet, VGG).
+    pub fn conv_with_bias(
+        &mut self,
+        name: &str,
+        x: NodeIndex,
+        out_ch: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+    ) -> Result<NodeIndex, NetError> {
+        self.conv_op(name, x, [out_ch, kernel, stride, padding], true)
+    }
+
+    fn conv_op(
+        &mut self,
+        name: &str,
+        x: NodeIndex,
+        [out_ch, kernel, stride, padding]: [usize; 4],
+        bias: bool,
+    ) -> Result<NodeIndex, NetError> {
         let op = Op::Conv {
             in_ch: self.shape(x).c,
             out_ch,
             kernel,
             stride,
             padding,
+            bias,
         };
         self.add(name, op, &[x])
     }

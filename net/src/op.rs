@@ -59,7 +59,7 @@ fn window_hw(s: Shape, kernel: usize, stride: usize, padding: usize) -> Option<(
 pub enum Op {
     /// The network input.
     Input,
-    /// 2-D convolution without bias, weight `[out, in, k, k]`.
+    /// 2-D convolution, weight `[out, in, k, k]`, and a bias `[out]` when `bias`.
     Conv {
         /// Input channels.
         in_ch: usize,
@@ -71,6 +71,10 @@ pub enum Op {
         stride: usize,
         /// Zero padding on each side.
         padding: usize,
+        /// A learnt bias per output channel (absent from the JSON when false, so DAGs
+        /// without biases read and print as before).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        bias: bool,
     },
     /// Batch normalisation over channels: learnable γ, β; running mean and variance.
     BatchNorm {
@@ -158,7 +162,7 @@ impl Op {
     }
 
     /// The trainable parameters, in the order the trainer stores them: convolution `weight`
-    /// `[out, in, k, k]`; batch norm `weight` (γ) and `bias` (β), `[C]` each; linear `weight`
+    /// `[out, in, k, k]` (and `bias` `[out]` when it has one); batch norm `weight` (γ) and `bias` (β), `[C]` each; linear `weight`
     /// `[out, in]` and `bias` `[out]`.
     pub fn params(&self) -> Vec<ParamShape> {
         match *self {
@@ -166,11 +170,18 @@ impl Op {
                 in_ch,
                 out_ch,
                 kernel,
+                bias,
                 ..
-            } => vec![ParamShape::new(
-                "weight",
-                vec![out_ch, in_ch, kernel, kernel],
-            )],
+            } => {
+                let mut p = vec![ParamShape::new(
+                    "weight",
+                    vec![out_ch, in_ch, kernel, kernel],
+                )];
+                if bias {
+                    p.push(ParamShape::new("bias", vec![out_ch]));
+                }
+                p
+            }
             Op::BatchNorm { channels } => vec![
                 ParamShape::new("weight", vec![channels]),
                 ParamShape::new("bias", vec![channels]),
@@ -205,6 +216,7 @@ impl Op {
         match *self {
             Op::Input => Err("the input node has no inputs; its shape is given".into()),
             Op::Conv {
+                in_ch,
                 out_ch,
                 kernel,
                 stride,
@@ -212,6 +224,11 @@ impl Op {
                 ..
             } => {
                 let s = one()?;
+                if s.c != in_ch {
+                    return Err(format!(
+                        "a convolution of {in_ch} input channels cannot read a {s} input"
+                    ));
+                }
                 match window_hw(s, kernel, stride, padding) {
                     Some((h, w)) => Ok(Shape::new(out_ch, h, w)),
                     None => Err(format!(
@@ -271,8 +288,16 @@ impl Op {
                 }
             }
             Op::GlobalAvgPool => Ok(Shape::new(one()?.c, 1, 1)),
-            Op::Linear { out_features, .. } => {
-                one()?;
+            Op::Linear {
+                in_features,
+                out_features,
+            } => {
+                let s = one()?;
+                if s.c * s.h * s.w != in_features {
+                    return Err(format!(
+                        "a linear layer of {in_features} input features cannot read a {s} input"
+                    ));
+                }
                 Ok(Shape::new(out_features, 1, 1))
             }
         }
@@ -300,9 +325,23 @@ mod tests {
             kernel: 3,
             stride: 2,
             padding: 1,
+            bias: false,
         };
         assert_eq!(conv.params()[0].shape, vec![6, 4, 3, 3]);
         assert_eq!(conv.params()[0].numel(), 216);
+        assert_eq!(conv.params().len(), 1, "no bias unless asked");
+        let biased = Op::Conv {
+            in_ch: 4,
+            out_ch: 6,
+            kernel: 3,
+            stride: 2,
+            padding: 1,
+            bias: true,
+        };
+        assert_eq!(biased.params()[1].name, "bias");
+        assert_eq!(biased.params()[1].shape, vec![6]);
+        // A convolution or linear layer refuses an input of other channels or features.
+        assert!(conv.output_shape(&[Shape::new(3, 9, 9)]).is_err());
         assert_eq!(
             conv.output_shape(&[Shape::new(4, 9, 9)]).unwrap(),
             Shape::new(6, 5, 5)

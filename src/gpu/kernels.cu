@@ -437,3 +437,23 @@ extern "C" __global__ void adam_update(float* w, const float* g, float* m, float
         w[i] -= lr * (m[i] / c1) / (sqrtf(v[i] / c2) + eps);
     }
 }
+
+// ---------------------------------------------------------------- convolution bias
+
+// y[n][c][p] += b[c], planes of HW values.
+extern "C" __global__ void add_channel_bias(float* y, const float* b, int C, int HW, long long total) {
+    GRID_STRIDE(i, total) { y[i] += b[(i / HW) % C]; }
+}
+
+// db[c] += Σ_{n,p} dy[n][c][p]: one block per channel.
+extern "C" __global__ void channel_bias_grad(const float* dy, float* db, int N, int C, int HW) {
+    int c = blockIdx.x;
+    long long per = (long long)N * HW;
+    float s = 0.0f, unused = 0.0f;
+    for (long long t = threadIdx.x; t < per; t += blockDim.x) {
+        long long n = t / HW, p = t % HW;
+        s += dy[(n * C + c) * HW + p];
+    }
+    block_sum2(s, unused);
+    if (threadIdx.x == 0) db[c] += s;
+}

@@ -2,24 +2,24 @@
 //! CPU and the GPU from the same inputs.
 
 use anyhow::Result;
-use dfdx::prelude::Cpu;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use sparsenet_net::Op;
 
 use crate::autodiff::op_gradients;
+use crate::backend::BnStats;
 use crate::backend::ConvCfg;
+use crate::cpu::{read, Act, CpuBackend, Param};
 use crate::gpu::kit::addr;
 use crate::gpu::{GParam, GStats, GpuCtx, Kit};
-use crate::ops::norm::BnStats;
-use crate::ops::{read, Act, Ctx, Param};
 
 use super::{random, rel_diff, Comparison};
 
 /// One op under test, with its input shapes and parameter sizes.
 #[derive(Clone, Debug)]
 enum Case {
-    Conv(ConvCfg, [usize; 4]),
+    /// A convolution, with a bias when the flag says so.
+    Conv(ConvCfg, [usize; 4], bool),
     BatchNorm {
         dims: [usize; 4],
         relu: bool,
@@ -38,14 +38,15 @@ enum Case {
 impl Case {
     fn label(&self) -> String {
         match self {
-            Case::Conv(c, d) => format!(
-                "conv {k}×{k} s{} p{} {}→{} on {}×{}",
+            Case::Conv(c, d, bias) => format!(
+                "conv {k}×{k} s{} p{} {}→{} on {}×{}{}",
                 c.stride,
                 c.padding,
                 c.in_ch,
                 c.out_ch,
                 d[2],
                 d[3],
+                if *bias { " + bias" } else { "" },
                 k = c.kernel
             ),
             Case::BatchNorm { relu, train, .. } => format!(
@@ -65,7 +66,7 @@ impl Case {
     }
     fn inputs(&self) -> Vec<[usize; 4]> {
         match self {
-            Case::Conv(_, d)
+            Case::Conv(_, d, _)
             | Case::BatchNorm { dims: d, .. }
             | Case::Relu(d)
             | Case::Shortcut(d, ..)
@@ -79,7 +80,14 @@ impl Case {
     }
     fn params(&self) -> Vec<usize> {
         match self {
-            Case::Conv(c, _) => vec![c.out_ch * c.in_ch * c.kernel * c.kernel],
+            Case::Conv(c, _, bias) => {
+                let w = c.out_ch * c.in_ch * c.kernel * c.kernel;
+                if *bias {
+                    vec![w, c.out_ch]
+                } else {
+                    vec![w]
+                }
+            }
             Case::BatchNorm { dims, .. } => vec![dims[1], dims[1]],
             Case::Linear(d, o) => vec![o * d[1] * d[2] * d[3], *o],
             _ => vec![],
@@ -101,13 +109,14 @@ impl Case {
     /// The op of the network crate this case runs, and whether a ReLU is fused into it.
     fn op(&self) -> (Op, bool) {
         match self {
-            Case::Conv(c, _) => (
+            Case::Conv(c, _, bias) => (
                 Op::Conv {
                     in_ch: c.in_ch,
                     out_ch: c.out_ch,
                     kernel: c.kernel,
                     stride: c.stride,
                     padding: c.padding,
+                    bias: *bias,
                 },
                 false,
             ),
@@ -160,6 +169,7 @@ fn cases() -> Vec<Case> {
                 padding,
             },
             [3, in_ch, hw, hw],
+            false,
         )
     };
     vec![
@@ -171,6 +181,29 @@ fn cases() -> Vec<Case> {
         conv(3, 8, 3, 1, 1, 6),
         conv(7, 2, 3, 1, 0, 7),
         conv(9, 3, 5, 1, 2, 6),
+        // LeNet's 5×5 layer with its bias (cuDNN, then the bias kernels), and a biased 3×3.
+        Case::Conv(
+            ConvCfg {
+                in_ch: 4,
+                out_ch: 6,
+                kernel: 5,
+                stride: 1,
+                padding: 0,
+            },
+            [3, 4, 12, 12],
+            true,
+        ),
+        Case::Conv(
+            ConvCfg {
+                in_ch: 5,
+                out_ch: 3,
+                kernel: 3,
+                stride: 1,
+                padding: 1,
+            },
+            [2, 5, 7, 7],
+            true,
+        ),
         Case::BatchNorm {
             dims: [4, 5, 6, 6],
             relu: false,
@@ -213,7 +246,7 @@ fn cpu_op(
     ps: &[Vec<f32>],
     rng: &mut ChaCha8Rng,
 ) -> Result<(OpResult, Vec<f32>)> {
-    let mut ctx = Ctx::<f32>::new(&Cpu::default(), case.train(), true);
+    let mut ctx = CpuBackend::<f32>::new(case.train(), true);
     let acts: Vec<Act<f32>> = case
         .inputs()
         .iter()

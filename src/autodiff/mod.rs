@@ -12,44 +12,83 @@
 //!
 //! What differs between devices — how a convolution's filter gradient is computed, where a
 //! buffer lives — is in the backends; the order of the pass, which gradients are kept and how
-//! they are summed over readers are here only.
+//! they are summed over readers are here only. Each op's part of the tape — what it keeps, how
+//! its forward primitive is called, how its backward is — is in `ops/<op>.rs`, beside the same
+//! file of the CPU (`cpu/ops/`) and GPU (`gpu/ops/`) backends.
 
 use anyhow::{bail, Result};
 use sparsenet_net::Op;
 
-use crate::backend::{Backend, ConvCfg};
+use crate::backend::{Backend, BackendCore};
 use crate::profile;
 
-/// The backward state of one recorded op.
-enum Step<B: Backend> {
-    Conv {
-        cfg: ConvCfg,
-        w: B::Param,
-        saved: B::ConvSaved,
-    },
-    BatchNorm {
-        gamma: B::Param,
-        beta: B::Param,
-        saved: B::NormSaved,
-    },
-    Relu(B::ReluSaved),
+mod ops;
+
+/// The backward state of one recorded op: one variant per op, each defined beside its forward
+/// dispatch and backward call in `autodiff/ops/<op>.rs`.
+pub(crate) enum Step<B: Backend> {
+    Conv(ops::conv::ConvStep<B>),
+    BatchNorm(ops::norm::NormStep<B>),
+    Relu(ops::combine::ReluStep<B>),
     Concat,
     Sum,
-    ShortcutA {
-        stride: usize,
-        out_ch: usize,
-    },
-    AvgPool {
-        kernel: usize,
-        stride: usize,
-    },
-    MaxPool(B::MaxPoolSaved),
+    ShortcutA(ops::pool::ShortcutStep),
+    AvgPool(ops::pool::AvgPoolStep),
+    MaxPool(ops::pool::MaxPoolStep<B>),
     GlobalAvgPool,
-    Linear {
-        w: B::Param,
-        bias: B::Param,
-        saved: B::LinearSaved,
-    },
+    Linear(ops::linear::LinearStep<B>),
+}
+
+impl<B: Backend> Step<B> {
+    /// Its backward primitive, from the output gradient `dy`, into `g`'s slots.
+    fn backward(self, b: &mut B, dy: B::Grad, g: &mut Grads<'_, B>) -> Result<()> {
+        match self {
+            Step::Conv(s) => s.backward(b, dy, g),
+            Step::BatchNorm(s) => s.backward(b, dy, g),
+            Step::Relu(s) => s.backward(b, dy, g),
+            Step::Concat => ops::combine::concat_backward(b, &dy, g),
+            Step::Sum => ops::combine::sum_backward(b, &dy, g),
+            Step::ShortcutA(s) => s.backward(b, dy, g),
+            Step::AvgPool(s) => s.backward(b, dy, g),
+            Step::MaxPool(s) => s.backward(b, dy, g),
+            Step::GlobalAvgPool => ops::pool::global_avg_pool_backward(b, dy, g),
+            Step::Linear(s) => s.backward(b, dy, g),
+        }
+    }
+}
+
+/// The gradient slots one recorded op's backward writes into: those of its inputs (the
+/// gradients of activations several ops read are summed there, newest reader first).
+pub(crate) struct Grads<'a, B: Backend> {
+    slots: &'a mut GradSlots<B>,
+    ins: &'a [(usize, [usize; 4])],
+    wanted: &'a dyn Fn(usize) -> bool,
+    /// Where the gradient of an input that needs none goes (the network input's).
+    sink: Option<B::Grad>,
+}
+
+impl<B: Backend> Grads<'_, B> {
+    /// The inputs: activation ids and dimensions, in slot order.
+    pub(crate) fn inputs(&self) -> &[(usize, [usize; 4])] {
+        self.ins
+    }
+
+    /// The first input's dimensions and gradient slot (a throw-away one when it needs none):
+    /// for ops of one input.
+    pub(crate) fn first(&mut self) -> ([usize; 4], &mut Option<B::Grad>) {
+        let (id, dims) = self.ins[0];
+        if (self.wanted)(id) {
+            (dims, &mut self.slots[id])
+        } else {
+            (dims, &mut self.sink)
+        }
+    }
+
+    /// Input `k`'s gradient slot, or `None` when it needs none.
+    pub(crate) fn slot(&mut self, k: usize) -> Option<&mut Option<B::Grad>> {
+        let id = self.ins[k].0;
+        (self.wanted)(id).then(|| &mut self.slots[id])
+    }
 }
 
 /// One recorded op: the activation it wrote, the ones it read (ids and dimensions), and its
@@ -69,10 +108,10 @@ pub struct Tape<B: Backend> {
 }
 
 /// The gradient slots of a reverse pass, indexed by activation id.
-pub type GradSlots<B> = Vec<Option<<B as Backend>::Grad>>;
+pub type GradSlots<B> = Vec<Option<<B as BackendCore>::Grad>>;
 
 /// One input of an op: its activation id and value.
-pub type Input<'a, B> = (usize, &'a <B as Backend>::Act);
+pub type Input<'a, B> = (usize, &'a <B as BackendCore>::Act);
 
 impl<B: Backend> Tape<B> {
     /// An empty tape for backend `b`: it records exactly when `b` keeps backward state.
@@ -122,57 +161,25 @@ impl<B: Backend> Tape<B> {
                 p.len()
             );
         }
-        let x = |k: usize| xs[k].1;
+        let Some(&(_, x)) = xs.first() else {
+            bail!("the input node is not an op");
+        };
         let (y, step) = match *op {
             Op::Input => bail!("the input node is not an op"),
-            Op::Conv { .. } => {
-                let cfg = ConvCfg::of(op).expect("a convolution");
-                let (y, saved) = b.conv2d(x(0), &p[0], cfg)?;
-                let w = p[0].clone();
-                (y, Step::Conv { cfg, w, saved })
-            }
-            Op::BatchNorm { .. } => {
-                let Some(st) = stats else {
-                    bail!("batch norm without running statistics")
-                };
-                let (y, saved) = b.batch_norm(x(0), &p[0], &p[1], st, relu)?;
-                let (gamma, beta) = (p[0].clone(), p[1].clone());
-                (y, Step::BatchNorm { gamma, beta, saved })
-            }
-            Op::Relu => {
-                let (y, saved) = b.relu(x(0))?;
-                (y, Step::Relu(saved))
-            }
-            Op::Concat => {
-                let refs: Vec<&B::Act> = xs.iter().map(|x| x.1).collect();
-                (b.concat(&refs)?, Step::Concat)
-            }
-            Op::Sum => {
-                let refs: Vec<&B::Act> = xs.iter().map(|x| x.1).collect();
-                (b.sum(&refs)?, Step::Sum)
-            }
-            Op::ShortcutA { stride, out_ch } => (
-                b.shortcut_a(x(0), stride, out_ch)?,
-                Step::ShortcutA { stride, out_ch },
-            ),
-            Op::AvgPool { kernel, stride } => (
-                b.avg_pool(x(0), kernel, stride)?,
-                Step::AvgPool { kernel, stride },
-            ),
+            Op::Conv { .. } => ops::conv::forward(b, op, x, p)?,
+            Op::BatchNorm { .. } => ops::norm::forward(b, x, p, stats, relu)?,
+            Op::Relu => ops::combine::relu(b, x)?,
+            Op::Concat => ops::combine::concat(b, xs)?,
+            Op::Sum => ops::combine::sum(b, xs)?,
+            Op::ShortcutA { stride, out_ch } => ops::pool::shortcut_a(b, x, stride, out_ch)?,
+            Op::AvgPool { kernel, stride } => ops::pool::avg_pool(b, x, kernel, stride)?,
             Op::MaxPool {
                 kernel,
                 stride,
                 padding,
-            } => {
-                let (y, saved) = b.max_pool(x(0), kernel, stride, padding)?;
-                (y, Step::MaxPool(saved))
-            }
-            Op::GlobalAvgPool => (b.global_avg_pool(x(0))?, Step::GlobalAvgPool),
-            Op::Linear { out_features, .. } => {
-                let (y, saved) = b.linear(x(0), &p[0], &p[1], out_features)?;
-                let (w, bias) = (p[0].clone(), p[1].clone());
-                (y, Step::Linear { w, bias, saved })
-            }
+            } => ops::pool::max_pool(b, x, kernel, stride, padding)?,
+            Op::GlobalAvgPool => ops::pool::global_avg_pool(b, x)?,
+            Op::Linear { out_features, .. } => ops::linear::forward(b, x, p, out_features)?,
         };
         if self.recording {
             self.entries.push(Entry {
@@ -214,48 +221,13 @@ impl<B: Backend> Tape<B> {
                 b.fence()?;
             }
             let t0 = std::time::Instant::now();
-            let mut sink = None;
-            let (x0, x0_dims) = e.ins[0];
-            let want0 = wanted(x0);
-            let slot0 = if want0 { &mut grads[x0] } else { &mut sink };
-            match e.step {
-                Step::Conv { cfg, w, saved } => {
-                    b.conv2d_backward(saved, &w, cfg, dy, want0.then_some(slot0))?
-                }
-                Step::BatchNorm { gamma, beta, saved } => {
-                    b.batch_norm_backward(saved, &gamma, &beta, dy, slot0)?
-                }
-                Step::Relu(saved) => b.relu_backward(saved, dy, slot0)?,
-                Step::ShortcutA { stride, out_ch } => {
-                    b.shortcut_a_backward(dy, x0_dims, stride, out_ch, slot0)?
-                }
-                Step::AvgPool { kernel, stride } => {
-                    b.avg_pool_backward(dy, x0_dims, kernel, stride, slot0)?
-                }
-                Step::MaxPool(saved) => b.max_pool_backward(saved, dy, x0_dims, slot0)?,
-                Step::GlobalAvgPool => b.global_avg_pool_backward(dy, x0_dims, slot0)?,
-                Step::Linear { w, bias, saved } => {
-                    b.linear_backward(saved, &w, &bias, dy, slot0)?
-                }
-                Step::Concat => {
-                    let channels: usize = e.ins.iter().map(|i| i.1[1]).sum();
-                    let [n, _, h, w] = x0_dims;
-                    let mut offset = 0;
-                    for &(id, d) in &e.ins {
-                        if wanted(id) {
-                            b.concat_backward(&dy, [n, channels, h, w], offset, d, &mut grads[id])?;
-                        }
-                        offset += d[1];
-                    }
-                }
-                Step::Sum => {
-                    for &(id, d) in &e.ins {
-                        if wanted(id) {
-                            b.accumulate(&dy, d, &mut grads[id])?;
-                        }
-                    }
-                }
-            }
+            let mut g = Grads {
+                slots: &mut grads,
+                ins: &e.ins,
+                wanted: &wanted,
+                sink: None,
+            };
+            e.step.backward(b, dy, &mut g)?;
             if profiling {
                 b.fence()?;
                 profile::add(&format!("{}.backward", e.kind), t0.elapsed().as_secs_f64());

@@ -2,15 +2,11 @@
 //! training, running statistics in evaluation (as PyTorch: ε = 1e-5, momentum 0.1, unbiased
 //! variance in the running estimate).
 
-use dfdx::prelude::*;
+use anyhow::Result;
 use rayon::prelude::*;
 
-use super::{accumulate, c, dims, Act, Ctx, Elem, Param};
-
-/// ε added to the variance.
-pub const BN_EPS: f64 = 1e-5;
-/// Weight of the newest batch in the running statistics.
-pub const BN_MOMENTUM: f64 = 0.1;
+use crate::backend::{BnStats, NormOps, BN_EPS, BN_MOMENTUM};
+use crate::cpu::{accumulate, c, Act, CpuBackend, Elem, Param};
 
 /// Lanes of independent partial sums: a single accumulator is a chain of dependent additions
 /// (one per ~4 cycles); eight let the compiler vectorise. The order is fixed, so results do not
@@ -33,8 +29,6 @@ fn lanes_sum<E: Elem>(xs: &[E], f: impl Fn(E) -> E) -> E {
     }
     s
 }
-
-pub use crate::model::BnStats;
 
 /// Batch norm backward's first pass over one plane: where `mask = Some((a, b))` (a fused
 /// ReLU), `g` zeroed in place wherever `a·x + b ≤ 0`; then (Σ g, Σ g·x). One read of `x` and
@@ -79,103 +73,6 @@ impl<E: Elem> pulp::WithSimd for MaskedSums<'_, E> {
     }
 }
 
-/// `y = γ·(x − μ)/√(σ² + ε) + β` per channel, followed by `max(y, 0)` when `relu` (the
-/// interpreter fuses a BN whose only reader is a ReLU: one pass and one buffer instead of two;
-/// the backward recomputes the ReLU mask from `x` rather than storing it).
-pub fn batch_norm<E: Elem>(
-    ctx: &mut Ctx<E>,
-    x: &Act<E>,
-    gamma: &Param<E>,
-    beta: &Param<E>,
-    stats: &mut BnStats<E>,
-    relu: bool,
-) -> (Act<E>, NormSaved<E>)
-where
-    Cpu: Device<E>,
-{
-    let [n, ch, h, w] = dims(x);
-    let hw = h * w;
-    let m = n * hw;
-    let (g, b): (&[E], &[E]) = (&gamma.data, &beta.data);
-    let eps = c::<E>(BN_EPS);
-    let (mean, invstd): (Vec<E>, Vec<E>) = if ctx.train {
-        // Per channel, two passes (mean, then squared deviations) for accuracy; channels of
-        // an activation seen earlier in this pass (a concatenation repeats its sources) come
-        // from `ctx.bn_stats`, bit for bit what the passes would give.
-        let channel = |k: usize| {
-            let mut s = E::zero();
-            for i in 0..n {
-                s += lanes_sum(x.plane(i, k), |t| t);
-            }
-            let mu = s / c(m as f64);
-            let mut v = E::zero();
-            for i in 0..n {
-                v += lanes_sum(x.plane(i, k), |t| (t - mu) * (t - mu));
-            }
-            (mu, v / c(m as f64))
-        };
-        let mut per: Vec<(E, E)> = Vec::with_capacity(ch);
-        for (id, chans) in x.parts() {
-            let k0 = per.len();
-            match ctx.bn_stats.get(&id) {
-                Some(st) if st.len() == chans => per.extend_from_slice(st),
-                _ => {
-                    let st: Vec<(E, E)> = (k0..k0 + chans).into_par_iter().map(channel).collect();
-                    per.extend_from_slice(&st);
-                    ctx.bn_stats.insert(id, st);
-                }
-            }
-        }
-        let mom = c::<E>(BN_MOMENTUM);
-        let unbias = if m > 1 {
-            c::<E>(m as f64 / (m as f64 - 1.0))
-        } else {
-            E::one()
-        };
-        for (k, &(mu, var)) in per.iter().enumerate() {
-            stats.mean[k] = (E::one() - mom) * stats.mean[k] + mom * mu;
-            stats.var[k] = (E::one() - mom) * stats.var[k] + mom * var * unbias;
-        }
-        per.iter()
-            .map(|&(mu, var)| (mu, E::one() / (var + eps).sqrt()))
-            .unzip()
-    } else {
-        (
-            stats.mean.clone(),
-            stats
-                .var
-                .iter()
-                .map(|&v| E::one() / (v + eps).sqrt())
-                .collect(),
-        )
-    };
-    let out = super::par_filled(n * ch * hw, hw, |idx, o| {
-        let k = idx % ch;
-        let (mu, is, gk, bk) = (mean[k], invstd[k], g[k], b[k]);
-        let xs = x.plane(idx / ch, k);
-        if relu {
-            for (y, &t) in o.iter_mut().zip(xs) {
-                let v = gk * (t - mu) * is + bk;
-                y.write(if v < E::zero() { E::zero() } else { v });
-            }
-        } else {
-            for (y, &t) in o.iter_mut().zip(xs) {
-                y.write(gk * (t - mu) * is + bk);
-            }
-        }
-    });
-    let out = ctx.act(out, [n, ch, h, w]);
-    let saved = NormSaved {
-        x: ctx.record.then(|| x.clone()),
-        dims: [n, ch, h, w],
-        mean,
-        invstd,
-        relu,
-        train: ctx.train,
-    };
-    (out, saved)
-}
-
 /// What a batch norm keeps for its backward pass: its input (a reference; a concatenation stays
 /// lazy), the statistics it normalised with, and its mode.
 pub struct NormSaved<E> {
@@ -187,87 +84,186 @@ pub struct NormSaved<E> {
     train: bool,
 }
 
-/// The gradients of γ and β (added to theirs) and of the input (accumulated into `dx`; the
-/// output gradient's buffer is reused for it), from the output gradient `gy`.
-pub fn batch_norm_backward<E: Elem>(
-    ctx: &mut Ctx<E>,
-    saved: NormSaved<E>,
-    gamma: &Param<E>,
-    beta: &Param<E>,
-    mut gy: Vec<E>,
-    dx: &mut Option<Vec<E>>,
-) where
-    Cpu: Device<E>,
-{
-    let NormSaved {
-        x,
-        dims: [n, ch, h, w],
-        mean,
-        invstd,
-        relu,
-        train,
-    } = saved;
-    let x = x.expect("batch norm backward after a recorded forward");
-    let (hw, m) = (h * w, n * h * w);
-    let (g, b): (&[E], &[E]) = (&gamma.data, &beta.data);
-    // Per plane, in one pass of SIMD lanes: the fused ReLU's mask applied to gy in place (zero
-    // where `a·x + b ≤ 0`), and Σ gy and Σ gy·x of the masked gy, from which Σ gy·x̂ =
-    // invstd·(Σ gy·x − μ·Σ gy).
-    let plane_sums: Vec<(E, E)> = gy
-        .par_chunks_mut(hw)
-        .enumerate()
-        .map(|(idx, o)| {
-            let k = idx % ch;
-            let xs = x.plane(idx / ch, k);
-            let mask = relu.then(|| (g[k] * invstd[k], b[k] - g[k] * invstd[k] * mean[k]));
-            crate::ops::simd::arch().dispatch(MaskedSums { x: xs, g: o, mask })
-        })
-        .collect();
-    let mut sums = vec![(E::zero(), E::zero()); ch];
-    for (idx, (sd, sdx)) in plane_sums.into_iter().enumerate() {
-        let e = &mut sums[idx % ch];
-        e.0 += sd;
-        e.1 += sdx;
-    }
-    // (Σ gy, Σ gy·x̂) per channel.
-    let sums: Vec<(E, E)> = sums
-        .iter()
-        .enumerate()
-        .map(|(k, &(sd, sdx))| (sd, invstd[k] * (sdx - mean[k] * sd)))
-        .collect();
-    let mf = c::<E>(m as f64);
-    // gx = γ·is/M·(M·d − Σd − x̂·Σd x̂) = A·d + C·x + B with per-channel constants.
-    let coef: Vec<(E, E, E)> = (0..ch)
-        .map(|k| {
-            let a = g[k] * invstd[k];
-            if train {
-                let (sb, sg) = sums[k];
-                let cc = -a / mf * sg * invstd[k];
-                (a, cc, -a / mf * sb - cc * mean[k])
-            } else {
-                (a, E::zero(), E::zero())
+impl<E: Elem> NormOps for CpuBackend<E> {
+    type Stats = BnStats<E>;
+    type NormSaved = NormSaved<E>;
+
+    /// `y = γ·(x − μ)/√(σ² + ε) + β` per channel, followed by `max(y, 0)` when `relu` (the
+    /// interpreter fuses a BN whose only reader is a ReLU: one pass and one buffer instead of two;
+    /// the backward recomputes the ReLU mask from `x` rather than storing it).
+    fn batch_norm(
+        &mut self,
+        x: &Act<E>,
+        gamma: &Param<E>,
+        beta: &Param<E>,
+        stats: &mut BnStats<E>,
+        relu: bool,
+    ) -> Result<(Act<E>, NormSaved<E>)> {
+        let [n, ch, h, w] = x.dims();
+        let hw = h * w;
+        let m = n * hw;
+        let (g, b): (&[E], &[E]) = (&gamma.data, &beta.data);
+        let eps = c::<E>(BN_EPS);
+        let (mean, invstd): (Vec<E>, Vec<E>) = if self.train {
+            // Per channel, two passes (mean, then squared deviations) for accuracy; channels of
+            // an activation seen earlier in this pass (a concatenation repeats its sources) come
+            // from `self.bn_stats`, bit for bit what the passes would give.
+            let channel = |k: usize| {
+                let mut s = E::zero();
+                for i in 0..n {
+                    s += lanes_sum(x.plane(i, k), |t| t);
+                }
+                let mu = s / c(m as f64);
+                let mut v = E::zero();
+                for i in 0..n {
+                    v += lanes_sum(x.plane(i, k), |t| (t - mu) * (t - mu));
+                }
+                (mu, v / c(m as f64))
+            };
+            let mut per: Vec<(E, E)> = Vec::with_capacity(ch);
+            for (id, chans) in x.parts() {
+                let k0 = per.len();
+                match self.bn_stats.get(&id) {
+                    Some(st) if st.len() == chans => per.extend_from_slice(st),
+                    _ => {
+                        let st: Vec<(E, E)> =
+                            (k0..k0 + chans).into_par_iter().map(channel).collect();
+                        per.extend_from_slice(&st);
+                        self.bn_stats.insert(id, st);
+                    }
+                }
             }
-        })
-        .collect();
-    // Written over the output gradient's own buffer (already masked): no new allocation.
-    gy.par_chunks_mut(hw).enumerate().for_each(|(idx, o)| {
-        let (a, cc, bb) = coef[idx % ch];
-        for (d, &t) in o.iter_mut().zip(x.plane(idx / ch, idx % ch)) {
-            *d = a * *d + cc * t + bb;
+            let mom = c::<E>(BN_MOMENTUM);
+            let unbias = if m > 1 {
+                c::<E>(m as f64 / (m as f64 - 1.0))
+            } else {
+                E::one()
+            };
+            for (k, &(mu, var)) in per.iter().enumerate() {
+                stats.mean[k] = (E::one() - mom) * stats.mean[k] + mom * mu;
+                stats.var[k] = (E::one() - mom) * stats.var[k] + mom * var * unbias;
+            }
+            per.iter()
+                .map(|&(mu, var)| (mu, E::one() / (var + eps).sqrt()))
+                .unzip()
+        } else {
+            (
+                stats.mean.clone(),
+                stats
+                    .var
+                    .iter()
+                    .map(|&v| E::one() / (v + eps).sqrt())
+                    .collect(),
+            )
+        };
+        let out = crate::cpu::par_filled(n * ch * hw, hw, |idx, o| {
+            let k = idx % ch;
+            let (mu, is, gk, bk) = (mean[k], invstd[k], g[k], b[k]);
+            let xs = x.plane(idx / ch, k);
+            if relu {
+                for (y, &t) in o.iter_mut().zip(xs) {
+                    let v = gk * (t - mu) * is + bk;
+                    y.write(if v < E::zero() { E::zero() } else { v });
+                }
+            } else {
+                for (y, &t) in o.iter_mut().zip(xs) {
+                    y.write(gk * (t - mu) * is + bk);
+                }
+            }
+        });
+        let out = self.act(out, [n, ch, h, w]);
+        let saved = NormSaved {
+            x: self.record.then(|| x.clone()),
+            dims: [n, ch, h, w],
+            mean,
+            invstd,
+            relu,
+            train: self.train,
+        };
+        Ok((out, saved))
+    }
+
+    /// The gradients of γ and β (added to theirs) and of the input (accumulated into `dx`; the
+    /// output gradient's buffer is reused for it), from the output gradient `gy`.
+    fn batch_norm_backward(
+        &mut self,
+        saved: NormSaved<E>,
+        gamma: &Param<E>,
+        beta: &Param<E>,
+        mut gy: Vec<E>,
+        dx: &mut Option<Vec<E>>,
+    ) -> Result<()> {
+        let NormSaved {
+            x,
+            dims: [n, ch, h, w],
+            mean,
+            invstd,
+            relu,
+            train,
+        } = saved;
+        let x = x.expect("batch norm backward after a recorded forward");
+        let (hw, m) = (h * w, n * h * w);
+        let (g, b): (&[E], &[E]) = (&gamma.data, &beta.data);
+        // Per plane, in one pass of SIMD lanes: the fused ReLU's mask applied to gy in place (zero
+        // where `a·x + b ≤ 0`), and Σ gy and Σ gy·x of the masked gy, from which Σ gy·x̂ =
+        // invstd·(Σ gy·x − μ·Σ gy).
+        let plane_sums: Vec<(E, E)> = gy
+            .par_chunks_mut(hw)
+            .enumerate()
+            .map(|(idx, o)| {
+                let k = idx % ch;
+                let xs = x.plane(idx / ch, k);
+                let mask = relu.then(|| (g[k] * invstd[k], b[k] - g[k] * invstd[k] * mean[k]));
+                crate::cpu::simd::arch().dispatch(MaskedSums { x: xs, g: o, mask })
+            })
+            .collect();
+        let mut sums = vec![(E::zero(), E::zero()); ch];
+        for (idx, (sd, sdx)) in plane_sums.into_iter().enumerate() {
+            let e = &mut sums[idx % ch];
+            e.0 += sd;
+            e.1 += sdx;
         }
-    });
-    let gb: Vec<E> = sums.iter().map(|s| s.0).collect();
-    let gg: Vec<E> = sums.iter().map(|s| s.1).collect();
-    ctx.add_param_grad(gamma, &gg);
-    ctx.add_param_grad(beta, &gb);
-    accumulate(dx, gy);
+        // (Σ gy, Σ gy·x̂) per channel.
+        let sums: Vec<(E, E)> = sums
+            .iter()
+            .enumerate()
+            .map(|(k, &(sd, sdx))| (sd, invstd[k] * (sdx - mean[k] * sd)))
+            .collect();
+        let mf = c::<E>(m as f64);
+        // gx = γ·is/M·(M·d − Σd − x̂·Σd x̂) = A·d + C·x + B with per-channel constants.
+        let coef: Vec<(E, E, E)> = (0..ch)
+            .map(|k| {
+                let a = g[k] * invstd[k];
+                if train {
+                    let (sb, sg) = sums[k];
+                    let cc = -a / mf * sg * invstd[k];
+                    (a, cc, -a / mf * sb - cc * mean[k])
+                } else {
+                    (a, E::zero(), E::zero())
+                }
+            })
+            .collect();
+        // Written over the output gradient's own buffer (already masked): no new allocation.
+        gy.par_chunks_mut(hw).enumerate().for_each(|(idx, o)| {
+            let (a, cc, bb) = coef[idx % ch];
+            for (d, &t) in o.iter_mut().zip(x.plane(idx / ch, idx % ch)) {
+                *d = a * *d + cc * t + bb;
+            }
+        });
+        let gb: Vec<E> = sums.iter().map(|s| s.0).collect();
+        let gg: Vec<E> = sums.iter().map(|s| s.1).collect();
+        self.add_param_grad(gamma, &gg);
+        self.add_param_grad(beta, &gb);
+        accumulate(dx, gy);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::read;
-    use crate::ops::testutil::*;
+    use crate::cpu::read;
+    use crate::cpu::testutil::*;
 
     /// Batch norm written out directly (training mode).
     fn naive(x: &[f64], g: &[f64], b: &[f64], n: usize, ch: usize, hw: usize) -> Vec<f64> {
@@ -308,7 +304,7 @@ mod tests {
                 gm.iter().zip(&x).map(|(d, t)| d * t).sum::<f64>(),
             );
             let mut g64 = g.clone();
-            let got = crate::ops::simd::arch().dispatch(MaskedSums {
+            let got = crate::cpu::simd::arch().dispatch(MaskedSums {
                 x: &x,
                 g: &mut g64,
                 mask,
@@ -321,7 +317,7 @@ mod tests {
                 .map(|(&a, &b)| (a as f32, b as f32))
                 .unzip();
             let mask32 = mask.map(|(a, b)| (a as f32, b as f32));
-            let got = crate::ops::simd::arch().dispatch(MaskedSums {
+            let got = crate::cpu::simd::arch().dispatch(MaskedSums {
                 x: &x32,
                 g: &mut g32,
                 mask: mask32,
@@ -412,25 +408,28 @@ mod tests {
         // Two concatenations sharing sources, normalised in one pass (the second reuses the
         // statistics of a and b) and each in a fresh pass: the same bits, and the cache holds
         // one entry per source.
-        let dev = Cpu::default();
         let (n, hw) = (3, 5);
         let src = |ch: usize, seed: u64| Act::new(rand_vec(n * ch * hw, seed), [n, ch, 1, hw]);
         let (a, b, c) = (src(2, 41), src(3, 42), src(1, 43));
-        let bn = |ctx: &mut Ctx<f64>, x: &Act<f64>| {
+        let bn = |ctx: &mut CpuBackend<f64>, x: &Act<f64>| {
             let ch = x.dims()[1];
             let (g, be) = (
                 Param::new(0, rand_vec(ch, 44)),
                 Param::new(1, rand_vec(ch, 45)),
             );
-            read(&batch_norm(ctx, x, &g, &be, &mut BnStats::new(ch), true).0)
+            read(
+                &ctx.batch_norm(x, &g, &be, &mut BnStats::new(ch), true)
+                    .unwrap()
+                    .0,
+            )
         };
-        let mut shared = Ctx::new(&dev, true, false);
-        let ab = crate::ops::combine::concat(&mut shared, &[&a, &b]);
-        let abc = crate::ops::combine::concat(&mut shared, &[&a, &b, &c]);
+        let mut shared = CpuBackend::new(true, false);
+        let ab = Act::concat(&[&a, &b]);
+        let abc = Act::concat(&[&a, &b, &c]);
         let y1 = bn(&mut shared, &ab);
         let y2 = bn(&mut shared, &abc);
         assert_eq!(shared.bn_stats.len(), 3, "one entry per source");
-        let fresh = |x: &Act<f64>| bn(&mut Ctx::new(&dev, true, false), x);
+        let fresh = |x: &Act<f64>| bn(&mut CpuBackend::new(true, false), x);
         assert_eq!(y1, fresh(&ab));
         assert_eq!(y2, fresh(&abc));
         // …and both against the naive batch norm (then the ReLU).
@@ -445,7 +444,6 @@ mod tests {
 
     #[test]
     fn eval_uses_running_statistics_not_the_batch() {
-        let dev = Cpu::default();
         let x: Act<f64> = Act::new(vec![1.0, 3.0, 5.0, 7.0], [4, 1, 1, 1]);
         let g = Param::new(0, vec![2.0]);
         let b = Param::new(1, vec![0.5]);
@@ -453,8 +451,8 @@ mod tests {
             mean: vec![1.0],
             var: vec![4.0],
         };
-        let mut ctx = Ctx::new(&dev, false, false);
-        let y = read(&batch_norm(&mut ctx, &x, &g, &b, &mut stats, false).0);
+        let mut ctx = CpuBackend::new(false, false);
+        let y = read(&ctx.batch_norm(&x, &g, &b, &mut stats, false).unwrap().0);
         // y = 2·(x − 1)/√(4 + ε) + 0.5 ≈ x − 1 + 0.5; the batch mean (4) plays no part.
         let want: Vec<f64> = [1.0, 3.0, 5.0, 7.0]
             .iter()
@@ -467,8 +465,8 @@ mod tests {
             "evaluation must not update running statistics"
         );
         // Training mode on the same batch normalises by the batch instead.
-        let mut ctx = Ctx::new(&dev, true, false);
-        let yt = read(&batch_norm(&mut ctx, &x, &g, &b, &mut stats, false).0);
+        let mut ctx = CpuBackend::new(true, false);
+        let yt = read(&ctx.batch_norm(&x, &g, &b, &mut stats, false).unwrap().0);
         assert!((yt.iter().sum::<f64>() / 4.0 - 0.5).abs() < 1e-12);
     }
 }

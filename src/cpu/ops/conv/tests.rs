@@ -1,8 +1,9 @@
 //! Each convolution path against a naive reference, gradients against finite differences.
 
 use super::*;
-use crate::ops::read;
-use crate::ops::testutil::*;
+use crate::backend::ConvOps;
+use crate::cpu::read;
+use crate::cpu::testutil::*;
 
 /// Direct 7-loop convolution.
 fn naive(x: &[f64], w: &[f64], n: usize, h: usize, wd: usize, cfg: &ConvCfg) -> Vec<f64> {
@@ -36,14 +37,48 @@ fn naive(x: &[f64], w: &[f64], n: usize, h: usize, wd: usize, cfg: &ConvCfg) -> 
 }
 
 fn check(cfg: ConvCfg, n: usize, h: usize, wd: usize) {
-    let dev = Cpu::default();
+    check_with(cfg, n, h, wd, false)
+}
+
+/// `naive` plus a bias per output channel.
+fn naive_biased(
+    x: &[f64],
+    w: &[f64],
+    b: &[f64],
+    (n, h, wd): (usize, usize, usize),
+    cfg: &ConvCfg,
+) -> Vec<f64> {
+    let hw = cfg.out_size(h) * cfg.out_size(wd);
+    let mut y = naive(x, w, n, h, wd, cfg);
+    for (p, plane) in y.chunks_mut(hw).enumerate() {
+        for v in plane {
+            *v += b[p % cfg.out_ch];
+        }
+    }
+    y
+}
+
+/// One configuration against the naive loops (forward) and finite differences (gradients of
+/// the input, the weight and, with `bias`, the bias), directly and through the tape.
+fn check_with(cfg: ConvCfg, n: usize, h: usize, wd: usize, bias: bool) {
     let xv = rand_vec(n * cfg.in_ch * h * wd, 3);
     let wv = rand_vec(cfg.out_ch * cfg.in_ch * cfg.kernel * cfg.kernel, 4);
-    let want = naive(&xv, &wv, n, h, wd, &cfg);
+    let bv = if bias {
+        rand_vec(cfg.out_ch, 6)
+    } else {
+        vec![0.0; cfg.out_ch]
+    };
+    let dims = (n, h, wd);
+    let want = naive_biased(&xv, &wv, &bv, dims, &cfg);
     // Forward without recording against the naive loops.
-    let mut ctx = Ctx::new(&dev, true, false);
+    let mut ctx = CpuBackend::new(true, false);
     let x = ctx.act(xv.clone(), [n, cfg.in_ch, h, wd]);
-    let got = read(&conv2d(&mut ctx, &x, &Param::new(0, wv.clone()), cfg).0);
+    let bp = bias.then(|| Param::new(1, bv.clone()));
+    let got = read(
+        &ctx.conv2d(&x, &Param::new(0, wv.clone()), bp.as_ref(), cfg)
+            .unwrap()
+            .0,
+    );
     assert!(rel_err(&got, &want) < 1e-12, "{cfg:?} forward");
     // Through the trainer's tape: forward again, gradients against finite differences of
     // Σ out·r.
@@ -53,14 +88,19 @@ fn check(cfg: ConvCfg, n: usize, h: usize, wd: usize) {
         kernel: cfg.kernel,
         stride: cfg.stride,
         padding: cfg.padding,
+        bias,
     };
+    let mut ps = vec![wv.clone()];
+    if bias {
+        ps.push(bv.clone());
+    }
     let run = run_op(
         &op,
         false,
         true,
         &[(xv.clone(), [n, cfg.in_ch, h, wd])],
         &[0],
-        std::slice::from_ref(&wv),
+        &ps,
         None,
         5,
     );
@@ -69,11 +109,48 @@ fn check(cfg: ConvCfg, n: usize, h: usize, wd: usize) {
         "{cfg:?} forward on the tape"
     );
     let r = &run.weights;
-    let nx = numeric_grad(&xv, |xs| weighted_sum(&naive(xs, &wv, n, h, wd, &cfg), r));
-    let nw = numeric_grad(&wv, |ws| weighted_sum(&naive(&xv, ws, n, h, wd, &cfg), r));
+    let nx = numeric_grad(&xv, |xs| {
+        weighted_sum(&naive_biased(xs, &wv, &bv, dims, &cfg), r)
+    });
+    let nw = numeric_grad(&wv, |ws| {
+        weighted_sum(&naive_biased(&xv, ws, &bv, dims, &cfg), r)
+    });
     let (gx, gw) = (&run.input_grads[0], &run.param_grads[0]);
     assert!(rel_err(gx, &nx) < 1e-7, "{cfg:?} dx {}", rel_err(gx, &nx));
     assert!(rel_err(gw, &nw) < 1e-7, "{cfg:?} dw {}", rel_err(gw, &nw));
+    if bias {
+        let nb = numeric_grad(&bv, |bs| {
+            weighted_sum(&naive_biased(&xv, &wv, bs, dims, &cfg), r)
+        });
+        let gb = &run.param_grads[1];
+        assert!(rel_err(gb, &nb) < 1e-7, "{cfg:?} db {}", rel_err(gb, &nb));
+    }
+}
+
+#[test]
+fn bias_of_every_algorithm_against_the_naive_loops_and_finite_differences() {
+    // LeNet's 5×5 layers (im2col), a 3×3 "same" layer (direct), a pointwise one, on batches
+    // below and above SMALL_BATCH.
+    for n in [1, SMALL_BATCH + 1] {
+        for (kernel, stride, padding) in [(5, 1, 0), (3, 1, 1), (1, 1, 0), (3, 2, 1)] {
+            let cfg = ConvCfg {
+                in_ch: 3,
+                out_ch: 4,
+                kernel,
+                stride,
+                padding,
+            };
+            assert_eq!(
+                ConvAlgo::choose(&cfg),
+                match (kernel, stride) {
+                    (1, 1) => ConvAlgo::Pointwise,
+                    (3, 1) => ConvAlgo::Direct3x3,
+                    _ => ConvAlgo::Im2col,
+                }
+            );
+            check_with(cfg, n, 9, 8, true);
+        }
+    }
 }
 
 #[test]
@@ -93,7 +170,7 @@ fn conv3x3_padded() {
 }
 
 #[test]
-fn same_convolutions_by_shifted_products() {
+fn same_convolutions_direct_3x3_and_5x5_by_im2col() {
     check(
         ConvCfg {
             in_ch: 3,
@@ -278,10 +355,13 @@ fn column_blocks_do_not_depend_on_the_thread_count() {
     let wv = f32s(cfg.out_ch * cfg.in_ch * 9, 32);
     let run = |threads: usize| -> Vec<f32> {
         on_pool(threads, || {
-            let dev = Cpu::default();
-            let mut ctx = Ctx::new(&dev, false, false);
+            let mut ctx = CpuBackend::new(false, false);
             let x = ctx.act(xv.clone(), [1, cfg.in_ch, h, wd]);
-            read(&conv2d(&mut ctx, &x, &Param::new(0, wv.clone()), cfg).0)
+            read(
+                &ctx.conv2d(&x, &Param::new(0, wv.clone()), None, cfg)
+                    .unwrap()
+                    .0,
+            )
         })
     };
     let one = run(1);
@@ -298,13 +378,12 @@ fn direct_kernel_gives_the_same_bits_by_column_blocks_and_whole() {
     let (h, wd, n) = (11, 9, SMALL_BATCH + 1);
     let xv = f32s(n * cfg.in_ch * h * wd, 41);
     let wv = f32s(cfg.out_ch * cfg.in_ch * 9, 42);
-    let dev = Cpu::default();
-    let mut ctx = Ctx::new(&dev, false, false);
+    let mut ctx = CpuBackend::new(false, false);
     let w = Param::new(0, wv);
     let one = ctx.act(xv[..cfg.in_ch * h * wd].to_vec(), [1, cfg.in_ch, h, wd]);
     let all = ctx.act(xv, [n, cfg.in_ch, h, wd]);
-    let y1 = read(&conv2d(&mut ctx, &one, &w, cfg).0);
-    let yn = read(&conv2d(&mut ctx, &all, &w, cfg).0);
+    let y1 = read(&ctx.conv2d(&one, &w, None, cfg).unwrap().0);
+    let yn = read(&ctx.conv2d(&all, &w, None, cfg).unwrap().0);
     assert_eq!(y1, yn[..y1.len()]);
 }
 
@@ -332,13 +411,13 @@ fn backward_does_not_depend_on_the_thread_count() {
         let gy = f32s(n * cfg.out_ch * hw * hw, 53);
         let run = |threads: usize| -> (Vec<f32>, Vec<f32>) {
             on_pool(threads, || {
-                let dev = Cpu::default();
-                let mut ctx = Ctx::new(&dev, true, true);
+                let mut ctx = CpuBackend::new(true, true);
                 let x = ctx.act(xv.clone(), [n, cfg.in_ch, hw, hw]);
                 let w = Param::new(0, wv.clone());
-                let (_, saved) = conv2d(&mut ctx, &x, &w, cfg);
+                let (_, saved) = ctx.conv2d(&x, &w, None, cfg).unwrap();
                 let mut dx = None;
-                conv2d_backward(&mut ctx, saved, &w, cfg, gy.clone(), Some(&mut dx));
+                ctx.conv2d_backward(saved, &w, None, cfg, gy.clone(), Some(&mut dx))
+                    .unwrap();
                 let gw = ctx.take_param_grads(std::slice::from_ref(&w)).remove(0);
                 (gw, dx.expect("an input gradient"))
             })

@@ -1,7 +1,98 @@
-//! The column matrix of a convolution (im2col) and its adjoint (col2im), for one sample.
+//! Convolutions of any other shape (strided layers, the 7×7 stem, kernels other than 1×1 and
+//! 3×3): the column matrix of a sample (im2col) and one product, and its adjoint (col2im) for
+//! the input gradient.
 
-use super::ConvCfg;
-use crate::ops::Real;
+use std::mem::MaybeUninit;
+
+use super::{by_column_blocks, zeroed, ConvCfg};
+use crate::cpu::gemm::{Gemm, Strided};
+use crate::cpu::{Elem, Real};
+
+/// An im2col layer for inputs of `h×w`, with its weight.
+pub(super) struct Im2col<'a, E> {
+    cfg: ConvCfg,
+    h: usize,
+    w: usize,
+    /// Output positions `ho·wo`.
+    hw: usize,
+    weight: &'a [E],
+}
+
+impl<'a, E: Elem> Im2col<'a, E> {
+    pub(super) fn new(cfg: ConvCfg, h: usize, w: usize, weight: &'a [E]) -> Self {
+        let hw = cfg.out_size(h) * cfg.out_size(w);
+        Im2col {
+            cfg,
+            h,
+            w,
+            hw,
+            weight,
+        }
+    }
+
+    /// Rows of the column matrix: `in·k²`.
+    fn ckk(&self) -> usize {
+        self.cfg.in_ch * self.cfg.kernel * self.cfg.kernel
+    }
+
+    /// One sample's output `W (out × in·k²) · col (in·k² × ho·wo)`, by column blocks of the
+    /// column matrix when `blocks`.
+    pub(super) fn forward(&self, x: &[E], out: &mut [E], blocks: bool) {
+        let (o, hw, ckk) = (self.cfg.out_ch, self.hw, self.ckk());
+        if blocks {
+            let mut col = vec![E::zero(); ckk * hw];
+            im2col(x, &self.cfg, self.h, self.w, &mut col);
+            by_column_blocks(o, hw, out, |c0, bl, part| {
+                let cols = Strided {
+                    offset: c0,
+                    rs: hw,
+                    cs: 1,
+                };
+                Gemm::new(o, bl, ckk).run_strided(
+                    (part, Strided::rows(0, bl)),
+                    (self.weight, Strided::rows(0, ckk)),
+                    (&col, cols),
+                );
+            });
+        } else {
+            E::with_scratch(ckk * hw, 0, |col, _| {
+                im2col(x, &self.cfg, self.h, self.w, col);
+                Gemm::new(o, hw, ckk).run(out, self.weight, col);
+            });
+        }
+    }
+
+    /// Per sample: `gW += gy · colᵀ`, and, when asked, `gx = col2im(Wᵀ · gy)`.
+    pub(super) fn backward(
+        &self,
+        x: &[E],
+        gy: &[E],
+        samples: usize,
+        gw: &mut [E],
+        mut gx: Option<&mut [MaybeUninit<E>]>,
+    ) {
+        let (o, hw, ckk) = (self.cfg.out_ch, self.hw, self.ckk());
+        let in_sz = self.cfg.in_ch * self.h * self.w;
+        let gcol_len = if gx.is_some() { ckk * hw } else { 0 };
+        E::with_scratch(ckk * hw, gcol_len, |col, gcol| {
+            for s in 0..samples {
+                let gi = &gy[s * o * hw..][..o * hw];
+                im2col(&x[s * in_sz..][..in_sz], &self.cfg, self.h, self.w, col);
+                Gemm::new(o, ckk, hw)
+                    .b_transposed()
+                    .accumulating()
+                    .run(gw, gi, col);
+                if let Some(gx) = gx.as_deref_mut() {
+                    Gemm::new(ckk, hw, o)
+                        .a_transposed()
+                        .run(gcol, self.weight, gi);
+                    let dst = zeroed(&mut gx[s * in_sz..][..in_sz]);
+                    col2im(gcol, &self.cfg, self.h, self.w, dst);
+                }
+            }
+        });
+    }
+}
 
 /// Output columns `xo` whose input column `xo·s + j − p` lies inside `0..w`.
 fn valid_cols(w: usize, wo: usize, s: usize, j: usize, p: usize) -> (usize, usize) {

@@ -3,111 +3,110 @@
 //! Concatenation is one op over all inputs (one copy) rather than a chain of pairwise dfdx
 //! `concat_along` calls, which would copy a DenseNet layer's growing input once per source.
 
-use dfdx::prelude::*;
+use anyhow::Result;
 use rayon::prelude::*;
 
-use super::{accumulate, accumulate_from, dims, read, Act, Ctx, Elem};
-
-/// Concatenate along channels, in order: lazily, without a copy (see [`Act::concat`]).
-pub fn concat<E: Elem>(_ctx: &mut Ctx<E>, xs: &[&Act<E>]) -> Act<E>
-where
-    Cpu: Device<E>,
-{
-    Act::concat(xs)
-}
-
-/// `dx += gy[:, offset .. offset + C]` for an input `x` (`N×C×H×W`) of a concatenation whose
-/// output has dimensions `y`.
-pub fn concat_backward<E: Elem>(
-    gy: &[E],
-    y: [usize; 4],
-    offset: usize,
-    x: [usize; 4],
-    dx: &mut Option<Vec<E>>,
-) {
-    let [n, cx, h, w] = x;
-    let (hw, total) = (h * w, y[1]);
-    // Sample i's slice of the output gradient; samples in parallel (one core cannot saturate
-    // memory bandwidth), each element written or added once.
-    let row = |i: usize| &gy[(i * total + offset) * hw..][..cx * hw];
-    match dx {
-        None => {
-            *dx = Some(super::par_filled(n * cx * hw, cx * hw, |i, dst| {
-                for (a, &b) in dst.iter_mut().zip(row(i)) {
-                    a.write(b);
-                }
-            }));
-        }
-        Some(d) => {
-            d.par_chunks_mut(cx * hw).enumerate().for_each(|(i, dst)| {
-                for (a, &b) in dst.iter_mut().zip(row(i)) {
-                    *a += b;
-                }
-            });
-        }
-    }
-}
-
-/// Element-wise sum of same-shaped inputs.
-pub fn sum<E: Elem>(ctx: &mut Ctx<E>, xs: &[&Act<E>]) -> Act<E>
-where
-    Cpu: Device<E>,
-{
-    let d = dims(xs[0]);
-    let mut out = read(xs[0]);
-    for x in &xs[1..] {
-        assert_eq!(dims(x), d, "sum: shapes");
-        for (a, &b) in out.iter_mut().zip(x.values()) {
-            *a += b;
-        }
-    }
-    ctx.act(out, d)
-}
+use crate::backend::CombineOps;
+use crate::cpu::{accumulate, read, Act, CpuBackend, Elem};
 
 /// What a ReLU keeps: where it was active (empty when not recording).
 pub struct ReluSaved(Vec<bool>);
 
-/// `max(x, 0)`.
-pub fn relu<E: Elem>(ctx: &mut Ctx<E>, x: &Act<E>) -> (Act<E>, ReluSaved)
-where
-    Cpu: Device<E>,
-{
-    let v: Vec<E> = x
-        .values()
-        .par_iter()
-        .map(|&t| if t < E::zero() { E::zero() } else { t })
-        .collect();
-    let mask: Vec<bool> = if ctx.record {
-        v.iter().map(|&t| t > E::zero()).collect()
-    } else {
-        Vec::new()
-    };
-    (ctx.act(v, dims(x)), ReluSaved(mask))
-}
+impl<E: Elem> CombineOps for CpuBackend<E> {
+    type ReluSaved = ReluSaved;
 
-/// `dx += g` where the ReLU was active (the output gradient's buffer is reused).
-pub fn relu_backward<E: Elem>(saved: ReluSaved, mut g: Vec<E>, dx: &mut Option<Vec<E>>) {
-    let mask = saved.0;
-    g.par_chunks_mut(1 << 15)
-        .zip(mask.par_chunks(1 << 15))
-        .for_each(|(gs, ms)| {
-            for (d, &m) in gs.iter_mut().zip(ms) {
-                if !m {
-                    *d = E::zero();
+    /// `max(x, 0)`.
+    fn relu(&mut self, x: &Act<E>) -> Result<(Act<E>, ReluSaved)> {
+        let v: Vec<E> = x
+            .values()
+            .par_iter()
+            .map(|&t| if t < E::zero() { E::zero() } else { t })
+            .collect();
+        let mask: Vec<bool> = if self.record {
+            v.iter().map(|&t| t > E::zero()).collect()
+        } else {
+            Vec::new()
+        };
+        Ok((self.act(v, x.dims()), ReluSaved(mask)))
+    }
+
+    /// `dx += g` where the ReLU was active (the output gradient's buffer is reused).
+    fn relu_backward(
+        &mut self,
+        saved: ReluSaved,
+        mut g: Vec<E>,
+        dx: &mut Option<Vec<E>>,
+    ) -> Result<()> {
+        let mask = saved.0;
+        g.par_chunks_mut(1 << 15)
+            .zip(mask.par_chunks(1 << 15))
+            .for_each(|(gs, ms)| {
+                for (d, &m) in gs.iter_mut().zip(ms) {
+                    if !m {
+                        *d = E::zero();
+                    }
                 }
-            }
-        });
-    accumulate(dx, g);
-}
+            });
+        accumulate(dx, g);
+        Ok(())
+    }
 
-/// `dx += g` (the backward of a sum, for each of its inputs).
-pub fn sum_backward<E: Elem>(g: &[E], dx: &mut Option<Vec<E>>) {
-    accumulate_from(dx, g);
+    /// Concatenate along channels, in order: lazily, without a copy (see [`Act::concat`]).
+    fn concat(&mut self, xs: &[&Act<E>]) -> Result<Act<E>> {
+        Ok(Act::concat(xs))
+    }
+
+    /// `dx += gy[:, offset .. offset + C]` for an input `x` (`N×C×H×W`) of a concatenation whose
+    /// output has dimensions `y`.
+    fn concat_backward(
+        &mut self,
+        gy: &Vec<E>,
+        y: [usize; 4],
+        offset: usize,
+        x: [usize; 4],
+        dx: &mut Option<Vec<E>>,
+    ) -> Result<()> {
+        let [n, cx, h, w] = x;
+        let (hw, total) = (h * w, y[1]);
+        // Sample i's slice of the output gradient; samples in parallel (one core cannot saturate
+        // memory bandwidth), each element written or added once.
+        let row = |i: usize| &gy[(i * total + offset) * hw..][..cx * hw];
+        match dx {
+            None => {
+                *dx = Some(crate::cpu::par_filled(n * cx * hw, cx * hw, |i, dst| {
+                    for (a, &b) in dst.iter_mut().zip(row(i)) {
+                        a.write(b);
+                    }
+                }));
+            }
+            Some(d) => {
+                d.par_chunks_mut(cx * hw).enumerate().for_each(|(i, dst)| {
+                    for (a, &b) in dst.iter_mut().zip(row(i)) {
+                        *a += b;
+                    }
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Element-wise sum of same-shaped inputs.
+    fn sum(&mut self, xs: &[&Act<E>]) -> Result<Act<E>> {
+        let d = xs[0].dims();
+        let mut out = read(xs[0]);
+        for x in &xs[1..] {
+            assert_eq!(x.dims(), d, "sum: shapes");
+            for (a, &b) in out.iter_mut().zip(x.values()) {
+                *a += b;
+            }
+        }
+        Ok(self.act(out, d))
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::ops::testutil::*;
+    use crate::cpu::testutil::*;
 
     use sparsenet_net::Op;
 
@@ -162,7 +161,7 @@ mod tests {
 
     #[test]
     fn a_lazy_concatenation_reads_its_sources_and_fills_once() {
-        use crate::ops::Act;
+        use crate::cpu::Act;
         let (n, hw) = (2, 3);
         let src = |ch: usize, seed: u64| Act::new(rand_vec(n * ch * hw, seed), [n, ch, 1, hw]);
         let (a, b, c) = (src(2, 1), src(1, 2), src(3, 3));

@@ -1,5 +1,5 @@
 //! Direct 3×3 kernels for "same" stride-1 convolutions, on the padded layout of
-//! [`super::same::Same`] (channel planes of `plane` values, rows of `wp`; tap (i, j) of output
+//! `super::direct3x3::Padded` (channel planes of `plane` values, rows of `wp`; tap (i, j) of output
 //! position `q` reads `q + i·wp + j`), written once over [`pulp::Simd`] lanes.
 //!
 //! Why not the shifted products through `gemm`: a DenseNet/SparseNet 3×3 layer has few output
@@ -17,10 +17,10 @@
 
 use pulp::{Simd, WithSimd};
 
-use crate::ops::simd::{arch, Lanes, MAX_LANES};
-use crate::ops::Real;
+use crate::cpu::simd::{arch, Lanes, MAX_LANES};
+use crate::cpu::Real;
 
-/// The layout of one sample's zero-padded input planes (see [`super::same::Same`]).
+/// The layout of one sample's zero-padded input planes (see `super::direct3x3::Padded`).
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Planes {
     /// Channels.
@@ -332,7 +332,7 @@ impl<E: Real + Lanes> WeightGrad<'_, E> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::testutil::rand_vec;
+    use crate::cpu::testutil::rand_vec;
 
     /// A padded random input (zeros outside the interior, like `Same::pad`), its geometry and
     /// the interior size.

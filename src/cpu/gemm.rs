@@ -10,7 +10,7 @@ use super::Real;
 /// `C` instead of overwriting it.
 ///
 /// ```
-/// use sparsenet::ops::gemm::Gemm;
+/// use sparsenet::cpu::gemm::Gemm;
 /// let (a, b) = ([1.0f32, 2.0, 3.0, 4.0], [1.0f32, 0.0, 0.0, 1.0]);
 /// let mut c = [0.0f32; 4];
 /// Gemm::new(2, 2, 2).run(&mut c, &a, &b); // C = A·I
@@ -280,7 +280,7 @@ impl Strided {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::testutil::rand_vec;
+    use crate::cpu::testutil::rand_vec;
 
     fn naive(a: &[f64], b: &[f64], m: usize, n: usize, k: usize, ta: bool, tb: bool) -> Vec<f64> {
         let mut c = vec![0.0; m * n];

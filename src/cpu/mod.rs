@@ -1,34 +1,34 @@
-//! The CPU backend: every op's forward and backward primitive, computed with our kernels.
+//! The CPU backend ([`CpuBackend`]): every op's forward and backward primitive, computed with
+//! our kernels on activations that ops read in place.
 //!
-//! dfdx 0.13 (unmodified, from crates.io) provides the loss (its cross-entropy, on its own tape,
-//! in [`backend`]); its own convolution and pooling need the `nightly` feature and compile-time
-//! shapes, so the ops are written here. Activations are our own shared buffers ([`Act`]): a
-//! dfdx tensor offers no borrowed view of its storage, so every op had to copy each input out
-//! before reading it (a DenseNet layer's whole concatenated input, once per op). Each forward
-//! primitive returns its output and what its backward primitive needs; the order of the
-//! reverse pass is the trainer's one tape ([`crate::autodiff::Tape`]). Activation gradients
-//! are plain vectors; parameter gradients are summed in [`Ctx`]. Ops are generic over `f32`
-//! (training) and `f64` (gradient checks against finite differences).
+//! Each op family implements its trait of [`crate::backend`] in its own file under [`ops`]
+//! (`ops/conv/` the convolutions, `ops/norm.rs`, `ops/pool.rs`, `ops/combine.rs`,
+//! `ops/linear.rs`, and `ops/loss.rs`, the one place dfdx is used: its cross-entropy). Shared
+//! here: the activation type ([`Act`], concatenations lazy), parameters ([`Param`]), gradient
+//! accumulation and the parallel fill; [`gemm`] and [`simd`] are the kernels' building blocks.
+//!
+//! Activations are our own shared buffers: a dfdx tensor offers no borrowed view of its
+//! storage, so every op had to copy each input out before reading it (a DenseNet layer's whole
+//! concatenated input, once per op), and dfdx's convolution and pooling need the `nightly`
+//! feature and compile-time shapes. Each forward primitive returns its output and what its
+//! backward primitive needs; the order of the reverse pass is the trainer's one tape
+//! ([`crate::autodiff::Tape`]). Activation gradients are plain vectors; parameter gradients are
+//! summed in [`CpuBackend`]. Ops are generic over `f32` (training) and `f64` (gradient checks
+//! against finite differences).
 
-pub mod backend;
-pub mod combine;
-pub mod conv;
 pub mod gemm;
-pub mod linear;
-pub mod norm;
-pub mod pool;
+pub mod ops;
 pub mod simd;
-pub mod step;
 
-use dfdx::prelude::*;
 use std::sync::Arc;
 
+use crate::backend::BackendCore;
 pub use crate::real::{c, Real};
 
-/// The element types of the CPU backend: [`Real`] numbers that dfdx can hold in a tensor and
-/// that our kernels can hold in SIMD registers.
-pub trait Elem: Real + Dtype + simd::Lanes {}
-impl<T: Real + Dtype + simd::Lanes> Elem for T {}
+/// The element types of the CPU backend: [`Real`] numbers that our kernels can hold in SIMD
+/// registers and whose cross-entropy the loss module can compute ([`ops::loss::LossElem`]).
+pub trait Elem: Real + simd::Lanes + ops::loss::LossElem {}
+impl<T: Real + simd::Lanes + ops::loss::LossElem> Elem for T {}
 
 /// An activation: batch × channels × height × width, row-major, immutable and shared. Ops
 /// read it in place, and a backward pass that needs an input keeps a reference to it, not a
@@ -207,7 +207,7 @@ impl<E> Param<E> {
     {
         self.by_tap.get_or_init(|| {
             let cout = self.data.len() / (cin * 9);
-            conv::direct::weights_by_tap(&self.data, cin, cout)
+            ops::conv::direct::weights_by_tap(&self.data, cin, cout)
         })
     }
 }
@@ -215,12 +215,10 @@ impl<E> Param<E> {
 /// An activation's gradient: a flat vector in the activation's layout.
 pub type Grad<E> = Vec<E>;
 
-/// One pass on the CPU: the device, whether batch norm uses batch statistics (training) or
+/// The CPU backend, for one pass: whether batch norm uses batch statistics (training) or
 /// running statistics (evaluation), whether ops keep what their backward needs, and the
 /// parameter gradients summed so far (indexed by [`Param::index`]).
-pub struct Ctx<E: Elem> {
-    /// The CPU device (dfdx's, for the activation tensors).
-    pub dev: Cpu,
+pub struct CpuBackend<E: Elem> {
     /// Training mode (batch statistics) or evaluation mode (running statistics).
     pub train: bool,
     /// Whether to keep backward state at all (false for evaluation: saves memory and time).
@@ -233,14 +231,11 @@ pub struct Ctx<E: Elem> {
     pub bn_stats: std::collections::HashMap<u64, Vec<(E, E)>>,
 }
 
-impl<E: Elem> Ctx<E>
-where
-    Cpu: Device<E>,
-{
-    /// A context on `dev`.
-    pub fn new(dev: &Cpu, train: bool, record: bool) -> Self {
-        Ctx {
-            dev: dev.clone(),
+impl<E: Elem> CpuBackend<E> {
+    /// A backend for one pass in training (`train`) or evaluation mode, keeping backward
+    /// state when `record`.
+    pub fn new(train: bool, record: bool) -> Self {
+        CpuBackend {
             train,
             record,
             param_grads: Vec::new(),
@@ -280,6 +275,22 @@ where
     }
 }
 
+impl<E: Elem> BackendCore for CpuBackend<E> {
+    type Act = Act<E>;
+    type Param = Param<E>;
+    type Grad = Grad<E>;
+
+    fn dims(&self, x: &Act<E>) -> [usize; 4] {
+        x.dims()
+    }
+    fn records(&self) -> bool {
+        self.record
+    }
+    fn zeros(&mut self, dims: [usize; 4]) -> anyhow::Result<Act<E>> {
+        Ok(self.act(vec![E::zero(); dims.iter().product()], dims))
+    }
+}
+
 /// Elements per parallel task of the element-wise gradient sums.
 const ADD_CHUNK: usize = 1 << 15;
 
@@ -316,13 +327,6 @@ pub fn accumulate_from<E: Elem>(dx: &mut Option<Grad<E>>, g: &[E]) {
         }
         Some(d) => add_into(d, g),
     }
-}
-
-pub use crate::profile;
-
-/// The dimensions of an activation.
-pub fn dims<E: Elem>(a: &Act<E>) -> [usize; 4] {
-    a.dims()
 }
 
 /// A new vector of `len` values written in parallel chunks of `chunk` values by
@@ -379,11 +383,10 @@ pub(crate) mod testutil {
         xs: &[(Vec<f64>, [usize; 4])],
         slots: &[usize],
         ps: &[Vec<f64>],
-        stats: Option<&mut norm::BnStats<f64>>,
+        stats: Option<&mut crate::backend::BnStats<f64>>,
         seed: u64,
     ) -> OpRun {
-        let dev = Cpu::default();
-        let mut ctx = Ctx::<f64>::new(&dev, train, true);
+        let mut ctx = CpuBackend::<f64>::new(train, true);
         let acts: Vec<Act<f64>> = xs.iter().map(|(v, d)| ctx.act(v.clone(), *d)).collect();
         let inputs: Vec<(usize, &Act<f64>)> = slots.iter().map(|&k| (k, &acts[k])).collect();
         let params: Vec<Param<f64>> = ps

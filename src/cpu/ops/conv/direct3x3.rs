@@ -1,23 +1,28 @@
-//! "Same" stride-1 convolutions (every 3×3 layer of DenseNet/SparseNet) as k² shifted products
-//! over a zero-padded input, forward and backward, for one sample.
+//! 3×3, stride-1 convolutions with padding 1 — every 3×3 layer of DenseNet, SparseNet and the
+//! CIFAR ResNets — by the direct SIMD kernels of `direct.rs` over a zero-padded copy of the
+//! sample ([`Padded`]). The weight gradient is the direct kernel's; the input gradient of a
+//! narrowing layer (`out < in`) is the direct forward kernel again on the flipped, transposed
+//! weight ([`ConvCfg::input_grad_by_transposed_conv`]), and that of a widening one is added up
+//! tap by tap as k² shifted products over the padded layout.
 
 use std::mem::MaybeUninit;
 
 use super::direct::{self, Planes};
-use super::ConvCfg;
-use crate::ops::gemm::{Gemm, Strided};
-use crate::ops::simd::{Lanes, MAX_LANES};
-use crate::ops::Real;
+use super::{as_uninit, flip_transpose, zeroed, ConvCfg};
+use crate::cpu::gemm::{Gemm, Strided};
+use crate::cpu::simd::{Lanes, MAX_LANES};
+use crate::cpu::{Elem, Param, Real};
 
-/// "Same" convolution by shifted products, for one sample.
+/// The zero-padded layout of one sample for a 3×3 "same" convolution.
 ///
 /// Pad the input once to `H'×W'` (`H' = h + 2p`, `W' = w + 2p`) and compute the output on a
 /// "wide" grid of `h` rows of `W'` columns: with `q = y·W' + x`, input pixel (y + i, x + j) is
 /// at `q + i·W' + j`, so kernel tap (i, j) is one product `W_ij (out×in) · X[:, q + i·W' + j]`
 /// over strided views. The columns x ≥ w of the wide grid are discarded. Compared with im2col
 /// this reads the input k² times instead of writing and reading a k²-times larger matrix:
-/// layers with few output channels (growth 12) are limited by that memory traffic.
-pub(super) struct Same {
+/// layers with few output channels (growth 12) are limited by that memory traffic. The direct
+/// kernels compute every tap of an output tile in registers over this layout.
+struct Padded {
     k: usize,
     p: usize,
     h: usize,
@@ -30,11 +35,11 @@ pub(super) struct Same {
     len: usize,
 }
 
-impl Same {
-    pub(super) fn new(cfg: &ConvCfg, h: usize, w: usize) -> Self {
+impl Padded {
+    fn new(cfg: &ConvCfg, h: usize, w: usize) -> Self {
         let (k, p) = (cfg.kernel, cfg.padding);
         let wp = w + 2 * p;
-        Same {
+        Padded {
             k,
             p,
             h,
@@ -63,13 +68,8 @@ impl Same {
     }
 
     /// Positions of the wide output grid (`h·W'`).
-    pub(super) fn wide_len(&self) -> usize {
+    fn wide_len(&self) -> usize {
         self.len
-    }
-
-    /// Whether the direct 3×3 kernels ([`direct`]) compute this convolution.
-    pub(super) fn is_direct(&self) -> bool {
-        self.k == 3
     }
 
     /// The padded layout of `channels` planes, for the direct kernels.
@@ -81,7 +81,7 @@ impl Same {
         }
     }
 
-    /// [`Same::pad`] into a buffer of the direct kernels' length for positions below `q_end`,
+    /// [`Padded::pad`] into a buffer of the direct kernels' length for positions below `q_end`,
     /// the slack after the last plane zeroed (it is read, into positions that are discarded or
     /// multiplied by zero, and must hold no stale NaN).
     fn pad_for_direct<E: Real>(&self, x: &[E], channels: usize, q_end: usize, xp: &mut [E]) {
@@ -109,7 +109,7 @@ impl Same {
     /// (from [`direct::weights_by_tap`]) into `out` (`cout × h × w`, written whole). With
     /// `blocks`, the positions are cut into column blocks computed in parallel (for batches too
     /// small to occupy every core; the kernel sums each output in the same order either way).
-    pub(super) fn forward_direct<E: Real + Lanes>(
+    fn forward_direct<E: Real + Lanes>(
         &self,
         x: &[E],
         wt: &[E],
@@ -141,79 +141,11 @@ impl Same {
         }
     }
 
-    /// View of the weight slice W[:, :, i, j] as an `out × in` matrix.
-    fn weight(&self, cin: usize, i: usize, j: usize) -> Strided {
-        Strided {
-            offset: i * self.k + j,
-            rs: cin * self.k * self.k,
-            cs: self.k * self.k,
-        }
-    }
-
-    pub(super) fn forward<E: Real>(&self, x: &[E], wv: &[E], cfg: &ConvCfg, out: &mut [E]) {
-        E::with_scratch(cfg.in_ch * self.plane, cfg.out_ch * self.len, |xp, wide| {
-            self.pad(x, cfg.in_ch, xp);
-            for i in 0..self.k {
-                for j in 0..self.k {
-                    let first = i == 0 && j == 0;
-                    Gemm::new(cfg.out_ch, self.len, cfg.in_ch)
-                        .accumulating_if(!first)
-                        .run_strided(
-                            (wide, Strided::rows(0, self.len)),
-                            (wv, self.weight(cfg.in_ch, i, j)),
-                            (xp, self.tap(i, j)),
-                        );
-                }
-            }
-            for o in 0..cfg.out_ch {
-                for y in 0..self.h {
-                    out[(o * self.h + y) * self.w..][..self.w]
-                        .copy_from_slice(&wide[o * self.len + y * self.wp..][..self.w]);
-                }
-            }
-        });
-    }
-
-    /// [`Same::forward`] with the wide grid's columns cut into blocks computed in parallel
-    /// (see `by_column_blocks`): for batches too small to occupy every core by samples.
-    pub(super) fn forward_by_column_blocks<E: Real>(
-        &self,
-        x: &[E],
-        wv: &[E],
-        cfg: &ConvCfg,
-        out: &mut [E],
-    ) {
-        let mut xp = vec![E::zero(); cfg.in_ch * self.plane];
-        self.pad(x, cfg.in_ch, &mut xp);
-        let mut wide = vec![E::zero(); cfg.out_ch * self.len];
-        super::by_column_blocks(cfg.out_ch, self.len, &mut wide, |c0, bl, part| {
-            for i in 0..self.k {
-                for j in 0..self.k {
-                    let mut tap = self.tap(i, j);
-                    tap.offset += c0;
-                    Gemm::new(cfg.out_ch, bl, cfg.in_ch)
-                        .accumulating_if(i != 0 || j != 0)
-                        .run_strided(
-                            (part, Strided::rows(0, bl)),
-                            (wv, self.weight(cfg.in_ch, i, j)),
-                            (&xp, tap),
-                        );
-                }
-            }
-        });
-        for o in 0..cfg.out_ch {
-            for y in 0..self.h {
-                out[(o * self.h + y) * self.w..][..self.w]
-                    .copy_from_slice(&wide[o * self.len + y * self.wp..][..self.w]);
-            }
-        }
-    }
-
     /// Accumulate the weight gradient of `samples` samples (`x`: their inputs back to back;
     /// `gout`: their output gradients) into `gw` and, if given (one sample only), write the
     /// input gradient into `gx`.
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn backward<E: Real + Lanes>(
+    fn backward<E: Real + Lanes>(
         &self,
         x: &[E],
         gout: &[E],
@@ -254,33 +186,14 @@ impl Same {
                     row[self.len..].fill(E::zero());
                 }
             }
-            if self.is_direct() {
-                let geo = self.planes(cfg.in_ch);
-                let steps = (samples, x_step, g_step);
-                direct::weight_grad(xps, geo, wide, cfg.out_ch, gstride, steps, gw);
-            }
+            let geo = self.planes(cfg.in_ch);
+            let steps = (samples, x_step, g_step);
+            direct::weight_grad(xps, geo, wide, cfg.out_ch, gstride, steps, gw);
             if gx.is_some() {
                 gxp.fill(E::zero());
             }
             for i in 0..self.k {
                 for j in 0..self.k {
-                    if !self.is_direct() {
-                        // gW[:, :, i, j] += G (out×len) · X_ij^T (len×in), per sample.
-                        for s in 0..samples {
-                            let xt = Strided {
-                                offset: s * x_step + i * self.wp + j,
-                                rs: 1,
-                                cs: self.plane,
-                            };
-                            Gemm::new(cfg.out_ch, cfg.in_ch, self.len)
-                                .accumulating()
-                                .run_strided(
-                                    (gw, self.weight(cfg.in_ch, i, j)),
-                                    (wide, Strided::rows(s * g_step, gstride)),
-                                    (xps, xt),
-                                );
-                        }
-                    }
                     if gx.is_some() {
                         // gX[:, q + i·W' + j] += W_ij^T (in×out) · G (out×len)
                         let wt = Strided {
@@ -308,5 +221,110 @@ impl Same {
                 }
             }
         });
+    }
+}
+
+/// Wide-grid positions ([`Padded::wide_len`]) up to which the weight gradient sums a whole chunk
+/// of samples in one pass of the direct kernel: a small plane's row is only a few vectors long,
+/// and adding up the lanes once per sample would cost as much as the row.
+const GROUPED_PLANE: usize = 512;
+
+/// A 3×3 "same" layer for inputs of `h×w`, with its weight (and, for a narrowing layer's input
+/// gradient, the flipped, transposed weight by tap).
+pub(super) struct Direct3x3<'a, E> {
+    cfg: ConvCfg,
+    layout: Padded,
+    weight: &'a Param<E>,
+    /// The input gradient is a 3×3 "same" convolution of the output gradient.
+    transposed: bool,
+    /// Its layout (the output's size, which is the input's).
+    t_layout: Padded,
+    /// Its weight by tap (empty unless an input gradient is to be computed that way).
+    t_by_tap: Vec<E>,
+}
+
+impl<'a, E: Elem> Direct3x3<'a, E> {
+    pub(super) fn new(
+        cfg: ConvCfg,
+        h: usize,
+        w: usize,
+        weight: &'a Param<E>,
+        input_grad: bool,
+    ) -> Self {
+        let transposed = cfg.input_grad_by_transposed_conv();
+        let t_by_tap = if transposed && input_grad {
+            direct::weights_by_tap(&flip_transpose(&weight.data, &cfg), cfg.out_ch, cfg.in_ch)
+        } else {
+            Vec::new()
+        };
+        Direct3x3 {
+            cfg,
+            layout: Padded::new(&cfg, h, w),
+            weight,
+            transposed,
+            t_layout: Padded::new(&cfg.transposed(), cfg.out_size(h), cfg.out_size(w)),
+            t_by_tap,
+        }
+    }
+
+    /// One sample's output, by column blocks when `blocks` (the kernel sums each output in the
+    /// same order either way).
+    pub(super) fn forward(&self, x: &[E], out: &mut [E], blocks: bool) {
+        let (cin, cout) = (self.cfg.in_ch, self.cfg.out_ch);
+        let by_tap = self.weight.by_tap(cin);
+        // SAFETY: `forward_direct` only writes initialised values through the view.
+        let out = unsafe { as_uninit(out) };
+        self.layout
+            .forward_direct(x, by_tap, (cin, cout), blocks, out);
+    }
+
+    /// A narrowing layer's input gradient of one sample: the transposed convolution by the
+    /// direct kernel, written whole into `dst`.
+    fn transposed_dx(&self, gi: &[E], dst: &mut [MaybeUninit<E>]) {
+        let (cin, cout) = (self.cfg.in_ch, self.cfg.out_ch);
+        self.t_layout
+            .forward_direct(gi, &self.t_by_tap, (cout, cin), false, dst);
+    }
+
+    /// The weight gradient of a chunk of samples and, when asked, their input gradients. Small
+    /// planes sum the chunk's weight gradient in one pass of the kernel (where the input
+    /// gradient, if any, comes from the transposed convolution); larger ones go sample by
+    /// sample.
+    pub(super) fn backward(
+        &self,
+        x: &[E],
+        gy: &[E],
+        samples: usize,
+        gw: &mut [E],
+        mut gx: Option<&mut [MaybeUninit<E>]>,
+    ) {
+        let cfg = &self.cfg;
+        let wv: &[E] = &self.weight.data;
+        let hw = self.layout.h * self.layout.w;
+        let (in_sz, out_sz) = (cfg.in_ch * hw, cfg.out_ch * hw);
+        if self.layout.wide_len() <= GROUPED_PLANE && (self.transposed || gx.is_none()) {
+            self.layout.backward(x, gy, samples, wv, cfg, gw, None);
+            if let Some(gx) = gx {
+                for s in 0..samples {
+                    let gi = &gy[s * out_sz..][..out_sz];
+                    self.transposed_dx(gi, &mut gx[s * in_sz..][..in_sz]);
+                }
+            }
+            return;
+        }
+        for s in 0..samples {
+            let (xi, gi) = (&x[s * in_sz..][..in_sz], &gy[s * out_sz..][..out_sz]);
+            match gx.as_deref_mut().map(|g| &mut g[s * in_sz..][..in_sz]) {
+                // A narrowing layer: the input gradient by the transposed convolution writes
+                // it once instead of accumulating k² times.
+                Some(dst) if self.transposed => {
+                    self.layout.backward(xi, gi, 1, wv, cfg, gw, None);
+                    self.transposed_dx(gi, dst);
+                }
+                dst => self
+                    .layout
+                    .backward(xi, gi, 1, wv, cfg, gw, dst.map(zeroed)),
+            }
+        }
     }
 }

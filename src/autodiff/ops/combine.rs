@@ -1,0 +1,70 @@
+//! The aggregations and the activation on the tape: concatenation and sum keep nothing (their
+//! backward needs only the inputs' dimensions, which every entry records), the ReLU keeps the
+//! backend's mask.
+
+use anyhow::Result;
+
+use crate::autodiff::{Grads, Input, Step};
+use crate::backend::Backend;
+
+/// What a ReLU keeps for the reverse pass.
+pub(crate) struct ReluStep<B: Backend>(B::ReluSaved);
+
+/// `max(x, 0)`.
+pub(crate) fn relu<B: Backend>(b: &mut B, x: &B::Act) -> Result<(B::Act, Step<B>)> {
+    let (y, saved) = b.relu(x)?;
+    Ok((y, Step::Relu(ReluStep(saved))))
+}
+
+impl<B: Backend> ReluStep<B> {
+    pub(crate) fn backward(self, b: &mut B, dy: B::Grad, g: &mut Grads<'_, B>) -> Result<()> {
+        let (_, dx) = g.first();
+        b.relu_backward(self.0, dy, dx)
+    }
+}
+
+/// The channel concatenation of `xs`, in order.
+pub(crate) fn concat<B: Backend>(b: &mut B, xs: &[Input<'_, B>]) -> Result<(B::Act, Step<B>)> {
+    let refs: Vec<&B::Act> = xs.iter().map(|x| x.1).collect();
+    Ok((b.concat(&refs)?, Step::Concat))
+}
+
+/// Each input's slice of the output gradient, to the inputs that need one.
+pub(crate) fn concat_backward<B: Backend>(
+    b: &mut B,
+    dy: &B::Grad,
+    g: &mut Grads<'_, B>,
+) -> Result<()> {
+    let ins = g.inputs().to_vec();
+    let channels: usize = ins.iter().map(|i| i.1[1]).sum();
+    let [n, _, h, w] = ins[0].1;
+    let mut offset = 0;
+    for (k, &(_, d)) in ins.iter().enumerate() {
+        if let Some(dx) = g.slot(k) {
+            b.concat_backward(dy, [n, channels, h, w], offset, d, dx)?;
+        }
+        offset += d[1];
+    }
+    Ok(())
+}
+
+/// The elementwise sum of `xs`.
+pub(crate) fn sum<B: Backend>(b: &mut B, xs: &[Input<'_, B>]) -> Result<(B::Act, Step<B>)> {
+    let refs: Vec<&B::Act> = xs.iter().map(|x| x.1).collect();
+    Ok((b.sum(&refs)?, Step::Sum))
+}
+
+/// The whole output gradient, to every input that needs one.
+pub(crate) fn sum_backward<B: Backend>(
+    b: &mut B,
+    dy: &B::Grad,
+    g: &mut Grads<'_, B>,
+) -> Result<()> {
+    let ins = g.inputs().to_vec();
+    for (k, &(_, d)) in ins.iter().enumerate() {
+        if let Some(dx) = g.slot(k) {
+            b.accumulate(dy, d, dx)?;
+        }
+    }
+    Ok(())
+}
