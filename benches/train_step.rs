@@ -9,7 +9,7 @@ mod common;
 
 use rand::{Rng, SeedableRng};
 use sparsenet::model::Model;
-use sparsenet::optim::{self, Config, Kind, State};
+use sparsenet::optim::{self, Config, Optimizer, State};
 use sparsenet_net::zoo::named;
 use std::time::Instant;
 
@@ -41,7 +41,7 @@ fn main() {
     let input = spec.input_shape();
     let mut m = Model::<f32>::new(&spec, input, 0).expect("model");
     let cfg = Config {
-        kind: Kind::Sgd,
+        kind: Optimizer::Sgd,
         momentum: 0.9,
         nesterov: true,
         weight_decay: 1e-4,

@@ -129,21 +129,21 @@ subset committed with the project (2 000 training and 500 test images), for a fe
         code(SETUP + "\n:opt 2"),
         code(SHOW),
         code("""
-use sparsenet::net::zoo::{Dataset, Family, NetSpec};
-use sparsenet::optim::{Config, Kind, Schedule};
+use sparsenet::net::zoo::{Family, Layout, NetSpec};
+use sparsenet::optim::{Config, Optimizer, Schedule};
 use sparsenet::train::{run, TrainOptions};
 use std::path::Path;
 fn options(family: Family, growth: usize, name: &str, figs: &Path) -> TrainOptions {
     TrainOptions {
-    spec: NetSpec::new(family, Dataset::Cifar, 10, &[growth], false, 10),
+    spec: NetSpec::new(family, Layout::Cifar, 10, &[growth], false, 10),
     name: name.to_string(),
-    dataset: sparsenet::data::Kind::FashionMnist,
+    dataset: sparsenet::data::DatasetKind::FashionMnist,
     data_dir: Some("../src/data/fashion-mnist-subset".into()),
     epochs: 4,
     batch_size: 64,
     lr: 0.1,
     schedule: Schedule::Cosine,
-    optimizer: Config { kind: Kind::Sgd, momentum: 0.9, nesterov: true, weight_decay: 1e-4 },
+    optimizer: Config { kind: Optimizer::Sgd, momentum: 0.9, nesterov: true, weight_decay: 1e-4 },
     seed: 0,
     max_steps: None,
     out: figs.join(name),
@@ -192,20 +192,20 @@ the paper's claims: the README shows the figures of a full quick-preset run.""")
         code("""
 use sparsenet::study::{self, efficiency, lesion};
 use sparsenet::cli::grid;
-use sparsenet::optim::{Config, Kind, Schedule};
+use sparsenet::optim::{Config, Optimizer, Schedule};
 use sparsenet::train::TrainOptions;
 let finished = std::env::var_os("SPARSENET_STUDY").map(std::path::PathBuf::from);
 let smoke = finished.is_none();
 let recipe = TrainOptions {
     spec: sparsenet::net::zoo::named("sparsenet-40-24").unwrap().spec(None), // replaced per run
     name: String::new(),
-    dataset: sparsenet::data::Kind::FashionMnist,
+    dataset: sparsenet::data::DatasetKind::FashionMnist,
     data_dir: Some("../src/data/fashion-mnist-subset".into()),
     epochs: if smoke { 2 } else { 6 },
     batch_size: 64,
     lr: 0.1,
     schedule: Schedule::Step,
-    optimizer: Config { kind: Kind::Sgd, momentum: 0.9, nesterov: true, weight_decay: 1e-4 },
+    optimizer: Config { kind: Optimizer::Sgd, momentum: 0.9, nesterov: true, weight_decay: 1e-4 },
     seed: 0,
     max_steps: if smoke { Some(4) } else { None },
     out: figs.clone(),

@@ -373,7 +373,7 @@ mod tests {
     use super::*;
     use crate::testutil::{numeric_grad, rel_err};
     use sparsenet_analysis::topology::Pattern;
-    use sparsenet_net::zoo::{named, Dataset, Family};
+    use sparsenet_net::zoo::{named, Family, Layout};
 
     #[test]
     fn instantiated_count_equals_zoo_count() {
@@ -401,7 +401,7 @@ mod tests {
     fn whole_tiny_sparsenet_gradient_check() {
         // A tiny SparseNet (one layer per block, k = 2, base 2) on 8×8×1 in f64: every parameter
         // gradient against central finite differences of the loss.
-        let mut spec = NetSpec::new(Family::Sparse, Dataset::Cifar, 10, &[2], false, 3);
+        let mut spec = NetSpec::new(Family::Sparse, Layout::Cifar, 10, &[2], false, 3);
         spec.pattern = Some(Pattern::Sparse { base: 2 });
         gradient_check(&spec);
     }
@@ -411,7 +411,7 @@ mod tests {
         // The sum, mixed-link and dual-path operators (with their projections and split
         // convolutions) and a DAG block, through the one reverse pass, against finite
         // differences.
-        let mut spec = NetSpec::new(Family::Sparse, Dataset::Cifar, 10, &[2], false, 3);
+        let mut spec = NetSpec::new(Family::Sparse, Layout::Cifar, 10, &[2], false, 3);
         spec.aggregate = sparsenet_net::zoo::Aggregate::Sum;
         gradient_check(&spec);
         spec.aggregate = sparsenet_net::zoo::Aggregate::Mixed { sum: 1 };
@@ -423,7 +423,7 @@ mod tests {
             &[(0, 1), (0, 2), (1, 2), (0, 3), (2, 3)],
         )
         .unwrap();
-        let mut spec = NetSpec::new(Family::Sparse, Dataset::Cifar, 13, &[2], false, 3);
+        let mut spec = NetSpec::new(Family::Sparse, Layout::Cifar, 13, &[2], false, 3);
         spec.pattern = Some(Pattern::Dag(dag));
         gradient_check(&spec);
     }
@@ -451,7 +451,7 @@ mod tests {
     fn logits_with_kept_parameters_equal_logits() {
         // Two evaluation passes on one copy of the parameters (their 3×3 weights rearranged on
         // the first) give the bits of `logits`, which copies them each time.
-        let spec = NetSpec::new(Family::Sparse, Dataset::Cifar, 10, &[2], false, 4);
+        let spec = NetSpec::new(Family::Sparse, Layout::Cifar, 10, &[2], false, 4);
         let mut m = Model::<f32>::new(&spec, Shape::new(3, 8, 8), 5).unwrap();
         let x: Vec<f32> = crate::testutil::rand_vec(2 * 3 * 64, 6)
             .into_iter()

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 /// Which optimiser.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Kind {
+pub enum Optimizer {
     /// SGD with Nesterov momentum (the paper's choice).
     Sgd,
     /// Adam (β = 0.9, 0.999; ε = 1e-8: [`ADAM`]), weight decay added to the gradient.
@@ -43,7 +43,7 @@ impl AdamCoefficients {
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Config {
     /// Optimiser.
-    pub kind: Kind,
+    pub kind: Optimizer,
     /// Momentum (SGD).
     pub momentum: f32,
     /// Nesterov momentum (SGD).
@@ -69,7 +69,7 @@ impl State {
         let zeros = || sizes.iter().map(|&n| vec![0f32; n]).collect();
         State {
             m: zeros(),
-            v: if cfg.kind == Kind::Adam {
+            v: if cfg.kind == Optimizer::Adam {
                 zeros()
             } else {
                 Vec::new()
@@ -85,7 +85,7 @@ pub fn update(cfg: &Config, st: &mut State, lr: f32, params: &mut [Vec<f32>], gr
     let t = st.steps as i32;
     for (i, (p, g)) in params.iter_mut().zip(grads).enumerate() {
         match cfg.kind {
-            Kind::Sgd => {
+            Optimizer::Sgd => {
                 let buf = &mut st.m[i];
                 for ((w, &gr), b) in p.iter_mut().zip(g).zip(buf.iter_mut()) {
                     let d = gr + cfg.weight_decay * *w;
@@ -99,7 +99,7 @@ pub fn update(cfg: &Config, st: &mut State, lr: f32, params: &mut [Vec<f32>], gr
                     *w -= lr * step;
                 }
             }
-            Kind::Adam => {
+            Optimizer::Adam => {
                 let (b1, b2, eps) = (ADAM.beta1, ADAM.beta2, ADAM.eps);
                 let (c1, c2) = ADAM.bias_corrections(st.steps);
                 let (m, v) = (&mut st.m[i], &mut st.v[i]);
@@ -159,7 +159,7 @@ mod tests {
         // step 2 (g = 0.5): d = 0.5 + 0.0886 = 0.5886, b = 0.54 + 0.5886 = 1.1286,
         //         update 0.5886 + 1.01574 = 1.60434 → w = 0.886 − 0.160434 = 0.725566.
         let cfg = Config {
-            kind: Kind::Sgd,
+            kind: Optimizer::Sgd,
             momentum: 0.9,
             nesterov: true,
             weight_decay: 0.1,
@@ -176,7 +176,7 @@ mod tests {
     fn adam_first_step_moves_by_lr() {
         // Bias-corrected first step: m̂ = g, v̂ = g², so the step is lr·g/|g| = lr.
         let cfg = Config {
-            kind: Kind::Adam,
+            kind: Optimizer::Adam,
             momentum: 0.0,
             nesterov: false,
             weight_decay: 0.0,

@@ -77,6 +77,26 @@ fn paths_on_dag_files_and_random_blocks() {
             "{args:?}: {err}"
         );
     }
+    // The same bad blocks in zoo and train (which build networks from them): the same status.
+    let cyc = cyc.to_str().unwrap();
+    for (bin, extra) in [
+        (env!("CARGO_BIN_EXE_zoo"), vec![]),
+        (
+            env!("CARGO_BIN_EXE_train"),
+            vec!["--epochs", "1", "--max-steps", "1"],
+        ),
+    ] {
+        for (file, status, needle) in [(cyc, 2, "cycle"), ("/nonexistent/x.edges", 3, "x.edges")] {
+            let mut args = vec!["--dag-file", file];
+            args.extend(&extra);
+            let (code, _, err) = run(bin, &args);
+            assert_eq!(code, status, "{bin} {args:?}: {err}");
+            assert!(
+                err.contains(needle) && err.trim_end().lines().count() == 1,
+                "{bin} {args:?}: {err}"
+            );
+        }
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -361,8 +361,11 @@ fn folder_loaders_name_the_file() {
     std::fs::write(dir.join("t10k-labels-idx1-ubyte"), label_file(&[1])).unwrap();
     let e = format!(
         "{:#}",
-        sparsenet::data::load(sparsenet::data::Kind::FashionMnist, Some(Path::new(&dir)))
-            .unwrap_err()
+        sparsenet::data::load(
+            sparsenet::data::DatasetKind::FashionMnist,
+            Some(Path::new(&dir))
+        )
+        .unwrap_err()
     );
     assert!(
         e.contains(&img.display().to_string()) && e.contains("truncated"),

@@ -115,14 +115,7 @@ fn bad_input() {
             "1,1",
         ],
         &[
-            "--family",
-            "sparse",
-            "--depth",
-            "121",
-            "--growth",
-            "32",
-            "--dataset",
-            "mnist",
+            "--family", "sparse", "--depth", "121", "--growth", "32", "--layout", "mnist",
         ],
         &["--depth", "40"],
     ];

@@ -5,8 +5,8 @@ use thiserror::Error;
 /// What can go wrong when building or analysing a block topology.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum GraphError {
-    /// Depth outside `1..=MAX_DEPTH`.
-    #[error("depth {0} is out of range: a block needs at least 1 layer and at most {max} (exact path counts have up to N bits and cost O(N² log N / 64) word operations, a few seconds at the limit)", max = crate::topology::MAX_DEPTH)]
+    /// Depth outside `1..=MAX_BLOCK_DEPTH`.
+    #[error("depth {0} is out of range: a block needs at least 1 layer and at most {max} (exact path counts have up to N bits and cost O(N² log N / 64) word operations, a few seconds at the limit)", max = crate::topology::MAX_BLOCK_DEPTH)]
     Depth(usize),
     /// Base below 2.
     #[error("base {0} is not allowed: the sparse pattern needs a base of at least 2")]

@@ -56,4 +56,4 @@ pub mod unraveled;
 pub use analysis::{analyze, analyze_many, TopologyAnalysis};
 pub use error::GraphError;
 pub use report::{Report, ReportOptions};
-pub use topology::{Aggregation, BlockGraph, Pattern, Topology};
+pub use topology::{BlockGraph, Join, Pattern, Topology};

@@ -17,7 +17,7 @@ use crate::GraphError;
 /// Exact path counts grow like `2^N` (dense) or `≈1.79^N` (sparse), so every count has up to `N`
 /// bits and the exact dynamic programme costs `O(N · runs · N/64)` machine words; at
 /// `N = 100 000` that is a few seconds on one core. Beyond it, answers stop being interactive.
-pub const MAX_DEPTH: usize = 100_000;
+pub const MAX_BLOCK_DEPTH: usize = 100_000;
 
 /// Largest number of edges [`Topology::graph`] will materialise (dense at depth ≈ 6 300).
 /// The counting algorithms never need the graph; it is for drawing, verification and the zoo.
@@ -26,7 +26,7 @@ pub const MAX_GRAPH_EDGES: usize = 20_000_000;
 /// How a layer combines the outputs it aggregates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Aggregation {
+pub enum Join {
     /// One input, passed through (plain networks).
     Single,
     /// Element-wise sum (ResNet in its unrolled form).
@@ -103,11 +103,11 @@ impl Pattern {
     }
 
     /// How the pattern combines its inputs.
-    pub fn aggregation(&self) -> Aggregation {
+    pub fn aggregation(&self) -> Join {
         match self {
-            Pattern::Plain => Aggregation::Single,
-            Pattern::Res => Aggregation::Sum,
-            _ => Aggregation::Concat,
+            Pattern::Plain => Join::Single,
+            Pattern::Res => Join::Sum,
+            _ => Join::Concat,
         }
     }
 
@@ -169,10 +169,10 @@ pub struct Topology {
 pub type BlockGraph = DiGraph<usize, usize>;
 
 impl Topology {
-    /// A validated block: `1 ≤ depth ≤ MAX_DEPTH`; a DAG block takes its own depth, or one
+    /// A validated block: `1 ≤ depth ≤ MAX_BLOCK_DEPTH`; a DAG block takes its own depth, or one
     /// more (its output aggregation, as the zoo reads it).
     pub fn new(pattern: Pattern, depth: usize) -> Result<Self, GraphError> {
-        if depth == 0 || depth > MAX_DEPTH {
+        if depth == 0 || depth > MAX_BLOCK_DEPTH {
             return Err(GraphError::Depth(depth));
         }
         if let Pattern::Dag(d) = &pattern {
@@ -308,7 +308,7 @@ mod tests {
     #[test]
     fn validation() {
         assert!(Topology::new(Pattern::Dense, 0).is_err());
-        assert!(Topology::new(Pattern::Dense, MAX_DEPTH + 1).is_err());
+        assert!(Topology::new(Pattern::Dense, MAX_BLOCK_DEPTH + 1).is_err());
         assert!(Pattern::sparse(1).is_err());
         assert!(Pattern::custom(&[]).is_err());
         assert!(Pattern::custom(&[1, 0]).is_err());

@@ -2,7 +2,7 @@
 
 use proptest::prelude::*;
 use sparsenet_analysis::topology::Pattern;
-use sparsenet_net::zoo::{build_and_count, Aggregate, Dataset, Family, NetSpec};
+use sparsenet_net::zoo::{build_and_count, Aggregate, Family, Layout, NetSpec};
 
 /// Sources of layer `l` in a block: dense all of 0..l; sparse l − base^m ≥ 0.
 fn sources(dense: bool, base: usize, l: usize) -> Vec<usize> {
@@ -76,7 +76,7 @@ fn cifar_spec(
 ) -> NetSpec {
     let depth = 4 + blocks_layers * if bc { 6 } else { 3 };
     let family = if dense { Family::Dense } else { Family::Sparse };
-    let mut spec = NetSpec::new(family, Dataset::Cifar, depth, g, bc, classes);
+    let mut spec = NetSpec::new(family, Layout::Cifar, depth, g, bc, classes);
     if !dense {
         spec.pattern = Some(Pattern::Sparse { base });
     }

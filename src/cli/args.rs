@@ -37,7 +37,7 @@ pub fn parse_or_exit<T: Parser>() -> T {
 }
 
 /// Print a one-line error and return exit status 2.
-pub fn bad_input(msg: impl std::fmt::Display) -> ExitCode {
+pub fn exit_bad_input(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {msg}");
     ExitCode::from(EXIT_BAD_INPUT)
 }

@@ -15,7 +15,7 @@ use crate::gpu::check::{
 };
 use crate::gpu::{open, ConvEngine};
 
-use super::args::{bad_input, parse_in_range};
+use super::args::{exit_bad_input, parse_in_range};
 
 const LONG_ABOUT: &str = "\
 Check that the GPU computes what the CPU computes, then time training on the GPU.
@@ -100,14 +100,14 @@ pub fn run(a: &GpuCheckArgs, out: &mut dyn Write) -> ExitCode {
     }
     for m in a.bench.iter().chain(&a.latency) {
         if named(m).is_err() {
-            return bad_input(format!(
+            return exit_bad_input(format!(
                 "unknown model '{m}' in --bench or --latency (see `zoo --list`)"
             ));
         }
     }
     for b in &a.batch {
         if b != "max" && b.parse::<usize>().map_or(true, |v| v == 0) {
-            return bad_input(format!("--batch '{b}': give positive integers or `max`"));
+            return exit_bad_input(format!("--batch '{b}': give positive integers or `max`"));
         }
     }
     match checks(a, out) {

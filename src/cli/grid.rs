@@ -2,7 +2,7 @@
 //! flags) or a built-in preset.
 
 use clap::Parser;
-use sparsenet_net::zoo::Dataset as Layout;
+use sparsenet_net::zoo::Layout;
 use sparsenet_net::zoo::ZOO;
 
 use super::spec::SpecArgs;
@@ -108,7 +108,7 @@ pub fn preset(p: Preset) -> Vec<GridEntry> {
         Preset::PaperCifar => ZOO
             .iter()
             .filter(|m| {
-                m.dataset == Layout::Cifar
+                m.layout == Layout::Cifar
                     && (m.paper_c10_error.is_some() || m.paper_c100_error.is_some())
             })
             .map(|m| format!("--model {}", m.name))
@@ -184,6 +184,6 @@ mod tests {
         let p = preset(Preset::PaperCifar);
         assert!(p.iter().any(|e| e.name == "sparsenet-40-24"));
         assert!(p.iter().any(|e| e.name == "densenet-bc-100-12"));
-        assert!(p.iter().all(|e| e.spec.dataset == Layout::Cifar));
+        assert!(p.iter().all(|e| e.spec.layout == Layout::Cifar));
     }
 }

@@ -7,9 +7,9 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use sparsenet_analysis::report::{Report, ReportOptions, TopologyAnalysis, HISTOGRAM_DEPTH_LIMIT};
-use sparsenet_analysis::topology::{Pattern, Topology, MAX_DEPTH};
+use sparsenet_analysis::topology::{Pattern, Topology, MAX_BLOCK_DEPTH};
 
-use super::args::{bad_input, fail, parse_in_range, parse_range, parse_usize_list};
+use super::args::{exit_bad_input, fail, parse_in_range, parse_range, parse_usize_list};
 
 /// Largest depth `--format dot` draws (dense has N(N+1)/2 edges; beyond this no drawing is legible).
 pub const MAX_DOT_DEPTH: usize = 1_000;
@@ -62,7 +62,7 @@ file.";
 pub struct PathsArgs {
     /// Layers per block, N (1..=100000).
     #[arg(long, short = 'n', default_value = "100", allow_hyphen_values = true,
-          value_parser = |s: &str| parse_in_range(s, "depth", 1, MAX_DEPTH))]
+          value_parser = |s: &str| parse_in_range(s, "depth", 1, MAX_BLOCK_DEPTH))]
     pub depth: usize,
 
     /// Base c of the sparse pattern (2..=1000000).
@@ -423,7 +423,7 @@ pub fn run(args: &PathsArgs, w: &mut dyn Write) -> ExitCode {
     }
     let report = match build_report(args) {
         Ok(r) => r,
-        Err(e) => return bad_input(e),
+        Err(e) => return exit_bad_input(e),
     };
     let written = match args.format {
         Format::Table => write_tables(args, &report, w),

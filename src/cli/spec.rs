@@ -1,9 +1,10 @@
 //! The model-selection flags shared by `zoo` and `train`: a named model or a free spec.
 
+use anyhow::Context;
 use clap::Args;
 use sparsenet_analysis::dag::{BlockDag, RandomModel};
 use sparsenet_analysis::topology::Pattern;
-use sparsenet_net::zoo::{named, Aggregate, Dataset, Family, Head, NetSpec};
+use sparsenet_net::zoo::{named, Aggregate, Family, Head, Layout, NetSpec};
 
 use super::args::{parse_in_range, parse_usize_list};
 
@@ -117,34 +118,47 @@ impl SpecArgs {
     }
 
     /// The DAG block of `--dag-file` or `--random`, if given.
-    pub fn dag(&self) -> Result<Option<BlockDag>, String> {
+    /// Errors are marked as bad input; a DAG file that cannot be read keeps its
+    /// `io::Error`, so it exits with status 3 in every command, as in `paths`.
+    pub fn dag(&self) -> anyhow::Result<Option<BlockDag>> {
         if self.random.is_none() && (self.nodes.is_some() || self.dag_seed.is_some()) {
-            return Err(
-                "--nodes and --dag-seed go with --random (e.g. --random ba:m=2 --nodes 32)".into(),
-            );
+            return Err(bad(
+                "--nodes and --dag-seed go with --random (e.g. --random ba:m=2 --nodes 32)",
+            ));
         }
         match (&self.dag_file, &self.random) {
             (Some(f), _) => {
                 let text = std::fs::read_to_string(f)
-                    .map_err(|e| format!("cannot read the DAG file {}: {e}", f.display()))?;
+                    .with_context(|| format!("cannot read the DAG file {}", f.display()))
+                    .map_err(crate::error::bad_input)?;
                 BlockDag::parse_file(&text, &f.display().to_string())
                     .map(Some)
-                    .map_err(|e| e.to_string())
+                    .map_err(bad)
             }
             (None, Some(m)) => {
-                let model = RandomModel::parse(m).map_err(|e| e.to_string())?;
+                let model = RandomModel::parse(m).map_err(bad)?;
                 BlockDag::random(model, self.nodes.unwrap_or(32), self.dag_seed.unwrap_or(0))
                     .map(Some)
-                    .map_err(|e| e.to_string())
+                    .map_err(bad)
             }
             (None, None) => Ok(None),
         }
     }
 
     /// The spec these flags describe (`None` when neither a model nor a family is given).
-    /// `layout` is the free spec's `cifar|imagenet` (its flag differs between commands).
-    pub fn to_spec(&self, layout: Option<&str>) -> Result<Option<NetSpec>, String> {
+    /// `layout` is the free spec's `cifar|imagenet` (`--layout` in every command).
+    /// Errors are marked as bad input (exit 2), except a DAG file that cannot be read (exit 3).
+    pub fn to_spec(&self, layout: Option<&str>) -> anyhow::Result<Option<NetSpec>> {
         let dag = self.dag()?;
+        self.spec_with(layout, dag).map_err(bad)
+    }
+
+    /// [`SpecArgs::to_spec`] once the block DAG (if any) is known.
+    fn spec_with(
+        &self,
+        layout: Option<&str>,
+        dag: Option<BlockDag>,
+    ) -> Result<Option<NetSpec>, String> {
         // A DAG block makes a concatenating (sparse-family) network unless told otherwise.
         let implied = if dag.is_some() && self.model.is_none() && self.family.is_none() {
             Some("sparse".to_string())
@@ -158,16 +172,16 @@ impl SpecArgs {
             (Some(m), None) => {
                 if self.has_free_spec() || layout.is_some() {
                     return Err(format!(
-                        "--model {m} takes no free-spec flags (--depth, --growth, --bc, --base, --offsets, layout); use --family to describe a network instead"
+                        "--model {m} takes no free-spec flags (--depth, --growth, --bc, --base, --offsets, --layout); use --family to describe a network instead"
                     ));
                 }
                 named(m).map_err(|e| e.to_string())?.spec(self.classes)
             }
             (None, Some(f)) => {
                 let family = Family::parse(f).map_err(|e| e.to_string())?;
-                let dataset = match layout {
-                    Some(d) => Dataset::parse(d).map_err(|e| e.to_string())?,
-                    None => Dataset::Cifar,
+                let layout = match layout {
+                    Some(d) => Layout::parse(d).map_err(|e| e.to_string())?,
+                    None => Layout::Cifar,
                 };
                 let depth = match (&dag, self.depth) {
                     (_, Some(d)) => d,
@@ -214,7 +228,7 @@ impl SpecArgs {
                 };
                 let mut spec = NetSpec::new(
                     family,
-                    dataset,
+                    layout,
                     depth,
                     &growth,
                     self.bc,
@@ -272,4 +286,9 @@ impl SpecArgs {
         }
         Ok(Some(spec))
     }
+}
+
+/// An input error (exit status 2) from a message.
+pub fn bad(msg: impl std::fmt::Display) -> anyhow::Error {
+    crate::error::bad_input(anyhow::anyhow!("{msg}"))
 }

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::args::{bad_input, fail, parse_in_range, parse_usize_list};
+use super::args::{exit_bad_input, fail, parse_in_range, parse_usize_list};
 use super::grid;
 use super::spec::{GrowthList, SpecArgs};
 use super::train::{options, set_threads, RecipeArgs, TrainArgs};
@@ -225,7 +225,7 @@ fn study_of(a: &EfficiencyArgs, grid_text: Option<&str>) -> Result<efficiency::S
         resume: false,
         quiet: true,
     };
-    let recipe = options(&template)?;
+    let recipe = options(&template).map_err(|e| format!("{e:#}"))?;
     let out = a
         .out
         .clone()
@@ -293,7 +293,7 @@ fn run_lesion(a: &LesionArgs, w: &mut (dyn Write + Send)) -> ExitCode {
         (Some(o), _) => o.clone(),
         (None, [one]) => checkpoint_dir(one),
         (None, _) => {
-            return bad_input("several checkpoints need --out (where the comparison goes)")
+            return exit_bad_input("several checkpoints need --out (where the comparison goes)")
         }
     };
     set_threads(a.threads);

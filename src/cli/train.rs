@@ -5,12 +5,13 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::data::{self, Kind};
+use crate::data::{self, DatasetKind};
 use crate::model::Model;
-use crate::optim::{Config as OptConfig, Kind as OptKind, Schedule};
+use crate::optim::{Config as OptConfig, Optimizer as OptKind, Schedule};
 use crate::train::{checkpoint, evaluate, run, DeviceKind, Engine, TrainOptions};
 
-use super::args::{bad_input, fail, parse_in_range};
+use super::args::{fail, parse_in_range};
+use super::spec::bad;
 use super::spec::SpecArgs;
 
 const LONG_ABOUT: &str = "\
@@ -33,8 +34,8 @@ uninterrupted run with the same settings.";
 #[derive(Args, Debug, Clone)]
 pub struct RecipeArgs {
     /// Dataset.
-    #[arg(long, value_enum, default_value_t = Kind::FashionMnist)]
-    pub dataset: Kind,
+    #[arg(long, value_enum, default_value_t = DatasetKind::FashionMnist)]
+    pub dataset: DatasetKind,
 
     /// Folder with the dataset's files.
     #[arg(long)]
@@ -138,23 +139,25 @@ pub fn set_threads(threads: Option<usize>) {
 }
 
 /// Translate arguments into options (errors are bad input).
-pub fn options(a: &TrainArgs) -> Result<TrainOptions, String> {
+pub fn options(a: &TrainArgs) -> anyhow::Result<TrainOptions> {
     if a.spec.classes.is_some() {
-        return Err(
-            "train takes no --classes: the classifier follows the dataset's classes".into(),
-        );
+        return Err(bad(
+            "train takes no --classes: the classifier follows the dataset's classes",
+        ));
     }
     if !(a.recipe.lr.is_finite() && a.recipe.lr > 0.0) {
-        return Err(format!(
+        return Err(bad(format!(
             "learning rate {} is not allowed: give a positive number, e.g. 0.1",
             a.recipe.lr
-        ));
+        )));
     }
     if !(0.0..1.0).contains(&a.recipe.momentum)
         || a.recipe.weight_decay < 0.0
         || !a.recipe.weight_decay.is_finite()
     {
-        return Err("momentum must be in [0, 1) and weight decay a non-negative number".into());
+        return Err(bad(
+            "momentum must be in [0, 1) and weight decay a non-negative number",
+        ));
     }
     let mut s = a.spec.clone();
     // No network named at all: the default model (a DAG flag alone names a network).
@@ -166,13 +169,15 @@ pub fn options(a: &TrainArgs) -> Result<TrainOptions, String> {
         .to_spec(a.layout.as_deref())?
         .expect("a model or family is set");
     // A spec that does not fit its family is bad input, whatever the data.
-    sparsenet_net::zoo::build(&spec).map_err(|e| e.to_string())?;
+    sparsenet_net::zoo::build(&spec).map_err(bad)?;
     let name = s.model.clone().unwrap_or_else(|| spec.to_string());
     let out = a.out.clone().unwrap_or_else(|| {
         PathBuf::from("runs").join(name.replace([' ', '(', ')', ',', '[', ']'], ""))
     });
     if a.gpus.is_some() && a.recipe.device != DeviceKind::Cuda {
-        return Err("--gpus needs --device cuda (data-parallel training on GPUs)".into());
+        return Err(bad(
+            "--gpus needs --device cuda (data-parallel training on GPUs)",
+        ));
     }
     Ok(TrainOptions {
         spec,
@@ -206,7 +211,7 @@ pub fn options(a: &TrainArgs) -> Result<TrainOptions, String> {
 pub fn run_train(a: &TrainArgs, w: &mut dyn Write) -> ExitCode {
     let opts = match options(a) {
         Ok(o) => o,
-        Err(e) => return bad_input(e),
+        Err(e) => return fail(&e),
     };
     set_threads(a.threads);
     match run(&opts, w) {

@@ -8,7 +8,8 @@ use std::process::ExitCode;
 
 use sparsenet_net::zoo::{depth_sweep, fit_exponent, model_row, named_row, ModelRow, ZOO};
 
-use super::args::{bad_input, fail};
+use super::args::{exit_bad_input, fail};
+use super::spec::bad;
 use super::spec::SpecArgs;
 
 /// Output formats.
@@ -53,9 +54,9 @@ pub struct ZooArgs {
     #[command(flatten)]
     pub spec: SpecArgs,
 
-    /// Free spec: layout cifar|imagenet (default cifar).
+    /// Free spec: layout cifar|imagenet (default cifar), as in `train`.
     #[arg(long)]
-    pub dataset: Option<String>,
+    pub layout: Option<String>,
 
     /// List the named models and exit.
     #[arg(long)]
@@ -160,7 +161,7 @@ pub fn write_csv(rows: &[ModelRow], w: &mut dyn Write) -> std::io::Result<()> {
             "\"{}\",{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             r.name.replace('"', "\"\""),
             r.family.name(),
-            r.dataset.name(),
+            r.layout.name(),
             r.depth,
             growth.join("-"),
             r.bc,
@@ -265,29 +266,26 @@ fn write_sweep(args: &ZooArgs, (k, rows): Sweep, w: &mut dyn Write) -> std::io::
     Ok(())
 }
 
-fn rows_for(args: &ZooArgs) -> Result<Vec<ModelRow>, String> {
-    match args.spec.to_spec(args.dataset.as_deref())? {
+fn rows_for(args: &ZooArgs) -> anyhow::Result<Vec<ModelRow>> {
+    match args.spec.to_spec(args.layout.as_deref())? {
         Some(spec) => {
             let row = match &args.spec.model {
                 Some(m) => {
-                    let named = sparsenet_net::zoo::named(m).map_err(|e| e.to_string())?;
-                    let mut r = named_row(named, args.spec.classes).map_err(|e| e.to_string())?;
+                    let named = sparsenet_net::zoo::named(m).map_err(bad)?;
+                    let mut r = named_row(named, args.spec.classes).map_err(bad)?;
                     if spec.stem.is_some() || spec.head.is_some() {
                         // A changed stem or head is a different network: drop the paper's figures.
-                        r = model_row(named.name, &spec, (None, None))
-                            .map_err(|e| e.to_string())?;
+                        r = model_row(named.name, &spec, (None, None)).map_err(bad)?;
                     }
                     r
                 }
-                None => {
-                    model_row(&spec.to_string(), &spec, (None, None)).map_err(|e| e.to_string())?
-                }
+                None => model_row(&spec.to_string(), &spec, (None, None)).map_err(bad)?,
             };
             Ok(vec![row])
         }
         None => ZOO
             .iter()
-            .map(|m| named_row(m, args.spec.classes).map_err(|e| e.to_string()))
+            .map(|m| named_row(m, args.spec.classes).map_err(bad))
             .collect(),
     }
 }
@@ -310,7 +308,7 @@ pub fn run(args: &ZooArgs, w: &mut dyn Write) -> ExitCode {
                 "{:28} {:8} {:9} depth {:5} growth {:10} bc {:5} classes {}\n",
                 m.name,
                 m.family.name(),
-                m.dataset.name(),
+                m.layout.name(),
                 m.depth,
                 if g.is_empty() {
                     "-".into()
@@ -327,10 +325,12 @@ pub fn run(args: &ZooArgs, w: &mut dyn Write) -> ExitCode {
         };
     }
     if args.dag {
-        let spec = match args.spec.to_spec(args.dataset.as_deref()) {
+        let spec = match args.spec.to_spec(args.layout.as_deref()) {
             Ok(Some(s)) => s,
-            Ok(None) => return bad_input("--dag needs one model: --model NAME or a free spec"),
-            Err(e) => return bad_input(e),
+            Ok(None) => {
+                return exit_bad_input("--dag needs one model: --model NAME or a free spec")
+            }
+            Err(e) => return fail(&e),
         };
         return match sparsenet_net::zoo::build(&spec) {
             Ok(net) => match serde_json::to_writer(&mut *w, &net.export()) {
@@ -340,18 +340,18 @@ pub fn run(args: &ZooArgs, w: &mut dyn Write) -> ExitCode {
                 }
                 Err(_) => ExitCode::FAILURE,
             },
-            Err(e) => bad_input(e),
+            Err(e) => exit_bad_input(e),
         };
     }
     let result = if args.sweep_depth {
         match sweep_rows(args) {
             Ok(rows) => write_sweep(args, rows, w),
-            Err(e) => return bad_input(e),
+            Err(e) => return exit_bad_input(e),
         }
     } else {
         let rows = match rows_for(args) {
             Ok(rows) => rows,
-            Err(e) => return bad_input(e),
+            Err(e) => return fail(&e),
         };
         {
             let r = match args.format {

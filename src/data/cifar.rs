@@ -4,7 +4,7 @@
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
-use super::{Dataset, Kind, Split};
+use super::{Dataset, DatasetKind, Split};
 
 /// Parse concatenated records; `label_bytes` is 1 (CIFAR-10) or 2 (CIFAR-100: coarse, fine — the
 /// fine label is used).
@@ -53,9 +53,9 @@ fn read_all(dir: &Path, names: &[&str], label_bytes: usize, classes: usize) -> R
 
 /// Load CIFAR-10 (`data_batch_1..5.bin`, `test_batch.bin`) or CIFAR-100 (`train.bin`,
 /// `test.bin`) from `dir` or its usual subfolder.
-pub fn load(kind: Kind, dir: &Path) -> Result<Split> {
+pub fn load(kind: DatasetKind, dir: &Path) -> Result<Split> {
     let (sub, train, test, lb, classes): (&str, Vec<&str>, Vec<&str>, usize, usize) = match kind {
-        Kind::Cifar10 => (
+        DatasetKind::Cifar10 => (
             "cifar-10-batches-bin",
             vec![
                 "data_batch_1.bin",

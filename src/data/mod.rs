@@ -73,7 +73,7 @@ impl Dataset {
     Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
 )]
 #[serde(rename_all = "kebab-case")]
-pub enum Kind {
+pub enum DatasetKind {
     /// Fashion-MNIST (28×28×1, 10 classes): embedded subset, the Debian package, or --data-dir.
     FashionMnist,
     /// MNIST (28×28×1, 10 classes) from --data-dir.
@@ -84,10 +84,10 @@ pub enum Kind {
     Cifar100,
 }
 
-impl Kind {
+impl DatasetKind {
     /// Whether horizontal flips are a sensible augmentation (not for digits).
     pub fn flips(&self) -> bool {
-        !matches!(self, Kind::Mnist)
+        !matches!(self, DatasetKind::Mnist)
     }
 }
 
@@ -111,7 +111,7 @@ pub struct Split {
     /// Human description, printed at the start of every run.
     pub source: String,
     /// The dataset.
-    pub kind: Kind,
+    pub kind: DatasetKind,
 }
 
 fn idx_pair(dir: &Path, prefix: &str, classes: usize) -> Result<Dataset> {
@@ -138,16 +138,16 @@ fn idx_pair(dir: &Path, prefix: &str, classes: usize) -> Result<Dataset> {
 
 /// Load a dataset: from `dir` when given, else (Fashion-MNIST only) the Debian package when
 /// installed, else the embedded 2 000/500 subset.
-pub fn load(kind: Kind, dir: Option<&Path>) -> Result<Split> {
+pub fn load(kind: DatasetKind, dir: Option<&Path>) -> Result<Split> {
     match (kind, dir) {
-        (Kind::FashionMnist | Kind::Mnist, Some(d)) => {
-            let name = if kind == Kind::Mnist { "MNIST" } else { "Fashion-MNIST" };
+        (DatasetKind::FashionMnist | DatasetKind::Mnist, Some(d)) => {
+            let name = if kind == DatasetKind::Mnist { "MNIST" } else { "Fashion-MNIST" };
             let train = idx_pair(d, "train", 10)?;
             let test = idx_pair(d, "t10k", 10)?;
             Ok(Split { source: format!("{name} from {} ({} train / {} test)", d.display(), train.n, test.n), train, test, kind })
         }
-        (Kind::Mnist, None) => bail!("MNIST needs --data-dir with train-images-idx3-ubyte[.gz] and friends"),
-        (Kind::FashionMnist, None) => {
+        (DatasetKind::Mnist, None) => bail!("MNIST needs --data-dir with train-images-idx3-ubyte[.gz] and friends"),
+        (DatasetKind::FashionMnist, None) => {
             let debian = Path::new(DEBIAN_FASHION_MNIST);
             if debian.join("train-images-idx3-ubyte.gz").exists() {
                 let train = idx_pair(debian, "train", 10)?;
@@ -163,8 +163,8 @@ pub fn load(kind: Kind, dir: Option<&Path>) -> Result<Split> {
                 kind,
             })
         }
-        (Kind::Cifar10 | Kind::Cifar100, Some(d)) => cifar::load(kind, d),
-        (Kind::Cifar10 | Kind::Cifar100, None) => bail!("CIFAR needs --data-dir with the binary batches (cifar-10-batches-bin or cifar-100-binary)"),
+        (DatasetKind::Cifar10 | DatasetKind::Cifar100, Some(d)) => cifar::load(kind, d),
+        (DatasetKind::Cifar10 | DatasetKind::Cifar100, None) => bail!("CIFAR needs --data-dir with the binary batches (cifar-10-batches-bin or cifar-100-binary)"),
     }
 }
 
@@ -297,7 +297,7 @@ mod tests {
     #[test]
     fn embedded_subset_loads_and_is_balanced_enough() {
         let s = load(
-            Kind::FashionMnist,
+            DatasetKind::FashionMnist,
             Some(Path::new("src/data/fashion-mnist-subset")),
         )
         .unwrap();

@@ -9,7 +9,7 @@ use super::ctx::{GParam, GStats, GpuCtx};
 use super::kernels::Grid;
 use super::kit::{addr, Kit};
 use crate::model::Model;
-use crate::optim::{Config as OptConfig, Kind as OptKind, State, ADAM};
+use crate::optim::{Config as OptConfig, Optimizer as OptKind, State, ADAM};
 
 /// A model's parameters, batch-norm statistics and optimiser state on the GPU, and the
 /// training step over them.

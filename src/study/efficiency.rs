@@ -17,7 +17,7 @@ use std::sync::Mutex;
 
 use sparsenet_net::zoo::{build_and_count, named, Family, NetSpec};
 
-use crate::data::Kind;
+use crate::data::DatasetKind;
 use crate::io::write_atomic;
 use crate::plot::{self, Chart, Mark, Series};
 use crate::train::{self, checkpoint, TrainOptions};
@@ -370,11 +370,11 @@ pub fn table(summary: &[NetworkSummary]) -> String {
 
 /// The paper's printed CIFAR error (%) and parameters of a named network, for an overlay on a
 /// CIFAR study (`None` for other data or unnamed networks).
-fn paper_point(name: &str, dataset: Kind) -> Option<(f64, f64)> {
+fn paper_point(name: &str, dataset: DatasetKind) -> Option<(f64, f64)> {
     let m = named(name).ok()?;
     let err = match dataset {
-        Kind::Cifar10 => m.paper_c10_error?,
-        Kind::Cifar100 => m.paper_c100_error?,
+        DatasetKind::Cifar10 => m.paper_c10_error?,
+        DatasetKind::Cifar100 => m.paper_c100_error?,
         _ => return None,
     };
     let params: f64 = m.paper_params?.parse().ok()?;

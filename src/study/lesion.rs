@@ -170,7 +170,7 @@ pub fn sweep(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sparsenet_net::zoo::{Dataset as Layout, Family, NetSpec};
+    use sparsenet_net::zoo::{Family, Layout, NetSpec};
     use sparsenet_net::Shape;
 
     #[test]

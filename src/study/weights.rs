@@ -138,14 +138,14 @@ pub fn usage(model: &Model<f32>) -> Result<Vec<BlockUsage>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sparsenet_net::zoo::{Dataset, Family, NetSpec};
+    use sparsenet_net::zoo::{Family, Layout, NetSpec};
     use sparsenet_net::Shape;
 
     #[test]
     fn entries_are_per_source_means_and_absent_where_unread() {
         // SparseNet, 2 blocks... depth 10 → 2 layers per block, growth 2: layer 2 reads layers 1
         // and 0 (the block input), layer 1 reads 0 only.
-        let spec = NetSpec::new(Family::Sparse, Dataset::Cifar, 10, &[2], false, 3);
+        let spec = NetSpec::new(Family::Sparse, Layout::Cifar, 10, &[2], false, 3);
         let mut m = Model::<f32>::new(&spec, Shape::new(1, 8, 8), 1).unwrap();
         // Set layer 2's first convolution of block 1 by hand: input channels [layer 1 (2 ch),
         // block input (4 ch)], each source's weights a constant.
@@ -181,7 +181,7 @@ mod tests {
 
     #[test]
     fn summing_networks_are_refused() {
-        let spec = NetSpec::new(Family::Res, Dataset::Cifar, 8, &[], false, 3);
+        let spec = NetSpec::new(Family::Res, Layout::Cifar, 8, &[], false, 3);
         let m = Model::<f32>::new(&spec, Shape::new(1, 8, 8), 1).unwrap();
         let e = usage(&m).unwrap_err().to_string();
         assert!(e.contains("no concatenating blocks"), "{e}");

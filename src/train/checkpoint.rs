@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use sparsenet_net::zoo::NetSpec;
 use sparsenet_net::Shape;
 
-use crate::data::Kind;
+use crate::data::DatasetKind;
 use crate::io::write_atomic;
 use crate::model::Model;
 use crate::optim::{Config as OptConfig, Schedule, State};
@@ -25,7 +25,7 @@ pub struct Meta {
     /// Input shape the model was built for.
     pub input: Shape,
     /// Dataset trained on.
-    pub dataset: Kind,
+    pub dataset: DatasetKind,
     /// Where the data came from.
     pub data_source: String,
     /// The `--data-dir` of the run, if any (evaluation's default).

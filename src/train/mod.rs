@@ -14,7 +14,7 @@ use sparsenet_net::count::count;
 use sparsenet_net::zoo::{build_and_count, NetSpec};
 use sparsenet_net::Shape;
 
-use crate::data::{self, BatchPlan, Dataset, Kind, Split};
+use crate::data::{self, BatchPlan, Dataset, DatasetKind, Split};
 use crate::error::bad_input;
 use crate::metrics::{self, EpochMetrics};
 use crate::model::Model;
@@ -29,7 +29,7 @@ pub struct TrainOptions {
     /// Display name of the model.
     pub name: String,
     /// Dataset.
-    pub dataset: Kind,
+    pub dataset: DatasetKind,
     /// Folder with the dataset's files (None: defaults, see `data::load`).
     pub data_dir: Option<PathBuf>,
     /// Epochs.

@@ -6,7 +6,7 @@
 
 use petgraph::graph::NodeIndex;
 
-use super::spec::{Aggregate, Dataset, Family, Head, NetSpec};
+use super::spec::{Aggregate, Family, Head, Layout, NetSpec};
 use crate::count::{count, NetCount};
 use crate::dag::{Aggregation, Block, BlockLayer, NetBuilder, NetGraph};
 use crate::NetError;
@@ -18,11 +18,11 @@ pub fn build(spec: &NetSpec) -> Result<NetGraph, NetError> {
     spec.check()?;
     match spec.family {
         Family::Sparse | Family::Dense => build_aggregated(spec),
-        Family::Res | Family::Plain if spec.dataset == Dataset::Cifar => build_cifar_resnet(spec),
-        Family::Preres if spec.dataset == Dataset::Cifar => build_preresnet(spec),
+        Family::Res | Family::Plain if spec.layout == Layout::Cifar => build_cifar_resnet(spec),
+        Family::Preres if spec.layout == Layout::Cifar => build_preresnet(spec),
         Family::Res => build_imagenet_resnet(spec),
         f => Err(NetError::Spec(format!(
-            "family {} has no ImageNet layout here: use --dataset cifar",
+            "family {} has no ImageNet layout here: use --layout cifar (zoo, train and study take --layout)",
             f.name()
         ))),
     }
@@ -40,8 +40,8 @@ pub fn build_and_count(spec: &NetSpec) -> Result<(NetGraph, NetCount), NetError>
 /// 3×3 stride-2 max pooling.
 fn stem(b: &mut NetBuilder, spec: &NetSpec, post_activation: bool) -> Result<NodeIndex, NetError> {
     let width = spec.stem_channels();
-    Ok(match spec.dataset {
-        Dataset::Cifar => {
+    Ok(match spec.layout {
+        Layout::Cifar => {
             let c = b.conv("stem.conv", b.input(), width, 3, 1, 1)?;
             if post_activation {
                 b.bn_relu("stem.", c)
@@ -49,7 +49,7 @@ fn stem(b: &mut NetBuilder, spec: &NetSpec, post_activation: bool) -> Result<Nod
                 c
             }
         }
-        Dataset::Imagenet => {
+        Layout::Imagenet => {
             let c = b.conv("stem.conv", b.input(), width, 7, 2, 3)?;
             let r = b.bn_relu("stem.", c);
             b.max_pool("stem.pool", r, 3, 2, 1)?

@@ -1,7 +1,7 @@
 //! A model's exact counts beside the paper's printed figures: one row of the `zoo` table.
 
 use super::build::build_and_count;
-use super::spec::{Dataset, Family, Head, NetSpec};
+use super::spec::{Family, Head, Layout, NetSpec};
 use super::table::Named;
 use crate::NetError;
 
@@ -24,7 +24,8 @@ pub struct ModelRow {
     /// Family.
     pub family: Family,
     /// Layout.
-    pub dataset: Dataset,
+    #[serde(rename = "dataset")]
+    pub layout: Layout,
     /// Depth.
     pub depth: usize,
     /// Growth per block (empty for ResNets).
@@ -68,7 +69,7 @@ pub fn model_row(
     Ok(ModelRow {
         name: name.to_string(),
         family: spec.family,
-        dataset: spec.dataset,
+        layout: spec.layout,
         depth: spec.depth,
         growth: spec.growth.clone(),
         bc: spec.bc,

@@ -8,7 +8,7 @@ use crate::NetError;
 use sparsenet_analysis::topology::Pattern;
 
 /// The deepest network a spec may describe (published ones stop at 1 202).
-pub const MAX_DEPTH: usize = 10_000;
+pub const MAX_NET_DEPTH: usize = 10_000;
 
 /// The widest growth rate, stem, class count or input dimension a spec may give.
 pub const MAX_WIDTH: usize = 100_000;
@@ -56,24 +56,25 @@ impl Family {
     }
 }
 
-/// The dataset a network is laid out for (stem, number of blocks, input size).
+/// The layout of a network: the image size it is built for, and with it the stem and the number
+/// of blocks (`--layout` in `zoo`, `train` and `study` grid lines).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Dataset {
+pub enum Layout {
     /// 32×32 inputs, three blocks / stages.
     Cifar,
     /// 224×224 inputs, four blocks / stages.
     Imagenet,
 }
 
-impl Dataset {
+impl Layout {
     /// Parse `cifar|imagenet`.
     pub fn parse(s: &str) -> Result<Self, NetError> {
         match s {
-            "cifar" => Ok(Dataset::Cifar),
-            "imagenet" => Ok(Dataset::Imagenet),
+            "cifar" => Ok(Layout::Cifar),
+            "imagenet" => Ok(Layout::Imagenet),
             _ => Err(NetError::Spec(format!(
-                "unknown dataset '{s}': accepted cifar, imagenet"
+                "unknown layout '{s}': accepted cifar, imagenet"
             ))),
         }
     }
@@ -81,16 +82,16 @@ impl Dataset {
     /// Lower-case name.
     pub fn name(&self) -> &'static str {
         match self {
-            Dataset::Cifar => "cifar",
-            Dataset::Imagenet => "imagenet",
+            Layout::Cifar => "cifar",
+            Layout::Imagenet => "imagenet",
         }
     }
 
     /// The paper's input shape.
     pub fn input(&self) -> Shape {
         match self {
-            Dataset::Cifar => Shape::new(3, 32, 32),
-            Dataset::Imagenet => Shape::new(3, 224, 224),
+            Layout::Cifar => Shape::new(3, 32, 32),
+            Layout::Imagenet => Shape::new(3, 224, 224),
         }
     }
 }
@@ -183,8 +184,10 @@ impl Aggregate {
 pub struct NetSpec {
     /// Family.
     pub family: Family,
-    /// Layout (stem, blocks).
-    pub dataset: Dataset,
+    /// Layout (stem, blocks). Written `"dataset"` in JSON (checkpoints, `zoo --dag`), the name
+    /// it had before, so that files written before and after read the same.
+    #[serde(rename = "dataset")]
+    pub layout: Layout,
     /// Depth in the family's convention (e.g. 100 for DenseNet-BC-100, 121 for DenseNet-121).
     pub depth: usize,
     /// Growth rate per block (one value is used for every block); unused for ResNets.
@@ -199,7 +202,7 @@ pub struct NetSpec {
     pub stem: Option<usize>,
     /// Classifier head of DenseNet/SparseNet; `None` = the family's convention.
     pub head: Option<Head>,
-    /// Input shape; `None` = the dataset's (the trainer sets it from the data).
+    /// Input shape; `None` = the layout's (the trainer sets it from the data).
     pub input: Option<Shape>,
     /// How DenseNet/SparseNet-family layers combine their sources (absent in JSON when
     /// `concat`, so descriptions written before it existed read and write unchanged).
@@ -211,7 +214,7 @@ impl NetSpec {
     /// A spec with the family's conventions for everything optional.
     pub fn new(
         family: Family,
-        dataset: Dataset,
+        layout: Layout,
         depth: usize,
         growth: &[usize],
         bc: bool,
@@ -219,7 +222,7 @@ impl NetSpec {
     ) -> Self {
         NetSpec {
             family,
-            dataset,
+            layout,
             depth,
             growth: growth.to_vec(),
             bc,
@@ -234,7 +237,7 @@ impl NetSpec {
 
     /// The input shape used.
     pub fn input_shape(&self) -> Shape {
-        self.input.unwrap_or_else(|| self.dataset.input())
+        self.input.unwrap_or_else(|| self.layout.input())
     }
 
     /// Growth of block `b` (0-based).
@@ -250,20 +253,20 @@ impl NetSpec {
             return s;
         }
         let k = self.growth_of(0);
-        match (self.family, self.dataset) {
-            (Family::Dense, Dataset::Cifar) if !self.bc => 16,
+        match (self.family, self.layout) {
+            (Family::Dense, Layout::Cifar) if !self.bc => 16,
             (Family::Dense, _) => 2 * k,
-            (Family::Sparse, Dataset::Cifar) => 2 * k,
-            (Family::Sparse, Dataset::Imagenet) => k,
-            (_, Dataset::Cifar) => 16,
-            (_, Dataset::Imagenet) => 64,
+            (Family::Sparse, Layout::Cifar) => 2 * k,
+            (Family::Sparse, Layout::Imagenet) => k,
+            (_, Layout::Cifar) => 16,
+            (_, Layout::Imagenet) => 64,
         }
     }
 
     /// Head: given, or `Paper` for ImageNet SparseNet and `Global` otherwise.
     pub fn head_kind(&self) -> Head {
-        self.head.unwrap_or(match (self.family, self.dataset) {
-            (Family::Sparse, Dataset::Imagenet) => Head::Paper,
+        self.head.unwrap_or(match (self.family, self.layout) {
+            (Family::Sparse, Layout::Imagenet) => Head::Paper,
             _ => Head::Global,
         })
     }
@@ -284,8 +287,8 @@ impl NetSpec {
 
     /// Layers per block of a DenseNet/SparseNet, validating the depth.
     pub fn dense_blocks(&self) -> Result<Vec<usize>, NetError> {
-        match self.dataset {
-            Dataset::Cifar => {
+        match self.layout {
+            Layout::Cifar => {
                 let step = if self.bc { 6 } else { 3 };
                 if let Some(Pattern::Dag(d)) = &self.pattern {
                     // Each of the three blocks is the DAG: its layers fix the depth.
@@ -313,12 +316,12 @@ impl NetSpec {
                 let l = (self.depth - 4) / step;
                 Ok(vec![l; 3])
             }
-            Dataset::Imagenet if matches!(self.pattern, Some(Pattern::Dag(_))) => {
+            Layout::Imagenet if matches!(self.pattern, Some(Pattern::Dag(_))) => {
                 Err(NetError::Spec(
                     "a DAG block takes the CIFAR layout (three blocks of the DAG); leave out --layout imagenet".into(),
                 ))
             }
-            Dataset::Imagenet => match self.depth {
+            Layout::Imagenet => match self.depth {
                 121 => Ok(vec![6, 12, 24, 16]),
                 169 => Ok(vec![6, 12, 32, 32]),
                 201 => Ok(vec![6, 12, 48, 32]),
@@ -335,7 +338,7 @@ impl NetSpec {
         // Limits far above every published network, so that a spec read from a file cannot
         // make the builder allocate without bound (and counts cannot overflow).
         let limits = [
-            ("depth", self.depth, MAX_DEPTH),
+            ("depth", self.depth, MAX_NET_DEPTH),
             ("classes", self.classes, MAX_WIDTH),
             ("stem channels", self.stem.unwrap_or(0), MAX_WIDTH),
             (
@@ -424,14 +427,14 @@ impl fmt::Display for NetSpec {
                     Some(p) if *p != (Pattern::Sparse { base: 2 }) => write!(f, " [{p}]")?,
                     _ => {}
                 }
-                write!(f, " ({}, {} classes)", self.dataset.name(), self.classes)
+                write!(f, " ({}, {} classes)", self.layout.name(), self.classes)
             }
             _ => write!(
                 f,
                 "{}net-{} ({}, {} classes)",
                 self.family.name(),
                 self.depth,
-                self.dataset.name(),
+                self.layout.name(),
                 self.classes
             ),
         }

@@ -2,7 +2,7 @@
 //! exponent.
 
 use super::build::build_and_count;
-use super::spec::{Dataset, Family, NetSpec};
+use super::spec::{Family, Layout, NetSpec};
 use crate::NetError;
 
 /// Parameters of CIFAR DenseNet and SparseNet (non-BC, growth `k`, 10 classes) at each depth.
@@ -12,7 +12,7 @@ pub fn depth_sweep(k: usize, depths: &[usize]) -> Result<Vec<(usize, u64, u64)>,
         .map(|&d| {
             let dense = build_and_count(&NetSpec::new(
                 Family::Dense,
-                Dataset::Cifar,
+                Layout::Cifar,
                 d,
                 &[k],
                 false,
@@ -21,7 +21,7 @@ pub fn depth_sweep(k: usize, depths: &[usize]) -> Result<Vec<(usize, u64, u64)>,
             .1;
             let sparse = build_and_count(&NetSpec::new(
                 Family::Sparse,
-                Dataset::Cifar,
+                Layout::Cifar,
                 d,
                 &[k],
                 false,

@@ -1,7 +1,7 @@
 //! The named models: one line of data each, carrying the paper's figures (parameters and
 //! FLOPs as printed, CIFAR errors) beside the spec they are counted from.
 
-use super::spec::{Dataset, Family, NetSpec};
+use super::spec::{Family, Layout, NetSpec};
 use crate::NetError;
 
 /// A named model: one line of data.
@@ -12,7 +12,7 @@ pub struct Named {
     /// Family.
     pub family: Family,
     /// Layout.
-    pub dataset: Dataset,
+    pub layout: Layout,
     /// Depth.
     pub depth: usize,
     /// Growth per block (empty for ResNets).
@@ -36,7 +36,7 @@ impl Named {
     pub fn spec(&self, classes: Option<usize>) -> NetSpec {
         NetSpec::new(
             self.family,
-            self.dataset,
+            self.layout,
             self.depth,
             self.growth,
             self.bc,
@@ -49,7 +49,7 @@ impl Named {
 const fn row(
     name: &'static str,
     family: Family,
-    dataset: Dataset,
+    layout: Layout,
     depth: usize,
     growth: &'static [usize],
     bc: bool,
@@ -62,7 +62,7 @@ const fn row(
     Named {
         name,
         family,
-        dataset,
+        layout,
         depth,
         growth,
         bc,
@@ -74,8 +74,8 @@ const fn row(
     }
 }
 
-use Dataset::{Cifar, Imagenet};
 use Family::{Dense, Preres, Res, Sparse};
+use Layout::{Cifar, Imagenet};
 
 /// Every named model with the paper's figures (SparseNet paper; DenseNet and ResNet papers for
 /// their rows; CIFAR SparseNet quoted with the 100-class head, CIFAR DenseNet/ResNet with 10).

@@ -16,7 +16,7 @@ fn tiny_sparsenet_by_hand() {
     //   block3 layer1: BN(8) + conv 8→2:      16 + 144         = 160; out → 10 ch
     //   head: BN(10) + linear 10→3:           20 + 30 + 3      = 53
     //   total                                                  = 649
-    let spec = NetSpec::new(Family::Sparse, Dataset::Cifar, 7, &[2], false, 3);
+    let spec = NetSpec::new(Family::Sparse, Layout::Cifar, 7, &[2], false, 3);
     let (net, c) = build_and_count(&spec).unwrap();
     assert_eq!(c.params, 649);
     // BN running stats: 2·(4 + 6 + 6 + 8 + 8 + 10) = 84.
@@ -46,7 +46,7 @@ fn torchvision_densenet121_exact() {
 fn sparse_block_output_follows_the_rule_at_l_plus_one() {
     // CIFAR sparse depth 52 → 16 layers per block; the output aggregates ℓ = 17 − 2^m:
     // x16, x15, x13, x9, x1 → 5·k channels (x0 is not among them).
-    let spec = NetSpec::new(Family::Sparse, Dataset::Cifar, 52, &[12], false, 10);
+    let spec = NetSpec::new(Family::Sparse, Layout::Cifar, 52, &[12], false, 10);
     let net = build(&spec).unwrap();
     let out = net
         .graph
@@ -61,7 +61,7 @@ fn sparse_block_output_follows_the_rule_at_l_plus_one() {
 fn plain_has_no_sums_and_resnet_has_one_per_unit() {
     let plain = build(&NetSpec::new(
         Family::Plain,
-        Dataset::Cifar,
+        Layout::Cifar,
         20,
         &[],
         false,
@@ -70,7 +70,7 @@ fn plain_has_no_sums_and_resnet_has_one_per_unit() {
     .unwrap();
     let res = build(&NetSpec::new(
         Family::Res,
-        Dataset::Cifar,
+        Layout::Cifar,
         20,
         &[],
         false,
@@ -94,7 +94,7 @@ fn agreement_uses_printed_precision() {
 
 #[test]
 fn bad_specs_are_errors() {
-    let mut s = NetSpec::new(Family::Dense, Dataset::Cifar, 41, &[12], false, 10);
+    let mut s = NetSpec::new(Family::Dense, Layout::Cifar, 41, &[12], false, 10);
     assert!(build(&s).is_err());
     s.depth = 40;
     s.bc = true; // (40 − 4) / 6 = 6: fine
@@ -208,7 +208,7 @@ fn dag_blocks_by_hand() {
     use sparsenet_analysis::dag::BlockDag;
     use sparsenet_analysis::topology::Pattern;
     let dag = BlockDag::from_edges(None, &[(0, 1), (0, 2), (1, 2)]).unwrap();
-    let mut spec = NetSpec::new(Family::Sparse, Dataset::Cifar, 10, &[2], false, 3);
+    let mut spec = NetSpec::new(Family::Sparse, Layout::Cifar, 10, &[2], false, 3);
     spec.pattern = Some(Pattern::Dag(dag.clone()));
     let (net, c) = build_and_count(&spec).unwrap();
     assert_eq!(c.params, 577);
@@ -242,14 +242,14 @@ fn sum_aggregation_by_hand() {
     //   block2 (2 ch in = k: no projection): 40;  transition2: 8;  block3: 40
     //   head: BN(2) + linear 2→3 = 4 + 9                             =  13
     //   total                                                        = 265
-    let mut spec = NetSpec::new(Family::Sparse, Dataset::Cifar, 7, &[2], false, 3);
+    let mut spec = NetSpec::new(Family::Sparse, Layout::Cifar, 7, &[2], false, 3);
     spec.aggregate = Aggregate::Sum;
     let (_, c) = build_and_count(&spec).unwrap();
     assert_eq!(c.params, 265);
     assert_eq!(spec.to_string(), "sparsenet-7-2-sum (cifar, 3 classes)");
     // The documented formula per block: C_0·k (if C_0 ≠ k) + Σ_ℓ (2k + 9k²), at depth 40, k = 24:
     // stem 3·48·9; block 1 projects 48 → 24, blocks 2 and 3 start at 24 channels.
-    let mut big = NetSpec::new(Family::Sparse, Dataset::Cifar, 40, &[24], false, 10);
+    let mut big = NetSpec::new(Family::Sparse, Layout::Cifar, 40, &[24], false, 10);
     big.aggregate = Aggregate::Sum;
     let (_, c) = build_and_count(&big).unwrap();
     let k = 24u64;
@@ -258,7 +258,7 @@ fn sum_aggregation_by_hand() {
     let want = 3 * 48 * 9 + 48 * k + 3 * layers * h + 2 * (2 * k + k * k) + (2 * k + k * 10 + 10);
     assert_eq!(c.params, want);
     // The same pattern summed and concatenated reads the same sources.
-    let concat = NetSpec::new(Family::Sparse, Dataset::Cifar, 40, &[24], false, 10);
+    let concat = NetSpec::new(Family::Sparse, Layout::Cifar, 40, &[24], false, 10);
     let (a, b) = (build(&big).unwrap(), build(&concat).unwrap());
     for (x, y) in a.blocks.iter().zip(&b.blocks) {
         let sx: Vec<&Vec<usize>> = x.layers.iter().map(|l| &l.sources).collect();
@@ -273,7 +273,7 @@ fn sum_aggregation_by_hand() {
         .unwrap()
         .contains("\"aggregate\":\"sum\""));
     // Only the dense and sparse families aggregate by choice.
-    let mut res = NetSpec::new(Family::Res, Dataset::Cifar, 20, &[], false, 10);
+    let mut res = NetSpec::new(Family::Res, Layout::Cifar, 20, &[], false, 10);
     res.aggregate = Aggregate::Sum;
     assert!(build(&res)
         .unwrap_err()
@@ -294,7 +294,7 @@ fn mixed_and_dual_aggregation_by_hand() {
     //   block3 (C0 = 10): projection 10; layer1 on 11 ch: 22 + 99 + 198 = 319; output 13
     //   head: BN(13) 26 + linear 13→3 42 = 68
     //   total 108 + 149 + 63 + 239 + 120 + 329 + 68 = 1076
-    let mut spec = NetSpec::new(Family::Sparse, Dataset::Cifar, 7, &[2], false, 3);
+    let mut spec = NetSpec::new(Family::Sparse, Layout::Cifar, 7, &[2], false, 3);
     spec.aggregate = Aggregate::Mixed { sum: 1 };
     assert_eq!(build_and_count(&spec).unwrap().1.params, 1076);
     assert_eq!(spec.to_string(), "sparsenet-7-2-mixed1 (cifar, 3 classes)");

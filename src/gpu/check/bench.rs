@@ -11,7 +11,7 @@ use sparsenet_net::zoo::NetSpec;
 
 use crate::gpu::{GpuTrainer, Kit};
 use crate::model::Model;
-use crate::optim::{Config as OptConfig, Kind as OptKind, State};
+use crate::optim::{Config as OptConfig, Optimizer as OptKind, State};
 
 use super::random;
 

@@ -11,7 +11,7 @@ use sparsenet_net::Shape;
 
 use crate::gpu::{GpuTrainer, Kit};
 use crate::model::Model;
-use crate::optim::{self, Config as OptConfig, Kind as OptKind, State};
+use crate::optim::{self, Config as OptConfig, Optimizer as OptKind, State};
 
 use super::{random, rel_diff, Comparison};
 
