@@ -40,7 +40,7 @@ class DagNet(nn.Module):
             op = n["op"]
             key = str(i)
             if op["op"] == "conv":
-                self.mods[key] = nn.Conv2d(op["in_ch"], op["out_ch"], op["kernel"], op["stride"], op["padding"], bias=False)
+                self.mods[key] = nn.Conv2d(op["in_ch"], op["out_ch"], op["kernel"], op["stride"], op["padding"], bias=op.get("bias", False))
             elif op["op"] == "batch_norm":
                 self.mods[key] = nn.BatchNorm2d(op["channels"])
             elif op["op"] == "linear":

@@ -1,10 +1,13 @@
 //! Connectivity patterns of one block, and the block as a DAG.
 //!
 //! A block of depth `N` has nodes `x_0` (block input) … `x_N` (outputs of layers `1..=N`).
-//! Layer `ℓ` aggregates the nodes `S(ℓ)`; every pattern here is *translation invariant*: it is
-//! a set of positive offsets `O` and `S(ℓ) = {ℓ − o : o ∈ O, o ≤ ℓ}`. That single rule is
-//! what [`Topology::inputs`] implements, what [`Topology::graph`] turns into edges, and what the
-//! zoo uses to wire whole networks, so no second description of the wiring exists anywhere.
+//! Layer `ℓ` aggregates the nodes `S(ℓ)`. A [`Pattern`] is either a rule of offsets — translation
+//! invariant: a set of positive offsets `O` and `S(ℓ) = {ℓ − o : o ∈ O, o ≤ ℓ}` (plain, res,
+//! dense, sparse of any base, custom offsets; the closed-form analyses apply) — or an explicit
+//! DAG ([`Pattern::Dag`], a [`crate::dag::BlockDag`]: a file or a random generator), analysed by
+//! the general algorithms of [`crate::dag_analysis`]. [`Topology::inputs`] answers `S(ℓ)` for
+//! both, [`Topology::graph`] turns it into edges, and the zoo wires whole networks from it, so no
+//! second description of the wiring exists anywhere.
 
 use petgraph::graph::{DiGraph, NodeIndex};
 use std::fmt;

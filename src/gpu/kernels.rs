@@ -108,9 +108,9 @@ kernels! {
     fn global_avg_bwd(dy: DevPtr, dx: DevPtr, planes: i64, hw: i32);
     fn add_bias(y: DevPtr, b_: DevPtr, n_: i32, f_: i32);
     fn bias_grad(dy: DevPtr, db: DevPtr, n_: i32, f_: i32);
-    fn add_channel_bias(y: DevPtr, b_: DevPtr, c_: i32, hw: i32, total: i64);
-    fn channel_bias_grad(dy: DevPtr, db: DevPtr, n_: i32, c_: i32, hw: i32);
     fn softmax_xent(z: DevPtr, labels: DevPtr, loss: DevPtr, dz: DevPtr, correct: DevPtr, n_: i32, k_: i32);
     fn sgd_update(w: DevPtr, g: DevPtr, b_: DevPtr, n_: i64, lr: f32, momentum: f32, wd: f32, nesterov: i32, first: i32);
     fn adam_update(w: DevPtr, g: DevPtr, m: DevPtr, v: DevPtr, n_: i64, lr: f32, wd: f32, c1: f32, c2: f32, b1: f32, b2: f32, eps: f32);
+    fn add_channel_bias(y: DevPtr, b_: DevPtr, c_: i32, hw: i32, total: i64);
+    fn channel_bias_grad(dy: DevPtr, db: DevPtr, n_: i32, c_: i32, hw: i32);
 }

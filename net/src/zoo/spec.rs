@@ -194,7 +194,9 @@ pub struct NetSpec {
     pub growth: Vec<usize>,
     /// Bottleneck + compression (DenseNet-BC / SparseNet-BC).
     pub bc: bool,
-    /// Sparse pattern: `Sparse { base }` or `Custom { offsets }` (default base 2).
+    /// The block pattern of the dense and sparse families: `Sparse { base }`, `Custom { offsets }`
+    /// or `Dag` (a block DAG from a file or a generator); `None` is the family's own (dense, or
+    /// sparse of base 2).
     pub pattern: Option<Pattern>,
     /// Output classes.
     pub classes: usize,
