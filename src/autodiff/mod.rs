@@ -67,9 +67,10 @@ pub(crate) struct Grads<'a, B: Backend> {
     sink: Option<B::Grad>,
 }
 
-impl<B: Backend> Grads<'_, B> {
-    /// The inputs: activation ids and dimensions, in slot order.
-    pub(crate) fn inputs(&self) -> &[(usize, [usize; 4])] {
+impl<'a, B: Backend> Grads<'a, B> {
+    /// The inputs: activation ids and dimensions, in slot order (borrowed from the tape's
+    /// entry, not from `self`, so slots can be taken while reading them).
+    pub(crate) fn inputs(&self) -> &'a [(usize, [usize; 4])] {
         self.ins
     }
 

@@ -35,7 +35,7 @@ pub(crate) fn concat_backward<B: Backend>(
     dy: &B::Grad,
     g: &mut Grads<'_, B>,
 ) -> Result<()> {
-    let ins = g.inputs().to_vec();
+    let ins = g.inputs();
     let channels: usize = ins.iter().map(|i| i.1[1]).sum();
     let [n, _, h, w] = ins[0].1;
     let mut offset = 0;
@@ -60,7 +60,7 @@ pub(crate) fn sum_backward<B: Backend>(
     dy: &B::Grad,
     g: &mut Grads<'_, B>,
 ) -> Result<()> {
-    let ins = g.inputs().to_vec();
+    let ins = g.inputs();
     for (k, &(_, d)) in ins.iter().enumerate() {
         if let Some(dx) = g.slot(k) {
             b.accumulate(dy, d, dx)?;

@@ -4,8 +4,8 @@
 
 use std::mem::MaybeUninit;
 
-use super::{by_column_blocks, zeroed, ConvCfg};
-use crate::cpu::gemm::{Gemm, Strided};
+use super::{weight_product, zeroed, ConvCfg};
+use crate::cpu::gemm::Gemm;
 use crate::cpu::{Elem, Real};
 
 /// An im2col layer for inputs of `h×w`, with its weight.
@@ -38,26 +38,18 @@ impl<'a, E: Elem> Im2col<'a, E> {
     /// One sample's output `W (out × in·k²) · col (in·k² × ho·wo)`, by column blocks of the
     /// column matrix when `blocks`.
     pub(super) fn forward(&self, x: &[E], out: &mut [E], blocks: bool) {
-        let (o, hw, ckk) = (self.cfg.out_ch, self.hw, self.ckk());
+        let (hw, ckk) = (self.hw, self.ckk());
+        let dims = (self.cfg.out_ch, ckk, hw);
         if blocks {
+            // Its own buffer, not the thread's scratch: the column blocks read it from other
+            // threads of the pool.
             let mut col = vec![E::zero(); ckk * hw];
             im2col(x, &self.cfg, self.h, self.w, &mut col);
-            by_column_blocks(o, hw, out, |c0, bl, part| {
-                let cols = Strided {
-                    offset: c0,
-                    rs: hw,
-                    cs: 1,
-                };
-                Gemm::new(o, bl, ckk).run_strided(
-                    (part, Strided::rows(0, bl)),
-                    (self.weight, Strided::rows(0, ckk)),
-                    (&col, cols),
-                );
-            });
+            weight_product(self.weight, &col, dims, out, true);
         } else {
             E::with_scratch(ckk * hw, 0, |col, _| {
                 im2col(x, &self.cfg, self.h, self.w, col);
-                Gemm::new(o, hw, ckk).run(out, self.weight, col);
+                weight_product(self.weight, col, dims, out, false);
             });
         }
     }

@@ -35,6 +35,7 @@ use self::im2col::Im2col;
 use self::pointwise::Pointwise;
 pub use crate::backend::ConvCfg;
 use crate::backend::ConvOps;
+use crate::cpu::gemm::{Gemm, Strided};
 use crate::cpu::{accumulate, Act, CpuBackend, Elem, Grad, Param};
 
 /// Samples per backward chunk: partial weight gradients are summed per fixed chunk and then in
@@ -83,10 +84,11 @@ enum Plan<'a, E> {
 }
 
 impl<'a, E: Elem> Plan<'a, E> {
-    fn new(cfg: ConvCfg, h: usize, w: usize, weight: &'a Param<E>, backward: bool) -> Self {
+    /// `input_grad`: a backward pass that computes the input gradient will use this plan.
+    fn new(cfg: ConvCfg, h: usize, w: usize, weight: &'a Param<E>, input_grad: bool) -> Self {
         match ConvAlgo::choose(&cfg) {
             ConvAlgo::Pointwise => Plan::Pointwise(Pointwise::new(cfg, h, w, &weight.data)),
-            ConvAlgo::Direct3x3 => Plan::Direct3x3(Direct3x3::new(cfg, h, w, weight, backward)),
+            ConvAlgo::Direct3x3 => Plan::Direct3x3(Direct3x3::new(cfg, h, w, weight, input_grad)),
             ConvAlgo::Im2col => Plan::Im2col(Im2col::new(cfg, h, w, &weight.data)),
         }
     }
@@ -281,6 +283,34 @@ fn bias_grad<E: Elem>(gy: &[E], channels: usize, hw: usize) -> Vec<E> {
             acc
         })
         .collect()
+}
+
+/// `out = W (o × k) · B (k × hw)`, all row-major: one product, or — when `blocks` — by
+/// [`COLUMN_BLOCKS`] column blocks of `B` computed in parallel (the pointwise and im2col
+/// forward passes; `B` is the sample itself or its column matrix).
+fn weight_product<E: Elem>(
+    w: &[E],
+    b: &[E],
+    (o, k, hw): (usize, usize, usize),
+    out: &mut [E],
+    blocks: bool,
+) {
+    if blocks {
+        by_column_blocks(o, hw, out, |c0, bl, part| {
+            let cols = Strided {
+                offset: c0,
+                rs: hw,
+                cs: 1,
+            };
+            Gemm::new(o, bl, k).run_strided(
+                (part, Strided::rows(0, bl)),
+                (w, Strided::rows(0, k)),
+                (b, cols),
+            );
+        });
+    } else {
+        Gemm::new(o, hw, k).run(out, w, b);
+    }
 }
 
 /// `C` (`rows × cols`, row-major, in `dst`) computed as [`COLUMN_BLOCKS`] column blocks in

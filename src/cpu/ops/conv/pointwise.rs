@@ -4,8 +4,8 @@
 
 use std::mem::MaybeUninit;
 
-use super::{by_column_blocks, ConvCfg};
-use crate::cpu::gemm::{Gemm, Strided};
+use super::{weight_product, ConvCfg};
+use crate::cpu::gemm::Gemm;
 use crate::cpu::Elem;
 
 /// A pointwise layer for inputs of `h×w`, with its weight.
@@ -26,23 +26,8 @@ impl<'a, E: Elem> Pointwise<'a, E> {
 
     /// One sample's output, by column blocks of `x` when `blocks`.
     pub(super) fn forward(&self, x: &[E], out: &mut [E], blocks: bool) {
-        let (o, hw, cin) = (self.cfg.out_ch, self.hw, self.cfg.in_ch);
-        if blocks {
-            by_column_blocks(o, hw, out, |c0, bl, part| {
-                let cols = Strided {
-                    offset: c0,
-                    rs: hw,
-                    cs: 1,
-                };
-                Gemm::new(o, bl, cin).run_strided(
-                    (part, Strided::rows(0, bl)),
-                    (self.w, Strided::rows(0, cin)),
-                    (x, cols),
-                );
-            });
-        } else {
-            Gemm::new(o, hw, cin).run(out, self.w, x);
-        }
+        let dims = (self.cfg.out_ch, self.cfg.in_ch, self.hw);
+        weight_product(self.w, x, dims, out, blocks);
     }
 
     /// Per sample: `gW += gy · xᵀ`, and `gx = Wᵀ · gy` when asked.
