@@ -244,7 +244,7 @@ fn checkpoint_of(st: &efficiency::Study, fam: sparsenet::net::zoo::Family) -> st
     efficiency::run_dir(&st.out, &efficiency::short_name(e), 1).join("last.safetensors")
 }
 let ck = checkpoint_of(&st, sparsenet::net::zoo::Family::Sparse);
-let (usage, _) = study::weights_report(&ck, &figs).unwrap();
+let (usage, _) = study::weights::report(&ck, &figs).unwrap();
 for b in &usage.blocks { println!("{}: {} layers", b.name, b.layers); }
 show(&figs.join("weights.svg"));"""),
         md("## Lesions: layers removed at test time"),
@@ -252,11 +252,11 @@ show(&figs.join("weights.svg"));"""),
 let sweep = lesion::Sweep { max_k: 3, draws: 2, seed: 0, batch: 100, limit: Some(100) };
 let mut results = Vec::new();
 for fam in [sparsenet::net::zoo::Family::Sparse, sparsenet::net::zoo::Family::Res] {
-    let r = study::lesion_one(&checkpoint_of(&st, fam), sweep, None, |_, _| {}).unwrap();
+    let r = study::lesion::run(&checkpoint_of(&st, fam), sweep, None, |_, _| {}).unwrap();
     println!("{}: baseline {:.3}; rule: {}", r.network, r.baseline_acc, r.rule);
     results.push(r);
 }
-study::lesion_report(&results, &figs).unwrap();
+study::lesion::report(&results, &figs).unwrap();
 show(&figs.join("lesion_single.svg"));
 show(&figs.join("lesion_random.svg"));"""),
     ],

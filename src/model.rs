@@ -98,7 +98,7 @@ impl<E: Real> Model<E> {
     pub fn new(spec: &NetSpec, input: Shape, seed: u64) -> Result<Self> {
         let mut spec = spec.clone();
         spec.input = Some(input);
-        let net = build(&spec).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let net = build(&spec)?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let n = net.graph.node_count();
         let mut params = Vec::new();

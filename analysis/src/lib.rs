@@ -46,6 +46,7 @@ pub mod bijection;
 pub mod claims;
 pub mod dag;
 pub mod dag_analysis;
+pub mod dag_report;
 pub mod distance;
 mod error;
 pub mod paths;

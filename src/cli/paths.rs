@@ -370,7 +370,8 @@ pub fn write_dot(args: &PathsArgs, r: &Report, w: &mut dyn Write) -> std::io::Re
 
 /// `paths` on a DAG block (`--dag-file` or `--random`).
 fn run_dag(args: &PathsArgs, w: &mut dyn Write) -> ExitCode {
-    use super::paths_dag::{all_hold, load_dag, report, write_table, DagSource};
+    use super::paths_dag::{load_dag, report, write_table, DagSource};
+    use sparsenet_analysis::dag_report::all_hold;
     let src = match (&args.dag_file, &args.random) {
         (Some(f), _) => DagSource::File(f),
         (None, Some(m)) => DagSource::Random {

@@ -1,8 +1,8 @@
 //! The model-selection flags shared by `zoo` and `train`: a named model or a free spec.
 
-use anyhow::Context;
+use super::paths_dag::{load_dag, DagSource};
 use clap::Args;
-use sparsenet_analysis::dag::{BlockDag, RandomModel};
+use sparsenet_analysis::dag::BlockDag;
 use sparsenet_analysis::topology::Pattern;
 use sparsenet_net::zoo::{named, Aggregate, Family, Head, Layout, NetSpec};
 
@@ -126,23 +126,16 @@ impl SpecArgs {
                 "--nodes and --dag-seed go with --random (e.g. --random ba:m=2 --nodes 32)",
             ));
         }
-        match (&self.dag_file, &self.random) {
-            (Some(f), _) => {
-                let text = std::fs::read_to_string(f)
-                    .with_context(|| format!("cannot read the DAG file {}", f.display()))
-                    .map_err(crate::error::bad_input)?;
-                BlockDag::parse_file(&text, &f.display().to_string())
-                    .map(Some)
-                    .map_err(bad)
-            }
-            (None, Some(m)) => {
-                let model = RandomModel::parse(m).map_err(bad)?;
-                BlockDag::random(model, self.nodes.unwrap_or(32), self.dag_seed.unwrap_or(0))
-                    .map(Some)
-                    .map_err(bad)
-            }
-            (None, None) => Ok(None),
-        }
+        let src = match (&self.dag_file, &self.random) {
+            (Some(f), _) => DagSource::File(f),
+            (None, Some(m)) => DagSource::Random {
+                model: m,
+                nodes: self.nodes.unwrap_or(32),
+                seed: self.dag_seed.unwrap_or(0),
+            },
+            (None, None) => return Ok(None),
+        };
+        load_dag(&src).map(|(d, _)| Some(d))
     }
 
     /// The spec these flags describe (`None` when neither a model nor a family is given).

@@ -273,7 +273,7 @@ fn run_weights(a: &WeightsArgs, w: &mut (dyn Write + Send)) -> ExitCode {
         .out
         .clone()
         .unwrap_or_else(|| checkpoint_dir(&a.checkpoint));
-    match study::weights_report(&a.checkpoint, &out) {
+    match study::weights::report(&a.checkpoint, &out) {
         Ok((usage, files)) => {
             for b in &usage.blocks {
                 let read = b.raw.iter().flatten().flatten().count();
@@ -314,7 +314,7 @@ fn run_lesion(a: &LesionArgs, w: &mut (dyn Write + Send)) -> ExitCode {
             )
             .expect("valid template"),
         );
-        let r = study::lesion_one(c, sweep, a.data_dir.as_deref(), |done, total| {
+        let r = study::lesion::run(c, sweep, a.data_dir.as_deref(), |done, total| {
             bar.set_length(total as u64);
             bar.set_position(done as u64);
         });
@@ -339,7 +339,7 @@ fn run_lesion(a: &LesionArgs, w: &mut (dyn Write + Send)) -> ExitCode {
             Err(e) => return fail(&e),
         }
     }
-    match study::lesion_report(&results, &out) {
+    match study::lesion::report(&results, &out) {
         Ok(files) => {
             for f in files {
                 let _ = writeln!(w, "wrote {}", f.display());

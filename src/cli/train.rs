@@ -5,8 +5,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::data::{self, DatasetKind};
-use crate::model::Model;
+use crate::data::DatasetKind;
 use crate::optim::{Config as OptConfig, Optimizer as OptKind, Schedule};
 use crate::train::{checkpoint, evaluate, run, DeviceKind, Engine, TrainOptions};
 
@@ -261,29 +260,8 @@ pub struct EvalArgs {
 pub fn run_evaluate(a: &EvalArgs, w: &mut dyn Write) -> ExitCode {
     set_threads(a.threads);
     let result = (|| -> anyhow::Result<()> {
-        // Everything read before the evaluation is the command's input.
-        let (meta, split, model) = (|| -> anyhow::Result<_> {
-            let meta = checkpoint::load_meta(&a.checkpoint)?;
-            let dir = a.data_dir.clone().or_else(|| meta.data_dir.clone());
-            let split = data::load(meta.dataset, dir.as_deref())?;
-            if (split.test.c, split.test.h, split.test.w)
-                != (meta.input.c, meta.input.h, meta.input.w)
-            {
-                anyhow::bail!(
-                    "the data's images are {}×{}×{} but the checkpoint's model takes {}",
-                    split.test.c,
-                    split.test.h,
-                    split.test.w,
-                    meta.input
-                );
-            }
-            checkpoint::check_size(&a.checkpoint, &meta)?;
-            let mut model = Model::<f32>::new(&meta.spec, meta.input, 0)?;
-            checkpoint::load_into(&a.checkpoint, &mut model, None)?;
-            Ok((meta, split, model))
-        })()
-        .map_err(crate::error::bad_input)?;
-        let mut model = model;
+        let (checkpoint::Loaded { meta, mut model }, split) =
+            checkpoint::open_for_eval(&a.checkpoint, a.data_dir.as_deref())?;
         let mut engine = Engine::Cpu;
         let (loss, acc) = evaluate(
             &mut model,

@@ -140,7 +140,7 @@ pub fn paths_figures(r: &Report, dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// The `zoo` figures; returns the files written.
 pub fn zoo_figures(dir: &Path, growth: usize, depths: &[usize]) -> Result<Vec<PathBuf>> {
-    let rows = depth_sweep(growth, depths).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let rows = depth_sweep(growth, depths)?;
     let lx: Vec<f64> = rows.iter().map(|r| (r.0 as f64).log10()).collect();
     let ld: Vec<f64> = rows.iter().map(|r| (r.1 as f64).log10()).collect();
     let ls: Vec<f64> = rows.iter().map(|r| (r.2 as f64).log10()).collect();

@@ -150,9 +150,7 @@ fn one_run(study: &Study, e: &GridEntry, seed: u64) -> Result<RunResult> {
         .epochs
         .last()
         .with_context(|| format!("{}: no epoch finished", dir.display()))?;
-    let flops = build_and_count(&meta.spec)
-        .map(|(_, c)| c.flops)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let flops = build_and_count(&meta.spec).map(|(_, c)| c.flops)?;
     Ok(RunResult {
         spec: e.words.clone(),
         name: opts.name,

@@ -8,17 +8,20 @@
 //! the layer's output is replaced by zeros wherever it is read; in a chain (plain network) the
 //! layer's output is replaced by zeros, and everything after it sees only zeros from it.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use rand::seq::index::sample;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
+use std::path::{Path, PathBuf};
 
 use sparsenet_net::dag::Aggregation;
 
 use crate::data::Dataset;
+use crate::io::write_atomic;
 use crate::model::Model;
-use crate::train::{evaluate, Engine};
+use crate::plot::{self, Chart, Mark, Series};
+use crate::train::{checkpoint, evaluate, Engine};
 
 /// One layer removed alone.
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -165,6 +168,102 @@ pub fn sweep(
         random.push(RandomK { k, accs });
     }
     Ok((baseline, single, random))
+}
+
+/// `study lesion` for one checkpoint: evaluate on its test data with layers removed.
+pub fn run(
+    path: &Path,
+    sweep: Sweep,
+    data_dir: Option<&Path>,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<Lesion> {
+    let (checkpoint::Loaded { meta, mut model }, split) =
+        checkpoint::open_for_eval(path, data_dir)?;
+    let test = split.test;
+    let mut engine = Engine::Cpu;
+    let (baseline, single, random) = self::sweep(
+        &mut model,
+        &mut engine,
+        &test,
+        &meta.mean,
+        &meta.std,
+        sweep,
+        &mut progress,
+    )?;
+    Ok(Lesion {
+        checkpoint: path.display().to_string(),
+        network: super::network_name(&meta),
+        data: split.source,
+        images: sweep.limit.map_or(test.n, |l| l.min(test.n)),
+        baseline_acc: baseline,
+        single,
+        random,
+        rule: rule(&model),
+        seed: sweep.seed,
+    })
+}
+
+/// Write each lesion result as `lesion-<i>.json` (`lesion.json` for one) and the figures
+/// `lesion_single` (accuracy drop per removed layer) and `lesion_random` (accuracy against
+/// the number of layers removed, one line per network) in `out`.
+pub fn report(results: &[Lesion], out: &Path) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let mut written = Vec::new();
+    for (i, r) in results.iter().enumerate() {
+        let name = if results.len() == 1 {
+            "lesion.json".to_string()
+        } else {
+            format!("lesion-{}.json", i + 1)
+        };
+        let p = out.join(name);
+        write_atomic(&p, serde_json::to_string_pretty(r)?.as_bytes())?;
+        written.push(p);
+    }
+    let label = |r: &Lesion| format!("{} ({} images)", r.network, r.images);
+    let single = Chart {
+        title: "Accuracy lost by removing one layer at test time".into(),
+        x_label: "layer (blocks in order)".into(),
+        y_label: "accuracy drop (percentage points)".into(),
+        series: results
+            .iter()
+            .map(|r| {
+                Series::new(
+                    label(r),
+                    r.single
+                        .iter()
+                        .enumerate()
+                        .map(|(i, s)| ((i + 1) as f64, 100.0 * (r.baseline_acc - s.acc)))
+                        .collect(),
+                    Mark::LinePoints,
+                )
+            })
+            .collect(),
+    };
+    plot::save(&single, out, "lesion_single")?;
+    let random = Chart {
+        title: "Test accuracy with k random layers removed (mean over draws)".into(),
+        x_label: "layers removed k".into(),
+        y_label: "test accuracy (%)".into(),
+        series: results
+            .iter()
+            .map(|r| {
+                let mut pts = vec![(0.0, 100.0 * r.baseline_acc)];
+                pts.extend(r.random.iter().map(|k| {
+                    (
+                        k.k as f64,
+                        100.0 * k.accs.iter().sum::<f64>() / k.accs.len().max(1) as f64,
+                    )
+                }));
+                Series::new(label(r), pts, Mark::LinePoints)
+            })
+            .collect(),
+    };
+    plot::save(&random, out, "lesion_random")?;
+    for stem in ["lesion_single", "lesion_random"] {
+        written.push(out.join(format!("{stem}.png")));
+        written.push(out.join(format!("{stem}.svg")));
+    }
+    Ok(written)
 }
 
 #[cfg(test)]

@@ -7,13 +7,17 @@
 //! block's largest, so 1 is the most used connection of the block; `raw` keeps the means.
 //! Sources a layer does not read are `null`, not zero.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde::Serialize;
+use std::path::{Path, PathBuf};
 
 use sparsenet_net::dag::Aggregation;
 use sparsenet_net::Op;
 
+use crate::io::write_atomic;
 use crate::model::Model;
+use crate::plot::heatmap::{self, Labels, Panel};
+use crate::train::checkpoint;
 
 /// The connection usage of one block.
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -133,6 +137,45 @@ pub fn usage(model: &Model<f32>) -> Result<Vec<BlockUsage>> {
         });
     }
     Ok(out)
+}
+
+/// `study weights`: the connection usage of `checkpoint` as `weights.json` and the heat map
+/// `weights.png`/`.svg` in `out`. Returns the files written.
+pub fn report(path: &Path, out: &Path) -> Result<(Usage, Vec<PathBuf>)> {
+    let l = checkpoint::open(path)?;
+    let blocks = usage(&l.model).map_err(crate::error::bad_input)?;
+    let usage = Usage {
+        checkpoint: path.display().to_string(),
+        network: super::network_name(&l.meta),
+        rule: RULE.into(),
+        blocks,
+    };
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let json = out.join("weights.json");
+    write_atomic(&json, serde_json::to_string_pretty(&usage)?.as_bytes())?;
+    let panels: Vec<Panel> = usage
+        .blocks
+        .iter()
+        .map(|b| Panel {
+            title: format!("{} ({} layers)", b.name, b.layers),
+            matrix: b.matrix.clone(),
+        })
+        .collect();
+    let labels = Labels {
+        title: format!(
+            "{}: mean |w| of each layer's first convolution per source (epoch {})",
+            usage.network, l.meta.epoch
+        ),
+        x: "target layer ℓ".into(),
+        y: "source s (0 = block input)".into(),
+        scale: "mean |w| / block max".into(),
+        first_col: 1,
+    };
+    heatmap::save(&panels, &labels, out, "weights")?;
+    Ok((
+        usage,
+        vec![json, out.join("weights.png"), out.join("weights.svg")],
+    ))
 }
 
 #[cfg(test)]

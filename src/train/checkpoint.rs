@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use sparsenet_net::zoo::NetSpec;
 use sparsenet_net::Shape;
 
-use crate::data::DatasetKind;
+use crate::data::{DatasetKind, Split};
 use crate::io::write_atomic;
 use crate::model::Model;
 use crate::optim::{Config as OptConfig, Schedule, State};
@@ -273,4 +273,47 @@ fn sorted_header(mut bytes: Vec<u8>) -> Result<Vec<u8>> {
     body[..sorted.len()].copy_from_slice(sorted.as_bytes());
     body[sorted.len()..].fill(b' ');
     Ok(bytes)
+}
+/// A trained network read back from its checkpoint.
+pub struct Loaded {
+    /// Its description.
+    pub meta: Meta,
+    /// The network with the checkpoint's weights and statistics.
+    pub model: Model<f32>,
+}
+
+/// Read a checkpoint written by `train` into a network (every error is bad input; one that
+/// could not be read at all keeps its I/O error).
+pub fn open(path: &Path) -> Result<Loaded> {
+    (|| -> Result<Loaded> {
+        let meta = load_meta(path)?;
+        check_size(path, &meta)?;
+        let mut model = Model::<f32>::new(&meta.spec, meta.input, 0)?;
+        load_into(path, &mut model, None)?;
+        Ok(Loaded { meta, model })
+    })()
+    .map_err(crate::error::bad_input)
+}
+
+/// [`open`], and the data it is evaluated on: from `data_dir`, else the folder it was trained
+/// from, checked to have the images the network takes (what `evaluate` and `study lesion`
+/// read).
+pub fn open_for_eval(path: &Path, data_dir: Option<&Path>) -> Result<(Loaded, Split)> {
+    let loaded = open(path)?;
+    let meta = &loaded.meta;
+    let dir = data_dir
+        .map(Path::to_path_buf)
+        .or_else(|| meta.data_dir.clone());
+    let split = crate::data::load(meta.dataset, dir.as_deref()).map_err(crate::error::bad_input)?;
+    let t = &split.test;
+    if (t.c, t.h, t.w) != (meta.input.c, meta.input.h, meta.input.w) {
+        return Err(crate::error::bad_input(anyhow::anyhow!(
+            "the data's images are {}×{}×{} but the checkpoint's model takes {}",
+            t.c,
+            t.h,
+            t.w,
+            meta.input
+        )));
+    }
+    Ok((loaded, split))
 }
