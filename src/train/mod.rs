@@ -284,6 +284,139 @@ fn check_compatible(meta: &Meta, spec: &NetSpec, opts: &TrainOptions, input: Sha
 
 /// Train as `opts` says, printing a header and one line per epoch to `log`.
 pub fn run(opts: &TrainOptions, log: &mut dyn Write) -> Result<RunSummary> {
+    let Prepared {
+        split,
+        input,
+        spec,
+        mut model,
+        mut opt,
+    } = prepare(opts)?;
+    // A run killed while writing leaves a hidden temp file; nothing reads it, so drop it.
+    crate::io::remove_stale_temps(&opts.out)?;
+    let mut p = Progress {
+        start: 0,
+        history: Vec::new(),
+        norm: data::channel_stats(&split.train),
+        best: None,
+    };
+    if opts.resume {
+        resume(opts, &spec, input, &mut model, &mut opt, &mut p)?;
+        if p.start >= opts.epochs {
+            writeln!(
+                log,
+                "{} already trained for {} of {} epochs; nothing to do",
+                opts.name, p.start, opts.epochs
+            )?;
+            return Ok(p.summary(&model));
+        }
+    }
+    write_header(log, opts, &model, &split, input, p.start)?;
+    let mut engine = Engine::new(opts.device, opts.gpus, &model, &opts.optimizer, &opt)?;
+    let source = split.source.clone();
+    let test = split.test;
+    let train = Arc::new(split.train);
+    for epoch in p.start..opts.epochs {
+        let lr = optim::learning_rate(opts.schedule, opts.lr, epoch, opts.epochs);
+        let plan = BatchPlan {
+            batch_size: opts.batch_size,
+            shuffle_seed: Some(epoch_seed(opts.seed, epoch)),
+            crop_pad: input.h / 8,
+            flip: opts.dataset.flips(),
+            mean: p.norm.0.clone(),
+            std: p.norm.1.clone(),
+        };
+        let started = Instant::now();
+        let t = run_epoch(
+            opts,
+            &mut engine,
+            &mut model,
+            &mut opt,
+            &train,
+            plan,
+            epoch,
+            lr,
+        )?;
+        let (test_loss, test_acc) = evaluate(
+            &mut model,
+            &mut engine,
+            &test,
+            &p.norm.0,
+            &p.norm.1,
+            opts.batch_size.max(100),
+            opts.max_test,
+        )?;
+        let m = EpochMetrics {
+            epoch: epoch + 1,
+            lr,
+            train_loss: t.loss_sum / t.seen as f64,
+            train_acc: t.correct as f64 / t.seen as f64,
+            test_loss,
+            test_acc,
+            images_per_sec: t.seen as f64 / t.seconds,
+            seconds: started.elapsed().as_secs_f64(),
+            steps: t.steps,
+        };
+        writeln!(log, "epoch {:>3}/{}  lr {:.4}  train loss {:.4} acc {:.4}  test loss {:.4} acc {:.4}  {:.1} img/s  {:.1}s", m.epoch, opts.epochs, lr, m.train_loss, m.train_acc, m.test_loss, m.test_acc, m.images_per_sec, m.seconds)?;
+        p.history.push(m);
+        let improved = p.best.is_none_or(|(b, _)| test_acc > b);
+        if improved {
+            p.best = Some((test_acc, epoch + 1));
+        }
+        let meta = Meta {
+            version: checkpoint::FORMAT_VERSION,
+            spec: spec.clone(),
+            input,
+            dataset: opts.dataset,
+            data_source: source.clone(),
+            data_dir: opts.data_dir.clone(),
+            epoch: epoch + 1,
+            epochs: opts.epochs,
+            lr: opts.lr,
+            schedule: opts.schedule,
+            optimizer: opts.optimizer,
+            optimizer_steps: opt.steps,
+            batch_size: opts.batch_size,
+            seed: opts.seed,
+            max_steps: opts.max_steps,
+            mean: p.norm.0.clone(),
+            std: p.norm.1.clone(),
+            best: p.best,
+            test_acc: Some(test_acc),
+            params: model.param_count(),
+        };
+        finish_epoch(
+            opts,
+            &mut engine,
+            &mut model,
+            &mut opt,
+            &p.history,
+            &meta,
+            improved,
+        )?;
+        if opts.stop_after == Some(epoch + 1) && epoch + 1 < opts.epochs {
+            writeln!(
+                log,
+                "stopped after epoch {} as asked; continue with --resume",
+                epoch + 1
+            )?;
+            break;
+        }
+    }
+    Ok(p.summary(&model))
+}
+
+/// What a run starts from: the data, the input shape, the spec as built for it, the freshly
+/// initialised model and its optimiser state.
+struct Prepared {
+    split: Split,
+    input: Shape,
+    spec: NetSpec,
+    model: Model<f32>,
+    opt: State,
+}
+
+/// Check the options, load the data and build the network for its images (all bad input).
+fn prepare(opts: &TrainOptions) -> Result<Prepared> {
     if opts.epochs == 0 || opts.batch_size == 0 {
         return Err(bad_input(anyhow::anyhow!(
             "epochs and batch size must be at least 1"
@@ -308,48 +441,77 @@ pub fn run(opts: &TrainOptions, log: &mut dyn Write) -> Result<RunSummary> {
     let mut spec = opts.spec.clone();
     spec.classes = split.train.classes;
     spec.input = Some(input);
-    let mut model = Model::<f32>::new(&spec, input, opts.seed)
+    let model = Model::<f32>::new(&spec, input, opts.seed)
         .with_context(|| format!("{} cannot be built for {input} inputs", opts.name))
         .map_err(bad_input)?;
     let sizes: Vec<usize> = model.values.iter().map(|v| v.len()).collect();
-    let mut opt = State::new(&opts.optimizer, &sizes);
-    let (st_path, _) = checkpoint::paths(&opts.out, "last");
-    // A run killed while writing leaves a hidden temp file; nothing reads it, so drop it.
-    crate::io::remove_stale_temps(&opts.out)?;
-    let mut history: Vec<EpochMetrics> = Vec::new();
-    let (mut mean, mut std) = data::channel_stats(&split.train);
-    let mut start = 0;
-    let mut best: Option<(f64, usize)> = None;
-    if opts.resume {
-        if !st_path.exists() {
-            return Err(bad_input(anyhow::anyhow!(
-                "--resume: no checkpoint at {} (train without --resume first)",
-                st_path.display()
-            )));
-        }
-        let meta = checkpoint::load_meta(&st_path).map_err(bad_input)?;
-        check_compatible(&meta, &spec, opts, input).map_err(bad_input)?;
-        checkpoint::load_into(&st_path, &mut model, Some(&mut opt)).map_err(bad_input)?;
-        opt.steps = meta.optimizer_steps;
-        start = meta.epoch;
-        mean = meta.mean.clone();
-        std = meta.std.clone();
-        best = meta.best;
-        history = metrics::read(&opts.out).map_err(bad_input)?;
-        history.truncate(start);
-        if start >= opts.epochs {
-            writeln!(
-                log,
-                "{} already trained for {} of {} epochs; nothing to do",
-                opts.name, start, opts.epochs
-            )?;
-            return Ok(RunSummary {
-                epochs: history,
-                best,
-                params: model.param_count(),
-            });
+    let opt = State::new(&opts.optimizer, &sizes);
+    Ok(Prepared {
+        split,
+        input,
+        spec,
+        model,
+        opt,
+    })
+}
+
+/// Where a run stands: the first epoch to train, the metrics so far, the normalisation
+/// (per-channel mean and std) and the best test accuracy with its epoch.
+struct Progress {
+    start: usize,
+    history: Vec<EpochMetrics>,
+    norm: (Vec<f32>, Vec<f32>),
+    best: Option<(f64, usize)>,
+}
+
+impl Progress {
+    fn summary(self, model: &Model<f32>) -> RunSummary {
+        RunSummary {
+            epochs: self.history,
+            best: self.best,
+            params: model.param_count(),
         }
     }
+}
+
+/// `--resume`: the weights, optimiser state and progress of the run in `opts.out` (its
+/// checkpoint must describe this run: [`check_compatible`]).
+fn resume(
+    opts: &TrainOptions,
+    spec: &NetSpec,
+    input: Shape,
+    model: &mut Model<f32>,
+    opt: &mut State,
+    p: &mut Progress,
+) -> Result<()> {
+    let (st_path, _) = checkpoint::paths(&opts.out, "last");
+    if !st_path.exists() {
+        return Err(bad_input(anyhow::anyhow!(
+            "--resume: no checkpoint at {} (train without --resume first)",
+            st_path.display()
+        )));
+    }
+    let meta = checkpoint::load_meta(&st_path).map_err(bad_input)?;
+    check_compatible(&meta, spec, opts, input).map_err(bad_input)?;
+    checkpoint::load_into(&st_path, model, Some(opt)).map_err(bad_input)?;
+    opt.steps = meta.optimizer_steps;
+    p.start = meta.epoch;
+    p.norm = (meta.mean.clone(), meta.std.clone());
+    p.best = meta.best;
+    p.history = metrics::read(&opts.out).map_err(bad_input)?;
+    p.history.truncate(p.start);
+    Ok(())
+}
+
+/// The run's first lines: the network and its counts, the data, the recipe.
+fn write_header(
+    log: &mut dyn Write,
+    opts: &TrainOptions,
+    model: &Model<f32>,
+    split: &Split,
+    input: Shape,
+    start: usize,
+) -> Result<()> {
     let paper = build_and_count(&opts.spec).map(|(_, c)| c).ok();
     let here = count(&model.net);
     writeln!(
@@ -373,9 +535,7 @@ pub fn run(opts: &TrainOptions, log: &mut dyn Write) -> Result<RunSummary> {
         log,
         "train: {} epochs × {} steps of {} images, lr {} ({:?}), {:?}, seed {}{}",
         opts.epochs,
-        opts.max_steps
-            .map_or(split.train.n.div_ceil(opts.batch_size), |m| m
-                .min(split.train.n.div_ceil(opts.batch_size))),
+        steps_per_epoch(opts, split.train.n),
         opts.batch_size,
         opts.lr,
         opts.schedule,
@@ -387,132 +547,100 @@ pub fn run(opts: &TrainOptions, log: &mut dyn Write) -> Result<RunSummary> {
             String::new()
         }
     )?;
-    let mut engine = Engine::new(opts.device, opts.gpus, &model, &opts.optimizer, &opt)?;
-    let source = split.source.clone();
-    let test = split.test;
-    let train = Arc::new(split.train);
-    let pad = input.h / 8;
-    for epoch in start..opts.epochs {
-        let lr = optim::learning_rate(opts.schedule, opts.lr, epoch, opts.epochs);
-        let plan = BatchPlan {
-            batch_size: opts.batch_size,
-            shuffle_seed: Some(epoch_seed(opts.seed, epoch)),
-            crop_pad: pad,
-            flip: opts.dataset.flips(),
-            mean: mean.clone(),
-            std: std.clone(),
-        };
-        let steps = opts
-            .max_steps
-            .map_or(train.n.div_ceil(opts.batch_size), |m| {
-                m.min(train.n.div_ceil(opts.batch_size))
-            });
-        let bar = if opts.progress {
-            ProgressBar::new(steps as u64)
-        } else {
-            ProgressBar::hidden()
-        };
-        bar.set_style(
-            ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({eta})")
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
-        bar.set_prefix(format!("{}/{}", epoch + 1, opts.epochs));
+    Ok(())
+}
+
+/// Steps per epoch over `n` training images: whole batches, at most `--max-steps`.
+fn steps_per_epoch(opts: &TrainOptions, n: usize) -> usize {
+    let all = n.div_ceil(opts.batch_size);
+    opts.max_steps.map_or(all, |m| m.min(all))
+}
+
+/// What one epoch's training steps added up to.
+struct EpochTraining {
+    loss_sum: f64,
+    correct: usize,
+    seen: usize,
+    steps: usize,
+    /// Seconds spent in the steps themselves (not waiting for batches).
+    seconds: f64,
+}
+
+/// One epoch's training steps, with a progress bar; a non-finite loss ends the run (the
+/// checkpoints of earlier epochs are intact).
+#[allow(clippy::too_many_arguments)]
+fn run_epoch(
+    opts: &TrainOptions,
+    engine: &mut Engine,
+    model: &mut Model<f32>,
+    opt: &mut State,
+    train: &Arc<Dataset>,
+    plan: BatchPlan,
+    epoch: usize,
+    lr: f32,
+) -> Result<EpochTraining> {
+    let bar = if opts.progress {
+        ProgressBar::new(steps_per_epoch(opts, train.n) as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({eta})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("{}/{}", epoch + 1, opts.epochs));
+    let mut t = EpochTraining {
+        loss_sum: 0.0,
+        correct: 0,
+        seen: 0,
+        steps: 0,
+        seconds: 0.0,
+    };
+    for batch in data::spawn_loader(train.clone(), plan, opts.max_steps) {
         let started = Instant::now();
-        let (mut loss_sum, mut correct, mut seen, mut done) = (0.0, 0usize, 0usize, 0usize);
-        let mut train_time = 0.0;
-        for batch in data::spawn_loader(train.clone(), plan, opts.max_steps) {
-            let t = Instant::now();
-            let n = batch.y.len();
-            let (l, c) =
-                engine.train_step(&mut model, &mut opt, &opts.optimizer, batch.x, &batch.y, lr)?;
-            if !l.is_finite() {
-                bail!("the loss became {l} at epoch {} step {} (lr {lr}); try a lower --lr. Checkpoints of earlier epochs are intact", epoch + 1, done + 1);
-            }
-            train_time += t.elapsed().as_secs_f64();
-            loss_sum += l * n as f64;
-            correct += c;
-            seen += n;
-            done += 1;
-            bar.set_message(format!(
-                "loss {:.3} acc {:.3} {:.1} img/s",
-                loss_sum / seen as f64,
-                correct as f64 / seen as f64,
-                seen as f64 / train_time
-            ));
-            bar.inc(1);
+        let n = batch.y.len();
+        let (l, c) = engine.train_step(model, opt, &opts.optimizer, batch.x, &batch.y, lr)?;
+        if !l.is_finite() {
+            bail!("the loss became {l} at epoch {} step {} (lr {lr}); try a lower --lr. Checkpoints of earlier epochs are intact", epoch + 1, t.steps + 1);
         }
-        bar.finish_and_clear();
-        let (test_loss, test_acc) = evaluate(
-            &mut model,
-            &mut engine,
-            &test,
-            &mean,
-            &std,
-            opts.batch_size.max(100),
-            opts.max_test,
-        )?;
-        let m = EpochMetrics {
-            epoch: epoch + 1,
-            lr,
-            train_loss: loss_sum / seen as f64,
-            train_acc: correct as f64 / seen as f64,
-            test_loss,
-            test_acc,
-            images_per_sec: seen as f64 / train_time,
-            seconds: started.elapsed().as_secs_f64(),
-            steps: done,
-        };
-        writeln!(log, "epoch {:>3}/{}  lr {:.4}  train loss {:.4} acc {:.4}  test loss {:.4} acc {:.4}  {:.1} img/s  {:.1}s", m.epoch, opts.epochs, lr, m.train_loss, m.train_acc, m.test_loss, m.test_acc, m.images_per_sec, m.seconds)?;
-        history.push(m);
-        let improved = best.is_none_or(|(b, _)| test_acc > b);
-        if improved {
-            best = Some((test_acc, epoch + 1));
-        }
-        let meta = Meta {
-            version: checkpoint::FORMAT_VERSION,
-            spec: spec.clone(),
-            input,
-            dataset: opts.dataset,
-            data_source: source.clone(),
-            data_dir: opts.data_dir.clone(),
-            epoch: epoch + 1,
-            epochs: opts.epochs,
-            lr: opts.lr,
-            schedule: opts.schedule,
-            optimizer: opts.optimizer,
-            optimizer_steps: opt.steps,
-            batch_size: opts.batch_size,
-            seed: opts.seed,
-            max_steps: opts.max_steps,
-            mean: mean.clone(),
-            std: std.clone(),
-            best,
-            test_acc: Some(test_acc),
-            params: model.param_count(),
-        };
-        engine.sync_host(&mut model, &mut opt)?;
-        metrics::write(&opts.out, &history)?;
-        crate::plot::figures::training_curves(&history, &opts.out)?;
-        // `best` before `last`: a run killed between the two resumes from the older `last`,
-        // repeats the epoch and writes both again; the other order could leave `best` behind
-        // for good (the resumed `last` would already claim the improvement).
-        if improved {
-            checkpoint::save(&opts.out, "best", &model, &opt, &meta)?;
-        }
-        checkpoint::save(&opts.out, "last", &model, &opt, &meta)?;
-        if opts.stop_after == Some(epoch + 1) && epoch + 1 < opts.epochs {
-            writeln!(
-                log,
-                "stopped after epoch {} as asked; continue with --resume",
-                epoch + 1
-            )?;
-            break;
-        }
+        t.seconds += started.elapsed().as_secs_f64();
+        t.loss_sum += l * n as f64;
+        t.correct += c;
+        t.seen += n;
+        t.steps += 1;
+        bar.set_message(format!(
+            "loss {:.3} acc {:.3} {:.1} img/s",
+            t.loss_sum / t.seen as f64,
+            t.correct as f64 / t.seen as f64,
+            t.seen as f64 / t.seconds
+        ));
+        bar.inc(1);
     }
-    Ok(RunSummary {
-        epochs: history,
-        best,
-        params: model.param_count(),
-    })
+    bar.finish_and_clear();
+    Ok(t)
+}
+
+/// After an epoch: the host copy of the weights, the metrics and their figures, and the
+/// checkpoints (`best` when it improved, then `last`).
+fn finish_epoch(
+    opts: &TrainOptions,
+    engine: &mut Engine,
+    model: &mut Model<f32>,
+    opt: &mut State,
+    history: &[EpochMetrics],
+    meta: &Meta,
+    improved: bool,
+) -> Result<()> {
+    engine.sync_host(model, opt)?;
+    metrics::write(&opts.out, history)?;
+    crate::plot::figures::training_curves(history, &opts.out)?;
+    // `best` before `last`: a run killed between the two resumes from the older `last`,
+    // repeats the epoch and writes both again; the other order could leave `best` behind
+    // for good (the resumed `last` would already claim the improvement).
+    if improved {
+        checkpoint::save(&opts.out, "best", model, opt, meta)?;
+    }
+    checkpoint::save(&opts.out, "last", model, opt, meta)?;
+    Ok(())
 }

@@ -136,54 +136,7 @@ fn build_aggregated(spec: &NetSpec) -> Result<NetGraph, NetError> {
         let topo = Topology::new(pattern.clone(), layers + 1)?;
         let g = topo.graph()?;
         let block_input = x;
-        let c0 = b.shape(x).c;
-        // The block input's streams, and the widths of a layer's (summed, concatenated) parts.
-        let (input, widths) = match spec.aggregate {
-            Aggregate::Concat => (
-                Streams {
-                    sum: None,
-                    cat: Some(x),
-                },
-                (0, k),
-            ),
-            Aggregate::Sum => {
-                // Summing needs k channels: project the block input once if it differs.
-                let p = if c0 != k {
-                    b.conv("proj", x, k, 1, 1, 0)?
-                } else {
-                    x
-                };
-                (
-                    Streams {
-                        sum: Some(p),
-                        cat: None,
-                    },
-                    (k, 0),
-                )
-            }
-            Aggregate::Mixed { sum: a } => {
-                let p = if c0 != a {
-                    b.conv("proj", x, a, 1, 1, 0)?
-                } else {
-                    x
-                };
-                (
-                    Streams {
-                        sum: Some(p),
-                        cat: Some(x),
-                    },
-                    (a, k),
-                )
-            }
-            // The residual path has the block input's width; the dense path starts empty.
-            Aggregate::Dual => (
-                Streams {
-                    sum: Some(x),
-                    cat: None,
-                },
-                (c0, k),
-            ),
-        };
+        let (input, widths) = block_input_streams(&mut b, x, spec.aggregate, k)?;
         let mut outs: Vec<Streams> = vec![input];
         let mut record = Vec::new();
         let name = b.scope();
@@ -202,36 +155,7 @@ fn build_aggregated(spec: &NetSpec) -> Result<NetGraph, NetError> {
             let start = b.len();
             b.push_scope(format!("layer{l}"));
             let u = aggregate(&mut b, ("cat", "sum"), &parts, concat)?;
-            let r = if spec.bc {
-                let r1 = b.bn_relu("1.", u);
-                let c1 = b.conv("1.conv", r1, 4 * k, 1, 1, 0)?;
-                b.bn_relu("2.", c1)
-            } else {
-                b.bn_relu("", u)
-            };
-            let conv_name = if spec.bc { "2.conv" } else { "conv" };
-            // One convolution per stream (as one convolution with its output channels split).
-            let (ws, wc) = widths;
-            let sum_part = if ws > 0 {
-                let n = if wc > 0 {
-                    format!("{conv_name}.sum")
-                } else {
-                    conv_name.to_string()
-                };
-                Some(b.conv(&n, r, ws, 3, 1, 1)?)
-            } else {
-                None
-            };
-            let cat_part = if wc > 0 {
-                let n = if ws > 0 {
-                    format!("{conv_name}.cat")
-                } else {
-                    conv_name.to_string()
-                };
-                Some(b.conv(&n, r, wc, 3, 1, 1)?)
-            } else {
-                None
-            };
+            let (sum_part, cat_part) = dense_layer(&mut b, spec, u, k, widths)?;
             b.pop_scope();
             outs.push(Streams {
                 sum: sum_part,
@@ -251,12 +175,7 @@ fn build_aggregated(spec: &NetSpec) -> Result<NetGraph, NetError> {
         b.record_block(Block {
             name,
             input: block_input,
-            aggregation: match spec.aggregate {
-                Aggregate::Concat => Aggregation::Concat,
-                Aggregate::Sum => Aggregation::Sum,
-                Aggregate::Mixed { .. } => Aggregation::Mixed,
-                Aggregate::Dual => Aggregation::Dual,
-            },
+            aggregation: block_aggregation(spec.aggregate),
             layers: record,
         });
         b.pop_scope();
@@ -268,6 +187,119 @@ fn build_aggregated(spec: &NetSpec) -> Result<NetGraph, NetError> {
         }
     }
     head(b, spec, x, true, spec.head_kind())
+}
+
+/// What the block input `x` feeds into a block's summed and concatenated streams under
+/// `aggregate`, and the widths (summed, concatenated) of each layer's output: `concat` reads the
+/// input as is, `sum` and `mixed` project it to the summed width once if it differs (a 1×1
+/// convolution, `proj`), `dual` sums it whole and starts the dense path empty.
+fn block_input_streams(
+    b: &mut NetBuilder,
+    x: NodeIndex,
+    aggregate: Aggregate,
+    k: usize,
+) -> Result<(Streams, (usize, usize)), NetError> {
+    let c0 = b.shape(x).c;
+    Ok(match aggregate {
+        Aggregate::Concat => (
+            Streams {
+                sum: None,
+                cat: Some(x),
+            },
+            (0, k),
+        ),
+        Aggregate::Sum => {
+            // Summing needs k channels: project the block input once if it differs.
+            let p = if c0 != k {
+                b.conv("proj", x, k, 1, 1, 0)?
+            } else {
+                x
+            };
+            (
+                Streams {
+                    sum: Some(p),
+                    cat: None,
+                },
+                (k, 0),
+            )
+        }
+        Aggregate::Mixed { sum: a } => {
+            let p = if c0 != a {
+                b.conv("proj", x, a, 1, 1, 0)?
+            } else {
+                x
+            };
+            (
+                Streams {
+                    sum: Some(p),
+                    cat: Some(x),
+                },
+                (a, k),
+            )
+        }
+        // The residual path has the block input's width; the dense path starts empty.
+        Aggregate::Dual => (
+            Streams {
+                sum: Some(x),
+                cat: None,
+            },
+            (c0, k),
+        ),
+    })
+}
+
+/// One layer of a block on its aggregated input `u` (the layer's scope is open): BN-ReLU (with
+/// the BC bottleneck, BN-ReLU-conv 1×1 to 4k first), then one 3×3 convolution per stream of
+/// `widths` (summed, concatenated) — as one convolution with its output channels split.
+fn dense_layer(
+    b: &mut NetBuilder,
+    spec: &NetSpec,
+    u: NodeIndex,
+    k: usize,
+    widths: (usize, usize),
+) -> Result<(Option<NodeIndex>, Option<NodeIndex>), NetError> {
+    let r = if spec.bc {
+        let r1 = b.bn_relu("1.", u);
+        let c1 = b.conv("1.conv", r1, 4 * k, 1, 1, 0)?;
+        b.bn_relu("2.", c1)
+    } else {
+        b.bn_relu("", u)
+    };
+    let conv_name = if spec.bc { "2.conv" } else { "conv" };
+    // One convolution per stream (as one convolution with its output channels split).
+    let (ws, wc) = widths;
+    let sum_part = if ws > 0 {
+        let n = if wc > 0 {
+            format!("{conv_name}.sum")
+        } else {
+            conv_name.to_string()
+        };
+        Some(b.conv(&n, r, ws, 3, 1, 1)?)
+    } else {
+        None
+    };
+    let cat_part = if wc > 0 {
+        let n = if ws > 0 {
+            format!("{conv_name}.cat")
+        } else {
+            conv_name.to_string()
+        };
+        Some(b.conv(&n, r, wc, 3, 1, 1)?)
+    } else {
+        None
+    };
+    Ok((sum_part, cat_part))
+}
+
+/// How a block built with `aggregate` combines what its layers read, as the network DAG
+/// records it.
+fn block_aggregation(aggregate: Aggregate) -> Aggregation {
+    match aggregate {
+        Aggregate::Concat => Aggregation::Concat,
+        Aggregate::Sum => Aggregation::Sum,
+        Aggregate::Mixed { .. } => Aggregation::Mixed,
+        Aggregate::Dual => Aggregation::Dual,
+    }
 }
 
 /// CIFAR ResNet (He et al. 2015, 6n+2, option-A shortcuts) and its plain counterpart.
