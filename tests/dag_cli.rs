@@ -1,17 +1,7 @@
 //! DAG blocks from the command line: `paths --dag-file/--random`, `zoo --random`, `train` on a
 //! DAG network; bad DAG files.
 
-mod common;
-
-use common::run;
-use std::path::PathBuf;
-
-/// A fresh scratch folder.
-fn tmp(name: &str) -> PathBuf {
-    let d = common::tmp(name);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+use crate::common::{fresh_dir as tmp, run};
 
 #[test]
 fn paths_on_dag_files_and_random_blocks() {
@@ -152,10 +142,7 @@ fn zoo_and_train_build_dag_networks() {
             "50",
             "--quiet",
             "--data-dir",
-            &format!(
-                "{}/src/data/fashion-mnist-subset",
-                env!("CARGO_MANIFEST_DIR")
-            ),
+            crate::common::SUBSET,
             "--out",
             out_dir.to_str().unwrap(),
         ],

@@ -2,29 +2,11 @@
 //! failed check or run, 2 bad input, 3 a file that could not be read or written. Every error
 //! is one line on stderr.
 
-use std::path::PathBuf;
-use std::process::Command;
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("sparsenet-exit-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+use crate::common::{fresh_dir as tmp, status, SUBSET};
 
 fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
-
-fn status(bin: &str, args: &[&str]) -> (i32, String) {
-    let o = Command::new(bin).args(args).output().expect("runs");
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
-const SUBSET: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/data/fashion-mnist-subset");
 
 #[test]
 fn every_command_follows_the_table() {

@@ -3,6 +3,7 @@
 //! and loadable. The filesystems are small tmpfs mounts (CI runs as root); where mounting is
 //! not permitted the test says so and skips.
 
+use crate::common::fresh_dir;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -11,8 +12,7 @@ struct Tmpfs(PathBuf);
 
 impl Tmpfs {
     fn mount(name: &str, kib: usize) -> Option<Tmpfs> {
-        let dir = std::env::temp_dir().join(format!("sparsenet-fs-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&dir).ok()?;
+        let dir = fresh_dir(name);
         let ok = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={kib}k"), "tmpfs"])
             .arg(&dir)
@@ -62,7 +62,7 @@ fn train(out: &Path, first_only: bool, resume: bool) -> (i32, String) {
         "50",
         "--quiet",
         "--data-dir",
-        concat!(env!("CARGO_MANIFEST_DIR"), "/src/data/fashion-mnist-subset"),
+        crate::common::SUBSET,
         "--out",
     ])
     .arg(out);

@@ -8,6 +8,7 @@
 //! Failures proptest finds are kept in `tests/proptest-regressions/hostile_files.txt` and
 //! replayed first on every run; the hand-made regression cases are the `#[test]`s below.
 
+use crate::common::{fresh_dir, shared_dir, tmp};
 use proptest::prelude::*;
 use sparsenet::data::{cifar, idx};
 use sparsenet::model::Model;
@@ -165,7 +166,7 @@ proptest! {
 fn checkpoint_bytes() -> &'static [u8] {
     static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
     BYTES.get_or_init(|| {
-        let out = std::env::temp_dir().join(format!("sparsenet-hostile-{}", std::process::id()));
+        let out = tmp("trained");
         let status = std::process::Command::new(env!("CARGO_BIN_EXE_train"))
             .args([
                 "--family",
@@ -182,7 +183,7 @@ fn checkpoint_bytes() -> &'static [u8] {
                 "10",
                 "--quiet",
                 "--data-dir",
-                concat!(env!("CARGO_MANIFEST_DIR"), "/src/data/fashion-mnist-subset"),
+                crate::common::SUBSET,
                 "--out",
             ])
             .arg(&out)
@@ -199,8 +200,7 @@ fn checkpoint_bytes() -> &'static [u8] {
 /// Write `bytes` to a fresh file and read it as a checkpoint the way `evaluate` does: the
 /// description, the size check, the model, the weights.
 fn read_checkpoint(bytes: &[u8], name: &str) -> anyhow::Result<()> {
-    let dir = std::env::temp_dir().join(format!("sparsenet-hostile-ck-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = shared_dir("checkpoints");
     let path: PathBuf = dir.join(name);
     std::fs::write(&path, bytes).unwrap();
     let r = (|| {
@@ -348,8 +348,7 @@ fn a_header_claiming_two_to_the_62_pixels_fails_on_the_header() {
 /// file gives one line naming that file.
 #[test]
 fn folder_loaders_name_the_file() {
-    let dir = std::env::temp_dir().join(format!("sparsenet-hostile-dir-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("folder");
     let img = dir.join("train-images-idx3-ubyte");
     std::fs::write(&img, image_file(2, 2, 2, &[1, 2, 3])).unwrap();
     std::fs::write(dir.join("train-labels-idx1-ubyte"), label_file(&[1, 2])).unwrap();
@@ -378,8 +377,7 @@ fn folder_loaders_name_the_file() {
 /// an error naming both layouts, before any weight is loaded.
 #[test]
 fn evaluate_names_both_layouts_when_the_data_does_not_fit() {
-    let dir = std::env::temp_dir().join(format!("sparsenet-hostile-layout-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("layout");
     for (prefix, n) in [("train", 2u32), ("t10k", 1)] {
         let pixels = vec![9u8; (n * 8 * 8) as usize];
         std::fs::write(

@@ -6,19 +6,14 @@
 //! half-way (`SPARSENET_SLOW_WRITES`, the trainer's fault-injection knob), so a good share of
 //! the kills land inside a checkpoint or metrics write; the test counts how many did.
 
+use crate::common::tmp;
 use rand::{Rng, SeedableRng};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Milliseconds each write pauses half-way.
 const SLOW_WRITE_MS: u64 = 15;
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("sparsenet-kill-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
 
 /// The run under test: a small SparseNet, 4 epochs of 3 steps on the embedded subset.
 fn command(out: &Path, resume: bool) -> Command {
@@ -42,7 +37,7 @@ fn command(out: &Path, resume: bool) -> Command {
         "1",
         "--quiet",
         "--data-dir",
-        concat!(env!("CARGO_MANIFEST_DIR"), "/src/data/fashion-mnist-subset"),
+        crate::common::SUBSET,
         "--out",
     ])
     .arg(out)

@@ -1,19 +1,11 @@
 //! The `paths` command as a user runs it: output, the JSON contract, and bad input.
 
+use crate::common::{fresh_dir, run};
 use num_bigint::BigUint;
 use num_traits::One;
-use std::process::Command;
 
 fn paths(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_paths"))
-        .args(args)
-        .output()
-        .expect("run paths");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    run(env!("CARGO_BIN_EXE_paths"), args)
 }
 
 #[test]
@@ -190,7 +182,7 @@ fn help_explains_the_quantities() {
 
 #[test]
 fn plot_writes_png_and_svg_figures() {
-    let dir = std::env::temp_dir().join(format!("sparsenet-paths-plot-{}", std::process::id()));
+    let dir = fresh_dir("plot");
     let (code, _, err) = paths(&["--depth", "20", "--plot", dir.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     for stem in [

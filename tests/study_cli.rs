@@ -1,9 +1,7 @@
 //! `study` as a user runs it: a small grid trained, read back and resumed without training
 //! twice; connection usage and lesions of its checkpoints; bad input.
 
-mod common;
-
-use common::{run, subset, tmp};
+use crate::common::{run, subset, tmp};
 use std::path::Path;
 
 fn study(args: &[&str]) -> (i32, String, String) {

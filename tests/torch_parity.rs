@@ -7,9 +7,7 @@
 //! `/usr/bin/python3` that imports torch (Debian's `python3-torch` is enough; `.ci/run` installs
 //! it through `scripts/install-torch-peer.sh`). Without one the test says so and passes, unless
 //! `SPARSENET_REQUIRE_TORCH` is set, as `.ci/run` sets it: there a missing PyTorch fails the run.
-mod common;
-
-use common::{run, tmp};
+use crate::common::{run, tmp};
 use std::process::Command;
 
 const ZOO: &str = env!("CARGO_BIN_EXE_zoo");

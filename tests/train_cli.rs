@@ -1,8 +1,6 @@
 //! The trainer as a user runs it: learning, exact resumption, checkpoints, bad input.
 
-mod common;
-
-use common::{run, subset, tmp};
+use crate::common::{run, subset, tmp};
 use std::path::Path;
 
 fn train(args: &[&str]) -> (i32, String, String) {

@@ -1,17 +1,9 @@
 //! The `zoo` command as a user runs it.
 
-use std::process::Command;
+use crate::common::{fresh_dir, run};
 
 fn zoo(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_zoo"))
-        .args(args)
-        .output()
-        .expect("run zoo");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    run(env!("CARGO_BIN_EXE_zoo"), args)
 }
 
 #[test]
@@ -134,7 +126,7 @@ fn bad_input() {
 
 #[test]
 fn plot_and_dag() {
-    let dir = std::env::temp_dir().join(format!("sparsenet-zoo-plot-{}", std::process::id()));
+    let dir = fresh_dir("plot");
     let (code, _, err) = zoo(&["--model", "resnet-20", "--plot", dir.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     for stem in ["params_vs_depth", "param_efficiency"] {

@@ -34,6 +34,7 @@ pub fn offset_runs(offsets: &[usize]) -> Vec<(usize, usize)> {
 
 /// One step of the composition recurrence: `out[ℓ] = Σ_{o ∈ O, o ≤ ℓ} prev[ℓ − o]` for
 /// `ℓ ∈ lo..=n` (entries below `lo` are set to zero). `prefix` is scratch space.
+#[cfg(test)]
 fn convolve_offsets(
     prev: &[BigUint],
     runs: &[(usize, usize)],
@@ -160,8 +161,8 @@ pub fn path_count(offsets: &[usize], n: usize) -> BigUint {
 /// The `O(N² · runs)` table is kept in flat machine words instead of one heap big integer per
 /// entry: entry `ℓ` of every row gets a fixed width of `⌈bits(max_{j≤ℓ} p(j))/64⌉` words,
 /// enough because `h_k(ℓ) ≤ p(ℓ)`, so an addition costs a few word operations and nothing is
-/// allocated inside the loops (see `BENCHMARKS.md`). [`path_length_histogram_bigint`] is the
-/// same recurrence on `BigUint`s, kept as the reference it is tested against.
+/// allocated inside the loops (see `BENCHMARKS.md`). `path_length_histogram_bigint` (in the tests) is
+/// the same recurrence on `BigUint`s, kept as the reference it is tested against.
 pub fn path_length_histogram(offsets: &[usize], n: usize) -> Vec<BigUint> {
     let mut hist = vec![BigUint::zero(); n + 1];
     if n == 0 {
@@ -312,8 +313,9 @@ fn words_to_big(w: &[u64]) -> BigUint {
 }
 
 /// The histogram recurrence on heap `BigUint`s: the straightforward reference for
-/// [`path_length_histogram`].
-pub fn path_length_histogram_bigint(offsets: &[usize], n: usize) -> Vec<BigUint> {
+/// [`path_length_histogram`] (test-only: not part of the crate's API).
+#[cfg(test)]
+fn path_length_histogram_bigint(offsets: &[usize], n: usize) -> Vec<BigUint> {
     let runs = offset_runs(offsets);
     let mut hist = vec![BigUint::zero(); n + 1];
     let mut prev = vec![BigUint::zero(); n + 1];

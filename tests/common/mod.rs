@@ -1,26 +1,50 @@
-//! Helpers shared by the command-line tests: the embedded data, scratch folders, running a
-//! binary.
-#![allow(dead_code)] // each test crate uses its own subset
+//! Helpers shared by every test module: the embedded data, scratch folders, running a binary.
+#![allow(dead_code)] // not every module uses every helper
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The embedded Fashion-MNIST subset's folder.
+pub const SUBSET: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/data/fashion-mnist-subset");
+
+/// [`SUBSET`] as an owned string.
 pub fn subset() -> String {
-    format!(
-        "{}/src/data/fashion-mnist-subset",
-        env!("CARGO_MANIFEST_DIR")
-    )
+    SUBSET.to_string()
 }
 
-/// A scratch path for this test process, removed first if a previous run left it.
+/// The scratch path `name` of the calling test file in this process: the file's name is part
+/// of it, so modules of the one test binary never share a folder.
+#[track_caller]
+fn scratch(name: &str) -> PathBuf {
+    let file = std::panic::Location::caller().file();
+    let module = Path::new(file)
+        .file_stem()
+        .map_or("tests".into(), |s| s.to_string_lossy().into_owned());
+    std::env::temp_dir().join(format!("sparsenet-{}-{module}-{name}", std::process::id()))
+}
+
+/// A scratch path, removed first if a previous run left it (not created).
+#[track_caller]
 pub fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "sparsenet-{}-{}-{name}",
-        env!("CARGO_CRATE_NAME"),
-        std::process::id()
-    ));
+    let d = scratch(name);
     let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// A fresh, empty scratch folder.
+#[track_caller]
+pub fn fresh_dir(name: &str) -> PathBuf {
+    let d = tmp(name);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A scratch folder created if missing and never removed: for helpers that several tests call
+/// at once.
+#[track_caller]
+pub fn shared_dir(name: &str) -> PathBuf {
+    let d = scratch(name);
+    std::fs::create_dir_all(&d).unwrap();
     d
 }
 
@@ -32,4 +56,10 @@ pub fn run(bin: &str, args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Run a binary: (exit status, stderr).
+pub fn status(bin: &str, args: &[&str]) -> (i32, String) {
+    let (code, _, err) = run(bin, args);
+    (code, err)
 }

@@ -1,0 +1,17 @@
+//! Every integration test, in one binary (as ripgrep's `tests/tests.rs`): one link step, and
+//! one set of helpers (`common`) for scratch folders, the embedded data and running the
+//! binaries. Run one module with `cargo test --test tests <module>::`.
+
+mod common;
+
+mod dag_cli;
+mod exit_codes;
+mod full_disk;
+mod gpu_launches;
+mod hostile_files;
+mod kill_resume;
+mod paths_cli;
+mod study_cli;
+mod torch_parity;
+mod train_cli;
+mod zoo_cli;
