@@ -235,10 +235,15 @@ fn bad_input_is_one_line_naming_what_was_wrong() {
     )
     .unwrap();
     let g = grid.to_str().unwrap();
+    let dag_grid = dir.join("dag.txt");
+    std::fs::write(&dag_grid, "--dag-file /nonexistent/x.edges\n").unwrap();
+    let dg = dag_grid.to_str().unwrap();
     // (arguments, expected status: 2 bad input, 3 a file could not be read, words of the error)
     let cases: Vec<(Vec<&str>, i32, &str)> = vec![
         (vec!["efficiency", "--grid", g], 2, "line 2"),
         (vec!["efficiency"], 2, "--preset"),
+        // A grid line's unreadable DAG file: status 3, as in paths, zoo and train.
+        (vec!["efficiency", "--grid", dg], 3, "line 1"),
         (
             vec!["efficiency", "--grid", "/nonexistent/grid.txt"],
             3,

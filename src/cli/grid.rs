@@ -1,8 +1,11 @@
 //! The networks of a `study efficiency`: a grid file (one network per line, in `train`'s spec
 //! flags) or a built-in preset.
 
+use anyhow::Context;
 use clap::Parser;
 use sparsenet_net::zoo::Layout;
+
+use super::spec::bad;
 use sparsenet_net::zoo::ZOO;
 
 use super::spec::SpecArgs;
@@ -22,27 +25,27 @@ struct LineArgs {
 
 /// Parse one grid line (`--model …` or `--family … --depth …`). `what` names it in errors
 /// (e.g. `grid.txt line 3`).
-pub fn parse_line(line: &str, what: &str) -> Result<GridEntry, String> {
+pub fn parse_line(line: &str, what: &str) -> anyhow::Result<GridEntry> {
     let words: Vec<&str> = line.split_whitespace().collect();
     let args = LineArgs::try_parse_from(&words).map_err(|e| {
         let msg = e.to_string();
         let first = msg.lines().next().unwrap_or("invalid flags");
-        format!(
+        bad(format!(
             "{what}: {}; a line is train's spec flags, e.g. `--model sparsenet-40-24` or `--family sparse --depth 16 --growth 12`",
             first.trim_start_matches("error: ")
-        )
+        ))
     })?;
     if args.spec.classes.is_some() {
-        return Err(format!(
+        return Err(bad(format!(
             "{what}: --classes is not a grid flag (the classifier follows the dataset)"
-        ));
+        )));
     }
     let spec = args
         .spec
         .to_spec(args.layout.as_deref())
-        .map_err(|e| format!("{what}: {e}"))?
-        .ok_or_else(|| format!("{what}: no network (give --model or --family)"))?;
-    sparsenet_net::zoo::build(&spec).map_err(|e| format!("{what}: {e}"))?;
+        .with_context(|| what.to_string())?
+        .ok_or_else(|| bad(format!("{what}: no network (give --model or --family)")))?;
+    sparsenet_net::zoo::build(&spec).map_err(|e| bad(format!("{what}: {e}")))?;
     let name = args.spec.model.clone().unwrap_or_else(|| spec.to_string());
     Ok(GridEntry {
         words: words.join(" "),
@@ -54,7 +57,7 @@ pub fn parse_line(line: &str, what: &str) -> Result<GridEntry, String> {
 /// Parse a grid file's text: one network per line, `#` starts a comment, blank lines are
 /// skipped. `file` names the file in errors. Duplicate networks are an error (each would be
 /// trained twice into the same folder).
-pub fn parse_grid(text: &str, file: &str) -> Result<Vec<GridEntry>, String> {
+pub fn parse_grid(text: &str, file: &str) -> anyhow::Result<Vec<GridEntry>> {
     let mut out: Vec<GridEntry> = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.split('#').next().unwrap_or("").trim();
@@ -64,17 +67,17 @@ pub fn parse_grid(text: &str, file: &str) -> Result<Vec<GridEntry>, String> {
         let what = format!("{file} line {}", i + 1);
         let e = parse_line(line, &what)?;
         if let Some(prev) = out.iter().find(|p| p.spec == e.spec) {
-            return Err(format!(
+            return Err(bad(format!(
                 "{what}: {} is already in the grid (as `{}`)",
                 e.name, prev.words
-            ));
+            )));
         }
         out.push(e);
     }
     if out.is_empty() {
-        return Err(format!(
+        return Err(bad(format!(
             "{file}: no networks (one per line, e.g. `--model sparsenet-40-24`)"
-        ));
+        )));
     }
     Ok(out)
 }
@@ -134,29 +137,41 @@ mod tests {
         assert_eq!(g.len(), 2);
         assert_eq!(g[0].name, "densenet-40-12");
         assert_eq!(g[1].words, "--family sparse --depth 16 --growth 12");
-        let e = parse_grid(
-            "--model densenet-40-12\n--family sparse --depth 16\n",
-            "g.txt",
-        )
-        .unwrap_err();
+        let e = format!(
+            "{:#}",
+            parse_grid(
+                "--model densenet-40-12\n--family sparse --depth 16\n",
+                "g.txt",
+            )
+            .unwrap_err()
+        );
         assert!(
             e.starts_with("g.txt line 2: ") && e.contains("--growth"),
             "{e}"
         );
-        let e = parse_grid("--model densenet-40-12\n--frobnicate 3\n", "g.txt").unwrap_err();
+        let e = format!(
+            "{:#}",
+            parse_grid("--model densenet-40-12\n--frobnicate 3\n", "g.txt").unwrap_err()
+        );
         assert!(
             e.starts_with("g.txt line 2: ") && e.contains("frobnicate"),
             "{e}"
         );
-        let e = parse_grid("--model nope-1\n", "g.txt").unwrap_err();
+        let e = format!("{:#}", parse_grid("--model nope-1\n", "g.txt").unwrap_err());
         assert!(e.starts_with("g.txt line 1: "), "{e}");
-        let e =
-            parse_grid("--model densenet-40-12\n--model densenet-40-12\n", "g.txt").unwrap_err();
+        let e = format!(
+            "{:#}",
+            parse_grid("--model densenet-40-12\n--model densenet-40-12\n", "g.txt").unwrap_err()
+        );
         assert!(e.contains("line 2") && e.contains("already"), "{e}");
-        assert!(parse_grid("# nothing\n\n", "g.txt")
-            .unwrap_err()
-            .contains("no networks"));
-        let e = parse_grid("--family res --depth 9\n", "g.txt").unwrap_err();
+        assert!(
+            format!("{:#}", parse_grid("# nothing\n\n", "g.txt").unwrap_err())
+                .contains("no networks")
+        );
+        let e = format!(
+            "{:#}",
+            parse_grid("--family res --depth 9\n", "g.txt").unwrap_err()
+        );
         assert!(
             e.starts_with("g.txt line 1: ") && e.contains("depth"),
             "{e}"

@@ -9,7 +9,8 @@ use std::process::ExitCode;
 use sparsenet_analysis::report::{Report, ReportOptions, TopologyAnalysis, HISTOGRAM_DEPTH_LIMIT};
 use sparsenet_analysis::topology::{Pattern, Topology, MAX_BLOCK_DEPTH};
 
-use super::args::{exit_bad_input, fail, parse_in_range, parse_range, parse_usize_list};
+use super::args::{fail, parse_in_range, parse_range, parse_usize_list};
+use super::spec::bad;
 
 /// Largest depth `--format dot` draws (dense has N(N+1)/2 edges; beyond this no drawing is legible).
 pub const MAX_DOT_DEPTH: usize = 1_000;
@@ -122,32 +123,34 @@ pub struct OffsetList(pub Vec<usize>);
 const KNOWN: [&str; 5] = ["plain", "res", "dense", "sparse", "custom"];
 
 /// Validate arguments and compute the report. Errors are one line for the user.
-pub fn build_report(args: &PathsArgs) -> Result<Report, String> {
+pub fn build_report(args: &PathsArgs) -> anyhow::Result<Report> {
     let custom = match &args.offsets {
-        Some(o) => Some(Pattern::custom(&o.0).map_err(|e| e.to_string())?),
+        Some(o) => Some(Pattern::custom(&o.0).map_err(bad)?),
         None => None,
     };
     for t in &args.topology {
         if !KNOWN.contains(&t.as_str()) {
-            return Err(format!(
+            return Err(bad(format!(
                 "unknown topology '{t}': accepted plain, res, dense, sparse, custom"
-            ));
+            )));
         }
         if t == "custom" && custom.is_none() {
-            return Err("topology 'custom' needs --offsets, e.g. --offsets 1,2,3,5,8".into());
+            return Err(bad(
+                "topology 'custom' needs --offsets, e.g. --offsets 1,2,3,5,8",
+            ));
         }
     }
     if args.bases.0 < 2 {
-        return Err(format!(
+        return Err(bad(format!(
             "bases start at {}: the sparse pattern needs a base of at least 2",
             args.bases.0
-        ));
+        )));
     }
     if args.format == Format::Dot && args.depth > MAX_DOT_DEPTH {
-        return Err(format!(
+        return Err(bad(format!(
             "depth {} is too large to draw: --format dot accepts depth 1..={MAX_DOT_DEPTH}",
             args.depth
-        ));
+        )));
     }
     let opts = ReportOptions {
         depth: args.depth,
@@ -156,7 +159,7 @@ pub fn build_report(args: &PathsArgs) -> Result<Report, String> {
         bases: args.bases.0..=args.bases.1,
         force_histograms: args.force_histograms,
     };
-    Report::compute(&opts).map_err(|e| e.to_string())
+    Report::compute(&opts).map_err(bad)
 }
 
 fn selected<'a>(args: &PathsArgs, report: &'a Report) -> Vec<&'a TopologyAnalysis> {
@@ -424,7 +427,7 @@ pub fn run(args: &PathsArgs, w: &mut dyn Write) -> ExitCode {
     }
     let report = match build_report(args) {
         Ok(r) => r,
-        Err(e) => return exit_bad_input(e),
+        Err(e) => return fail(&e),
     };
     let written = match args.format {
         Format::Table => write_tables(args, &report, w),

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use super::args::{exit_bad_input, fail, parse_in_range, parse_usize_list};
 use super::grid;
-use super::spec::{GrowthList, SpecArgs};
+use super::spec::{bad, GrowthList, SpecArgs};
 use super::train::{options, set_threads, RecipeArgs, TrainArgs};
 use crate::study::{self, efficiency, lesion};
 
@@ -176,10 +176,10 @@ pub fn efficiency_study(a: &EfficiencyArgs) -> anyhow::Result<efficiency::Study>
         ),
         None => None,
     };
-    study_of(a, text.as_deref()).map_err(|e| crate::error::bad_input(anyhow::anyhow!(e)))
+    study_of(a, text.as_deref())
 }
 
-fn study_of(a: &EfficiencyArgs, grid_text: Option<&str>) -> Result<efficiency::Study, String> {
+fn study_of(a: &EfficiencyArgs, grid_text: Option<&str>) -> anyhow::Result<efficiency::Study> {
     let (entries, default_out) = match (&a.grid, a.preset) {
         (Some(path), None) => {
             let text = grid_text.unwrap_or_default();
@@ -199,15 +199,14 @@ fn study_of(a: &EfficiencyArgs, grid_text: Option<&str>) -> Result<efficiency::S
                     .map_or("preset".into(), |v| v.get_name().to_string())
             ),
         ),
-        _ => return Err(
-            "give the networks: --grid FILE (one network per line) or --preset quick|paper-cifar"
-                .into(),
-        ),
+        _ => return Err(bad(
+            "give the networks: --grid FILE (one network per line) or --preset quick|paper-cifar",
+        )),
     };
     let mut seeds: Vec<u64> = Vec::new();
     for &s in &a.seeds.0 {
         if seeds.contains(&(s as u64)) {
-            return Err(format!("seed {s} is given twice in --seeds"));
+            return Err(bad(format!("seed {s} is given twice in --seeds")));
         }
         seeds.push(s as u64);
     }
@@ -225,7 +224,7 @@ fn study_of(a: &EfficiencyArgs, grid_text: Option<&str>) -> Result<efficiency::S
         resume: false,
         quiet: true,
     };
-    let recipe = options(&template).map_err(|e| format!("{e:#}"))?;
+    let recipe = options(&template)?;
     let out = a
         .out
         .clone()

@@ -188,15 +188,17 @@ pub const SWEEP_DEPTHS: [usize; 10] = [16, 28, 40, 64, 100, 160, 250, 400, 640, 
 /// A depth sweep: the growth rate and (depth, DenseNet params, SparseNet params) rows.
 type Sweep = (usize, Vec<(usize, u64, u64)>);
 
-fn sweep_rows(args: &ZooArgs) -> Result<Sweep, String> {
+fn sweep_rows(args: &ZooArgs) -> anyhow::Result<Sweep> {
     let k = match &args.spec.growth {
         Some(g) if g.0.len() == 1 && g.0[0] > 0 => g.0[0],
         Some(_) => {
-            return Err("--sweep-depth takes one positive growth rate, e.g. --growth 12".into())
+            return Err(bad(
+                "--sweep-depth takes one positive growth rate, e.g. --growth 12",
+            ))
         }
         None => 12,
     };
-    Ok((k, depth_sweep(k, &SWEEP_DEPTHS).map_err(|e| e.to_string())?))
+    Ok((k, depth_sweep(k, &SWEEP_DEPTHS).map_err(bad)?))
 }
 
 fn write_sweep(args: &ZooArgs, (k, rows): Sweep, w: &mut dyn Write) -> std::io::Result<()> {
@@ -346,7 +348,7 @@ pub fn run(args: &ZooArgs, w: &mut dyn Write) -> ExitCode {
     let result = if args.sweep_depth {
         match sweep_rows(args) {
             Ok(rows) => write_sweep(args, rows, w),
-            Err(e) => return exit_bad_input(e),
+            Err(e) => return fail(&e),
         }
     } else {
         let rows = match rows_for(args) {
