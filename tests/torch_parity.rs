@@ -41,6 +41,56 @@ fn zoo_counts(spec: &[&str]) -> (u64, u64) {
     )
 }
 
+/// What the peer prints for the DAG in `path` (`--count`): parameters and logits shape.
+fn peer_count(python: &str, path: &std::path::Path) -> serde_json::Value {
+    let peer = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/torch_peer.py");
+    let o = Command::new(python)
+        .args([peer, path.to_str().unwrap(), "--count", "--threads", "2"])
+        .output()
+        .expect("run the peer");
+    assert!(
+        o.status.success(),
+        "peer failed on {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).expect("peer prints one JSON line")
+}
+
+#[test]
+fn pytorch_builds_a_biased_convolution_with_the_same_parameter_count() {
+    // LeNet-5 as Caffe defines it (Han et al.'s pruning table, 431K): conv 20@5×5, pool,
+    // conv 50@5×5, pool, fc 500, fc 10, every convolution with its bias. Built with the
+    // builder's conv_with_bias, since no zoo row has a biased convolution yet.
+    use sparsenet::net::dag::NetBuilder;
+    use sparsenet::net::Shape;
+    let Some(python) = torch_python() else {
+        assert!(std::env::var_os("SPARSENET_REQUIRE_TORCH").is_none());
+        eprintln!("skipped: no Python with torch");
+        return;
+    };
+    let mut b = NetBuilder::new(Shape::new(1, 28, 28));
+    let c1 = b.conv_with_bias("conv1", b.input(), 20, 5, 1, 0).unwrap();
+    let p1 = b.max_pool("pool1", c1, 2, 2, 0).unwrap();
+    let c2 = b.conv_with_bias("conv2", p1, 50, 5, 1, 0).unwrap();
+    let p2 = b.max_pool("pool2", c2, 2, 2, 0).unwrap();
+    let f1 = b.linear("ip1", p2, 500);
+    let r = b.relu("relu1", f1);
+    let f2 = b.linear("ip2", r, 10);
+    let net = b.finish(f2);
+    // By hand: 20·25 + 20, 50·20·25 + 50, 800·500 + 500, 500·10 + 10.
+    let by_hand = 520 + 25_050 + 400_500 + 5_010;
+    assert_eq!(sparsenet::net::count::count(&net).params, by_hand);
+    let dir = tmp("lenet");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("lenet5.json");
+    std::fs::write(&path, serde_json::to_string(&net.export()).unwrap()).unwrap();
+    let v = peer_count(&python, &path);
+    assert_eq!(v["params"].as_u64(), Some(by_hand), "PyTorch's count");
+    assert_eq!(v["logits_shape"], serde_json::json!([2, 10]));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn pytorch_builds_every_exported_network_with_the_same_parameter_count() {
     let Some(python) = torch_python() else {
@@ -89,7 +139,6 @@ fn pytorch_builds_every_exported_network_with_the_same_parameter_count() {
         .iter()
         .map(|l| l.split_whitespace().collect())
         .collect();
-    let peer = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/torch_peer.py");
     for (i, spec) in specs.iter().enumerate() {
         let (params, classes) = zoo_counts(spec);
         let dag = dir.join(format!("net{i}.json"));
@@ -98,17 +147,7 @@ fn pytorch_builds_every_exported_network_with_the_same_parameter_count() {
         let (code, out, err) = run(ZOO, &args);
         assert_eq!(code, 0, "zoo {spec:?} --dag: {err}");
         std::fs::write(&dag, out).unwrap();
-        let o = Command::new(&python)
-            .args([peer, dag.to_str().unwrap(), "--count", "--threads", "2"])
-            .output()
-            .expect("run the peer");
-        assert!(
-            o.status.success(),
-            "peer failed on {spec:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        let v: serde_json::Value =
-            serde_json::from_slice(&o.stdout).expect("peer prints one JSON line");
+        let v = peer_count(&python, &dag);
         assert_eq!(
             v["params"].as_u64(),
             Some(params),
