@@ -222,6 +222,7 @@ let st = efficiency::Study {
     recipe,
     jobs: 1,
     out: finished.clone().unwrap_or_else(|| figs.join("study-smoke")),
+    shard: efficiency::Shard::WHOLE,
 };
 let results: Vec<efficiency::RunResult> = if smoke {
     let mut log = Vec::new();

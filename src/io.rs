@@ -76,3 +76,76 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     }
     Ok(())
 }
+
+/// An exclusive lock on a folder, held for as long as the value lives: the file `name` inside
+/// `dir` (created if missing, never removed, so that every process locks the same inode),
+/// locked with `flock`. The operating system releases it when the process ends, however it
+/// ends, so a killed writer never leaves a folder locked.
+#[derive(Debug)]
+pub struct FolderLock {
+    _file: std::fs::File,
+}
+
+fn lock_file(dir: &Path, name: &str) -> Result<(std::fs::File, PathBuf)> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join(name);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+    Ok((file, path))
+}
+
+/// Take the lock `name` of `dir` or fail at once, naming the folder, when another process
+/// holds it (the error is marked as bad input: the command asked to write where another
+/// writer is).
+pub fn try_lock_folder(dir: &Path, name: &str, holder: &str) -> Result<FolderLock> {
+    let (file, path) = lock_file(dir, name)?;
+    match file.try_lock() {
+        Ok(()) => Ok(FolderLock { _file: file }),
+        Err(std::fs::TryLockError::WouldBlock) => Err(crate::error::bad_input(anyhow::anyhow!(
+            "{} is in use by another {holder} (it holds {}); wait for it to finish or choose another folder",
+            dir.display(),
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(anyhow::Error::new(e)
+            .context(format!("cannot lock {}", path.display()))),
+    }
+}
+
+/// Take the lock `name` of `dir`, waiting while another process holds it.
+pub fn lock_folder(dir: &Path, name: &str) -> Result<FolderLock> {
+    let (file, path) = lock_file(dir, name)?;
+    file.lock()
+        .with_context(|| format!("cannot lock {}", path.display()))?;
+    Ok(FolderLock { _file: file })
+}
+
+/// Create `path` with `bytes` only if it does not exist yet, atomically: the file appears
+/// whole or not at all, and of several processes creating it at once exactly one succeeds.
+/// Returns false (writing nothing) when it already existed.
+pub fn create_new_atomic(path: &Path, bytes: &[u8]) -> Result<bool> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    // A temp name of this process alone; a hard link never replaces an existing file.
+    let tmp = dir.join(format!(
+        ".{}.{}{TEMP_SUFFIX}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
+        std::process::id()
+    ));
+    let written = (|| -> std::io::Result<bool> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        match std::fs::hard_link(&tmp, path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(e),
+        }
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    written.map_err(|e| anyhow::Error::new(e).context(format!("cannot write {}", path.display())))
+}

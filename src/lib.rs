@@ -15,6 +15,7 @@ pub mod backend;
 pub mod cli;
 pub mod cpu;
 pub mod data;
+pub mod dist;
 pub mod error;
 #[cfg(feature = "cuda")]
 pub mod gpu;

@@ -2,11 +2,13 @@
 //! `run` here, so the commands can be driven from tests and notebooks too.
 
 pub mod args;
+pub mod dist_check;
 #[cfg(feature = "cuda")]
 pub mod gpu_check;
 pub mod grid;
 pub mod paths;
 pub mod paths_dag;
+pub mod slurm;
 pub mod spec;
 pub mod study;
 pub mod train;

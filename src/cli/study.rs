@@ -24,12 +24,18 @@ Experiments on trained networks, from their topology: the empirical half of the 
                      per source (DenseNet Fig. 5), as JSON and a heat map.
   study lesion       test accuracy with layers removed at test time (Veit et al. 2016): each
                      layer alone, then k random layers; JSON and figures.
+  study merge        gather a sharded study's finished runs (efficiency --shard I/N) into
+                     results.jsonl, the summary and the figures.
+  study slurm        print an sbatch script that runs a study as a Slurm job array, one task
+                     per shard, and a merge job after it.
 
 Examples:
   study efficiency --preset quick --seeds 1,2 --out runs/study-quick
   study efficiency --grid my-grid.txt --epochs 20 --dataset cifar10 --data-dir data/cifar-10
   study weights --checkpoint runs/study-quick/runs/sparsenet-22-12-s1/best.safetensors
-  study lesion --checkpoint runs/a/best.safetensors --checkpoint runs/b/best.safetensors --out lesions";
+  study lesion --checkpoint runs/a/best.safetensors --checkpoint runs/b/best.safetensors --out lesions
+  study efficiency --preset quick --out runs/q --shard 0/2 &  study efficiency --preset quick --out runs/q --shard 1/2
+  study slurm --shards 8 --max-running 4 --time 02:00:00 -- efficiency --preset quick --out /shared/q > job.sh";
 
 /// Arguments of `study`.
 #[derive(Parser, Debug)]
@@ -49,6 +55,86 @@ pub enum StudyCommand {
     Weights(WeightsArgs),
     /// Test accuracy with layers removed at test time.
     Lesion(LesionArgs),
+    /// Gather a sharded study's finished runs into results.jsonl, the summary and figures.
+    Merge(MergeArgs),
+    /// Print an sbatch script running a study as a Slurm job array (one task per shard).
+    Slurm(SlurmArgs),
+}
+
+/// Arguments of `study merge`.
+#[derive(Args, Debug)]
+#[command(long_about = "\
+Gather the finished runs of a study folder (their runs/*/result.json) into results.jsonl, in grid
+order, and write summary.json, summary.txt and the figures, as a study run in one process does.
+The study (grid, seeds, recipe) is read from OUT/study.json. Exits 0 with a line saying how many
+runs are done when some are not (and writes nothing); every shard that finds all runs done
+merges by itself, so this is for looking early or after a shard failed and was rerun.")]
+pub struct MergeArgs {
+    /// The study folder (the --out of its shards).
+    pub out: PathBuf,
+}
+
+/// Arguments of `study slurm`.
+#[derive(Args, Debug)]
+#[command(long_about = "\
+Print a bash script for Slurm's sbatch that runs a study as a job array: one array task per
+shard (`--array=0-(N-1)%K`, SLURM_ARRAY_TASK_ID → --shard), with the resources given here and a
+log per task, then a merge job that starts once every task has succeeded
+(`--dependency=afterok`). `bash job.sh` submits both; `sbatch job.sh` submits the array alone
+(the last shard to finish merges too). The study's own arguments follow `--`, exactly as
+`study efficiency` takes them, and are checked now:
+
+  study slurm --shards 8 --max-running 4 --cpus-per-task 4 --time 02:00:00 --partition cpu \\
+      -- efficiency --preset quick --seeds 1,2,3 --out /shared/runs/quick > job.sh
+  bash job.sh
+
+The script runs this study binary (its absolute path) in the current folder, so relative paths
+in the study's arguments mean what they mean here; the study folder must be on a file system
+every node sees.")]
+pub struct SlurmArgs {
+    /// Shards (array tasks) to cut the study into.
+    #[arg(long, value_parser = |s: &str| parse_in_range(s, "shards", 1, 100_000))]
+    pub shards: usize,
+
+    /// Array tasks running at once (the array's %K); default: no limit.
+    #[arg(long, value_parser = |s: &str| parse_in_range(s, "max running", 1, 100_000))]
+    pub max_running: Option<usize>,
+
+    /// CPUs per task.
+    #[arg(long, default_value = "2", value_parser = |s: &str| parse_in_range(s, "cpus per task", 1, 4096))]
+    pub cpus_per_task: usize,
+
+    /// GPUs per task (--gres=gpu:G; give the study --device cuda too).
+    #[arg(long, default_value = "0", value_parser = |s: &str| parse_in_range(s, "gpus per task", 0, 64))]
+    pub gpus_per_task: usize,
+
+    /// Memory per task, in Slurm's words (e.g. 8G); default: the partition's.
+    #[arg(long)]
+    pub mem: Option<String>,
+
+    /// Time limit per task, in Slurm's words (e.g. 02:00:00 or 1-00:00:00).
+    #[arg(long, default_value = "04:00:00")]
+    pub time: String,
+
+    /// Partition.
+    #[arg(long)]
+    pub partition: Option<String>,
+
+    /// Account to charge.
+    #[arg(long)]
+    pub account: Option<String>,
+
+    /// Job name (the merge job adds -merge).
+    #[arg(long, default_value = "sparsenet-study")]
+    pub job_name: String,
+
+    /// Folder of the per-task logs (default: OUT/slurm-logs).
+    #[arg(long)]
+    pub logs: Option<PathBuf>,
+
+    /// The study, after `--`: `efficiency …` as `study efficiency` takes it (without --shard).
+    #[arg(last = true, required = true, num_args = 1..)]
+    pub study: Vec<String>,
 }
 
 /// Arguments of `study efficiency`.
@@ -103,6 +189,12 @@ pub struct EfficiencyArgs {
     /// The study folder (default runs/study-<preset or grid file>).
     #[arg(long)]
     pub out: Option<PathBuf>,
+
+    /// Train only shard I of N (counted from 0): the runs whose place in grid order is I mod N.
+    /// Shards may run at once, on one machine or many, into one shared --out; each writes its
+    /// own run folders, and the last to finish (or `study merge OUT`) writes the results.
+    #[arg(long, value_parser = efficiency::Shard::parse)]
+    pub shard: Option<efficiency::Shard>,
 }
 
 /// Arguments of `study weights`.
@@ -163,6 +255,14 @@ pub fn run_study(a: &StudyArgs, w: &mut (dyn Write + Send)) -> ExitCode {
         StudyCommand::Efficiency(e) => run_efficiency(e, w),
         StudyCommand::Weights(e) => run_weights(e, w),
         StudyCommand::Lesion(e) => run_lesion(e, w),
+        StudyCommand::Merge(e) => run_merge(e, w),
+        StudyCommand::Slurm(e) => match super::slurm::script(e) {
+            Ok(text) => match w.write_all(text.as_bytes()).and_then(|()| w.flush()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&anyhow::Error::new(e).context("cannot write the script to stdout")),
+            },
+            Err(e) => fail(&e),
+        },
     }
 }
 
@@ -235,7 +335,68 @@ fn study_of(a: &EfficiencyArgs, grid_text: Option<&str>) -> anyhow::Result<effic
         recipe,
         jobs: a.jobs,
         out,
+        shard: a.shard.unwrap_or(efficiency::Shard::WHOLE),
     })
+}
+
+/// The study recorded in a study folder's `study.json` (for `study merge`).
+pub fn recorded_study(out: &std::path::Path) -> anyhow::Result<efficiency::Study> {
+    let record = efficiency::read_record(out)?;
+    let what = out.join("study.json").display().to_string();
+    let entries = grid::parse_grid(&record.grid.join("\n"), &what)?;
+    let st = efficiency::Study {
+        grid: entries,
+        seeds: record.seeds.clone(),
+        recipe: record.recipe.clone(),
+        jobs: 1,
+        out: out.to_path_buf(),
+        shard: efficiency::Shard::WHOLE,
+    };
+    if st.record().grid_hash != record.grid_hash {
+        return Err(bad(format!(
+            "{what}: its grid hash {} is not that of its contents ({}); the file was edited",
+            record.grid_hash,
+            st.record().grid_hash
+        )));
+    }
+    Ok(st)
+}
+
+/// Print what a merge found.
+fn report_merge(st: &efficiency::Study, m: efficiency::Merge, w: &mut (dyn Write + Send)) {
+    match m {
+        efficiency::Merge::Done { table, .. } => {
+            let _ = write!(w, "{table}");
+            let _ = writeln!(
+                w,
+                "results in {}: results.jsonl, summary.json, summary.txt, error_vs_params.png, error_vs_flops.png",
+                st.out.display()
+            );
+        }
+        efficiency::Merge::Waiting {
+            done,
+            total,
+            first_missing,
+        } => {
+            let _ = writeln!(
+                w,
+                "{done} of {total} runs of the study in {} are done (the first not done: {}); the last shard to finish, or `study merge {}`, writes results.jsonl",
+                st.out.display(),
+                first_missing.display(),
+                st.out.display()
+            );
+        }
+    }
+}
+
+fn run_merge(a: &MergeArgs, w: &mut (dyn Write + Send)) -> ExitCode {
+    match recorded_study(&a.out).and_then(|st| efficiency::merge(&st).map(|m| (st, m))) {
+        Ok((st, m)) => {
+            report_merge(&st, m, w);
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
 }
 
 fn run_efficiency(a: &EfficiencyArgs, w: &mut (dyn Write + Send)) -> ExitCode {
@@ -244,15 +405,10 @@ fn run_efficiency(a: &EfficiencyArgs, w: &mut (dyn Write + Send)) -> ExitCode {
         Err(e) => return fail(&e),
     };
     set_threads(a.threads);
-    let r = efficiency::run(&st, w).and_then(|results| efficiency::report(&st, &results));
+    let r = efficiency::run(&st, w).and_then(|_| efficiency::merge(&st));
     match r {
-        Ok(table) => {
-            let _ = write!(w, "{table}");
-            let _ = writeln!(
-                w,
-                "results in {}: results.jsonl, summary.json, summary.txt, error_vs_params.png, error_vs_flops.png",
-                st.out.display()
-            );
+        Ok(m) => {
+            report_merge(&st, m, w);
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -7,9 +7,18 @@
 //! `error_vs_params` and `error_vs_flops` (PNG + SVG). Everything is written atomically and the
 //! study is resumable: a finished run is read back, an interrupted one resumes from its last
 //! checkpoint, nothing is trained twice.
+//!
+//! Several processes share one study (`--shard I/N`, on one machine or a cluster): run `i` of
+//! the grid (networks outer, seeds inner) belongs to shard `i mod N`, a fixed assignment. A
+//! shard writes only its own run folders — each run's `result.json` (its row), under the run
+//! folder's lock — and [`merge`] turns the finished folders into `results.jsonl`, the summary
+//! and the figures, under the study's merge lock, once every run is done. `study.json` records
+//! the grid, the seeds and the recipe with their hash; it is created once, by whichever process
+//! comes first, and every later process checks it, as every run folder's `study-run.json`
+//! records the hash of the study it belongs to, so runs of two grids never mix in one folder.
 
-use anyhow::{bail, Context, Result};
-use serde::Serialize;
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,6 +27,7 @@ use std::sync::Mutex;
 use sparsenet_net::zoo::{build_and_count, named, Family, NetSpec};
 
 use crate::data::DatasetKind;
+use crate::error::bad_input;
 use crate::io::write_atomic;
 use crate::plot::{self, Chart, Mark, Series};
 use crate::train::{self, checkpoint, TrainOptions};
@@ -47,6 +57,171 @@ pub struct Study {
     pub jobs: usize,
     /// The study folder.
     pub out: PathBuf,
+    /// The runs this process trains ([`Shard::WHOLE`]: all of them).
+    pub shard: Shard,
+}
+
+/// Which runs of a study one process trains: shard `index` of `count` owns the runs whose
+/// position in grid order (networks outer, seeds inner) is `index` modulo `count`. The
+/// assignment depends on the grid and seeds alone, never on timing, and interleaving spreads
+/// each network's sizes over the shards.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    /// This shard, `0..count`.
+    pub index: usize,
+    /// Shards of the study.
+    pub count: usize,
+}
+
+impl Shard {
+    /// The whole study in one process.
+    pub const WHOLE: Shard = Shard { index: 0, count: 1 };
+
+    /// Parse `I/N` (shards are numbered from 0, as Slurm numbers array tasks).
+    pub fn parse(s: &str) -> std::result::Result<Shard, String> {
+        let t = s.trim();
+        let bad = || format!("--shard '{t}': give I/N, shard I of N counted from 0 (0/4 … 3/4)");
+        let (i, n) = t.split_once('/').ok_or_else(bad)?;
+        let (i, n): (usize, usize) = (
+            i.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
+        if n == 0 || n > 100_000 {
+            return Err(format!("--shard {t}: N must be in 1..=100000"));
+        }
+        if i >= n {
+            return Err(format!(
+                "--shard {t}: shard {i} does not exist, shards of {n} are numbered 0..={}",
+                n - 1
+            ));
+        }
+        Ok(Shard { index: i, count: n })
+    }
+
+    /// Whether run `i` (grid order) is this shard's.
+    pub fn owns(&self, i: usize) -> bool {
+        i % self.count == self.index
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+/// `study.json`: what a study folder holds, so that every shard and `study merge` agree on it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StudyRecord {
+    /// [`STUDY_FORMAT`].
+    pub format: u32,
+    /// [`grid_hash`] of the grid, seeds and recipe.
+    pub grid_hash: String,
+    /// The grid's lines, in order.
+    pub grid: Vec<String>,
+    /// The seeds.
+    pub seeds: Vec<u64>,
+    /// The recipe every run shares (its spec, name and folder are placeholders).
+    pub recipe: TrainOptions,
+}
+
+/// The version of `study.json`.
+pub const STUDY_FORMAT: u32 = 1;
+
+/// The identity of a study: the first 16 hex digits of the SHA-256 of its grid lines, seeds
+/// and recipe. Where and how the runs execute — device, GPUs, progress bars, folders — is left
+/// out, so shards of one study may run on different machines.
+pub fn grid_hash(grid: &[String], seeds: &[u64], recipe: &TrainOptions) -> String {
+    use sha2::Digest;
+    let mut r = recipe.clone();
+    r.name = String::new();
+    r.out = PathBuf::new();
+    r.progress = false;
+    r.resume = false;
+    r.stop_after = None;
+    r.device = Default::default();
+    r.gpus = None;
+    let text = serde_json::to_string(&(grid, seeds, &r)).expect("a recipe serialises");
+    let digest = sha2::Sha256::digest(text.as_bytes());
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Study {
+    /// The record of this study (`study.json`).
+    pub fn record(&self) -> StudyRecord {
+        let grid: Vec<String> = self.grid.iter().map(|e| e.words.clone()).collect();
+        StudyRecord {
+            format: STUDY_FORMAT,
+            grid_hash: grid_hash(&grid, &self.seeds, &self.recipe),
+            grid,
+            seeds: self.seeds.clone(),
+            recipe: self.recipe.clone(),
+        }
+    }
+
+    /// Every run of the study in grid order: (network, seed).
+    fn runs(&self) -> Vec<(&GridEntry, u64)> {
+        self.grid
+            .iter()
+            .flat_map(|e| self.seeds.iter().map(move |&s| (e, s)))
+            .collect()
+    }
+}
+
+/// Read a study folder's `study.json`.
+pub fn read_record(out: &Path) -> Result<StudyRecord> {
+    let path = out.join("study.json");
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "cannot read {} (is {} a study folder?)",
+            path.display(),
+            out.display()
+        )
+    })?;
+    let r: StudyRecord = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a study record", path.display()))
+        .map_err(bad_input)?;
+    if r.format != STUDY_FORMAT {
+        return Err(bad_input(anyhow!(
+            "{}: study format {} is not this version's ({STUDY_FORMAT})",
+            path.display(),
+            r.format
+        )));
+    }
+    Ok(r)
+}
+
+/// Claim the study folder for this study: create `study.json` if it is absent (one process
+/// wins when several start at once), or check that the one there is this study's.
+fn claim(study: &Study) -> Result<()> {
+    let mine = study.record();
+    let path = study.out.join("study.json");
+    let text = serde_json::to_string_pretty(&mine)?;
+    if crate::io::create_new_atomic(&path, text.as_bytes())? {
+        return Ok(());
+    }
+    let there = read_record(&study.out)?;
+    if there.grid_hash != mine.grid_hash {
+        return Err(bad_input(anyhow!(
+            "{} holds another study (grid hash {}, {} networks × {} seeds; this one is {}, {} × {}): the grid, seeds and recipe must be the same in every shard — use another --out",
+            study.out.display(),
+            there.grid_hash,
+            there.grid.len(),
+            there.seeds.len(),
+            mine.grid_hash,
+            mine.grid.len(),
+            mine.seeds.len()
+        )));
+    }
+    Ok(())
+}
+
+/// `study-run.json` in a run folder: the study it belongs to.
+#[derive(Serialize, Deserialize)]
+struct RunRecord {
+    grid_hash: String,
+    spec: String,
+    seed: u64,
 }
 
 /// One finished run: the row of `results.jsonl`.
@@ -124,9 +299,38 @@ pub fn short_name(e: &GridEntry) -> String {
     }
 }
 
-/// Train (or resume, or read back) one run.
-fn one_run(study: &Study, e: &GridEntry, seed: u64) -> Result<RunResult> {
+/// Check (or write) a run folder's `study-run.json`: a folder of another study is refused.
+fn claim_run(dir: &Path, hash: &str, e: &GridEntry, seed: u64) -> Result<()> {
+    let path = dir.join("study-run.json");
+    if path.exists() {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let r: RunRecord = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a run record", path.display()))
+            .map_err(bad_input)?;
+        if r.grid_hash != hash {
+            return Err(bad_input(anyhow!(
+                "{} belongs to another study (grid hash {}, this one {hash}): use another --out",
+                dir.display(),
+                r.grid_hash
+            )));
+        }
+        return Ok(());
+    }
+    let r = RunRecord {
+        grid_hash: hash.to_string(),
+        spec: e.words.clone(),
+        seed,
+    };
+    write_atomic(&path, serde_json::to_string_pretty(&r)?.as_bytes())
+}
+
+/// Train (or resume, or read back) one run, holding its folder's lock; its row is written to
+/// the folder's `result.json`.
+fn one_run(study: &Study, hash: &str, e: &GridEntry, seed: u64) -> Result<RunResult> {
     let dir = run_dir(&study.out, &short_name(e), seed);
+    let _lock = crate::io::try_lock_folder(&dir, RUN_LOCK, "study shard or train run")?;
+    claim_run(&dir, hash, e, seed)?;
     let mut opts = study.recipe.clone();
     opts.spec = e.spec.clone();
     opts.name = short_name(e);
@@ -136,9 +340,8 @@ fn one_run(study: &Study, e: &GridEntry, seed: u64) -> Result<RunResult> {
     opts.stop_after = None;
     let (last, _) = checkpoint::paths(&dir, "last");
     opts.resume = last.exists();
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut log: Vec<u8> = Vec::new();
-    let summary = train::run(&opts, &mut log);
+    let summary = train::run_holding_lock(&opts, &mut log);
     // The run's own log, whole or not at all.
     let log_path = dir.join("train.log");
     let mut previous = std::fs::read(&log_path).unwrap_or_default();
@@ -151,7 +354,7 @@ fn one_run(study: &Study, e: &GridEntry, seed: u64) -> Result<RunResult> {
         .last()
         .with_context(|| format!("{}: no epoch finished", dir.display()))?;
     let flops = build_and_count(&meta.spec).map(|(_, c)| c.flops)?;
-    Ok(RunResult {
+    let row = RunResult {
         spec: e.words.clone(),
         name: opts.name,
         family: e.spec.family.name().to_string(),
@@ -164,8 +367,22 @@ fn one_run(study: &Study, e: &GridEntry, seed: u64) -> Result<RunResult> {
         final_test_loss: last_epoch.test_loss,
         seconds: summary.epochs.iter().map(|m| m.seconds).sum(),
         data: meta.data_source,
-    })
+    };
+    write_atomic(
+        &dir.join(RESULT_FILE),
+        serde_json::to_string_pretty(&row)?.as_bytes(),
+    )?;
+    Ok(row)
 }
+
+/// The lock file of a run folder (the one `train` takes too).
+pub const RUN_LOCK: &str = train::FOLDER_LOCK;
+
+/// A finished run's row, in its folder.
+pub const RESULT_FILE: &str = "result.json";
+
+/// The lock `merge` holds in the study folder.
+const MERGE_LOCK: &str = ".merge.lock";
 
 /// Read a study's `results.jsonl` (the rows of its finished runs).
 pub fn read_results(out: &Path) -> Result<Vec<RunResult>> {
@@ -192,45 +409,54 @@ fn write_results(out: &Path, rows: &[Option<RunResult>]) -> Result<()> {
     write_atomic(&out.join("results.jsonl"), text.as_bytes())
 }
 
-/// Run the whole study, printing a line per finished run to `log`; returns every run's result
-/// in grid order (networks outer, seeds inner). Runs that fail are reported and the others go
-/// on; the study then fails naming them.
+/// Train this process's runs of the study (all of them, or its [`Shard`]'s), printing a line
+/// per finished run to `log`; returns their results in grid order (networks outer, seeds
+/// inner). Runs that fail are reported and the others go on; the study then fails naming them.
+/// Without shards `results.jsonl` is rewritten after every run, so the finished ones can be
+/// looked at while the others train; shards leave it to [`merge`].
 pub fn run(study: &Study, log: &mut (dyn Write + Send)) -> Result<Vec<RunResult>> {
     if study.seeds.is_empty() || study.grid.is_empty() {
         bail!("a study needs at least one network and one seed");
     }
-    std::fs::create_dir_all(&study.out)
-        .with_context(|| format!("cannot create {}", study.out.display()))?;
-    crate::io::remove_stale_temps(&study.out)?;
-    let work: Vec<(&GridEntry, u64)> = study
-        .grid
-        .iter()
-        .flat_map(|e| study.seeds.iter().map(move |&s| (e, s)))
-        .collect();
-    let total = work.len();
+    claim(study)?;
+    let hash = study.record().grid_hash;
+    let all = study.runs();
+    let mine: Vec<usize> = (0..all.len()).filter(|&i| study.shard.owns(i)).collect();
+    let total = mine.len();
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
-    let rows: Mutex<Vec<Option<RunResult>>> = Mutex::new(vec![None; total]);
-    let failures: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let rows: Mutex<Vec<Option<RunResult>>> = Mutex::new(vec![None; all.len()]);
+    let failures: Mutex<Vec<anyhow::Error>> = Mutex::new(Vec::new());
     let log = Mutex::new(log);
+    let shard = if study.shard == Shard::WHOLE {
+        String::new()
+    } else {
+        format!(
+            "; shard {} trains {total} of the {} runs",
+            study.shard,
+            all.len()
+        )
+    };
     writeln!(
         log.lock().expect("log"),
-        "study: {} networks × {} seeds = {total} runs, {} at once, in {}",
+        "study: {} networks × {} seeds = {} runs, {} at once, in {}{shard}",
         study.grid.len(),
         study.seeds.len(),
+        all.len(),
         study.jobs.max(1),
         study.out.display()
     )?;
     std::thread::scope(|scope| {
-        for _ in 0..study.jobs.clamp(1, total) {
+        for _ in 0..study.jobs.clamp(1, total.max(1)) {
             scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                if i >= total {
+                let j = next.fetch_add(1, Ordering::SeqCst);
+                if j >= total {
                     break;
                 }
-                let (e, seed) = work[i];
+                let i = mine[j];
+                let (e, seed) = all[i];
                 let t0 = std::time::Instant::now();
-                let r = one_run(study, e, seed);
+                let r = one_run(study, &hash, e, seed);
                 let k = done.fetch_add(1, Ordering::SeqCst) + 1;
                 let mut w = log.lock().expect("log");
                 match r {
@@ -245,13 +471,17 @@ pub fn run(study: &Study, log: &mut (dyn Write + Send)) -> Result<Vec<RunResult>
                         );
                         let mut rows = rows.lock().expect("rows");
                         rows[i] = Some(r);
-                        if let Err(e) = write_results(&study.out, &rows) {
-                            failures.lock().expect("failures").push(format!("{e:#}"));
+                        if study.shard == Shard::WHOLE {
+                            let written = crate::io::lock_folder(&study.out, MERGE_LOCK)
+                                .and_then(|_lock| write_results(&study.out, &rows));
+                            if let Err(e) = written {
+                                failures.lock().expect("failures").push(e);
+                            }
                         }
                     }
                     Err(err) => {
                         let _ = writeln!(w, "[{k}/{total}] {} seed {seed}: failed: {err:#}", short_name(e));
-                        failures.lock().expect("failures").push(format!("{err:#}"));
+                        failures.lock().expect("failures").push(err);
                     }
                 }
             });
@@ -259,18 +489,90 @@ pub fn run(study: &Study, log: &mut (dyn Write + Send)) -> Result<Vec<RunResult>
     });
     let failures = failures.into_inner().expect("failures");
     if !failures.is_empty() {
-        bail!(
-            "{} of {total} runs failed (the others are in results.jsonl; run again to retry): {}",
+        let msg = anyhow!(
+            "{} of {total} runs failed (the others are kept; run again to retry): {}",
             failures.len(),
-            failures.join("; ")
+            failures
+                .iter()
+                .map(|e| format!("{e:#}"))
+                .collect::<Vec<_>>()
+                .join("; ")
         );
+        // Bad input (a folder of another study, one in use) keeps its status.
+        let bad = failures
+            .iter()
+            .any(|e| e.downcast_ref::<crate::error::BadInput>().is_some());
+        return Err(if bad { bad_input(msg) } else { msg });
     }
     Ok(rows
         .into_inner()
         .expect("rows")
         .into_iter()
-        .map(|r| r.expect("every run finished"))
+        .flatten()
         .collect())
+}
+
+/// What [`merge`] found.
+#[derive(Debug)]
+pub enum Merge {
+    /// Every run was done: `results.jsonl`, the summary and the figures are written.
+    Done {
+        /// Every run's row, in grid order.
+        results: Vec<RunResult>,
+        /// The summary table with its note (as `summary.txt`).
+        table: String,
+    },
+    /// Some runs are not done yet; nothing was written.
+    Waiting {
+        /// Runs done.
+        done: usize,
+        /// Runs of the study.
+        total: usize,
+        /// The first run not done (its folder).
+        first_missing: PathBuf,
+    },
+}
+
+/// Gather the study's runs from their folders' `result.json` and, when every run is done,
+/// write `results.jsonl` (grid order), `summary.json`, `summary.txt` and the figures, holding
+/// the study's merge lock, so that shards finishing at once never write a file together.
+pub fn merge(study: &Study) -> Result<Merge> {
+    let _lock = crate::io::lock_folder(&study.out, MERGE_LOCK)?;
+    // Only a merge writes in the study folder itself, so its stale temps are a merge's.
+    crate::io::remove_stale_temps(&study.out)?;
+    let runs = study.runs();
+    let mut results = Vec::with_capacity(runs.len());
+    let mut first_missing = None;
+    for &(e, seed) in &runs {
+        let path = run_dir(&study.out, &short_name(e), seed).join(RESULT_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => results.push(
+                serde_json::from_str::<RunResult>(&text)
+                    .with_context(|| format!("{}: not a run result", path.display()))
+                    .map_err(bad_input)?,
+            ),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                first_missing
+                    .get_or_insert(path.parent().map(Path::to_path_buf).unwrap_or_default());
+            }
+            Err(err) => {
+                return Err(
+                    anyhow::Error::new(err).context(format!("cannot read {}", path.display()))
+                )
+            }
+        }
+    }
+    if let Some(first_missing) = first_missing {
+        return Ok(Merge::Waiting {
+            done: results.len(),
+            total: runs.len(),
+            first_missing,
+        });
+    }
+    let rows: Vec<Option<RunResult>> = results.iter().cloned().map(Some).collect();
+    write_results(&study.out, &rows)?;
+    let table = report(study, &results)?;
+    Ok(Merge::Done { results, table })
 }
 
 /// Mean ± standard deviation over seeds, per network, in grid order.

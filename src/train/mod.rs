@@ -22,7 +22,7 @@ use crate::optim::{self, Config as OptConfig, Schedule, State};
 use checkpoint::Meta;
 
 /// Everything a run needs.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct TrainOptions {
     /// The network (its head is set to the dataset's classes).
     pub spec: NetSpec,
@@ -282,8 +282,19 @@ fn check_compatible(meta: &Meta, spec: &NetSpec, opts: &TrainOptions, input: Sha
     Ok(())
 }
 
-/// Train as `opts` says, printing a header and one line per epoch to `log`.
+/// The lock file of a run folder: one writer at a time (`train`, or the study shard training
+/// that run).
+pub const FOLDER_LOCK: &str = ".lock";
+
+/// Train as `opts` says, printing a header and one line per epoch to `log`. The run holds its
+/// folder's lock ([`FOLDER_LOCK`]) throughout: a second run into the same folder is refused.
 pub fn run(opts: &TrainOptions, log: &mut dyn Write) -> Result<RunSummary> {
+    let _lock = crate::io::try_lock_folder(&opts.out, FOLDER_LOCK, "training run")?;
+    run_holding_lock(opts, log)
+}
+
+/// [`run`] for a caller that already holds the folder's lock.
+pub fn run_holding_lock(opts: &TrainOptions, log: &mut dyn Write) -> Result<RunSummary> {
     let Prepared {
         split,
         input,

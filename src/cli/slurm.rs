@@ -1,0 +1,200 @@
+//! `study slurm`: the sbatch script that runs a study as a Slurm job array, one task per shard,
+//! and a merge job after it. The script is plain bash, so it is checked without Slurm: `bash -n`,
+//! and run with the array variables set by hand it executes the shard they name.
+
+use anyhow::Context;
+use clap::Parser;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use super::spec::bad;
+use super::study::{efficiency_study, SlurmArgs, StudyArgs, StudyCommand};
+
+/// A word quoted for bash: itself when it is plain, else in single quotes.
+pub fn sh_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./,=:+@%".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// A Slurm word (time, partition, …) that must not break the `#SBATCH` line it goes on.
+fn slurm_word(what: &str, v: &str) -> anyhow::Result<String> {
+    if v.is_empty()
+        || !v
+            .chars()
+            .all(|c| c.is_ascii_graphic() && c != '\'' && c != '"')
+    {
+        return Err(bad(format!(
+            "--{what} '{v}': give one word of letters, digits and punctuation (no quotes or spaces)"
+        )));
+    }
+    Ok(v.to_string())
+}
+
+fn absolute(p: &Path, cwd: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        cwd.join(p)
+    }
+}
+
+/// The script for `a`: the study's arguments are checked (as `study efficiency` would check
+/// them) before anything is printed.
+pub fn script(a: &SlurmArgs) -> anyhow::Result<String> {
+    let mut argv = vec!["study".to_string()];
+    argv.extend(a.study.iter().cloned());
+    let parsed = StudyArgs::try_parse_from(&argv).map_err(|e| {
+        let msg = e.to_string();
+        bad(format!(
+            "the study after `--`: {}",
+            msg.lines()
+                .next()
+                .unwrap_or("invalid")
+                .trim_start_matches("error: ")
+        ))
+    })?;
+    let StudyCommand::Efficiency(eff) = &parsed.command else {
+        return Err(bad(
+            "the study after `--` must be `efficiency …` (the one study that shards)",
+        ));
+    };
+    if eff.shard.is_some() {
+        return Err(bad(
+            "the study after `--` has --shard: the script gives each array task its own",
+        ));
+    }
+    let st = efficiency_study(eff)?;
+    let runs = st.grid.len() * st.seeds.len();
+    if a.shards > runs {
+        return Err(bad(format!(
+            "--shards {}: the study has only {runs} runs ({} networks × {} seeds); give at most {runs}",
+            a.shards,
+            st.grid.len(),
+            st.seeds.len()
+        )));
+    }
+    let cwd = std::env::current_dir().context("cannot read the current folder")?;
+    let exe = std::env::current_exe().context("cannot find this study binary's path")?;
+    let out = absolute(&st.out, &cwd);
+    let logs = absolute(a.logs.as_deref().unwrap_or(&out.join("slurm-logs")), &cwd);
+    let name = slurm_word("job-name", &a.job_name)?;
+    let time = slurm_word("time", &a.time)?;
+    let mut directives = vec![
+        format!("--job-name={name}"),
+        match a.max_running {
+            Some(k) => format!("--array=0-{}%{k}", a.shards - 1),
+            None => format!("--array=0-{}", a.shards - 1),
+        },
+        "--ntasks=1".to_string(),
+        format!("--cpus-per-task={}", a.cpus_per_task),
+        format!("--time={time}"),
+    ];
+    if a.gpus_per_task > 0 {
+        directives.push(format!("--gres=gpu:{}", a.gpus_per_task));
+    }
+    let mut shared = Vec::new();
+    if let Some(m) = &a.mem {
+        directives.push(format!("--mem={}", slurm_word("mem", m)?));
+    }
+    if let Some(p) = &a.partition {
+        let p = slurm_word("partition", p)?;
+        directives.push(format!("--partition={p}"));
+        shared.push(format!("--partition={p}"));
+    }
+    if let Some(acc) = &a.account {
+        let acc = slurm_word("account", acc)?;
+        directives.push(format!("--account={acc}"));
+        shared.push(format!("--account={acc}"));
+    }
+    let logs_s = logs.to_string_lossy();
+    if logs_s.contains(char::is_whitespace) {
+        return Err(bad(format!(
+            "the log folder {logs_s} has a space, which #SBATCH --output cannot take: give --logs"
+        )));
+    }
+    directives.push(format!("--output={logs_s}/%x-%A_%a.out"));
+    let study_words: Vec<String> = a.study.iter().map(|w| sh_quote(w)).collect();
+
+    let mut s = String::new();
+    let _ = writeln!(s, "#!/bin/bash");
+    let _ = writeln!(
+        s,
+        "# The study `study {}`\n# as a Slurm job array of {} shards ({} networks × {} seeds = {runs} runs), written by `study slurm`.",
+        a.study.join(" "),
+        a.shards,
+        st.grid.len(),
+        st.seeds.len()
+    );
+    let _ = writeln!(
+        s,
+        "#   bash job.sh     submits the array and a merge job that starts when every task succeeded\n#   sbatch job.sh   submits the array alone (the last shard to finish merges too)\n# Inside the array, task SLURM_ARRAY_TASK_ID runs shard SLURM_ARRAY_TASK_ID/{}.",
+        a.shards
+    );
+    for d in &directives {
+        let _ = writeln!(s, "#SBATCH {d}");
+    }
+    let _ = writeln!(s, "set -euo pipefail");
+    let _ = writeln!(s, "STUDY={}", sh_quote(&exe.to_string_lossy()));
+    let _ = writeln!(s, "SHARDS={}", a.shards);
+    let _ = writeln!(s, "cd {}", sh_quote(&cwd.to_string_lossy()));
+    let _ = writeln!(s, "if [ -n \"${{SLURM_ARRAY_TASK_ID:-}}\" ]; then");
+    let _ = writeln!(
+        s,
+        "  exec \"$STUDY\" {} --shard \"$SLURM_ARRAY_TASK_ID/$SHARDS\"",
+        study_words.join(" ")
+    );
+    let _ = writeln!(s, "fi");
+    let _ = writeln!(s, "mkdir -p {}", sh_quote(&logs_s));
+    let _ = writeln!(s, "array=$(sbatch --parsable \"$0\")");
+    let _ = writeln!(s, "array=${{array%%;*}}");
+    let merge_cmd = format!(
+        "{} merge {}",
+        sh_quote(&exe.to_string_lossy()),
+        sh_quote(&out.to_string_lossy())
+    );
+    let mut merge_flags = vec![
+        "--parsable".to_string(),
+        "--dependency=afterok:\"$array\"".to_string(),
+        format!("--job-name={name}-merge"),
+        "--ntasks=1".to_string(),
+        "--cpus-per-task=1".to_string(),
+        "--time=00:30:00".to_string(),
+    ];
+    merge_flags.extend(shared);
+    merge_flags.push(format!("--output={logs_s}/%x-%j.out"));
+    merge_flags.push(format!("--chdir={}", sh_quote(&cwd.to_string_lossy())));
+    let _ = writeln!(
+        s,
+        "merge=$(sbatch {} --wrap={})",
+        merge_flags.join(" "),
+        sh_quote(&merge_cmd)
+    );
+    let _ = writeln!(
+        s,
+        "echo \"submitted the {} shards as job $array and the merge as job $merge (logs in {})\"",
+        a.shards, logs_s
+    );
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sh_quote;
+
+    #[test]
+    fn words_are_quoted_for_bash() {
+        assert_eq!(sh_quote("--family"), "--family");
+        assert_eq!(sh_quote("/a/b-c_d.txt"), "/a/b-c_d.txt");
+        assert_eq!(sh_quote("two words"), "'two words'");
+        assert_eq!(sh_quote("it's"), r"'it'\''s'");
+        assert_eq!(sh_quote(""), "''");
+        assert_eq!(sh_quote("$HOME"), "'$HOME'");
+    }
+}

@@ -1,0 +1,526 @@
+//! The small key-value store rank 0 hosts for its group, over TCP, as PyTorch's `TCPStore`
+//! does for torchrun: ranks say who they are (`HELLO rank world`), put and wait for values
+//! (`SET`, `GET`), watch the group (`WATCH`: answered when a rank dies or the group fails) and
+//! leave (`BYE`). One line per message; values travel as hex.
+//!
+//! The server notices a rank whose connection ends before its `BYE` — its process died or
+//! lost the network — and fails the group: every waiting `GET` and every `WATCH` is answered
+//! with the reason, so no rank waits for a dead one.
+
+use anyhow::{anyhow, bail, Context, Result};
+use std::collections::{BTreeSet, HashMap};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// The longest line the server reads (a key and a hex value): 1 MiB.
+const MAX_LINE: usize = 1 << 20;
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+#[derive(Default)]
+struct State {
+    values: HashMap<String, Vec<u8>>,
+    joined: BTreeSet<usize>,
+    left: BTreeSet<usize>,
+    failed: Option<String>,
+}
+
+struct Shared {
+    world: usize,
+    timeout: Duration,
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+impl Shared {
+    fn fail(&self, why: String) {
+        let mut s = self.state.lock().expect("store state");
+        s.failed.get_or_insert(why);
+        self.changed.notify_all();
+    }
+}
+
+/// Rank 0's store: listening from [`Server::start`] until dropped.
+pub struct Server {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+}
+
+/// Read one line of at most [`MAX_LINE`] bytes (None at the end of the stream).
+fn read_line<R: BufRead>(r: &mut R) -> std::io::Result<Option<String>> {
+    let mut buf = Vec::new();
+    let n = Read::take(&mut *r, MAX_LINE as u64 + 1).read_until(b'\n', &mut buf)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if buf.last() != Some(&b'\n') {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "a store message longer than 1 MiB, or cut off",
+        ));
+    }
+    buf.pop();
+    String::from_utf8(buf)
+        .map(Some)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8"))
+}
+
+fn serve(shared: Arc<Shared>, stream: TcpStream) {
+    let Ok(mut out) = stream.try_clone() else {
+        return;
+    };
+    let mut input = BufReader::new(stream);
+    let mut me: Option<usize> = None;
+    let mut said_bye = false;
+    while let Ok(Some(line)) = read_line(&mut input) {
+        let mut words = line.splitn(3, ' ');
+        if let Some(why) = line.strip_prefix("FAIL ") {
+            shared.fail(why.to_string());
+            let _ = out.write_all(b"OK\n");
+            continue;
+        }
+        let reply = match (words.next(), words.next(), words.next()) {
+            (Some("HELLO"), Some(rank), Some(world)) => {
+                match (rank.parse::<usize>(), world.parse::<usize>()) {
+                    (Ok(rank), Ok(world)) if world != shared.world => format!(
+                        "ERR rank {rank} says the world has {world} ranks, rank 0 says {}: every rank needs the same WORLD_SIZE",
+                        shared.world
+                    ),
+                    (Ok(rank), Ok(_)) if rank >= shared.world => {
+                        format!("ERR rank {rank} is not a rank of a world of {}", shared.world)
+                    }
+                    (Ok(rank), Ok(_)) => {
+                        let mut s = shared.state.lock().expect("store state");
+                        if !s.joined.insert(rank) {
+                            format!("ERR rank {rank} joined twice: every process needs its own RANK")
+                        } else {
+                            me = Some(rank);
+                            shared.changed.notify_all();
+                            "OK".to_string()
+                        }
+                    }
+                    _ => "ERR HELLO takes a rank and a world size".to_string(),
+                }
+            }
+            (Some("SET"), Some(key), Some(value)) => match unhex(value) {
+                Some(v) => {
+                    let mut s = shared.state.lock().expect("store state");
+                    s.values.insert(key.to_string(), v);
+                    shared.changed.notify_all();
+                    "OK".to_string()
+                }
+                None => "ERR SET takes a hex value".to_string(),
+            },
+            (Some("GET"), Some(key), None) => {
+                let deadline = Instant::now() + shared.timeout;
+                let mut s = shared.state.lock().expect("store state");
+                loop {
+                    if let Some(why) = &s.failed {
+                        break format!("ERR {why}");
+                    }
+                    if let Some(v) = s.values.get(key) {
+                        break format!("VAL {}", hex(v));
+                    }
+                    let now = Instant::now();
+                    if now >= deadline {
+                        break format!(
+                            "ERR no rank gave '{key}' within {} s",
+                            shared.timeout.as_secs()
+                        );
+                    }
+                    s = shared
+                        .changed
+                        .wait_timeout(s, deadline - now)
+                        .expect("store state")
+                        .0;
+                }
+            }
+            (Some("WATCH"), None, None) => {
+                let mut s = shared.state.lock().expect("store state");
+                loop {
+                    if let Some(why) = &s.failed {
+                        break format!("FAIL {why}");
+                    }
+                    if s.left.len() == shared.world {
+                        break "BYE".to_string();
+                    }
+                    s = shared.changed.wait(s).expect("store state");
+                }
+            }
+            (Some("BYE"), None, None) => {
+                if let Some(r) = me {
+                    let mut s = shared.state.lock().expect("store state");
+                    s.left.insert(r);
+                    shared.changed.notify_all();
+                }
+                said_bye = true;
+                "OK".to_string()
+            }
+            _ => format!(
+                "ERR unknown store message '{}'",
+                line.chars().take(40).collect::<String>()
+            ),
+        };
+        if out
+            .write_all(reply.as_bytes())
+            .and_then(|()| out.write_all(b"\n"))
+            .and_then(|()| out.flush())
+            .is_err()
+        {
+            break;
+        }
+    }
+    if let (Some(r), false) = (me, said_bye) {
+        shared.fail(format!(
+            "rank {r} left the group before finishing (its process ended or its connection broke)"
+        ));
+    }
+}
+
+impl Server {
+    /// Listen on `addr:port` for a group of `world` ranks; waits for values at most `timeout`.
+    /// A port in use is an I/O error that says so.
+    pub fn start(addr: &str, port: u16, world: usize, timeout: Duration) -> Result<Server> {
+        let targets: Vec<SocketAddr> = (addr, port)
+            .to_socket_addrs()
+            .with_context(|| format!("MASTER_ADDR '{addr}' does not resolve"))?
+            .collect();
+        // Listen on MASTER_ADDR's own address where it is this machine's; else on every
+        // interface (rank 0's host name may resolve to an address NAT or a container hides).
+        let listener = match TcpListener::bind(&targets[..]) {
+            Ok(l) => l,
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                return Err(anyhow::Error::new(e).context(format!(
+                    "MASTER_PORT {port} is in use on this machine (another group or program holds it): choose another MASTER_PORT"
+                )))
+            }
+            Err(_) => TcpListener::bind(("0.0.0.0", port)).map_err(|e| {
+                let why = if e.kind() == std::io::ErrorKind::AddrInUse {
+                    format!("MASTER_PORT {port} is in use on this machine (another group or program holds it): choose another MASTER_PORT")
+                } else {
+                    format!("cannot listen on port {port} for the group's store")
+                };
+                anyhow::Error::new(e).context(why)
+            })?,
+        };
+        let local = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            world,
+            timeout,
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+        });
+        let s = shared.clone();
+        std::thread::Builder::new()
+            .name("store-accept".into())
+            .spawn(move || {
+                for stream in listener.incoming() {
+                    let Ok(stream) = stream else { continue };
+                    let _ = stream.set_nodelay(true);
+                    let s = s.clone();
+                    let _ = std::thread::Builder::new()
+                        .name("store-conn".into())
+                        .spawn(move || serve(s, stream));
+                }
+            })
+            .context("starting the store's thread")?;
+        Ok(Server {
+            shared,
+            addr: local,
+        })
+    }
+
+    /// The address it listens on (with the port the system chose for port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Wait until every rank has said HELLO, or fail the group naming the missing ranks.
+    pub fn wait_joined(&self) -> Result<()> {
+        let deadline = Instant::now() + self.shared.timeout;
+        let mut s = self.shared.state.lock().expect("store state");
+        loop {
+            if let Some(why) = &s.failed {
+                bail!("{why}");
+            }
+            if s.joined.len() == self.shared.world {
+                return Ok(());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                let missing: Vec<String> = (0..self.shared.world)
+                    .filter(|r| !s.joined.contains(r))
+                    .map(|r| r.to_string())
+                    .collect();
+                drop(s);
+                let why = format!(
+                    "rank{} {} of {} did not join within {} s (were they started, with the same MASTER_ADDR and MASTER_PORT?)",
+                    if missing.len() == 1 { "" } else { "s" },
+                    missing.join(", "),
+                    self.shared.world,
+                    self.shared.timeout.as_secs()
+                );
+                self.shared.fail(why.clone());
+                bail!("{why}");
+            }
+            s = self
+                .shared
+                .changed
+                .wait_timeout(s, deadline - now)
+                .expect("store state")
+                .0;
+        }
+    }
+
+    /// Wait until every rank has said BYE (at most the timeout): rank 0 keeps the store up
+    /// for the others' last messages.
+    pub fn wait_left(&self) {
+        let deadline = Instant::now() + self.shared.timeout;
+        let mut s = self.shared.state.lock().expect("store state");
+        while s.left.len() < self.shared.world && s.failed.is_none() {
+            let now = Instant::now();
+            if now >= deadline {
+                return;
+            }
+            s = self
+                .shared
+                .changed
+                .wait_timeout(s, deadline - now)
+                .expect("store state")
+                .0;
+        }
+    }
+
+    /// Fail the group (every waiting rank is told `why`).
+    pub fn fail(&self, why: String) {
+        self.shared.fail(why);
+    }
+}
+
+/// One rank's connection to the store.
+pub struct Client {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+    peer: String,
+}
+
+impl Client {
+    /// Connect to `addr:port`, retrying until `timeout` (rank 0 may start later than this rank).
+    pub fn connect(addr: &str, port: u16, timeout: Duration) -> Result<Client> {
+        let deadline = Instant::now() + timeout;
+        let peer = format!("{addr}:{port}");
+        loop {
+            let attempt = (addr, port)
+                .to_socket_addrs()
+                .with_context(|| format!("MASTER_ADDR '{addr}' does not resolve"))
+                .and_then(|mut a| {
+                    a.next()
+                        .ok_or_else(|| anyhow!("MASTER_ADDR '{addr}' has no address"))
+                })
+                .and_then(|sa| {
+                    TcpStream::connect_timeout(&sa, Duration::from_secs(2)).map_err(Into::into)
+                });
+            match attempt {
+                Ok(stream) => {
+                    stream.set_nodelay(true)?;
+                    // A read never blocks longer than the store's own wait and a margin.
+                    stream.set_read_timeout(Some(timeout + Duration::from_secs(10)))?;
+                    let writer = stream.try_clone()?;
+                    return Ok(Client {
+                        reader: BufReader::new(stream),
+                        writer,
+                        peer,
+                    });
+                }
+                Err(e) if Instant::now() >= deadline => {
+                    return Err(e.context(format!(
+                        "rank 0's store at {peer} did not answer within {} s (is rank 0 running, and MASTER_ADDR/MASTER_PORT right?)",
+                        timeout.as_secs()
+                    )))
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+
+    /// Send one message and read the answer (None: the store closed the connection).
+    fn ask_raw(&mut self, msg: &str) -> Result<Option<String>> {
+        self.writer
+            .write_all(format!("{msg}\n").as_bytes())
+            .and_then(|()| self.writer.flush())
+            .with_context(|| format!("the connection to rank 0's store at {} broke", self.peer))?;
+        read_line(&mut self.reader).with_context(|| {
+            format!(
+                "no answer from rank 0's store at {} (rank 0 may have died)",
+                self.peer
+            )
+        })
+    }
+
+    fn ask(&mut self, msg: &str) -> Result<String> {
+        match self.ask_raw(msg)? {
+            Some(r) => match r.strip_prefix("ERR ") {
+                Some(why) => bail!("{why}"),
+                None => Ok(r),
+            },
+            None => bail!(
+                "rank 0's store at {} closed the connection (rank 0 ended)",
+                self.peer
+            ),
+        }
+    }
+
+    /// Join as `rank` of `world`.
+    pub fn hello(&mut self, rank: usize, world: usize) -> Result<()> {
+        self.ask(&format!("HELLO {rank} {world}")).map(|_| ())
+    }
+
+    /// Put a value.
+    pub fn set(&mut self, key: &str, value: &[u8]) -> Result<()> {
+        if key.is_empty() || key.contains(char::is_whitespace) {
+            bail!("a store key is one word, not '{key}'");
+        }
+        self.ask(&format!("SET {key} {}", hex(value))).map(|_| ())
+    }
+
+    /// Wait for a value (at most the store's timeout).
+    pub fn get(&mut self, key: &str) -> Result<Vec<u8>> {
+        let r = self.ask(&format!("GET {key}"))?;
+        r.strip_prefix("VAL ")
+            .and_then(unhex)
+            .ok_or_else(|| anyhow!("the store answered '{r}' to GET"))
+    }
+
+    /// Fail the group: every rank waiting or watching is told `why`.
+    pub fn fail(&mut self, why: &str) -> Result<()> {
+        self.ask(&format!("FAIL {}", why.replace('\n', " ")))
+            .map(|_| ())
+    }
+
+    /// Say this rank finished. Rank 0 may end as soon as the last BYE arrives, before it
+    /// answers, so a closed connection here is no error.
+    pub fn bye(&mut self) -> Result<()> {
+        match self.ask_raw("BYE") {
+            Ok(Some(r)) if r.starts_with("ERR ") => bail!("{}", &r[4..]),
+            _ => Ok(()),
+        }
+    }
+
+    /// Block until the group fails (Err with the reason; also when the store goes away) or
+    /// every rank has left (Ok).
+    pub fn watch(mut self) -> Result<()> {
+        match self
+            .writer
+            .set_read_timeout(None)
+            .map_err(anyhow::Error::from)
+            .and_then(|()| {
+                self.reader
+                    .get_ref()
+                    .set_read_timeout(None)
+                    .map_err(Into::into)
+            }) {
+            Ok(()) => {}
+            Err(e) => return Err(e),
+        }
+        match self.ask_raw("WATCH")? {
+            Some(r) if r == "BYE" => Ok(()),
+            Some(r) => bail!("{}", r.strip_prefix("FAIL ").unwrap_or(&r)),
+            None => bail!(
+                "rank 0's store at {} went away (rank 0 ended or its node failed)",
+                self.peer
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trips() {
+        let v: Vec<u8> = (0..=255).collect();
+        assert_eq!(unhex(&hex(&v)).unwrap(), v);
+        assert_eq!(unhex("abc"), None);
+        assert_eq!(unhex("zz"), None);
+    }
+
+    #[test]
+    fn values_wait_and_failures_reach_every_waiter() {
+        let server = Server::start("127.0.0.1", 0, 2, Duration::from_secs(5)).unwrap();
+        let port = server.addr().port();
+        let mut a = Client::connect("127.0.0.1", port, Duration::from_secs(5)).unwrap();
+        a.hello(0, 2).unwrap();
+        let waiter = std::thread::spawn(move || {
+            let mut b = Client::connect("127.0.0.1", port, Duration::from_secs(5)).unwrap();
+            b.hello(1, 2).unwrap();
+            b.get("k").unwrap()
+        });
+        server.wait_joined().unwrap();
+        a.set("k", b"value").unwrap();
+        assert_eq!(waiter.join().unwrap(), b"value");
+        // Wrong world size and a duplicate rank are refused.
+        let mut c = Client::connect("127.0.0.1", port, Duration::from_secs(5)).unwrap();
+        let e = format!("{:#}", c.hello(1, 3).unwrap_err());
+        assert!(e.contains("world has 3 ranks, rank 0 says 2"), "{e}");
+        let e = format!("{:#}", c.hello(0, 2).unwrap_err());
+        assert!(e.contains("joined twice"), "{e}");
+        // Rank 1's connection has ended without BYE (its thread returned): the group fails
+        // and a watcher hears why.
+        let w = Client::connect("127.0.0.1", port, Duration::from_secs(5)).unwrap();
+        let e = format!("{:#}", w.watch().unwrap_err());
+        assert!(e.contains("rank 1 left the group"), "{e}");
+        let e = format!("{:#}", a.get("never").unwrap_err());
+        assert!(e.contains("rank 1 left"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_rank_times_out_naming_it() {
+        let server = Server::start("127.0.0.1", 0, 3, Duration::from_millis(300)).unwrap();
+        let mut a =
+            Client::connect("127.0.0.1", server.addr().port(), Duration::from_secs(5)).unwrap();
+        a.hello(0, 3).unwrap();
+        let e = format!("{:#}", server.wait_joined().unwrap_err());
+        assert!(e.starts_with("ranks 1, 2 of 3 did not join"), "{e}");
+        let e = format!("{:#}", a.get("id").unwrap_err());
+        assert!(e.contains("did not join"), "{e}");
+    }
+
+    #[test]
+    fn a_port_in_use_says_so() {
+        let first = Server::start("127.0.0.1", 0, 2, Duration::from_secs(1)).unwrap();
+        let e = Server::start("127.0.0.1", first.addr().port(), 2, Duration::from_secs(1))
+            .err()
+            .unwrap();
+        let e = format!("{e:#}");
+        assert!(e.contains("is in use on this machine"), "{e}");
+    }
+
+    #[test]
+    fn nobody_listening_times_out_with_a_message() {
+        // A port that was just free: bind, note, drop.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let e = Client::connect("127.0.0.1", port, Duration::from_millis(300))
+            .err()
+            .unwrap();
+        assert!(format!("{e:#}").contains("did not answer within"), "{e:#}");
+    }
+}
