@@ -153,6 +153,7 @@ fn options(family: Family, growth: usize, name: &str, figs: &Path) -> TrainOptio
     stop_after: None,
     device: sparsenet::train::DeviceKind::Cpu,
     gpus: None,
+    group: None,
     }
 }"""),
         code("""
@@ -215,6 +216,7 @@ let recipe = TrainOptions {
     stop_after: None,
     device: sparsenet::train::DeviceKind::Cpu,
     gpus: None,
+    group: None,
 };
 let st = efficiency::Study {
     grid: grid::preset(grid::Preset::Quick),

@@ -21,7 +21,9 @@
 #   adam     two epochs with Adam on the GPU.
 #   study    `study efficiency` with 3 jobs sharing the card.
 #   dp       data-parallel training over NCCL on every GPU of the machine (--gpus N), and as
-#            world size 1 against the plain single-GPU run.
+#            world size 1 against the plain single-GPU run; with 2 GPUs or more, also as 2
+#            processes with torchrun's variables (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR,
+#            MASTER_PORT set by hand), whose checkpoint is compared with --gpus 2's.
 #   train    a short training run on the full Fashion-MNIST with --device cuda.
 #   (profile: milliseconds per op of our training step, synchronised per op; not by default.)
 #
@@ -147,6 +149,19 @@ if want dp; then
   echo "single GPU:      $(tail -n 1 "$d/ref/metrics.jsonl")" | tee -a "$OUT/summary.txt"
   [ "$gpus" -gt 1 ] && stage dp-all 180 "$G/train" --device cuda --gpus "$gpus" "${small[@]}" \
     --epochs 1 --out "$d/dpN"
+  if [ "$gpus" -gt 1 ]; then
+    stage dp-two 120 "$G/train" --device cuda --gpus 2 "${small[@]}" --epochs 1 --out "$d/dp2"
+    ranks() {
+      for r in 0 1; do
+        RANK=$r WORLD_SIZE=2 LOCAL_RANK=$r MASTER_ADDR=127.0.0.1 MASTER_PORT=29517 \
+          "$G/train" --device cuda "${small[@]}" --epochs 1 --dist-timeout 60 --out "$d/ranks" &
+      done
+      wait -n && wait -n && cmp "$d/ranks/last.safetensors" "$d/dp2/last.safetensors" \
+        && echo "2 processes = --gpus 2, bit for bit"
+    }
+    export -f ranks; export G d
+    stage ranks 150 bash -c "$(declare -p small); ranks"
+  fi
 fi
 if want train; then
   run=$(mktemp -d)

@@ -5,6 +5,7 @@
 mod common;
 
 mod dag_cli;
+mod dist_cli;
 mod exit_codes;
 mod full_disk;
 mod gpu_launches;
@@ -12,6 +13,7 @@ mod hostile_files;
 mod kill_resume;
 mod paths_cli;
 mod study_cli;
+mod study_shards;
 mod torch_parity;
 mod train_cli;
 mod zoo_cli;

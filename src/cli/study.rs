@@ -323,6 +323,7 @@ fn study_of(a: &EfficiencyArgs, grid_text: Option<&str>) -> anyhow::Result<effic
         gpus: None,
         resume: false,
         quiet: true,
+        dist_timeout: 300,
     };
     let recipe = options(&template)?;
     let out = a

@@ -126,6 +126,11 @@ pub struct TrainArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+
+    /// Under torchrun or srun (RANK/WORLD_SIZE or SLURM_PROCID/SLURM_NTASKS set, world > 1):
+    /// seconds a rank waits for the others to join or answer before it fails with a message.
+    #[arg(long, default_value = "300", value_parser = |s: &str| parse_in_range(s, "dist timeout", 1, 86_400))]
+    pub dist_timeout: usize,
 }
 
 /// Set the worker-thread count once per process.
@@ -202,13 +207,48 @@ pub fn options(a: &TrainArgs) -> anyhow::Result<TrainOptions> {
         stop_after: a.stop_after,
         device: a.recipe.device,
         gpus: a.gpus,
+        group: None,
     })
+}
+
+/// The multi-process group this process belongs to, from torchrun's or srun's variables
+/// ([`crate::dist::env`]); None for a process of its own. Training across processes runs on
+/// GPUs, one per process, so the CPU and `--gpus` are refused there (bad input).
+pub fn group_from_env(a: &TrainArgs) -> anyhow::Result<Option<crate::dist::Join>> {
+    let Some(launch) = crate::dist::launch().map_err(crate::error::bad_input)? else {
+        return Ok(None);
+    };
+    let vars = if launch.source == "slurm" {
+        "SLURM_PROCID/SLURM_NTASKS"
+    } else {
+        "RANK/WORLD_SIZE"
+    };
+    if a.recipe.device != DeviceKind::Cuda {
+        return Err(bad(format!(
+            "{vars} say this is rank {} of {}: training across processes runs with --device cuda (one GPU per process); unset them for a run of its own on the CPU",
+            launch.rank, launch.world
+        )));
+    }
+    if a.gpus.is_some() {
+        return Err(bad(format!(
+            "--gpus is for one process driving several GPUs; under torchrun or srun ({vars} set) each process drives the GPU LOCAL_RANK names"
+        )));
+    }
+    Ok(Some(crate::dist::Join {
+        launch,
+        timeout: std::time::Duration::from_secs(a.dist_timeout as u64),
+    }))
 }
 
 /// Run `train`: the exit status of [`crate::error`] (0 success, 1 the run failed, 2 bad input, 3
 /// a file could not be read or written).
 pub fn run_train(a: &TrainArgs, w: &mut dyn Write) -> ExitCode {
-    let opts = match options(a) {
+    let opts = match options(a).and_then(|o| {
+        Ok(TrainOptions {
+            group: group_from_env(a)?,
+            ..o
+        })
+    }) {
         Ok(o) => o,
         Err(e) => return fail(&e),
     };
@@ -226,6 +266,12 @@ pub fn run_train(a: &TrainArgs, w: &mut dyn Write) -> ExitCode {
         }
         Err(e) => {
             let _ = w.flush();
+            if opts.group.is_some() && !crate::dist::claim_failure() {
+                // The group's watch thread is reporting its failure and ending the process.
+                loop {
+                    std::thread::park();
+                }
+            }
             fail(&e)
         }
     }

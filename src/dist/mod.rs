@@ -142,12 +142,17 @@ impl Group {
         let l = &self.launch;
         let watcher = store::Client::connect(&l.master_addr, l.master_port, self.timeout)?;
         let finished = self.finished.clone();
+        // Rank 0 hosts the store: before it ends, the others must have heard why.
+        let linger = self.server.as_ref().map(|s| s.lingerer());
         std::thread::Builder::new()
             .name("group-watch".into())
             .spawn(move || {
                 // What happens after this rank has left is no longer its failure.
                 if let Err(e) = watcher.watch() {
                     if !finished.load(std::sync::atomic::Ordering::SeqCst) {
+                        if let Some(linger) = linger {
+                            linger();
+                        }
                         on_fail(format!("{e:#}"));
                     }
                 }
@@ -169,11 +174,23 @@ impl Group {
     }
 }
 
+static FAILING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Claim the right to report this process's failure: true for the first caller only. A rank's
+/// main thread and its watch thread may both see the group fail (a closed store connection);
+/// the one that claims first prints its one line and ends the process, and the other stays
+/// silent, so an error is always one line.
+pub fn claim_failure() -> bool {
+    !FAILING.swap(true, std::sync::atomic::Ordering::SeqCst)
+}
+
 /// A `watch` callback for commands: print the reason on one line and end the process with
-/// status 1.
+/// status 1 — unless the main thread is already reporting an error, which then ends it.
 pub fn exit_on_failure(rank: usize) -> impl FnOnce(String) + Send + 'static {
     move |why| {
-        eprintln!("error: rank {rank}: the group failed: {why}");
-        std::process::exit(i32::from(crate::error::EXIT_FAILED));
+        if claim_failure() {
+            eprintln!("error: rank {rank}: the group failed: {why}");
+            std::process::exit(i32::from(crate::error::EXIT_FAILED));
+        }
     }
 }

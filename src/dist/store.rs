@@ -14,6 +14,9 @@ use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+/// How much longer a `GET` waits than the group's timeout.
+const GET_MARGIN: Duration = Duration::from_secs(2);
+
 /// The longest line the server reads (a key and a hex value): 1 MiB.
 const MAX_LINE: usize = 1 << 20;
 
@@ -35,6 +38,8 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 struct State {
     values: HashMap<String, Vec<u8>>,
     joined: BTreeSet<usize>,
+    /// Joined ranks whose connection is still open.
+    connected: BTreeSet<usize>,
     left: BTreeSet<usize>,
     failed: Option<String>,
 }
@@ -70,7 +75,7 @@ fn read_line<R: BufRead>(r: &mut R) -> std::io::Result<Option<String>> {
     if buf.last() != Some(&b'\n') {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
-            "a store message longer than 1 MiB, or cut off",
+            "the connection ended inside a message, or a message was longer than 1 MiB",
         ));
     }
     buf.pop();
@@ -109,6 +114,7 @@ fn serve(shared: Arc<Shared>, stream: TcpStream) {
                             format!("ERR rank {rank} joined twice: every process needs its own RANK")
                         } else {
                             me = Some(rank);
+                            s.connected.insert(rank);
                             shared.changed.notify_all();
                             "OK".to_string()
                         }
@@ -126,7 +132,9 @@ fn serve(shared: Arc<Shared>, stream: TcpStream) {
                 None => "ERR SET takes a hex value".to_string(),
             },
             (Some("GET"), Some(key), None) => {
-                let deadline = Instant::now() + shared.timeout;
+                // A margin past the timeout: a failure rank 0 finds at its own deadline (a rank
+                // that never joined) reaches the waiters before their wait ends.
+                let deadline = Instant::now() + shared.timeout + GET_MARGIN;
                 let mut s = shared.state.lock().expect("store state");
                 loop {
                     if let Some(why) = &s.failed {
@@ -184,10 +192,42 @@ fn serve(shared: Arc<Shared>, stream: TcpStream) {
             break;
         }
     }
+    if let Some(r) = me {
+        shared
+            .state
+            .lock()
+            .expect("store state")
+            .connected
+            .remove(&r);
+        shared.changed.notify_all();
+    }
     if let (Some(r), false) = (me, said_bye) {
         shared.fail(format!(
             "rank {r} left the group before finishing (its process ended or its connection broke)"
         ));
+    }
+}
+
+/// The longest rank 0 keeps a failed group's store up so that every rank hears why.
+const LINGER: Duration = Duration::from_secs(3);
+
+impl Shared {
+    /// Wait (at most [`LINGER`]) until every other rank has closed its connection: after a
+    /// failure, rank 0 keeps the store up until the reason has reached them.
+    fn linger(&self) {
+        let deadline = Instant::now() + LINGER;
+        let mut s = self.state.lock().expect("store state");
+        while s.connected.iter().any(|&r| r != 0) {
+            let now = Instant::now();
+            if now >= deadline {
+                return;
+            }
+            s = self
+                .changed
+                .wait_timeout(s, deadline - now)
+                .expect("store state")
+                .0;
+        }
     }
 }
 
@@ -274,7 +314,7 @@ impl Server {
                     self.shared.world,
                     self.shared.timeout.as_secs()
                 );
-                self.shared.fail(why.clone());
+                self.fail(why.clone());
                 bail!("{why}");
             }
             s = self
@@ -305,9 +345,17 @@ impl Server {
         }
     }
 
-    /// Fail the group (every waiting rank is told `why`).
+    /// Fail the group (every waiting rank is told `why`), and keep the store up until the
+    /// other ranks have heard it (a few seconds at most).
     pub fn fail(&self, why: String) {
         self.shared.fail(why);
+        self.shared.linger();
+    }
+
+    /// A handle that waits, after a failure, until the other ranks have heard it.
+    pub fn lingerer(&self) -> impl Fn() + Send + 'static {
+        let shared = self.shared.clone();
+        move || shared.linger()
     }
 }
 
@@ -338,7 +386,8 @@ impl Client {
                 Ok(stream) => {
                     stream.set_nodelay(true)?;
                     // A read never blocks longer than the store's own wait and a margin.
-                    stream.set_read_timeout(Some(timeout + Duration::from_secs(10)))?;
+                    stream
+                        .set_read_timeout(Some(timeout + GET_MARGIN + Duration::from_secs(10)))?;
                     let writer = stream.try_clone()?;
                     return Ok(Client {
                         reader: BufReader::new(stream),
@@ -347,10 +396,11 @@ impl Client {
                     });
                 }
                 Err(e) if Instant::now() >= deadline => {
-                    return Err(e.context(format!(
-                        "rank 0's store at {peer} did not answer within {} s (is rank 0 running, and MASTER_ADDR/MASTER_PORT right?)",
+                    // The group failed (status 1), not a file: no io::Error in the chain.
+                    return Err(anyhow!(
+                        "rank 0's store at {peer} did not answer within {} s (is rank 0 running, and MASTER_ADDR/MASTER_PORT right?): {e:#}",
                         timeout.as_secs()
-                    )))
+                    ));
                 }
                 Err(_) => std::thread::sleep(Duration::from_millis(100)),
             }
@@ -359,13 +409,20 @@ impl Client {
 
     /// Send one message and read the answer (None: the store closed the connection).
     fn ask_raw(&mut self, msg: &str) -> Result<Option<String>> {
+        // A broken connection is the group failing (status 1), not a file: the io::Error is
+        // kept as text only.
         self.writer
             .write_all(format!("{msg}\n").as_bytes())
             .and_then(|()| self.writer.flush())
-            .with_context(|| format!("the connection to rank 0's store at {} broke", self.peer))?;
-        read_line(&mut self.reader).with_context(|| {
-            format!(
-                "no answer from rank 0's store at {} (rank 0 may have died)",
+            .map_err(|e| {
+                anyhow!(
+                    "the connection to rank 0's store at {} broke (rank 0 may have died): {e}",
+                    self.peer
+                )
+            })?;
+        read_line(&mut self.reader).map_err(|e| {
+            anyhow!(
+                "no answer from rank 0's store at {} (rank 0 may have died): {e}",
                 self.peer
             )
         })

@@ -18,6 +18,7 @@
 
 pub mod check;
 mod ctx;
+pub mod distributed;
 mod dnn;
 pub mod kernels;
 mod kit;

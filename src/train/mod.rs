@@ -61,6 +61,11 @@ pub struct TrainOptions {
     /// With `device` cuda: data-parallel training over NCCL on GPUs `0..n` (the batch size is
     /// the global batch, cut into n shards); None: one GPU without NCCL.
     pub gpus: Option<usize>,
+    /// With `device` cuda: this process is one rank of a multi-process group (torchrun's or
+    /// srun's variables; `dist`): the ranks train one run data-parallel over NCCL, rank 0
+    /// alone writes the folder. None: a process of its own.
+    #[serde(skip)]
+    pub group: Option<crate::dist::Join>,
 }
 
 /// Where training runs.
@@ -97,6 +102,9 @@ pub enum Engine {
     /// Data-parallel over several GPUs (NCCL).
     #[cfg(feature = "cuda")]
     CudaParallel(Box<crate::gpu::parallel::DataParallel>),
+    /// One rank of a multi-process group (one GPU per process, NCCL across processes/nodes).
+    #[cfg(feature = "cuda")]
+    CudaDistributed(Box<crate::gpu::distributed::Distributed>),
 }
 
 impl Engine {
@@ -104,6 +112,7 @@ impl Engine {
     pub fn new(
         kind: DeviceKind,
         gpus: Option<usize>,
+        group: Option<&crate::dist::Join>,
         model: &Model<f32>,
         cfg: &OptConfig,
         state: &State,
@@ -113,17 +122,24 @@ impl Engine {
                 if gpus.is_some() {
                     bail!("--gpus needs --device cuda");
                 }
+                if group.is_some() {
+                    bail!("training across processes needs --device cuda");
+                }
                 let _ = (model, cfg, state);
                 Ok(Engine::Cpu)
             }
             #[cfg(feature = "cuda")]
-            DeviceKind::Cuda if gpus.is_some() => Ok(Engine::CudaParallel(Box::new(
-                crate::gpu::parallel::DataParallel::new(
-                    gpus.expect("matched"),
+            DeviceKind::Cuda if group.is_some() => Ok(Engine::CudaDistributed(Box::new(
+                crate::gpu::distributed::Distributed::new(
+                    group.expect("matched"),
                     model,
                     cfg,
                     state,
                 )?,
+            ))),
+            #[cfg(feature = "cuda")]
+            DeviceKind::Cuda if gpus.is_some() => Ok(Engine::CudaParallel(Box::new(
+                crate::gpu::parallel::DataParallel::new(gpus.expect("matched"), model, cfg, state)?,
             ))),
             #[cfg(feature = "cuda")]
             DeviceKind::Cuda => {
@@ -133,7 +149,10 @@ impl Engine {
                 )?)))
             }
             #[cfg(not(feature = "cuda"))]
-            DeviceKind::Cuda => bail!("--device cuda: this binary was built without CUDA; build it with `cargo build --release --features cuda`"),
+            DeviceKind::Cuda => {
+                let _ = group;
+                bail!("--device cuda: this binary was built without CUDA; build it with `cargo build --release --features cuda`")
+            }
         }
     }
 
@@ -170,6 +189,11 @@ impl Engine {
                 let _ = (model, state);
                 dp.train_step(&x, y, cfg, lr)
             }
+            #[cfg(feature = "cuda")]
+            Engine::CudaDistributed(d) => {
+                let _ = state;
+                d.train_step(model, &x, y, cfg, lr)
+            }
         }
     }
 
@@ -189,6 +213,8 @@ impl Engine {
                 let _ = model;
                 dp.eval_step(x, y)
             }
+            #[cfg(feature = "cuda")]
+            Engine::CudaDistributed(d) => d.eval_step(model, &x, y),
         }
     }
 
@@ -203,8 +229,25 @@ impl Engine {
             Engine::Cuda(t) => t.download(model, state),
             #[cfg(feature = "cuda")]
             Engine::CudaParallel(dp) => dp.sync_host(model, state),
+            #[cfg(feature = "cuda")]
+            Engine::CudaDistributed(d) => d.sync_host(model, state),
         }
     }
+
+    /// The end of a run: a rank of a group leaves it cleanly (rank 0 waits for the others).
+    pub fn finish(self) -> Result<()> {
+        match self {
+            #[cfg(feature = "cuda")]
+            Engine::CudaDistributed(d) => d.finish(),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Whether this process writes the run's folder: yes, unless it is a rank other than 0 of a
+/// group (those train in step with rank 0 and leave the files to it).
+pub fn writes_folder(opts: &TrainOptions) -> bool {
+    opts.group.as_ref().is_none_or(|j| j.launch.rank == 0)
 }
 
 /// What a run returns.
@@ -289,7 +332,15 @@ pub const FOLDER_LOCK: &str = ".lock";
 /// Train as `opts` says, printing a header and one line per epoch to `log`. The run holds its
 /// folder's lock ([`FOLDER_LOCK`]) throughout: a second run into the same folder is refused.
 pub fn run(opts: &TrainOptions, log: &mut dyn Write) -> Result<RunSummary> {
-    let _lock = crate::io::try_lock_folder(&opts.out, FOLDER_LOCK, "training run")?;
+    let _lock = if writes_folder(opts) {
+        Some(crate::io::try_lock_folder(
+            &opts.out,
+            FOLDER_LOCK,
+            "training run",
+        )?)
+    } else {
+        None
+    };
     run_holding_lock(opts, log)
 }
 
@@ -303,7 +354,9 @@ pub fn run_holding_lock(opts: &TrainOptions, log: &mut dyn Write) -> Result<RunS
         mut opt,
     } = prepare(opts)?;
     // A run killed while writing leaves a hidden temp file; nothing reads it, so drop it.
-    crate::io::remove_stale_temps(&opts.out)?;
+    if writes_folder(opts) {
+        crate::io::remove_stale_temps(&opts.out)?;
+    }
     let mut p = Progress {
         start: 0,
         history: Vec::new(),
@@ -322,7 +375,14 @@ pub fn run_holding_lock(opts: &TrainOptions, log: &mut dyn Write) -> Result<RunS
         }
     }
     write_header(log, opts, &model, &split, input, p.start)?;
-    let mut engine = Engine::new(opts.device, opts.gpus, &model, &opts.optimizer, &opt)?;
+    let mut engine = Engine::new(
+        opts.device,
+        opts.gpus,
+        opts.group.as_ref(),
+        &model,
+        &opts.optimizer,
+        &opt,
+    )?;
     let source = split.source.clone();
     let test = split.test;
     let train = Arc::new(split.train);
@@ -413,6 +473,7 @@ pub fn run_holding_lock(opts: &TrainOptions, log: &mut dyn Write) -> Result<RunS
             break;
         }
     }
+    engine.finish()?;
     Ok(p.summary(&model))
 }
 
@@ -644,6 +705,9 @@ fn finish_epoch(
     improved: bool,
 ) -> Result<()> {
     engine.sync_host(model, opt)?;
+    if !writes_folder(opts) {
+        return Ok(());
+    }
     metrics::write(&opts.out, history)?;
     crate::plot::figures::training_curves(history, &opts.out)?;
     // `best` before `last`: a run killed between the two resumes from the older `last`,

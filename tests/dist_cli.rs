@@ -1,0 +1,225 @@
+//! The rendezvous of multi-process training, as `dist-check` runs it over loopback with several
+//! processes: every rank gets rank 0's id; a missing rank times out with a message; a wrong
+//! world size is refused; a rank that dies ends the others within seconds; a port in use and bad
+//! variables are one-line errors with their statuses. `train` refuses a group on the CPU.
+
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const CHECK: &str = env!("CARGO_BIN_EXE_dist-check");
+
+/// A loopback port that was free a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `dist-check` as rank `rank` of `world` (torchrun's variables), with `args`.
+fn rank(rank: usize, world: usize, port: u16, args: &[&str]) -> Command {
+    let mut c = Command::new(CHECK);
+    c.args(args)
+        .env_clear()
+        .env("RANK", rank.to_string())
+        .env("WORLD_SIZE", world.to_string())
+        .env("LOCAL_RANK", rank.to_string())
+        .env("MASTER_ADDR", "127.0.0.1")
+        .env("MASTER_PORT", port.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+fn text(o: &Output) -> (i32, String, String) {
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn all(children: Vec<Child>) -> Vec<(i32, String, String)> {
+    children
+        .into_iter()
+        .map(|c| text(&c.wait_with_output().unwrap()))
+        .collect()
+}
+
+#[test]
+fn every_rank_receives_rank_zeros_id() {
+    let port = free_port();
+    let outs = all((0..4)
+        .map(|r| rank(r, 4, port, &["--timeout", "30"]).spawn().unwrap())
+        .collect());
+    let mut ids = Vec::new();
+    for (r, (code, out, err)) in outs.iter().enumerate() {
+        assert_eq!(*code, 0, "rank {r}: {err}");
+        assert!(
+            out.starts_with(&format!(
+                "rank {r} of 4 (local rank {r}, torchrun variables)"
+            )),
+            "{out}"
+        );
+        ids.push(out.trim_end().rsplit(' ').next().unwrap().to_string());
+    }
+    assert!(ids.iter().all(|i| *i == ids[0] && i.len() == 16), "{ids:?}");
+    // Slurm's variables under srun, the address from the node list.
+    let port = free_port();
+    let outs = all((0..2)
+        .map(|r| {
+            let mut c = Command::new(CHECK);
+            c.args(["--timeout", "30"])
+                .env_clear()
+                .env("SLURM_PROCID", r.to_string())
+                .env("SLURM_NTASKS", "2")
+                .env("SLURM_LOCALID", r.to_string())
+                .env("SLURM_STEP_NODELIST", "localhost")
+                .env("MASTER_PORT", port.to_string())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            c.spawn().unwrap()
+        })
+        .collect());
+    for (code, out, err) in outs {
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            out.contains("slurm variables") && out.contains("localhost"),
+            "{out}"
+        );
+    }
+}
+
+#[test]
+fn a_missing_rank_times_out_and_a_wrong_world_is_refused() {
+    let port = free_port();
+    let t0 = Instant::now();
+    let outs = all((0..2)
+        .map(|r| rank(r, 3, port, &["--timeout", "2"]).spawn().unwrap())
+        .collect());
+    assert!(t0.elapsed() < Duration::from_secs(20));
+    for (code, _, err) in &outs {
+        assert_eq!(*code, 1, "{err}");
+        assert!(
+            err.contains("rank 2 of 3 did not join within 2 s") && err.lines().count() == 1,
+            "{err}"
+        );
+    }
+    let port = free_port();
+    let zero = rank(0, 2, port, &["--timeout", "3"]).spawn().unwrap();
+    let one = rank(1, 3, port, &["--timeout", "3"]).output().unwrap();
+    let (code, _, err) = text(&one);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("world has 3 ranks, rank 0 says 2"), "{err}");
+    let (code, _, err) = text(&zero.wait_with_output().unwrap());
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("rank 1 of 2 did not join"), "{err}");
+}
+
+#[test]
+fn a_rank_that_dies_ends_every_other_rank() {
+    for victim in [2, 0] {
+        let port = free_port();
+        let mut children: Vec<Child> = (0..3)
+            .map(|r| {
+                rank(r, 3, port, &["--timeout", "30", "--hold", "60"])
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        // Wait until the victim has joined (its line is out), then kill -9 it.
+        let mut line = String::new();
+        let stdout = children[victim].stdout.as_mut().unwrap();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
+        assert!(line.contains("every rank holds group id"), "{line}");
+        let t0 = Instant::now();
+        children[victim].kill().unwrap();
+        for (r, c) in children.into_iter().enumerate() {
+            let (code, _, err) = text(&c.wait_with_output().unwrap());
+            if r == victim {
+                assert_eq!(code, -1, "killed by a signal");
+                continue;
+            }
+            assert_eq!(code, 1, "rank {r}: {err}");
+            let want = if victim == 0 {
+                "rank 0's store".to_string()
+            } else {
+                format!("rank {victim} left the group")
+            };
+            assert!(
+                err.contains(&want) && err.lines().count() == 1,
+                "rank {r}: {err}"
+            );
+        }
+        // Not the 60 s hold, nor the 30 s timeout.
+        assert!(t0.elapsed() < Duration::from_secs(15), "{:?}", t0.elapsed());
+    }
+}
+
+#[test]
+fn a_port_in_use_and_bad_variables_are_one_line_errors() {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port();
+    let (code, _, err) = text(&rank(0, 2, port, &["--timeout", "2"]).output().unwrap());
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains(&format!("MASTER_PORT {port} is in use")) && err.lines().count() == 1,
+        "{err}"
+    );
+    drop(held);
+    let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+        (vec![], "no multi-process group"),
+        (
+            vec![
+                ("RANK", "2"),
+                ("WORLD_SIZE", "2"),
+                ("LOCAL_RANK", "0"),
+                ("MASTER_ADDR", "h"),
+            ],
+            "RANK=2",
+        ),
+        (vec![("RANK", "0"), ("WORLD_SIZE", "x")], "WORLD_SIZE='x'"),
+        (
+            vec![
+                ("RANK", "0"),
+                ("WORLD_SIZE", "2"),
+                ("LOCAL_RANK", "0"),
+                ("MASTER_ADDR", "h"),
+                ("MASTER_PORT", "99999"),
+            ],
+            "MASTER_PORT='99999'",
+        ),
+    ];
+    for (vars, want) in cases {
+        let o = Command::new(CHECK)
+            .env_clear()
+            .envs(vars.iter().copied())
+            .output()
+            .unwrap();
+        let (code, _, err) = text(&o);
+        assert_eq!(code, 2, "{vars:?}: {err}");
+        assert!(
+            err.contains(want) && err.lines().count() == 1,
+            "{vars:?}: {err}"
+        );
+    }
+    // train under a launcher's variables on the CPU: refused before anything runs.
+    let o = Command::new(env!("CARGO_BIN_EXE_train"))
+        .args(["--family", "res", "--depth", "8", "--epochs", "1"])
+        .env_clear()
+        .envs([
+            ("RANK", "1"),
+            ("WORLD_SIZE", "2"),
+            ("LOCAL_RANK", "1"),
+            ("MASTER_ADDR", "127.0.0.1"),
+        ])
+        .output()
+        .unwrap();
+    let (code, _, err) = text(&o);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("rank 1 of 2") && err.contains("--device cuda"),
+        "{err}"
+    );
+}
