@@ -22,8 +22,9 @@ under the launcher you will train with:
 Variables: RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT (default 29500), as torchrun
 exports them; else, under srun, SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID and the first host of
 SLURM_STEP_NODELIST. Each rank prints one line. Exit status: 0 when every rank holds the same id,
-1 when the group failed (a rank missing past --timeout, a rank that died, a different world
-size), 2 for bad variables, 3 when rank 0 cannot listen (the port is in use).";
+1 when the group failed (a rank missing past --timeout, a rank that died), 2 for bad variables
+(also ranks that disagree on the world size, or one rank given twice), 3 when rank 0 cannot
+listen (the port is in use).";
 
 /// Arguments of `dist-check`.
 #[derive(Parser, Debug)]

@@ -42,6 +42,8 @@ struct State {
     connected: BTreeSet<usize>,
     left: BTreeSet<usize>,
     failed: Option<String>,
+    /// The failure is the launch's configuration (ranks that disagree on the world size).
+    misconfigured: bool,
 }
 
 struct Shared {
@@ -101,17 +103,31 @@ fn serve(shared: Arc<Shared>, stream: TcpStream) {
         let reply = match (words.next(), words.next(), words.next()) {
             (Some("HELLO"), Some(rank), Some(world)) => {
                 match (rank.parse::<usize>(), world.parse::<usize>()) {
-                    (Ok(rank), Ok(world)) if world != shared.world => format!(
-                        "ERR rank {rank} says the world has {world} ranks, rank 0 says {}: every rank needs the same WORLD_SIZE",
-                        shared.world
-                    ),
+                    (Ok(rank), Ok(world)) if world != shared.world => {
+                        let why = format!(
+                            "rank {rank} says the world has {world} ranks, rank 0 says {}: every rank needs the same WORLD_SIZE",
+                            shared.world
+                        );
+                        let mut s = shared.state.lock().expect("store state");
+                        if s.failed.is_none() {
+                            s.failed = Some(why.clone());
+                            s.misconfigured = true;
+                        }
+                        shared.changed.notify_all();
+                        format!("ERR {why}")
+                    }
                     (Ok(rank), Ok(_)) if rank >= shared.world => {
-                        format!("ERR rank {rank} is not a rank of a world of {}", shared.world)
+                        format!(
+                            "ERR rank {rank} is not a rank of a world of {}",
+                            shared.world
+                        )
                     }
                     (Ok(rank), Ok(_)) => {
                         let mut s = shared.state.lock().expect("store state");
                         if !s.joined.insert(rank) {
-                            format!("ERR rank {rank} joined twice: every process needs its own RANK")
+                            format!(
+                                "ERR rank {rank} joined twice: every process needs its own RANK"
+                            )
                         } else {
                             me = Some(rank);
                             s.connected.insert(rank);
@@ -295,7 +311,12 @@ impl Server {
         let mut s = self.shared.state.lock().expect("store state");
         loop {
             if let Some(why) = &s.failed {
-                bail!("{why}");
+                let e = anyhow!("{why}");
+                return Err(if s.misconfigured {
+                    crate::error::bad_input(e)
+                } else {
+                    e
+                });
             }
             if s.joined.len() == self.shared.world {
                 return Ok(());
@@ -441,9 +462,20 @@ impl Client {
         }
     }
 
-    /// Join as `rank` of `world`.
+    /// Join as `rank` of `world`. A refusal (another world size, a rank taken twice) is the
+    /// launch's configuration: bad input.
     pub fn hello(&mut self, rank: usize, world: usize) -> Result<()> {
-        self.ask(&format!("HELLO {rank} {world}")).map(|_| ())
+        match self.ask_raw(&format!("HELLO {rank} {world}"))? {
+            Some(r) if r == "OK" => Ok(()),
+            Some(r) => Err(crate::error::bad_input(anyhow!(
+                "{}",
+                r.strip_prefix("ERR ").unwrap_or(&r)
+            ))),
+            None => bail!(
+                "rank 0's store at {} closed the connection (rank 0 ended)",
+                self.peer
+            ),
+        }
     }
 
     /// Put a value.
@@ -530,10 +562,8 @@ mod tests {
         server.wait_joined().unwrap();
         a.set("k", b"value").unwrap();
         assert_eq!(waiter.join().unwrap(), b"value");
-        // Wrong world size and a duplicate rank are refused.
+        // A duplicate rank is refused.
         let mut c = Client::connect("127.0.0.1", port, Duration::from_secs(5)).unwrap();
-        let e = format!("{:#}", c.hello(1, 3).unwrap_err());
-        assert!(e.contains("world has 3 ranks, rank 0 says 2"), "{e}");
         let e = format!("{:#}", c.hello(0, 2).unwrap_err());
         assert!(e.contains("joined twice"), "{e}");
         // Rank 1's connection has ended without BYE (its thread returned): the group fails
@@ -543,6 +573,22 @@ mod tests {
         assert!(e.contains("rank 1 left the group"), "{e}");
         let e = format!("{:#}", a.get("never").unwrap_err());
         assert!(e.contains("rank 1 left"), "{e}");
+    }
+
+    #[test]
+    fn another_world_size_fails_the_group_as_bad_input() {
+        let server = Server::start("127.0.0.1", 0, 2, Duration::from_secs(5)).unwrap();
+        let port = server.addr().port();
+        let mut c = Client::connect("127.0.0.1", port, Duration::from_secs(5)).unwrap();
+        let e = c.hello(1, 3).unwrap_err();
+        assert_eq!(crate::error::exit_status(&e), crate::error::EXIT_BAD_INPUT);
+        assert!(
+            format!("{e:#}").contains("world has 3 ranks, rank 0 says 2"),
+            "{e:#}"
+        );
+        let e = server.wait_joined().unwrap_err();
+        assert_eq!(crate::error::exit_status(&e), crate::error::EXIT_BAD_INPUT);
+        assert!(format!("{e:#}").contains("world has 3 ranks"), "{e:#}");
     }
 
     #[test]
