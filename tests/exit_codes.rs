@@ -59,12 +59,15 @@ fn every_command_follows_the_table() {
     ]);
     let corrupt = dir.join("corrupt.safetensors");
     std::fs::write(&corrupt, b"not a checkpoint").unwrap();
-    let (paths, zoo, train, evaluate) = (
+    let (paths, zoo, train, evaluate, study, dist_check) = (
         env!("CARGO_BIN_EXE_paths"),
         env!("CARGO_BIN_EXE_zoo"),
         env!("CARGO_BIN_EXE_train"),
         env!("CARGO_BIN_EXE_evaluate"),
+        env!("CARGO_BIN_EXE_study"),
+        env!("CARGO_BIN_EXE_dist-check"),
     );
+    let nowhere = dir.join("nowhere");
     let last = run_dir.join("last.safetensors");
     let cases: Vec<(&str, Vec<&str>, i32)> = vec![
         (paths, vec!["--depth", "12"], 0),
@@ -97,15 +100,38 @@ fn every_command_follows_the_table() {
             vec!["--checkpoint", "/nonexistent/x.safetensors"],
             3,
         ),
+        (study, vec![], 2),
+        (
+            study,
+            vec!["slurm", "--", "efficiency", "--preset", "quick"],
+            2,
+        ),
+        (
+            study,
+            vec!["efficiency", "--preset", "quick", "--shard", "3/2"],
+            2,
+        ),
+        (study, vec!["merge", nowhere.to_str().unwrap()], 3),
+        (dist_check, vec![], 2),
     ];
     for (bin, args, want) in &cases {
         let (code, err) = status(bin, args);
         let name = bin.rsplit('/').next().unwrap();
         assert_eq!(code, *want, "{name} {args:?}: {err}");
-        if *want != 0 {
+        if *want != 0 && !args.is_empty() {
             assert_eq!(err.trim_end().lines().count(), 1, "{name} {args:?}: {err}");
             assert!(!err.contains("panicked"), "{name} {args:?}: {err}");
         }
     }
+    // A missing argument is named on the one line; a command without its subcommand shows
+    // its help and says so last.
+    let (_, err) = status(study, &["slurm", "--", "efficiency", "--preset", "quick"]);
+    assert!(err.contains("--shards <SHARDS>"), "{err}");
+    let (_, err) = status(study, &[]);
+    assert!(
+        err.contains("Usage: study")
+            && err.trim_end().ends_with("give a subcommand (listed above)"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -12,28 +12,45 @@ pub fn fail(e: &anyhow::Error) -> ExitCode {
 }
 
 /// Parse `T` from the process arguments. Help and version print and exit 0; any other error
-/// prints its first line (what was wrong and what is accepted) and exits 2 — never a panic.
+/// prints one line (what was wrong and what is accepted) and exits 2 — never a panic. A command
+/// called without its subcommand prints its help on stderr and exits 2 too.
 pub fn parse_or_exit<T: Parser>() -> T {
     match T::try_parse() {
         Ok(v) => v,
         Err(e) => {
             use clap::error::ErrorKind;
             match e.kind() {
-                ErrorKind::DisplayHelp
-                | ErrorKind::DisplayVersion
-                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
                     let _ = e.print();
                     std::process::exit(0);
                 }
+                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    eprint!("{}", e.render());
+                    eprintln!("error: give a subcommand (listed above)");
+                    std::process::exit(EXIT_BAD_INPUT as i32);
+                }
                 _ => {
-                    let text = e.render().to_string();
-                    let line = text.lines().next().unwrap_or("error: bad arguments");
-                    eprintln!("{} (see --help)", line.trim_end());
+                    eprintln!("{} (see --help)", one_line(&e.render().to_string()));
                     std::process::exit(EXIT_BAD_INPUT as i32);
                 }
             }
         }
     }
+}
+
+/// A clap error's message on one line: its first line, with the list that follows a line
+/// ending in ':' (e.g. the missing arguments' names) joined onto it.
+pub fn one_line(text: &str) -> String {
+    let mut lines = text.lines().map(str::trim_end);
+    let first = lines.next().unwrap_or("error: bad arguments").to_string();
+    if !first.ends_with(':') {
+        return first;
+    }
+    let items: Vec<&str> = lines
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    format!("{first} {}", items.join(", "))
 }
 
 /// Print a one-line error and return exit status 2.
