@@ -149,3 +149,42 @@ pub fn create_new_atomic(path: &Path, bytes: &[u8]) -> Result<bool> {
     let _ = std::fs::remove_file(&tmp);
     written.map_err(|e| anyhow::Error::new(e).context(format!("cannot write {}", path.display())))
 }
+
+/// Read a whole input file of at most `max` bytes, refusing what is not a regular file (a
+/// FIFO would block for ever, `/dev/zero` never ends) and what is larger, before reading.
+/// Errors name the file; a refused type or size is bad input, an unreadable file keeps its
+/// I/O error.
+pub fn read_regular(path: &Path, what: &str, max: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("cannot read {what} {}", path.display()))?;
+    if !meta.is_file() {
+        let kind = if meta.is_dir() {
+            "a folder"
+        } else {
+            "not a regular file (a pipe, socket or device)"
+        };
+        return Err(crate::error::bad_input(anyhow::anyhow!(
+            "{what} {} is {kind}: give a regular file",
+            path.display()
+        )));
+    }
+    if meta.len() > max {
+        return Err(crate::error::bad_input(anyhow::anyhow!(
+            "{what} {} has {} bytes, more than the {max} this tool reads",
+            path.display(),
+            meta.len()
+        )));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(max + 1).read_to_end(&mut bytes))
+        .with_context(|| format!("cannot read {what} {}", path.display()))?;
+    if bytes.len() as u64 > max {
+        return Err(crate::error::bad_input(anyhow::anyhow!(
+            "{what} {} grew past {max} bytes while being read",
+            path.display()
+        )));
+    }
+    Ok(bytes)
+}

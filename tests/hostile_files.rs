@@ -257,7 +257,9 @@ proptest! {
     #[test]
     fn checkpoint_descriptions_survive_edits(
         field in prop_oneof![Just("depth"), Just("growth"), Just("classes"), Just("stem"),
-                             Just("input"), Just("version"), Just("family"), Just("mean")],
+                             Just("input"), Just("version"), Just("family"), Just("mean"),
+                             Just("std"), Just("epoch"), Just("epochs"), Just("best"),
+                             Just("lr"), Just("batch_size"), Just("dataset")],
         value in prop_oneof![
             Just(serde_json::json!(null)), Just(serde_json::json!(-1)),
             Just(serde_json::json!(0)), Just(serde_json::json!(u64::MAX)),
@@ -268,12 +270,141 @@ proptest! {
         let mut d = description();
         match field {
             "version" => d["version"] = value,
-            "input" | "mean" => d[field] = value,
+            "input" | "mean" | "std" | "epoch" | "epochs" | "best" | "lr" | "batch_size"
+            | "dataset" => d[field] = value,
             f => d["spec"][f] = value,
         }
         if let Err(e) = read_checkpoint(&with_description(&d.to_string()), "edited.safetensors") {
             one_line_naming(&e, &["edited.safetensors"])?;
         }
+    }
+}
+
+/// The checkpoint with one tensor's header entry or data edited: `header` edits the entry
+/// (dtype, shape, data_offsets), `data` the tensor's bytes.
+fn with_tensor(
+    suffix: &str,
+    header: impl Fn(&mut serde_json::Value),
+    data: impl Fn(&mut [u8]),
+) -> Vec<u8> {
+    let b = checkpoint_bytes();
+    let n = u64::from_le_bytes(b[..8].try_into().unwrap()) as usize;
+    let mut h: serde_json::Value = serde_json::from_slice(&b[8..8 + n]).unwrap();
+    let name = h
+        .as_object()
+        .unwrap()
+        .keys()
+        .find(|k| k.ends_with(suffix) && !k.starts_with("optimizer."))
+        .unwrap()
+        .clone();
+    let offs: Vec<usize> = h[&name]["data_offsets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect();
+    header(&mut h[&name]);
+    let mut hb = serde_json::to_vec(&h).unwrap();
+    while !hb.len().is_multiple_of(8) {
+        hb.push(b' ');
+    }
+    let mut out = (hb.len() as u64).to_le_bytes().to_vec();
+    out.extend(hb);
+    let mut body = b[8 + n..].to_vec();
+    data(&mut body[offs[0]..offs[1]]);
+    out.extend(body);
+    out
+}
+
+/// The rows of the hostile sweep (issue: "nothing lost, nothing exhausted") that are checkpoint
+/// fields: each is a one-line error naming the file and the field, never a panic.
+#[test]
+fn every_description_field_and_tensor_is_checked() {
+    let edit = |f: &dyn Fn(&mut serde_json::Value)| {
+        let mut d = description();
+        f(&mut d);
+        with_description(&d.to_string())
+    };
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (edit(&|d| d["mean"] = serde_json::json!([])), "0 means"),
+        (edit(&|d| d["std"] = serde_json::json!([0.0])), "std 0"),
+        (
+            edit(&|d| d["epoch"] = serde_json::json!(1_000_000_000_000_000_000u64)),
+            "epoch 1000000000000000000 of",
+        ),
+        (edit(&|d| d["epoch"] = serde_json::json!(0)), "epoch 0 of"),
+        (edit(&|d| d["best"] = serde_json::json!([1.5, 1])), "best"),
+        (
+            edit(&|d| d["lr"] = serde_json::json!(-1.0)),
+            "learning rate",
+        ),
+        (
+            with_tensor(
+                "running_var",
+                |_| {},
+                |d| d[..4].copy_from_slice(&(-1.0f32).to_le_bytes()),
+            ),
+            "negative variance",
+        ),
+        (
+            with_tensor(
+                ".weight",
+                |_| {},
+                |d| {
+                    for c in d.chunks_mut(4) {
+                        c.copy_from_slice(&f32::NAN.to_le_bytes());
+                    }
+                },
+            ),
+            "NaN at index 0",
+        ),
+        (
+            with_tensor(
+                "conv.weight",
+                |e| {
+                    let mut s: Vec<serde_json::Value> = e["shape"].as_array().unwrap().clone();
+                    s.reverse();
+                    e["shape"] = serde_json::Value::Array(s);
+                },
+                |_| {},
+            ),
+            "has shape",
+        ),
+    ];
+    for (i, (bytes, want)) in cases.iter().enumerate() {
+        let name = format!("field{i}.safetensors");
+        let e = match read_checkpoint(bytes, &name) {
+            Ok(()) => panic!("case {i} ({want}) was accepted"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(
+            e.contains(&name) && e.contains(want) && !e.contains('\n'),
+            "{want}: {e}"
+        );
+    }
+    // Special files are refused by type, before any read: a FIFO would block for ever and
+    // /dev/zero never ends.
+    let dir = tmp("special");
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("pipe.safetensors");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    for path in [fifo.to_str().unwrap(), "/dev/zero"] {
+        let t0 = std::time::Instant::now();
+        let (code, err) =
+            crate::common::status(env!("CARGO_BIN_EXE_evaluate"), &["--checkpoint", path]);
+        assert_eq!(code, 2, "{path}: {err}");
+        assert!(
+            err.contains("not a regular file") && err.trim_end().lines().count() == 1,
+            "{err}"
+        );
+        assert!(t0.elapsed() < std::time::Duration::from_secs(10));
+        let (code, err) = crate::common::status(env!("CARGO_BIN_EXE_paths"), &["--dag-file", path]);
+        assert_eq!(code, 2, "{path}: {err}");
+        assert!(err.contains("not a regular file"), "{err}");
     }
 }
 

@@ -3,7 +3,6 @@
 //! every DAG (`sparsenet_analysis::dag_report`): this file reads or generates the block and
 //! prints the report.
 
-use anyhow::Context;
 use std::io::Write;
 
 use sparsenet_analysis::dag::{BlockDag, RandomModel};
@@ -24,12 +23,20 @@ pub enum DagSource<'a> {
     },
 }
 
+/// The largest DAG file read: 256 MiB, room for the node limit's edge lists many times over.
+pub const MAX_DAG_FILE_BYTES: u64 = 256 << 20;
+
 /// Read or generate the block; errors are bad input, except an unreadable file (I/O).
 pub fn load_dag(src: &DagSource<'_>) -> anyhow::Result<(BlockDag, String)> {
     match src {
         DagSource::File(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read the DAG file {}", p.display()))?;
+            let bytes = crate::io::read_regular(p, "the DAG file", MAX_DAG_FILE_BYTES)?;
+            let text = String::from_utf8(bytes).map_err(|_| {
+                crate::error::bad_input(anyhow::anyhow!(
+                    "the DAG file {} is not UTF-8 text (an edge list: one `from to` pair per line)",
+                    p.display()
+                ))
+            })?;
             let d = BlockDag::parse_file(&text, &p.display().to_string())
                 .map_err(|e| crate::error::bad_input(e.into()))?;
             Ok((d, p.display().to_string()))

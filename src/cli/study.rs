@@ -1,6 +1,5 @@
 //! The `study` command: `efficiency`, `weights` and `lesion` experiments on trained networks.
 
-use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use std::io::Write;
 use std::path::PathBuf;
@@ -271,8 +270,14 @@ pub fn run_study(a: &StudyArgs, w: &mut (dyn Write + Send)) -> ExitCode {
 pub fn efficiency_study(a: &EfficiencyArgs) -> anyhow::Result<efficiency::Study> {
     let text = match &a.grid {
         Some(path) => Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read the grid file {}", path.display()))?,
+            String::from_utf8(crate::io::read_regular(path, "the grid file", 1 << 20)?).map_err(
+                |_| {
+                    bad(format!(
+                        "the grid file {} is not UTF-8 text",
+                        path.display()
+                    ))
+                },
+            )?,
         ),
         None => None,
     };

@@ -26,7 +26,6 @@ use anyhow::{anyhow, bail, Result};
 use std::rc::Rc;
 
 use super::kit::{open, ConvEngine, Kit};
-use super::libs;
 use super::parallel::shard_sizes;
 use super::trainer::GpuTrainer;
 use crate::dist::{self, Group, Join};
@@ -65,18 +64,7 @@ impl Distributed {
     /// Join the group `j` describes and open GPU `LOCAL_RANK` with a copy of `model` and
     /// `state` (every rank starts from the same initialisation or checkpoint).
     pub fn new(j: &Join, model: &Model<f32>, opt: &OptConfig, state: &State) -> Result<Self> {
-        libs::require(&[
-            libs::Lib::Driver,
-            libs::Lib::Nvrtc,
-            libs::Lib::Cublas,
-            libs::Lib::Nccl,
-        ])?;
-        // SAFETY: cuInit takes a flags value (0) and no pointers; it may be called more than once.
-        unsafe { cudarc::driver::sys::cuInit(0) }
-            .result()
-            .map_err(|e| anyhow!("no usable NVIDIA driver/GPU ({:?})", e.0))?;
-        let count = cudarc::driver::CudaContext::device_count()
-            .map_err(|e| anyhow!("CUDA: {:?}", e.0))? as usize;
+        let count = super::parallel::nccl_devices()?;
         let l = &j.launch;
         if l.local_rank >= count {
             bail!(

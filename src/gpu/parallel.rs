@@ -59,6 +59,25 @@ struct Rank {
     thread: Option<JoinHandle<()>>,
 }
 
+/// The libraries NCCL training needs, loaded, the driver initialised, and the number of GPUs
+/// of this machine.
+pub(super) fn nccl_devices() -> Result<usize> {
+    libs::require(&[
+        libs::Lib::Driver,
+        libs::Lib::Nvrtc,
+        libs::Lib::Cublas,
+        libs::Lib::Nccl,
+    ])?;
+    // SAFETY: cuInit takes a flags value (0) and no pointers; it may be called more than once.
+    unsafe { cudarc::driver::sys::cuInit(0) }
+        .result()
+        .map_err(|e| anyhow!("no usable NVIDIA driver/GPU ({:?})", e.0))?;
+    Ok(
+        cudarc::driver::CudaContext::device_count().map_err(|e| anyhow!("CUDA: {:?}", e.0))?
+            as usize,
+    )
+}
+
 /// N ranks, one per GPU.
 pub struct DataParallel {
     ranks: Vec<Rank>,
@@ -142,18 +161,7 @@ impl DataParallel {
         if world == 0 {
             bail!("--gpus 0: give at least 1");
         }
-        libs::require(&[
-            libs::Lib::Driver,
-            libs::Lib::Nvrtc,
-            libs::Lib::Cublas,
-            libs::Lib::Nccl,
-        ])?;
-        // SAFETY: cuInit takes a flags value (0) and no pointers; it may be called more than once.
-        unsafe { cudarc::driver::sys::cuInit(0) }
-            .result()
-            .map_err(|e| anyhow!("no usable NVIDIA driver/GPU ({:?})", e.0))?;
-        let count = cudarc::driver::CudaContext::device_count()
-            .map_err(|e| anyhow!("CUDA: {:?}", e.0))? as usize;
+        let count = nccl_devices()?;
         if world > count {
             bail!("--gpus {world}: this machine has {count} GPU(s)");
         }

@@ -132,10 +132,64 @@ pub const FORMAT_VERSION: u32 = 1;
 /// Metadata key of the embedded description.
 pub const META_KEY: &str = "sparsenet_meta";
 
-/// Read the description embedded in a checkpoint's weights file.
+/// The largest checkpoint file read (64 GiB: far above any network the zoo builds within its
+/// limits, and a bound on what a file claiming more can make us allocate).
+pub const MAX_CHECKPOINT_BYTES: u64 = 64 << 30;
+
+/// A checkpoint's bytes: a regular file of at most [`MAX_CHECKPOINT_BYTES`].
+fn read_checkpoint(st: &Path) -> Result<Vec<u8>> {
+    crate::io::read_regular(st, "checkpoint", MAX_CHECKPOINT_BYTES)
+}
+
+impl Meta {
+    /// Check every field a reader relies on, naming the first that is wrong: the normalisation
+    /// has one finite mean and one positive finite std per input channel, the epochs are
+    /// consistent (1 ≤ epoch ≤ epochs), and the recipe's numbers are usable.
+    pub fn validate(&self, st: &Path) -> Result<()> {
+        let c = self.input.c;
+        let bad = |what: String| Err(anyhow::anyhow!("{}: {what}", st.display()));
+        if self.mean.len() != c || self.std.len() != c {
+            return bad(format!(
+                "the description's normalisation has {} means and {} stds, the input has {c} channels",
+                self.mean.len(),
+                self.std.len()
+            ));
+        }
+        if let Some(m) = self.mean.iter().find(|m| !m.is_finite()) {
+            return bad(format!("the description's mean {m} is not a finite number"));
+        }
+        if let Some(s) = self.std.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+            return bad(format!(
+                "the description's std {s} is not a positive finite number"
+            ));
+        }
+        if self.epochs == 0 || self.epoch == 0 || self.epoch > self.epochs {
+            return bad(format!(
+                "the description says epoch {} of {}: accepted 1 ≤ epoch ≤ epochs",
+                self.epoch, self.epochs
+            ));
+        }
+        if let Some((acc, ep)) = self.best {
+            if !(0.0..=1.0).contains(&acc) || ep == 0 || ep > self.epoch {
+                return bad(format!(
+                    "the description's best ({acc} at epoch {ep}) is not an accuracy in [0, 1] at an epoch up to {}",
+                    self.epoch
+                ));
+            }
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) || self.batch_size == 0 {
+            return bad(format!(
+                "the description's learning rate {} or batch size {} is not usable",
+                self.lr, self.batch_size
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Read the description embedded in a checkpoint's weights file, checked ([`Meta::validate`]).
 pub fn load_meta(st: &Path) -> Result<Meta> {
-    let bytes =
-        std::fs::read(st).with_context(|| format!("cannot read checkpoint {}", st.display()))?;
+    let bytes = read_checkpoint(st)?;
     let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
         .map_err(|e| anyhow::anyhow!("{}: corrupt safetensors file ({e})", st.display()))?;
     let text = header
@@ -158,8 +212,10 @@ pub fn load_meta(st: &Path) -> Result<Meta> {
         Some(_) => {}
         None => bail!("{}: checkpoint description has no format version", st.display()),
     }
-    serde_json::from_value(value)
-        .with_context(|| format!("{}: unreadable checkpoint description", st.display()))
+    let meta: Meta = serde_json::from_value(value)
+        .with_context(|| format!("{}: unreadable checkpoint description", st.display()))?;
+    meta.validate(st)?;
+    Ok(meta)
 }
 
 /// Check, before building anything, that the network a checkpoint describes is one whose
@@ -192,17 +248,20 @@ pub fn check_size(st: &Path, meta: &Meta) -> Result<()> {
 /// Load weights (and BN statistics, and optimiser state when `opt` is given) into a model built
 /// from the checkpoint's spec, checking every name and size.
 pub fn load_into(st: &Path, model: &mut Model<f32>, opt: Option<&mut State>) -> Result<()> {
-    let bytes =
-        std::fs::read(st).with_context(|| format!("cannot read checkpoint {}", st.display()))?;
+    let bytes = read_checkpoint(st)?;
     let t = safetensors::SafeTensors::deserialize(&bytes)
         .map_err(|e| anyhow::anyhow!("{}: corrupt safetensors file ({e})", st.display()))?;
-    let get = |name: &str, len: usize| -> Result<Vec<f32>> {
+    // Every tensor has the shape the network built from the description gives it, and only
+    // finite values (a trained network never holds NaN or ∞: a non-finite loss stops
+    // training before its update).
+    let get = |name: &str, shape: &[usize]| -> Result<Vec<f32>> {
         let v = t.tensor(name).map_err(|_| {
             anyhow::anyhow!(
                 "{}: missing tensor {name} (checkpoint of another model?)",
                 st.display()
             )
         })?;
+        let len: usize = shape.iter().product();
         if v.dtype() != Dtype::F32 || v.data().len() != 4 * len {
             bail!(
                 "{}: tensor {name} has {} bytes, the model needs {len} f32 values",
@@ -210,10 +269,26 @@ pub fn load_into(st: &Path, model: &mut Model<f32>, opt: Option<&mut State>) -> 
                 v.data().len()
             );
         }
-        Ok(v.data()
+        if v.shape() != shape {
+            bail!(
+                "{}: tensor {name} has shape {:?}, the network built from the description has {shape:?}",
+                st.display(),
+                v.shape()
+            );
+        }
+        let values: Vec<f32> = v
+            .data()
             .chunks(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect())
+            .collect();
+        if let Some(i) = values.iter().position(|x| !x.is_finite()) {
+            bail!(
+                "{}: tensor {name} holds {} at index {i}: not a trained network's value",
+                st.display(),
+                values[i]
+            );
+        }
+        Ok(values)
     };
     let expected = model.params.len() + 2 * model.bn.iter().flatten().count();
     let stored = t
@@ -228,7 +303,8 @@ pub fn load_into(st: &Path, model: &mut Model<f32>, opt: Option<&mut State>) -> 
         );
     }
     for k in 0..model.params.len() {
-        let v = get(&model.params[k].name, model.values[k].len())?;
+        let shape = model.params[k].shape.clone();
+        let v = get(&model.params[k].name, &shape)?;
         model.values[k] = v;
     }
     for i in 0..model.bn.len() {
@@ -236,16 +312,22 @@ pub fn load_into(st: &Path, model: &mut Model<f32>, opt: Option<&mut State>) -> 
             let name = model.net.graph[petgraph::graph::NodeIndex::new(i)]
                 .name
                 .clone();
-            s.mean = get(&format!("{name}.running_mean"), s.mean.len())?;
-            s.var = get(&format!("{name}.running_var"), s.var.len())?;
+            s.mean = get(&format!("{name}.running_mean"), &[s.mean.len()])?;
+            s.var = get(&format!("{name}.running_var"), &[s.var.len()])?;
+            if let Some(v) = s.var.iter().find(|v| **v < 0.0) {
+                bail!(
+                    "{}: tensor {name}.running_var holds the negative variance {v}",
+                    st.display()
+                );
+            }
         }
     }
     if let Some(o) = opt {
         for k in 0..model.params.len() {
             let name = &model.params[k].name;
-            o.m[k] = get(&format!("optimizer.m.{name}"), o.m[k].len())?;
+            o.m[k] = get(&format!("optimizer.m.{name}"), &[o.m[k].len()])?;
             if k < o.v.len() {
-                o.v[k] = get(&format!("optimizer.v.{name}"), o.v[k].len())?;
+                o.v[k] = get(&format!("optimizer.v.{name}"), &[o.v[k].len()])?;
             }
         }
     }

@@ -416,6 +416,12 @@ pub fn run_holding_lock(opts: &TrainOptions, log: &mut dyn Write) -> Result<RunS
             opts.batch_size.max(100),
             opts.max_test,
         )?;
+        if !test_loss.is_finite() {
+            bail!(
+                "the test loss became {test_loss} after epoch {} (lr {lr}); try a lower --lr. Checkpoints of earlier epochs are intact",
+                epoch + 1
+            );
+        }
         let m = EpochMetrics {
             epoch: epoch + 1,
             lr,
