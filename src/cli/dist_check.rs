@@ -84,7 +84,7 @@ fn check(a: &DistCheckArgs) -> anyhow::Result<()> {
         l.master_addr,
         l.master_port,
         t0.elapsed().as_secs_f64(),
-        digest[..8].iter().map(|b| format!("{b:02x}")).collect::<String>()
+        dist::store::hex(&digest[..8])
     )
     .and_then(|()| out.flush())
     .context("cannot write to stdout")?;

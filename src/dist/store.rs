@@ -20,7 +20,8 @@ const GET_MARGIN: Duration = Duration::from_secs(2);
 /// The longest line the server reads (a key and a hex value): 1 MiB.
 const MAX_LINE: usize = 1 << 20;
 
-fn hex(bytes: &[u8]) -> String {
+/// Bytes as lower-case hex digits.
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -109,19 +109,9 @@ impl Distributed {
         let rank = self.group.rank();
         let at: usize = sizes[..rank].iter().sum();
         let s = sizes[rank];
-        let (loss, hits) = if s == 0 {
-            // A batch smaller than the world: this rank contributes zero gradients.
-            self.trainer.zero_gradients()?;
-            (0.0, 0)
-        } else {
-            let r = self.trainer.step(
-                model,
-                &x[at * image..(at + s) * image],
-                &y[at..at + s],
-                true,
-            )?;
-            (r.loss, r.correct)
-        };
+        let (loss, hits) =
+            self.trainer
+                .shard_step(model, &x[at * image..(at + s) * image], &y[at..at + s])?;
         let mut sums = self.kit.upload(&[loss * s as f64, hits as f64])?;
         self.comm
             .all_reduce_in_place(&mut sums, &cudarc::nccl::ReduceOp::Sum)
@@ -129,13 +119,8 @@ impl Distributed {
         let sums = self.kit.download(&sums)?;
         let loss = sums[0] / n.max(1) as f64;
         let scale = s as f32 / n.max(1) as f32;
-        if scale != 1.0 {
-            self.trainer.scale_gradients(scale)?;
-        }
-        self.trainer.all_reduce_gradients(&self.comm)?;
-        if loss.is_finite() {
-            self.trainer.update(cfg, lr)?;
-        }
+        self.trainer
+            .reduce_and_update(&self.comm, scale, loss.is_finite().then_some((cfg, lr)))?;
         Ok((loss, sums[1] as usize))
     }
 

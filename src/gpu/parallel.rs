@@ -124,23 +124,12 @@ fn rank_main(
     let mut state = state;
     for cmd in rx {
         let reply = match cmd {
-            // An empty shard (a batch smaller than the world) contributes zero gradients.
-            Cmd::Step { y, .. } if y.is_empty() => {
-                Reply::Step(t.zero_gradients().map(|()| (0.0, 0)))
-            }
-            Cmd::Step { x, y } => {
-                Reply::Step(t.step(&model, &x, &y, true).map(|r| (r.loss, r.correct)))
-            }
-            Cmd::Reduce { scale, update } => Reply::Done((|| {
-                if scale != 1.0 {
-                    t.scale_gradients(scale)?;
-                }
-                t.all_reduce_gradients(&comm)?;
-                if let Some((cfg, lr)) = update {
-                    t.update(&cfg, lr)?;
-                }
-                Ok(())
-            })()),
+            Cmd::Step { x, y } => Reply::Step(t.shard_step(&model, &x, &y)),
+            Cmd::Reduce { scale, update } => Reply::Done(t.reduce_and_update(
+                &comm,
+                scale,
+                update.as_ref().map(|(c, lr)| (c, *lr)),
+            )),
             Cmd::Eval { x, y } => {
                 Reply::Step(t.step(&model, &x, &y, false).map(|r| (r.loss, r.correct)))
             }

@@ -163,6 +163,35 @@ impl GpuTrainer {
             .map_err(|e| anyhow::anyhow!("NCCL all-reduce: {:?}", e.0))
     }
 
+    /// A data-parallel rank's forward and backward on its shard: (mean loss, hits) of the
+    /// shard; an empty shard (a batch smaller than the world) contributes zero gradients.
+    pub fn shard_step(&mut self, model: &Model<f32>, x: &[f32], y: &[u8]) -> Result<(f64, usize)> {
+        if y.is_empty() {
+            self.zero_gradients()?;
+            return Ok((0.0, 0));
+        }
+        self.step(model, x, y, true).map(|r| (r.loss, r.correct))
+    }
+
+    /// A data-parallel rank's second half of a step: its gradients scaled by its share of the
+    /// batch, summed over `comm`, then the update when `update` gives one (the global loss was
+    /// finite).
+    pub fn reduce_and_update(
+        &mut self,
+        comm: &cudarc::nccl::Comm,
+        scale: f32,
+        update: Option<(&OptConfig, f32)>,
+    ) -> Result<()> {
+        if scale != 1.0 {
+            self.scale_gradients(scale)?;
+        }
+        self.all_reduce_gradients(comm)?;
+        if let Some((cfg, lr)) = update {
+            self.update(cfg, lr)?;
+        }
+        Ok(())
+    }
+
     /// The parameter gradients of the last training step, per parameter (for checks).
     pub fn gradients(&self) -> Result<Vec<Vec<f32>>> {
         let flat = self.kit.download(&self.grads)?;

@@ -143,7 +143,7 @@ pub fn grid_hash(grid: &[String], seeds: &[u64], recipe: &TrainOptions) -> Strin
     r.gpus = None;
     let text = serde_json::to_string(&(grid, seeds, &r)).expect("a recipe serialises");
     let digest = sha2::Sha256::digest(text.as_bytes());
-    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    crate::dist::store::hex(&digest[..8])
 }
 
 impl Study {
@@ -192,13 +192,14 @@ pub fn read_record(out: &Path) -> Result<StudyRecord> {
 }
 
 /// Claim the study folder for this study: create `study.json` if it is absent (one process
-/// wins when several start at once), or check that the one there is this study's.
-fn claim(study: &Study) -> Result<()> {
+/// wins when several start at once), or check that the one there is this study's. Returns the
+/// study's grid hash.
+fn claim(study: &Study) -> Result<String> {
     let mine = study.record();
     let path = study.out.join("study.json");
     let text = serde_json::to_string_pretty(&mine)?;
     if crate::io::create_new_atomic(&path, text.as_bytes())? {
-        return Ok(());
+        return Ok(mine.grid_hash);
     }
     let there = read_record(&study.out)?;
     if there.grid_hash != mine.grid_hash {
@@ -213,7 +214,7 @@ fn claim(study: &Study) -> Result<()> {
             mine.seeds.len()
         )));
     }
-    Ok(())
+    Ok(mine.grid_hash)
 }
 
 /// `study-run.json` in a run folder: the study it belongs to.
@@ -329,7 +330,7 @@ fn claim_run(dir: &Path, hash: &str, e: &GridEntry, seed: u64) -> Result<()> {
 /// the folder's `result.json`.
 fn one_run(study: &Study, hash: &str, e: &GridEntry, seed: u64) -> Result<RunResult> {
     let dir = run_dir(&study.out, &short_name(e), seed);
-    let _lock = crate::io::try_lock_folder(&dir, RUN_LOCK, "study shard or train run")?;
+    let _lock = crate::io::try_lock_folder(&dir, train::FOLDER_LOCK, "study shard or train run")?;
     claim_run(&dir, hash, e, seed)?;
     let mut opts = study.recipe.clone();
     opts.spec = e.spec.clone();
@@ -375,9 +376,6 @@ fn one_run(study: &Study, hash: &str, e: &GridEntry, seed: u64) -> Result<RunRes
     Ok(row)
 }
 
-/// The lock file of a run folder (the one `train` takes too).
-pub const RUN_LOCK: &str = train::FOLDER_LOCK;
-
 /// A finished run's row, in its folder.
 pub const RESULT_FILE: &str = "result.json";
 
@@ -400,9 +398,9 @@ pub fn read_results(out: &Path) -> Result<Vec<RunResult>> {
 }
 
 /// Write `results.jsonl`: the finished runs in grid order.
-fn write_results(out: &Path, rows: &[Option<RunResult>]) -> Result<()> {
+fn write_results<'a>(out: &Path, rows: impl IntoIterator<Item = &'a RunResult>) -> Result<()> {
     let mut text = String::new();
-    for r in rows.iter().flatten() {
+    for r in rows {
         text.push_str(&serde_json::to_string(r)?);
         text.push('\n');
     }
@@ -418,8 +416,7 @@ pub fn run(study: &Study, log: &mut (dyn Write + Send)) -> Result<Vec<RunResult>
     if study.seeds.is_empty() || study.grid.is_empty() {
         bail!("a study needs at least one network and one seed");
     }
-    claim(study)?;
-    let hash = study.record().grid_hash;
+    let hash = claim(study)?;
     let all = study.runs();
     let mine: Vec<usize> = (0..all.len()).filter(|&i| study.shard.owns(i)).collect();
     let total = mine.len();
@@ -473,7 +470,7 @@ pub fn run(study: &Study, log: &mut (dyn Write + Send)) -> Result<Vec<RunResult>
                         rows[i] = Some(r);
                         if study.shard == Shard::WHOLE {
                             let written = crate::io::lock_folder(&study.out, MERGE_LOCK)
-                                .and_then(|_lock| write_results(&study.out, &rows));
+                                .and_then(|_lock| write_results(&study.out, rows.iter().flatten()));
                             if let Err(e) = written {
                                 failures.lock().expect("failures").push(e);
                             }
@@ -569,8 +566,7 @@ pub fn merge(study: &Study) -> Result<Merge> {
             first_missing,
         });
     }
-    let rows: Vec<Option<RunResult>> = results.iter().cloned().map(Some).collect();
-    write_results(&study.out, &rows)?;
+    write_results(&study.out, &results)?;
     let table = report(study, &results)?;
     Ok(Merge::Done { results, table })
 }
