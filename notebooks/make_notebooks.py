@@ -154,6 +154,7 @@ fn options(family: Family, growth: usize, name: &str, figs: &Path) -> TrainOptio
     device: sparsenet::train::DeviceKind::Cpu,
     gpus: None,
     group: None,
+    max_memory: None,
     }
 }"""),
         code("""
@@ -217,6 +218,7 @@ let recipe = TrainOptions {
     device: sparsenet::train::DeviceKind::Cpu,
     gpus: None,
     group: None,
+    max_memory: None,
 };
 let st = efficiency::Study {
     grid: grid::preset(grid::Preset::Quick),

@@ -99,6 +99,11 @@ impl<E: Real> Model<E> {
         let mut spec = spec.clone();
         spec.input = Some(input);
         let net = build(&spec)?;
+        Ok(Self::from_net(spec, net, seed))
+    }
+
+    /// [`Model::new`] for a network already built from `spec` (whose input is set).
+    pub fn from_net(spec: NetSpec, net: NetGraph, seed: u64) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let n = net.graph.node_count();
         let mut params = Vec::new();
@@ -144,7 +149,7 @@ impl<E: Real> Model<E> {
                 }
             })
             .collect();
-        Ok(Model {
+        Model {
             net,
             spec,
             params,
@@ -154,7 +159,7 @@ impl<E: Real> Model<E> {
             last_use,
             fused_relu,
             zeroed: Vec::new(),
-        })
+        }
     }
 
     /// Replace the outputs of `nodes` by zeros in every later pass (layers removed at test

@@ -231,3 +231,51 @@ fn aggregation_operators_from_the_command_line() {
         );
     }
 }
+
+/// A 1 000 000-node chain (the node limit) gives its exact counts in seconds: the all-pairs
+/// statistics, a search from every node (10¹² steps), are skipped with a line saying how to
+/// force them (issue 29, item 2).
+#[test]
+fn a_million_node_chain_answers_at_once() {
+    let d = tmp("chain");
+    let f = d.join("chain.edges");
+    let text: String = (0..999_999).map(|i| format!("{i} {}\n", i + 1)).collect();
+    std::fs::write(&f, text).unwrap();
+    let t = std::time::Instant::now();
+    let (code, out, err) = run(
+        env!("CARGO_BIN_EXE_paths"),
+        &["--dag-file", f.to_str().unwrap(), "-f", "json"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(t.elapsed().as_secs() < 30, "{:?}", t.elapsed());
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let a = &v["analysis"];
+    assert_eq!(a["nodes"], 1_000_000);
+    assert_eq!(a["connections"], 999_999);
+    assert_eq!(a["paths"], "1");
+    assert_eq!(a["lengths"]["max"], 999_999);
+    assert!(a["gradient"].is_null());
+    assert!(
+        a["gradient_skipped"]
+            .as_str()
+            .unwrap()
+            .contains("--force-histograms"),
+        "{a}"
+    );
+    // A small block still gets them, and the table says where they were skipped.
+    let (code, out, _) = run(
+        env!("CARGO_BIN_EXE_paths"),
+        &["--random", "ba:m=2", "--nodes", "50", "-f", "json"],
+    );
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(v["analysis"]["gradient"]["max"].as_u64().unwrap() >= 1);
+    let (_, table, _) = run(
+        env!("CARGO_BIN_EXE_paths"),
+        &["--dag-file", f.to_str().unwrap()],
+    );
+    assert!(
+        table.contains("gradient paths over all pairs: skipped"),
+        "{table}"
+    );
+}

@@ -135,3 +135,129 @@ fn every_command_follows_the_table() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Standard output that cannot be written (`/dev/full`) is status 3 with one line in every
+/// binary, whatever the command printed — tables, JSON, DOT, help, version — while a closed
+/// pipe (`| head`) stays success (issue 29, item 8).
+#[test]
+fn a_failed_stdout_write_is_status_3_in_every_binary() {
+    let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+        eprintln!("skipped: no /dev/full here");
+        return;
+    };
+    let out = tmp("stdout");
+    let out = out.to_str().unwrap();
+    let cases: Vec<(&str, Vec<&str>)> = vec![
+        (env!("CARGO_BIN_EXE_zoo"), vec![]),
+        (env!("CARGO_BIN_EXE_zoo"), vec!["--list"]),
+        (
+            env!("CARGO_BIN_EXE_zoo"),
+            vec!["--model", "sparsenet-40-24", "--dag"],
+        ),
+        (
+            env!("CARGO_BIN_EXE_zoo"),
+            vec!["--sweep-depth", "-f", "csv"],
+        ),
+        (env!("CARGO_BIN_EXE_paths"), vec!["--depth", "10"]),
+        (
+            env!("CARGO_BIN_EXE_paths"),
+            vec!["--random", "ba:m=2", "--nodes", "20", "-f", "dot"],
+        ),
+        (
+            env!("CARGO_BIN_EXE_paths"),
+            vec!["--random", "ba:m=2", "--nodes", "20"],
+        ),
+        (env!("CARGO_BIN_EXE_train"), vec!["--help"]),
+        (
+            env!("CARGO_BIN_EXE_train"),
+            vec![
+                "--family",
+                "sparse",
+                "--depth",
+                "7",
+                "--growth",
+                "2",
+                "--epochs",
+                "1",
+                "--max-steps",
+                "1",
+                "--max-test",
+                "10",
+                "--quiet",
+                "--data-dir",
+                SUBSET,
+                "--out",
+                out,
+            ],
+        ),
+        (env!("CARGO_BIN_EXE_evaluate"), vec!["--version"]),
+        (env!("CARGO_BIN_EXE_study"), vec!["--help"]),
+        (env!("CARGO_BIN_EXE_dist-check"), vec!["--help"]),
+    ];
+    for (bin, args) in cases {
+        let o = std::process::Command::new(bin)
+            .args(&args)
+            .stdout(full.try_clone().unwrap())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(3), "{bin} {args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{bin} {args:?}: {err}");
+        assert!(err.contains("could not write"), "{bin} {args:?}: {err}");
+    }
+}
+
+/// The hostile sweep of issue 29 as a regression test: each command line, run under a 1.5 GB
+/// address-space limit (`ulimit -v`) and a 60 s time limit, ends by itself with its status from
+/// the table and one line on stderr — never a signal, an allocation abort or a hang.
+#[test]
+fn hostile_command_lines_end_in_one_line_within_limits() {
+    if !std::path::Path::new("/bin/sh").exists() {
+        return;
+    }
+    let dir = tmp("hostile");
+    let fifo = dir.join("fifo");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    let fifo = fifo.to_str().unwrap().to_string();
+    let out = dir.join("run").to_str().unwrap().to_string();
+    let (paths, zoo, train, evaluate) = (
+        env!("CARGO_BIN_EXE_paths"),
+        env!("CARGO_BIN_EXE_zoo"),
+        env!("CARGO_BIN_EXE_train"),
+        env!("CARGO_BIN_EXE_evaluate"),
+    );
+    let run_flags = format!("--epochs 1 --max-steps 1 --data-dir {SUBSET} --out {out}");
+    let mut rows: Vec<(String, i32)> = vec![
+        (format!("{paths} --random er:p=1 --nodes 100000"), 2),
+        (format!("{paths} --random er:p=1 --nodes 25000"), 2),
+        (format!("{zoo} --random er:p=1 --nodes 100000"), 2),
+        (
+            format!("{train} --random er:p=1 --nodes 300 --growth 4 {run_flags}"),
+            2,
+        ),
+        (
+            format!("{train} --family dense --depth 10000 --growth 1000 {run_flags}"),
+            2,
+        ),
+        (format!("{paths} --dag-file /dev/zero"), 2),
+        (format!("{paths} --dag-file /dev/urandom"), 2),
+        (format!("{evaluate} --checkpoint /dev/zero"), 2),
+        (format!("{train} --max-memory lots {run_flags}"), 2),
+    ];
+    if made.is_ok_and(|s| s.success()) {
+        rows.push((format!("{evaluate} --checkpoint {fifo}"), 2));
+        rows.push((format!("{paths} --dag-file {fifo}"), 2));
+    }
+    for (cmd, want) in rows {
+        let t = std::time::Instant::now();
+        let o = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(format!("ulimit -v 1500000; exec timeout 60 {cmd}"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(want), "{cmd}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{cmd}: {err}");
+        assert!(t.elapsed().as_secs() < 30, "{cmd}: {:?}", t.elapsed());
+    }
+}

@@ -11,6 +11,7 @@ mod full_disk;
 mod gpu_launches;
 mod hostile_files;
 mod kill_resume;
+mod memory_estimate;
 mod paths_cli;
 mod study_cli;
 mod study_shards;

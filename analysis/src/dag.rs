@@ -355,11 +355,39 @@ impl BlockDag {
         // Undirected edges among 0..n, oriented from the lower to the higher number.
         let raw: Vec<(usize, usize)> = match model {
             RandomModel::ErdosRenyi { p } => {
+                // Batagelj & Brandes (2005): jump straight to the next pair that gets an edge
+                // (geometric gaps), so the work is the edges drawn, not the n²/2 pairs.
                 let mut e = Vec::new();
-                for v in 1..n {
-                    for u in 0..v {
-                        if rng.gen::<f64>() < p {
-                            e.push((u, v));
+                if p >= 1.0 {
+                    for v in 1..n {
+                        e.extend((0..v).map(|u| (u, v)));
+                    }
+                } else if p > 0.0 {
+                    let log_q = (1.0 - p).ln();
+                    let (mut v, mut u) = (1usize, 0usize);
+                    loop {
+                        let r: f64 = rng.gen();
+                        let gap = ((1.0 - r).ln() / log_q).floor();
+                        // Pairs (u, v) in order: u from 0 to v − 1, then the next v.
+                        let mut skip = if gap.is_finite() && gap < (n * n) as f64 {
+                            gap as usize
+                        } else {
+                            n * n
+                        };
+                        while v < n && u + skip >= v {
+                            skip -= v - u;
+                            u = 0;
+                            v += 1;
+                        }
+                        if v >= n {
+                            break;
+                        }
+                        u += skip;
+                        e.push((u, v));
+                        u += 1;
+                        if u == v {
+                            u = 0;
+                            v += 1;
                         }
                     }
                 }
@@ -561,11 +589,30 @@ impl RandomModel {
         Ok(model)
     }
 
+    /// The edges a graph of `n` nodes is expected to have before the input and output are
+    /// wired (ER `p·n(n−1)/2`, BA `m·(n−m)`, WS `n·k/2`).
+    pub fn expected_edges(&self, n: usize) -> f64 {
+        let n = n as f64;
+        match *self {
+            RandomModel::ErdosRenyi { p } => p * n * (n - 1.0) / 2.0,
+            RandomModel::BarabasiAlbert { m } => m as f64 * (n - m as f64),
+            RandomModel::WattsStrogatz { k, .. } => n * (k / 2) as f64,
+        }
+    }
+
     fn check(&self, n: usize) -> Result<(), GraphError> {
         if n == 0 || n + 2 > MAX_DAG_NODES {
             return Err(dag_err(format!(
                 "{n} random nodes: give 1 to {}",
                 MAX_DAG_NODES - 2
+            )));
+        }
+        // Refuse before drawing (and allocating) what the block limit would refuse after;
+        // the input and output add at most 2n edges.
+        let expected = self.expected_edges(n);
+        if expected + 2.0 * n as f64 > MAX_DAG_EDGES as f64 {
+            return Err(dag_err(format!(
+                "{self} on {n} nodes gives about {expected:.0} edges; this tool takes at most {MAX_DAG_EDGES} edges: use fewer nodes or a sparser model"
             )));
         }
         match *self {
@@ -638,6 +685,54 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("numbers"), "{e}");
+    }
+
+    #[test]
+    fn erdos_renyi_draws_each_pair_with_probability_p() {
+        // The gaps method must give the binomial count of edges among the n(n−1)/2 pairs:
+        // mean p·pairs, sd √(p(1−p)·pairs); checked within 5 sd over several seeds.
+        let (n, p) = (2000usize, 0.01);
+        let pairs = (n * (n - 1) / 2) as f64;
+        let sd = (p * (1.0 - p) * pairs).sqrt();
+        let mut total = 0.0;
+        for seed in 0..4 {
+            let d = BlockDag::random(RandomModel::ErdosRenyi { p }, n, seed).unwrap();
+            // Edges among the layers (those not from the input or to the output).
+            let inner = d
+                .edge_list()
+                .iter()
+                .filter(|&&(j, l)| j != 0 && l != n + 1)
+                .count() as f64;
+            assert!(
+                (inner - p * pairs).abs() < 5.0 * sd,
+                "seed {seed}: {inner} edges"
+            );
+            total += inner;
+        }
+        assert!((total / 4.0 - p * pairs).abs() < 5.0 * sd / 2.0);
+        // p = 1 joins every pair; p = 0 none (the layers hang between input and output).
+        let full = BlockDag::random(RandomModel::ErdosRenyi { p: 1.0 }, 30, 1).unwrap();
+        assert_eq!(full.edges(), 30 * 29 / 2 + 2);
+        let empty = BlockDag::random(RandomModel::ErdosRenyi { p: 0.0 }, 30, 1).unwrap();
+        assert_eq!(empty.edges(), 60);
+    }
+
+    #[test]
+    fn graphs_over_the_edge_limit_are_refused_before_they_are_drawn() {
+        let t = std::time::Instant::now();
+        for (m, n) in [
+            (RandomModel::ErdosRenyi { p: 1.0 }, 100_000),
+            (RandomModel::BarabasiAlbert { m: 50 }, 999_000),
+            (RandomModel::WattsStrogatz { k: 100, p: 0.1 }, 999_000),
+        ] {
+            let e = BlockDag::random(m, n, 1).unwrap_err().to_string();
+            assert!(
+                e.contains("edges") && e.contains(&MAX_DAG_EDGES.to_string()),
+                "{e}"
+            );
+        }
+        // Refused at once, not after drawing (a drawn 5·10⁹-edge graph would take minutes).
+        assert!(t.elapsed().as_secs() < 5);
     }
 
     #[test]

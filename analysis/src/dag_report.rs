@@ -22,9 +22,10 @@ pub struct DagReport {
     pub claims_not_applicable: Vec<String>,
 }
 
-/// Analyse a block (with its path-length histogram when `histogram`) and run the checks.
-pub fn report(d: &BlockDag, source: String, histogram: bool) -> DagReport {
-    let a = analyze_dag(d, histogram);
+/// Analyse a block (with its path-length histogram when `histogram`; whatever the cost when
+/// `force`) and run the checks.
+pub fn report(d: &BlockDag, source: String, histogram: bool, force: bool) -> DagReport {
+    let a = analyze_dag(d, histogram, force);
     let mut checks = Vec::new();
     if let Some(h) = &a.histogram {
         let sum: num_bigint::BigUint = h.iter().sum();
@@ -37,18 +38,20 @@ pub fn report(d: &BlockDag, source: String, histogram: bool) -> DagReport {
     }
     let n = d.depth();
     let longest = a.lengths.as_ref().map(|l| l.max);
-    checks.push(claim(
-        "gradient_path_within_depth",
-        "no shortest path between two nodes is longer than N hops".into(),
-        a.gradient.max as usize <= n,
-        format!(
-            "worst shortest path {} hops, N = {n}{}",
-            a.gradient.max,
-            longest.map_or(String::new(), |l| format!(
-                ", longest input→output path {l}"
-            ))
-        ),
-    ));
+    if let Some(g) = &a.gradient {
+        checks.push(claim(
+            "gradient_path_within_depth",
+            "no shortest path between two nodes is longer than N hops".into(),
+            g.max as usize <= n,
+            format!(
+                "worst shortest path {} hops, N = {n}{}",
+                g.max,
+                longest.map_or(String::new(), |l| format!(
+                    ", longest input→output path {l}"
+                ))
+            ),
+        ));
+    }
     checks.push(claim(
         "output_reached",
         "every layer lies on a path from the input to the output (validated on reading)".into(),

@@ -10,6 +10,6 @@ fn main() -> std::process::ExitCode {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let code = gpu_check::run(&args, &mut out);
-    let _ = out.flush();
-    code
+    let flushed = out.flush();
+    std::process::ExitCode::from(sparsenet::cli::args::finish_output(code, flushed))
 }

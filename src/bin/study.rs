@@ -8,6 +8,6 @@ fn main() -> std::process::ExitCode {
     let args: study::StudyArgs = parse_or_exit();
     let mut out = std::io::stdout();
     let code = study::run_study(&args, &mut out);
-    let _ = out.flush();
-    code
+    let flushed = out.flush();
+    std::process::ExitCode::from(sparsenet::cli::args::finish_output(code, flushed))
 }

@@ -9,6 +9,6 @@ fn main() -> std::process::ExitCode {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let code = train::run_train(&args, &mut out);
-    let _ = out.flush();
-    code
+    let flushed = out.flush();
+    std::process::ExitCode::from(sparsenet::cli::args::finish_output(code, flushed))
 }

@@ -9,6 +9,6 @@ fn main() -> std::process::ExitCode {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let code = zoo::run(&args, &mut out);
-    let _ = out.flush();
-    code
+    let flushed = out.flush();
+    std::process::ExitCode::from(sparsenet::cli::args::finish_output(code, flushed))
 }

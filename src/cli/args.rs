@@ -21,8 +21,11 @@ pub fn parse_or_exit<T: Parser>() -> T {
             use clap::error::ErrorKind;
             match e.kind() {
                 ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
-                    let _ = e.print();
-                    std::process::exit(0);
+                    use std::io::Write;
+                    let text = e.render().to_string();
+                    let mut out = std::io::stdout().lock();
+                    let written = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+                    std::process::exit(finish_output(ExitCode::SUCCESS, written) as i32);
                 }
                 ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
                     eprint!("{}", e.render());
@@ -36,6 +39,34 @@ pub fn parse_or_exit<T: Parser>() -> T {
             }
         }
     }
+}
+
+/// The status once standard output is flushed: a write error there (a full disk, a closed
+/// device) is status 3 with one line, whatever the command did; a closed pipe (`| head`) is
+/// not an error. Returns the status as a number for `std::process::exit` too.
+pub fn finish_output(code: ExitCode, flushed: std::io::Result<()>) -> u8 {
+    match flushed {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            // A command that already reported its failed write said so on its one line.
+            if status_of(code) != crate::error::EXIT_IO || code == ExitCode::SUCCESS {
+                eprintln!("error: could not write output: {e}");
+            }
+            crate::error::EXIT_IO
+        }
+        _ if code == ExitCode::SUCCESS => 0,
+        _ => status_of(code),
+    }
+}
+
+/// The number of an [`ExitCode`] made by this crate (its `Debug` form is the only way to read
+/// it back; anything else counts as a failure).
+fn status_of(code: ExitCode) -> u8 {
+    for s in 1..=255u8 {
+        if code == ExitCode::from(s) {
+            return s;
+        }
+    }
+    crate::error::EXIT_FAILED
 }
 
 /// A clap error's message on one line: its first line, with the list that follows a line

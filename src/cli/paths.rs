@@ -87,7 +87,8 @@ pub struct PathsArgs {
     #[arg(long, short = 'f', value_enum, default_value_t = Format::Table)]
     pub format: Format,
 
-    /// Compute path-length histograms even above depth 3000 (they cost O(N²) big additions).
+    /// Compute path-length histograms even above depth 3000 (they cost O(N²) big additions),
+    /// and for a DAG block the histogram and all-pairs gradient statistics whatever their cost.
     #[arg(long)]
     pub force_histograms: bool,
 
@@ -392,7 +393,7 @@ fn run_dag(args: &PathsArgs, w: &mut dyn Write) -> ExitCode {
         Format::Dot => w.write_all(dag.to_dot().as_bytes()),
         Format::Csv => w.write_all(dag.to_edge_list().as_bytes()),
         Format::Table | Format::Json => {
-            let r = report(&dag, source, true);
+            let r = report(&dag, source, true, args.force_histograms);
             let out = if args.format == Format::Json {
                 serde_json::to_writer_pretty(&mut *w, &r)
                     .map_err(std::io::Error::other)

@@ -77,20 +77,25 @@ pub fn write_table(r: &DagReport, w: &mut dyn Write) -> std::io::Result<()> {
         (None, Some(why)) => writeln!(w, "path lengths: skipped ({why})")?,
         _ => {}
     }
-    let g = &a.gradient;
-    writeln!(
-        w,
-        "gradient paths over {} pairs j < l: max {} hops, mean {:.3}, {} pairs without a path",
-        g.pairs, g.max, g.mean, g.unreachable
-    )?;
-    let hist: Vec<String> = g
-        .histogram
-        .iter()
-        .enumerate()
-        .filter(|(_, &c)| c > 0)
-        .map(|(k, c)| format!("{k}: {c}"))
-        .collect();
-    writeln!(w, "  pairs by hops: {}", hist.join(", "))?;
+    match (&a.gradient, &a.gradient_skipped) {
+        (Some(g), _) => {
+            writeln!(
+            w,
+            "gradient paths over {} pairs j < l: max {} hops, mean {:.3}, {} pairs without a path",
+            g.pairs, g.max, g.mean, g.unreachable
+        )?;
+            let hist: Vec<String> = g
+                .histogram
+                .iter()
+                .enumerate()
+                .filter(|(_, &c)| c > 0)
+                .map(|(k, c)| format!("{k}: {c}"))
+                .collect();
+            writeln!(w, "  pairs by hops: {}", hist.join(", "))?;
+        }
+        (None, Some(why)) => writeln!(w, "gradient paths over all pairs: skipped ({why})")?,
+        (None, None) => {}
+    }
     writeln!(w, "\nChecks (hold for every DAG block)")?;
     for c in &r.checks {
         writeln!(

@@ -75,6 +75,13 @@ pub struct RecipeArgs {
     /// Where to train: cpu, or cuda (GPU 0; needs a binary built with `--features cuda`).
     #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
     pub device: DeviceKind,
+
+    /// The memory a run may need (e.g. 16G, 800MiB). Each run's estimate (activations of a
+    /// batch, their gradients, weights, gradients and optimiser state, data) is checked before
+    /// anything is allocated; default: the machine's available memory, `ulimit -v` and the
+    /// cgroup's limit, whichever is smallest.
+    #[arg(long, value_parser = crate::train::memory::parse_size)]
+    pub max_memory: Option<u64>,
 }
 
 /// Arguments of `train`.
@@ -208,6 +215,7 @@ pub fn options(a: &TrainArgs) -> anyhow::Result<TrainOptions> {
         device: a.recipe.device,
         gpus: a.gpus,
         group: None,
+        max_memory: a.recipe.max_memory,
     })
 }
 

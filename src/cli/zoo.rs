@@ -84,6 +84,36 @@ pub struct ZooArgs {
     /// Seed of the random DAG of --random (the same as --dag-seed).
     #[arg(long, conflicts_with = "dag_seed")]
     pub seed: Option<u64>,
+
+    /// Batch size of the training-memory estimate (the `train mem` column, `train_memory_bytes`
+    /// in JSON and CSV): what `train` on the CPU would hold at that batch with SGD, data aside.
+    #[arg(long, default_value = "64", value_parser = |s: &str| super::args::parse_in_range(s, "batch size", 1, 65_536))]
+    pub batch_size: usize,
+}
+
+/// A row with the training-memory estimate beside the counts.
+#[derive(serde::Serialize)]
+struct RowOut<'a> {
+    #[serde(flatten)]
+    row: &'a ModelRow,
+    /// [`crate::train::memory::estimate`] at the row's batch size, in bytes.
+    train_memory_bytes: u64,
+    /// That batch size.
+    train_memory_batch: usize,
+}
+
+/// The training-memory estimate of each row's network at `batch` (SGD, no data).
+fn train_memory(specs: &[sparsenet_net::zoo::NetSpec], batch: usize) -> anyhow::Result<Vec<u64>> {
+    specs
+        .iter()
+        .map(|spec| {
+            let net = sparsenet_net::zoo::build(spec).map_err(bad)?;
+            Ok(
+                crate::train::memory::estimate(&net, batch, crate::optim::Optimizer::Sgd, 0)
+                    .total_bytes,
+            )
+        })
+        .collect()
 }
 
 fn millions(v: u64) -> String {
@@ -101,8 +131,14 @@ fn verdict(ours: u64, printed: &Option<String>, agree: Option<bool>, unit: f64) 
     }
 }
 
-/// Render rows as a table.
-pub fn write_table(rows: &[ModelRow], w: &mut dyn Write) -> std::io::Result<()> {
+/// Render rows as a table, with each network's training-memory estimate at `batch`.
+pub fn write_table(
+    rows: &[ModelRow],
+    memory: &[u64],
+    batch: usize,
+    w: &mut dyn Write,
+) -> std::io::Result<()> {
+    let mem_title = format!("train mem (b{batch})");
     let mut t = Table::new();
     t.set_format(*format::consts::FORMAT_NO_LINESEP_WITH_TITLE);
     t.set_titles(Row::new(
@@ -117,12 +153,13 @@ pub fn write_table(rows: &[ModelRow], w: &mut dyn Write) -> std::io::Result<()> 
             "MACs",
             "GFLOPs",
             "paper GFLOPs",
+            &mem_title,
         ]
         .iter()
         .map(|h| Cell::new(h))
         .collect(),
     ));
-    for r in rows {
+    for (r, &mem) in rows.iter().zip(memory) {
         let head = format!("{:?}", r.head).to_lowercase();
         t.add_row(Row::new(vec![
             Cell::new(&r.name),
@@ -144,6 +181,10 @@ pub fn write_table(rows: &[ModelRow], w: &mut dyn Write) -> std::io::Result<()> 
                 format::Alignment::RIGHT,
             ),
             Cell::new(&verdict(r.flops, &r.paper_printed.1, r.flops_agree, 1e9)),
+            Cell::new_align(
+                &crate::train::memory::human_bytes(mem),
+                format::Alignment::RIGHT,
+            ),
         ]));
     }
     t.print(w)?;
@@ -151,14 +192,19 @@ pub fn write_table(rows: &[ModelRow], w: &mut dyn Write) -> std::io::Result<()> 
 }
 
 /// Render rows as CSV.
-pub fn write_csv(rows: &[ModelRow], w: &mut dyn Write) -> std::io::Result<()> {
-    writeln!(w, "name,family,dataset,depth,growth,bc,classes,stem,head,params,bn_running,macs,flops,paper_params,paper_flops,params_agree,flops_agree")?;
+pub fn write_csv(
+    rows: &[ModelRow],
+    memory: &[u64],
+    batch: usize,
+    w: &mut dyn Write,
+) -> std::io::Result<()> {
+    writeln!(w, "name,family,dataset,depth,growth,bc,classes,stem,head,params,bn_running,macs,flops,paper_params,paper_flops,params_agree,flops_agree,train_memory_bytes,train_memory_batch")?;
     let opt = |v: Option<String>| v.unwrap_or_default();
-    for r in rows {
+    for (r, mem) in rows.iter().zip(memory) {
         let growth: Vec<String> = r.growth.iter().map(|k| k.to_string()).collect();
         writeln!(
             w,
-            "\"{}\",{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "\"{}\",{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{mem},{batch}",
             r.name.replace('"', "\"\""),
             r.family.name(),
             r.layout.name(),
@@ -268,7 +314,8 @@ fn write_sweep(args: &ZooArgs, (k, rows): Sweep, w: &mut dyn Write) -> std::io::
     Ok(())
 }
 
-fn rows_for(args: &ZooArgs) -> anyhow::Result<Vec<ModelRow>> {
+/// The rows to show and the spec of each.
+fn rows_for(args: &ZooArgs) -> anyhow::Result<(Vec<ModelRow>, Vec<sparsenet_net::zoo::NetSpec>)> {
     match args.spec.to_spec(args.layout.as_deref())? {
         Some(spec) => {
             let row = match &args.spec.model {
@@ -283,12 +330,18 @@ fn rows_for(args: &ZooArgs) -> anyhow::Result<Vec<ModelRow>> {
                 }
                 None => model_row(&spec.to_string(), &spec, (None, None)).map_err(bad)?,
             };
-            Ok(vec![row])
+            Ok((vec![row], vec![spec]))
         }
-        None => ZOO
-            .iter()
-            .map(|m| named_row(m, args.spec.classes).map_err(bad))
-            .collect(),
+        None => {
+            let rows = ZOO
+                .iter()
+                .map(|m| named_row(m, args.spec.classes).map_err(bad))
+                .collect::<anyhow::Result<_>>()?;
+            Ok((
+                rows,
+                ZOO.iter().map(|m| m.spec(args.spec.classes)).collect(),
+            ))
+        }
     }
 }
 
@@ -340,7 +393,9 @@ pub fn run(args: &ZooArgs, w: &mut dyn Write) -> ExitCode {
                     let _ = writeln!(w);
                     ExitCode::SUCCESS
                 }
-                Err(_) => ExitCode::FAILURE,
+                Err(e) => fail(
+                    &anyhow::Error::new(std::io::Error::from(e)).context("could not write output"),
+                ),
             },
             Err(e) => exit_bad_input(e),
         };
@@ -351,13 +406,16 @@ pub fn run(args: &ZooArgs, w: &mut dyn Write) -> ExitCode {
             Err(e) => return fail(&e),
         }
     } else {
-        let rows = match rows_for(args) {
-            Ok(rows) => rows,
+        let (rows, memory) = match rows_for(args)
+            .and_then(|(rows, specs)| Ok((rows, train_memory(&specs, args.batch_size)?)))
+        {
+            Ok(r) => r,
             Err(e) => return fail(&e),
         };
+        let batch = args.batch_size;
         {
             let r = match args.format {
-                Format::Table => write_table(&rows, w).and_then(|_| {
+                Format::Table => write_table(&rows, &memory, batch, w).and_then(|_| {
                     let bad = rows.iter().filter(|r| r.params_agree == Some(false) || r.flops_agree == Some(false)).count();
                     if rows.len() > 1 {
                         writeln!(w, "\n{} models; {bad} differ from the paper's printed figure (✗). Counts are exact and not tuned to the paper; see README for the known mismatches.", rows.len())
@@ -365,10 +423,21 @@ pub fn run(args: &ZooArgs, w: &mut dyn Write) -> ExitCode {
                         Ok(())
                     }
                 }),
-                Format::Json => serde_json::to_writer_pretty(&mut *w, &rows)
-                    .map_err(std::io::Error::other)
-                    .and_then(|_| writeln!(w)),
-                Format::Csv => write_csv(&rows, w),
+                Format::Json => {
+                    let out: Vec<RowOut> = rows
+                        .iter()
+                        .zip(&memory)
+                        .map(|(row, &m)| RowOut {
+                            row,
+                            train_memory_bytes: m,
+                            train_memory_batch: batch,
+                        })
+                        .collect();
+                    serde_json::to_writer_pretty(&mut *w, &out)
+                        .map_err(std::io::Error::other)
+                        .and_then(|_| writeln!(w))
+                }
+                Format::Csv => write_csv(&rows, &memory, batch, w),
             };
             r
         }

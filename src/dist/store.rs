@@ -45,6 +45,9 @@ struct State {
     failed: Option<String>,
     /// The failure is the launch's configuration (ranks that disagree on the world size).
     misconfigured: bool,
+    /// Refusals decided but not yet sent (a rank of another world size never joins, so
+    /// `connected` does not hold it): rank 0 lingers until they are on the wire.
+    refusals_unsent: usize,
 }
 
 struct Shared {
@@ -95,6 +98,7 @@ fn serve(shared: Arc<Shared>, stream: TcpStream) {
     let mut me: Option<usize> = None;
     let mut said_bye = false;
     while let Ok(Some(line)) = read_line(&mut input) {
+        let mut refusal_owed = false;
         let mut words = line.splitn(3, ' ');
         if let Some(why) = line.strip_prefix("FAIL ") {
             shared.fail(why.to_string());
@@ -114,6 +118,8 @@ fn serve(shared: Arc<Shared>, stream: TcpStream) {
                             s.failed = Some(why.clone());
                             s.misconfigured = true;
                         }
+                        s.refusals_unsent += 1;
+                        refusal_owed = true;
                         shared.changed.notify_all();
                         format!("ERR {why}")
                     }
@@ -200,12 +206,15 @@ fn serve(shared: Arc<Shared>, stream: TcpStream) {
                 line.chars().take(40).collect::<String>()
             ),
         };
-        if out
+        let sent = out
             .write_all(reply.as_bytes())
             .and_then(|()| out.write_all(b"\n"))
-            .and_then(|()| out.flush())
-            .is_err()
-        {
+            .and_then(|()| out.flush());
+        if refusal_owed {
+            shared.state.lock().expect("store state").refusals_unsent -= 1;
+            shared.changed.notify_all();
+        }
+        if sent.is_err() {
             break;
         }
     }
@@ -229,12 +238,13 @@ fn serve(shared: Arc<Shared>, stream: TcpStream) {
 const LINGER: Duration = Duration::from_secs(3);
 
 impl Shared {
-    /// Wait (at most [`LINGER`]) until every other rank has closed its connection: after a
-    /// failure, rank 0 keeps the store up until the reason has reached them.
+    /// Wait (at most [`LINGER`]) until every other rank has closed its connection and every
+    /// refusal has been sent: after a failure, rank 0 keeps the store up until the reason has
+    /// reached them.
     fn linger(&self) {
         let deadline = Instant::now() + LINGER;
         let mut s = self.state.lock().expect("store state");
-        while s.connected.iter().any(|&r| r != 0) {
+        while s.connected.iter().any(|&r| r != 0) || s.refusals_unsent > 0 {
             let now = Instant::now();
             if now >= deadline {
                 return;
@@ -313,7 +323,12 @@ impl Server {
         loop {
             if let Some(why) = &s.failed {
                 let e = anyhow!("{why}");
-                return Err(if s.misconfigured {
+                let misconfigured = s.misconfigured;
+                drop(s);
+                // Rank 0 ends with this error: first let the rank that caused it hear why
+                // (it would otherwise read only a closed connection).
+                self.shared.linger();
+                return Err(if misconfigured {
                     crate::error::bad_input(e)
                 } else {
                     e

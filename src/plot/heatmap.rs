@@ -33,8 +33,8 @@ pub struct Labels {
     pub first_col: usize,
 }
 
-fn e<E: std::fmt::Debug>(x: E) -> anyhow::Error {
-    anyhow!("{x:?}")
+fn e<E: std::fmt::Display>(x: E) -> anyhow::Error {
+    anyhow!("{x}")
 }
 
 fn draw<DB: DrawingBackend>(

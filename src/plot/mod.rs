@@ -123,7 +123,7 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &Chart) -> Resu
 where
     DB::ErrorType: 'static,
 {
-    root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
     let ((x0, x1), (y0, y1)) = bounds(chart);
     let mut c = ChartBuilder::on(&root)
         .caption(&chart.title, ("sans-serif", 22))
@@ -131,7 +131,7 @@ where
         .x_label_area_size(45)
         .y_label_area_size(70)
         .build_cartesian_2d(x0..x1, y0..y1)
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     // Integral ticks print without a trailing ".0".
     let fmt = |v: &f64| {
         if (v - v.round()).abs() < 1e-9 {
@@ -148,20 +148,20 @@ where
         .label_style(("sans-serif", 14))
         .axis_desc_style(("sans-serif", 16))
         .draw()
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     for (i, s) in chart.series.iter().enumerate() {
         let color = palette(s.colour.unwrap_or(i));
         let pts = s.points.clone();
         let anno = match s.mark {
             Mark::Line | Mark::LinePoints => c
                 .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
-                .map_err(|e| anyhow::anyhow!("{e:?}"))?,
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
             Mark::Thin => c
                 .draw_series(LineSeries::new(pts.clone(), color.stroke_width(1)))
-                .map_err(|e| anyhow::anyhow!("{e:?}"))?,
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
             Mark::Points => c
                 .draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled())))
-                .map_err(|e| anyhow::anyhow!("{e:?}"))?,
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
         };
         if !s.name.is_empty() {
             anno.label(s.name.clone()).legend(move |(x, y)| {
@@ -170,7 +170,7 @@ where
         }
         if s.mark == Mark::LinePoints {
             c.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
-                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
         }
     }
     c.configure_series_labels()
@@ -179,8 +179,8 @@ where
         .label_font(("sans-serif", 14))
         .position(SeriesLabelPosition::UpperRight)
         .draw()
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    root.present().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(())
 }
 
@@ -212,7 +212,10 @@ pub(crate) fn write_both(
     // The PNG encoder picks its format from the file name, so the temp name keeps ".png".
     let tmp = dir.join(format!(".{stem}.tmp.png"));
     let out = dir.join(format!("{stem}.png"));
+    // The same drawing has just succeeded on the SVG backend, so a failure here is the PNG
+    // file's write (a full disk, a folder removed): an I/O error, exit status 3.
     let drawn = png(BitMapBackend::new(&tmp, size).into_drawing_area())
+        .map_err(|e| anyhow::Error::new(std::io::Error::other(format!("{e:#}"))))
         .and_then(|()| std::fs::rename(&tmp, &out).map_err(anyhow::Error::from));
     if let Err(e) = drawn {
         let _ = std::fs::remove_file(&tmp);
@@ -224,6 +227,35 @@ pub(crate) fn write_both(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_png_write_is_an_io_error_of_one_line_naming_the_file() {
+        let dir = std::env::temp_dir().join(format!("sparsenet-plot-err-{}", std::process::id()));
+        let err = write_both(
+            &dir,
+            "f",
+            (10, 10),
+            |_| Ok(()),
+            |_| {
+                Err(anyhow::anyhow!(
+                    "Drawing backend error: No space left on device"
+                ))
+            },
+        )
+        .unwrap_err();
+        assert_eq!(crate::error::exit_status(&err), crate::error::EXIT_IO);
+        let msg = format!("{err:#}");
+        assert!(
+            !msg.contains('\n') && !msg.contains("BackendError"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("f.png") && msg.contains("No space left"),
+            "{msg}"
+        );
+        assert!(!dir.join(".f.tmp.png").exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn writes_png_and_svg_with_text() {

@@ -141,6 +141,7 @@ pub fn grid_hash(grid: &[String], seeds: &[u64], recipe: &TrainOptions) -> Strin
     r.stop_after = None;
     r.device = Default::default();
     r.gpus = None;
+    r.max_memory = None;
     let text = serde_json::to_string(&(grid, seeds, &r)).expect("a recipe serialises");
     let digest = sha2::Sha256::digest(text.as_bytes());
     crate::dist::store::hex(&digest[..8])

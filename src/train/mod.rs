@@ -2,6 +2,7 @@
 //! test evaluation, metrics, atomic checkpoints and exact resumption.
 
 pub mod checkpoint;
+pub mod memory;
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -66,6 +67,10 @@ pub struct TrainOptions {
     /// alone writes the folder. None: a process of its own.
     #[serde(skip)]
     pub group: Option<crate::dist::Join>,
+    /// The memory limit the run's estimate is checked against ([`memory::limit`]); None: the
+    /// machine's own limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_memory: Option<u64>,
 }
 
 /// Where training runs.
@@ -346,6 +351,7 @@ pub fn run(opts: &TrainOptions, log: &mut dyn Write) -> Result<RunSummary> {
 
 /// [`run`] for a caller that already holds the folder's lock.
 pub fn run_holding_lock(opts: &TrainOptions, log: &mut dyn Write) -> Result<RunSummary> {
+    let log = &mut NamedOutput(log);
     let Prepared {
         split,
         input,
@@ -480,6 +486,9 @@ pub fn run_holding_lock(opts: &TrainOptions, log: &mut dyn Write) -> Result<RunS
         }
     }
     engine.finish()?;
+    if let (DeviceKind::Cpu, Some(peak)) = (opts.device, memory::peak_resident_bytes()) {
+        writeln!(log, "peak resident memory: {}", memory::human_bytes(peak))?;
+    }
     Ok(p.summary(&model))
 }
 
@@ -519,9 +528,20 @@ fn prepare(opts: &TrainOptions) -> Result<Prepared> {
     let mut spec = opts.spec.clone();
     spec.classes = split.train.classes;
     spec.input = Some(input);
-    let model = Model::<f32>::new(&spec, input, opts.seed)
+    let net = sparsenet_net::zoo::build(&spec)
         .with_context(|| format!("{} cannot be built for {input} inputs", opts.name))
         .map_err(bad_input)?;
+    // Before a single weight is allocated: will the run fit?
+    let data_bytes = (split.train.images.len() + split.test.images.len()) as u64;
+    let est = memory::estimate(&net, opts.batch_size, opts.optimizer.kind, data_bytes);
+    memory::check(
+        &opts.name,
+        &est,
+        opts.batch_size,
+        memory::limit(opts.max_memory).as_ref(),
+    )
+    .map_err(bad_input)?;
+    let model = Model::<f32>::from_net(spec.clone(), net, opts.seed);
     let sizes: Vec<usize> = model.values.iter().map(|v| v.len()).collect();
     let opt = State::new(&opts.optimizer, &sizes);
     Ok(Prepared {
@@ -581,6 +601,24 @@ fn resume(
     Ok(())
 }
 
+/// The run's log stream, whose failed writes say what failed ("could not write output: No
+/// space left on device") instead of the bare system message, so that a full or closed stdout
+/// ends the run with one line a user can act on.
+struct NamedOutput<'a>(&'a mut dyn Write);
+
+impl Write for NamedOutput<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf).map_err(named_output_error)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush().map_err(named_output_error)
+    }
+}
+
+fn named_output_error(e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("could not write output: {e}"))
+}
+
 /// The run's first lines: the network and its counts, the data, the recipe.
 fn write_header(
     log: &mut dyn Write,
@@ -625,6 +663,12 @@ fn write_header(
             String::new()
         }
     )?;
+    let data_bytes = (split.train.images.len() + split.test.images.len()) as u64;
+    let est = memory::estimate(&model.net, opts.batch_size, opts.optimizer.kind, data_bytes);
+    let limit = memory::limit(opts.max_memory)
+        .map(|l| format!(" (limit {}: {})", memory::human_bytes(l.bytes), l.source))
+        .unwrap_or_default();
+    writeln!(log, "memory: about {}{limit}", est.describe())?;
     Ok(())
 }
 
