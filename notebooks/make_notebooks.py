@@ -155,6 +155,10 @@ fn options(family: Family, growth: usize, name: &str, figs: &Path) -> TrainOptio
     gpus: None,
     group: None,
     max_memory: None,
+    data: Default::default(),
+    // Rerunning the notebook replaces its earlier run (a fresh run into a run's folder is refused without it).
+    overwrite: true,
+    epoch_bar: None,
     }
 }"""),
         code("""
@@ -219,6 +223,10 @@ let recipe = TrainOptions {
     gpus: None,
     group: None,
     max_memory: None,
+    data: Default::default(),
+    // Rerunning the notebook replaces its earlier run (a fresh run into a run's folder is refused without it).
+    overwrite: true,
+    epoch_bar: None,
 };
 let st = efficiency::Study {
     grid: grid::preset(grid::Preset::Quick),

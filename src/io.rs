@@ -6,14 +6,24 @@ use anyhow::{Context, Result};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// The temp file [`write_atomic`] writes before renaming it over `path`: hidden, in the same
-/// folder, ending in [`TEMP_SUFFIX`].
-pub fn temp_path(path: &Path) -> PathBuf {
+/// A temp file for writing `path`: hidden, in the same folder (so the rename is atomic), and
+/// named for this process and this write alone (`.name.<pid>-<n>` + `suffix`), so two writers
+/// of one file — two processes, or two threads — never write into each other's temp file.
+pub fn unique_temp_path(path: &Path, suffix: &str) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = path.parent().unwrap_or(Path::new("."));
     dir.join(format!(
-        ".{}{TEMP_SUFFIX}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("out")
+        ".{}.{}-{n}{suffix}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
+        std::process::id()
     ))
+}
+
+/// The temp file [`write_atomic`] writes before renaming it over `path`
+/// ([`unique_temp_path`], ending in [`TEMP_SUFFIX`]).
+pub fn temp_path(path: &Path) -> PathBuf {
+    unique_temp_path(path, TEMP_SUFFIX)
 }
 
 /// How temp files end (also the PNG writer's, `.name.tmp.png`, contains it).
@@ -129,12 +139,8 @@ pub fn lock_folder(dir: &Path, name: &str) -> Result<FolderLock> {
 pub fn create_new_atomic(path: &Path, bytes: &[u8]) -> Result<bool> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    // A temp name of this process alone; a hard link never replaces an existing file.
-    let tmp = dir.join(format!(
-        ".{}.{}{TEMP_SUFFIX}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
-        std::process::id()
-    ));
+    // A temp name of this write alone; a hard link never replaces an existing file.
+    let tmp = temp_path(path);
     let written = (|| -> std::io::Result<bool> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
@@ -187,4 +193,41 @@ pub fn read_regular(path: &Path, what: &str, max: u64) -> Result<Vec<u8>> {
         )));
     }
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_writes_of_one_file_never_share_a_temp_file() {
+        let target = Path::new("/some/dir/metrics.jsonl");
+        let a = temp_path(target);
+        let b = temp_path(target);
+        assert_ne!(a, b);
+        for t in [&a, &b] {
+            assert_eq!(t.parent(), target.parent());
+            let name = t.file_name().unwrap().to_str().unwrap();
+            let pid = std::process::id().to_string();
+            assert!(
+                name.starts_with(".metrics.jsonl.") && name.ends_with(TEMP_SUFFIX),
+                "{name}"
+            );
+            assert!(name.contains(&pid), "{name}");
+        }
+        // Threads writing one file at once each finish with their own whole contents.
+        let dir = std::env::temp_dir().join(format!("sparsenet-io-{}", std::process::id()));
+        let path = dir.join("f.txt");
+        std::thread::scope(|s| {
+            for i in 0..8u8 {
+                let path = &path;
+                s.spawn(move || write_atomic(path, &vec![b'a' + i; 100_000]).unwrap());
+            }
+        });
+        let text = std::fs::read(&path).unwrap();
+        assert_eq!(text.len(), 100_000);
+        assert!(text.iter().all(|&c| c == text[0]));
+        assert_eq!(remove_stale_temps(&dir).unwrap(), 0);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

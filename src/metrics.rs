@@ -28,6 +28,10 @@ pub struct EpochMetrics {
     pub seconds: f64,
     /// Optimiser steps taken in the epoch.
     pub steps: usize,
+    /// The run this row belongs to ([`crate::train::run_id`]); rows written before runs were
+    /// marked have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
 }
 
 /// Rewrite both files with every epoch so far.
@@ -88,6 +92,7 @@ mod tests {
             images_per_sec: 823.2037433852524,
             seconds: 0.459016229,
             steps: 3,
+            run: Some("0123456789abcdef".into()),
         };
         let dir = std::env::temp_dir().join(format!("sparsenet-metrics-{}", std::process::id()));
         write(&dir, std::slice::from_ref(&row)).unwrap();

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 pub enum Optimizer {
     /// SGD with Nesterov momentum (the paper's choice).
     Sgd,
-    /// Adam (β = 0.9, 0.999; ε = 1e-8: [`ADAM`]), weight decay added to the gradient.
+    /// Adam (β = 0.9, 0.999; ε = 1e-8, PyTorch's defaults), weight decay added to the gradient.
     Adam,
 }
 

@@ -96,12 +96,20 @@ fn temps(dir: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Whether the temp file of a write of `target` (`.target.<pid>-<n>.tmp`) is in `dir`.
+fn writing(dir: &Path, target: &str) -> bool {
+    let prefix = format!(".{target}.");
+    temps(dir)
+        .iter()
+        .any(|n| n.starts_with(&prefix) && n.ends_with(".tmp"))
+}
+
 /// Start (or resume) the run and kill it while `target` is half-written in epoch `epoch`
 /// (metrics are written first, so `metrics.jsonl` then holds `epoch` rows, or `epoch − 1`
 /// while it is itself the file being written). False if the run ended without reaching that
 /// point.
 fn kill_inside(dir: &Path, target: &str, epoch: usize) -> bool {
-    let epoch = if target == ".metrics.jsonl.tmp" {
+    let epoch = if target == "metrics.jsonl" {
         epoch - 1
     } else {
         epoch
@@ -115,7 +123,7 @@ fn kill_inside(dir: &Path, target: &str, epoch: usize) -> bool {
         let rows_now = std::fs::read_to_string(dir.join("metrics.jsonl"))
             .map(|t| t.lines().count())
             .unwrap_or(0);
-        if rows_now == epoch && dir.join(target).exists() {
+        if rows_now == epoch && writing(dir, target) {
             child.kill().expect("SIGKILL");
             let _ = child.wait();
             return true;
@@ -143,11 +151,11 @@ fn killed_inside_each_write_of_the_last_epochs_and_resumed_equals_uninterrupted(
     // The writes of one epoch in order: metrics, figures, best (when it improved), last. Killing
     // inside `best` after `last` already claims the epoch would leave `best` behind for good.
     let targets = [
-        (".metrics.jsonl.tmp", 2),
-        (".last.safetensors.tmp", best),
-        (".best.safetensors.tmp", best),
-        (".accuracy.svg.tmp", 4),
-        (".last.safetensors.tmp", 4),
+        ("metrics.jsonl", 2),
+        ("last.safetensors", best),
+        ("best.safetensors", best),
+        ("accuracy.svg", 4),
+        ("last.safetensors", 4),
     ];
     for (target, epoch) in targets {
         assert!(

@@ -1,18 +1,9 @@
 //! The trainer as a user runs it: learning, exact resumption, checkpoints, bad input.
 
-use crate::common::{run, subset, tmp};
-use std::path::Path;
+use crate::common::{metrics, run, subset, tmp};
 
 fn train(args: &[&str]) -> (i32, String, String) {
     run(env!("CARGO_BIN_EXE_train"), args)
-}
-
-fn metrics(dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 /// A small network of each family learns the embedded subset far above chance (10 %).

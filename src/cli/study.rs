@@ -327,6 +327,7 @@ fn study_of(a: &EfficiencyArgs, grid_text: Option<&str>) -> anyhow::Result<effic
         stop_after: None,
         gpus: None,
         resume: false,
+        overwrite: false,
         quiet: true,
         dist_timeout: 300,
     };

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::data::DatasetKind;
+use crate::data::{DataChoice, DatasetKind};
 use crate::optim::{Config as OptConfig, Optimizer as OptKind, Schedule};
 use crate::train::{checkpoint, evaluate, run, DeviceKind, Engine, TrainOptions};
 
@@ -39,6 +39,12 @@ pub struct RecipeArgs {
     /// Folder with the dataset's files.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+
+    /// Which copy of Fashion-MNIST without --data-dir: auto (the full set when installed, else
+    /// the embedded 2 000/500 subset), embedded (the subset, even when the full set is
+    /// installed), installed (the full set; an error when it is not).
+    #[arg(long, value_enum, default_value_t = DataChoice::Auto, conflicts_with = "data_dir")]
+    pub data: DataChoice,
 
     /// Images per batch.
     #[arg(long, default_value = "64", allow_hyphen_values = true, value_parser = |s: &str| parse_in_range(s, "batch size", 1, 65_536))]
@@ -86,7 +92,10 @@ pub struct RecipeArgs {
 
 /// Arguments of `train`.
 #[derive(Parser, Debug, Clone)]
-#[command(name = "train", version, about = "Train a network built from its DAG (CPU, or CUDA GPU).", long_about = LONG_ABOUT)]
+// `--help` offers only what train accepts: the classifier follows the dataset (so no
+// --classes), and a binary built without CUDA hides the GPU flags (it refuses them, saying how
+// to build one that takes them).
+#[command(name = "train", version, about = "Train a network built from its DAG (CPU, or CUDA GPU).", long_about = LONG_ABOUT, mut_arg("classes", |a| a.hide(true)))]
 pub struct TrainArgs {
     /// Which network (default sparsenet-40-24).
     #[command(flatten)]
@@ -108,6 +117,7 @@ pub struct TrainArgs {
     /// global batch, cut into N shards; the learning rate applies unchanged (the gradients are
     /// averaged over the whole batch). 1 runs the same path as world size 1.
     #[arg(long, value_parser = |s: &str| parse_in_range(s, "gpus", 1, 64))]
+    #[cfg_attr(not(feature = "cuda"), arg(hide = true))]
     pub gpus: Option<usize>,
 
     /// Seed of initialisation, shuffling and augmentation.
@@ -130,6 +140,12 @@ pub struct TrainArgs {
     #[arg(long)]
     pub resume: bool,
 
+    /// Replace the run --out holds (a fresh run into another run's folder is refused without
+    /// it). The old files are moved into --out/.replaced and deleted once the new run has
+    /// written its first checkpoint.
+    #[arg(long, conflicts_with = "resume")]
+    pub overwrite: bool,
+
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -137,6 +153,7 @@ pub struct TrainArgs {
     /// Under torchrun or srun (RANK/WORLD_SIZE or SLURM_PROCID/SLURM_NTASKS set, world > 1):
     /// seconds a rank waits for the others to join or answer before it fails with a message.
     #[arg(long, default_value = "300", value_parser = |s: &str| parse_in_range(s, "dist timeout", 1, 86_400))]
+    #[cfg_attr(not(feature = "cuda"), arg(hide = true))]
     pub dist_timeout: usize,
 }
 
@@ -195,6 +212,7 @@ pub fn options(a: &TrainArgs) -> anyhow::Result<TrainOptions> {
         name,
         dataset: a.recipe.dataset,
         data_dir: a.recipe.data_dir.clone(),
+        data: a.recipe.data,
         epochs: a.epochs,
         batch_size: a.recipe.batch_size,
         lr: a.recipe.lr,
@@ -209,7 +227,9 @@ pub fn options(a: &TrainArgs) -> anyhow::Result<TrainOptions> {
         max_steps: a.recipe.max_steps,
         out,
         resume: a.resume,
+        overwrite: a.overwrite,
         progress: !a.quiet,
+        epoch_bar: None,
         max_test: a.recipe.max_test,
         stop_after: a.stop_after,
         device: a.recipe.device,
@@ -297,9 +317,14 @@ pub struct EvalArgs {
     #[arg(long)]
     pub checkpoint: PathBuf,
 
-    /// Folder with the dataset's files (default: as in training).
+    /// Folder with the dataset's files (default: the data the checkpoint was trained on).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+
+    /// Which copy of Fashion-MNIST without --data-dir: auto (as in training), embedded (the
+    /// 2 000/500 subset), installed (the full set of the Debian package).
+    #[arg(long, value_enum, default_value_t = DataChoice::Auto, conflicts_with = "data_dir")]
+    pub data: DataChoice,
 
     /// Images per batch.
     #[arg(long, default_value = "100", value_parser = |s: &str| parse_in_range(s, "batch size", 1, 65_536))]
@@ -315,7 +340,7 @@ pub fn run_evaluate(a: &EvalArgs, w: &mut dyn Write) -> ExitCode {
     set_threads(a.threads);
     let result = (|| -> anyhow::Result<()> {
         let (checkpoint::Loaded { meta, mut model }, split) =
-            checkpoint::open_for_eval(&a.checkpoint, a.data_dir.as_deref())?;
+            checkpoint::open_for_eval(&a.checkpoint, a.data_dir.as_deref(), a.data)?;
         let mut engine = Engine::Cpu;
         let (loss, acc) = evaluate(
             &mut model,

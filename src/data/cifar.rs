@@ -105,6 +105,7 @@ pub fn load(kind: DatasetKind, dir: &Path) -> Result<Split> {
         train: tr,
         test: te,
         kind,
+        location: super::absolute(&base).display().to_string(),
     })
 }
 

@@ -112,6 +112,100 @@ pub struct Split {
     pub source: String,
     /// The dataset.
     pub kind: DatasetKind,
+    /// Where it was read: [`EMBEDDED`], or the absolute folder.
+    pub location: String,
+}
+
+/// The [`Split::location`] of the embedded subset.
+pub const EMBEDDED: &str = "embedded";
+
+/// Which copy of the data to read when no `--data-dir` is given.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum DataChoice {
+    /// `--data-dir` when given; else Fashion-MNIST's full set when installed, else the embedded
+    /// subset.
+    #[default]
+    Auto,
+    /// The embedded 2 000/500 Fashion-MNIST subset, even when the full set is installed.
+    Embedded,
+    /// The full Fashion-MNIST set of the Debian package; an error when it is not installed.
+    Installed,
+}
+
+impl DataChoice {
+    /// Whether this is the default (left out of recorded recipes, so their hashes do not change).
+    pub fn is_auto(&self) -> bool {
+        *self == DataChoice::Auto
+    }
+}
+
+/// What a run was trained on, recorded in its checkpoint so that a resumed run or a study
+/// that reads a run back can tell the same data from other data of the same shape.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DataIdentity {
+    /// Where it was read: `embedded`, or the absolute folder.
+    pub location: String,
+    /// Training images.
+    pub train: usize,
+    /// Test images.
+    pub test: usize,
+    /// SHA-256 (hex) of the training images, training labels, test images and test labels,
+    /// each preceded by its length.
+    pub sha256: String,
+}
+
+impl DataIdentity {
+    /// One line for messages: "embedded, 2000 train / 500 test, sha256 1a2b3c4d…".
+    pub fn describe(&self) -> String {
+        format!(
+            "{}, {} train / {} test, sha256 {}…",
+            self.location,
+            self.train,
+            self.test,
+            self.sha256.get(..12).unwrap_or(&self.sha256)
+        )
+    }
+}
+
+impl Split {
+    /// The data's identity: its location, counts and a hash of its contents (about 0.2 s for
+    /// the full Fashion-MNIST set).
+    pub fn identity(&self) -> DataIdentity {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        for part in [
+            &self.train.images,
+            &self.train.labels,
+            &self.test.images,
+            &self.test.labels,
+        ] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part);
+        }
+        DataIdentity {
+            location: self.location.clone(),
+            train: self.train.n,
+            test: self.test.n,
+            sha256: h.finalize().iter().map(|b| format!("{b:02x}")).collect(),
+        }
+    }
+}
+
+/// A folder as an absolute path (for the record; not resolving links), or as given when the
+/// current folder cannot be read.
+pub fn absolute(dir: &Path) -> PathBuf {
+    std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
 }
 
 fn idx_pair(dir: &Path, prefix: &str, classes: usize) -> Result<Dataset> {
@@ -139,29 +233,87 @@ fn idx_pair(dir: &Path, prefix: &str, classes: usize) -> Result<Dataset> {
 /// Load a dataset: from `dir` when given, else (Fashion-MNIST only) the Debian package when
 /// installed, else the embedded 2 000/500 subset.
 pub fn load(kind: DatasetKind, dir: Option<&Path>) -> Result<Split> {
+    load_choice(kind, dir, DataChoice::Auto)
+}
+
+fn embedded_subset(kind: DatasetKind) -> Result<Split> {
+    let train = idx::pair(
+        SUBSET[0],
+        "embedded train images",
+        SUBSET[1],
+        "embedded train labels",
+        10,
+    )?;
+    let test = idx::pair(
+        SUBSET[2],
+        "embedded test images",
+        SUBSET[3],
+        "embedded test labels",
+        10,
+    )?;
+    Ok(Split {
+        source: format!("Fashion-MNIST, embedded subset ({} train / {} test; the full set: apt-get install dataset-fashion-mnist)", train.n, test.n),
+        train,
+        test,
+        kind,
+        location: EMBEDDED.to_string(),
+    })
+}
+
+fn installed_full_set(kind: DatasetKind) -> Result<Split> {
+    let debian = Path::new(DEBIAN_FASHION_MNIST);
+    let train = idx_pair(debian, "train", 10)?;
+    let test = idx_pair(debian, "t10k", 10)?;
+    Ok(Split {
+        source: format!(
+            "Fashion-MNIST, full set from {DEBIAN_FASHION_MNIST} ({} train / {} test)",
+            train.n, test.n
+        ),
+        train,
+        test,
+        kind,
+        location: DEBIAN_FASHION_MNIST.to_string(),
+    })
+}
+
+/// [`load`], with the copy `choice` names when no `dir` is given (`--data`).
+pub fn load_choice(kind: DatasetKind, dir: Option<&Path>, choice: DataChoice) -> Result<Split> {
+    match (choice, kind, dir) {
+        (DataChoice::Auto, _, _) => {}
+        (_, _, Some(d)) => bail!(
+            "--data {} and --data-dir {} name two sources: give one",
+            clap::ValueEnum::to_possible_value(&choice)
+                .map(|v| v.get_name().to_string())
+                .unwrap_or_default(),
+            d.display()
+        ),
+        (_, k, None) if k != DatasetKind::FashionMnist => bail!(
+            "--data embedded and --data installed are Fashion-MNIST's; {k:?} reads --data-dir"
+        ),
+        (DataChoice::Embedded, _, None) => return embedded_subset(kind),
+        (DataChoice::Installed, _, None) => {
+            if !Path::new(DEBIAN_FASHION_MNIST)
+                .join("train-images-idx3-ubyte.gz")
+                .exists()
+            {
+                bail!("--data installed: the full Fashion-MNIST set is not in {DEBIAN_FASHION_MNIST} (apt-get install dataset-fashion-mnist, or --data embedded for the subset)");
+            }
+            return installed_full_set(kind);
+        }
+    }
     match (kind, dir) {
         (DatasetKind::FashionMnist | DatasetKind::Mnist, Some(d)) => {
             let name = if kind == DatasetKind::Mnist { "MNIST" } else { "Fashion-MNIST" };
             let train = idx_pair(d, "train", 10)?;
             let test = idx_pair(d, "t10k", 10)?;
-            Ok(Split { source: format!("{name} from {} ({} train / {} test)", d.display(), train.n, test.n), train, test, kind })
+            Ok(Split { source: format!("{name} from {} ({} train / {} test)", d.display(), train.n, test.n), train, test, kind, location: absolute(d).display().to_string() })
         }
         (DatasetKind::Mnist, None) => bail!("MNIST needs --data-dir with train-images-idx3-ubyte[.gz] and friends"),
         (DatasetKind::FashionMnist, None) => {
-            let debian = Path::new(DEBIAN_FASHION_MNIST);
-            if debian.join("train-images-idx3-ubyte.gz").exists() {
-                let train = idx_pair(debian, "train", 10)?;
-                let test = idx_pair(debian, "t10k", 10)?;
-                return Ok(Split { source: format!("Fashion-MNIST, full set from {DEBIAN_FASHION_MNIST} ({} train / {} test)", train.n, test.n), train, test, kind });
+            if Path::new(DEBIAN_FASHION_MNIST).join("train-images-idx3-ubyte.gz").exists() {
+                return installed_full_set(kind);
             }
-            let train = idx::pair(SUBSET[0], "embedded train images", SUBSET[1], "embedded train labels", 10)?;
-            let test = idx::pair(SUBSET[2], "embedded test images", SUBSET[3], "embedded test labels", 10)?;
-            Ok(Split {
-                source: format!("Fashion-MNIST, embedded subset ({} train / {} test; the full set: apt-get install dataset-fashion-mnist)", train.n, test.n),
-                train,
-                test,
-                kind,
-            })
+            embedded_subset(kind)
         }
         (DatasetKind::Cifar10 | DatasetKind::Cifar100, Some(d)) => cifar::load(kind, d),
         (DatasetKind::Cifar10 | DatasetKind::Cifar100, None) => bail!("CIFAR needs --data-dir with the binary batches (cifar-10-batches-bin or cifar-100-binary)"),

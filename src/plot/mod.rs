@@ -210,8 +210,8 @@ pub(crate) fn write_both(
     svg(SVGBackend::with_string(&mut text, size).into_drawing_area())?;
     write_atomic(&dir.join(format!("{stem}.svg")), text.as_bytes())?;
     // The PNG encoder picks its format from the file name, so the temp name keeps ".png".
-    let tmp = dir.join(format!(".{stem}.tmp.png"));
     let out = dir.join(format!("{stem}.png"));
+    let tmp = crate::io::unique_temp_path(&out, ".tmp.png");
     // The same drawing has just succeeded on the SVG backend, so a failure here is the PNG
     // file's write (a full disk, a folder removed): an I/O error, exit status 3.
     let drawn = png(BitMapBackend::new(&tmp, size).into_drawing_area())
@@ -227,6 +227,18 @@ pub(crate) fn write_both(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The temp files left in `dir` (hidden names containing ".tmp").
+    fn hidden_temps(dir: &Path) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with('.') && n.contains(".tmp"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
 
     #[test]
     fn a_failed_png_write_is_an_io_error_of_one_line_naming_the_file() {
@@ -253,7 +265,7 @@ mod tests {
             msg.contains("f.png") && msg.contains("No space left"),
             "{msg}"
         );
-        assert!(!dir.join(".f.tmp.png").exists());
+        assert_eq!(hidden_temps(&dir), Vec::<String>::new());
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -278,7 +290,7 @@ mod tests {
         assert_eq!(&png[1..4], b"PNG");
         let svg = std::fs::read_to_string(dir.join("t.svg")).unwrap();
         assert!(svg.contains("Test chart") && svg.contains("points"));
-        assert!(!dir.join(".t.tmp.png").exists());
+        assert_eq!(hidden_temps(&dir), Vec::<String>::new());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -138,6 +138,7 @@ pub fn grid_hash(grid: &[String], seeds: &[u64], recipe: &TrainOptions) -> Strin
     r.out = PathBuf::new();
     r.progress = false;
     r.resume = false;
+    r.overwrite = false;
     r.stop_after = None;
     r.device = Default::default();
     r.gpus = None;
@@ -327,9 +328,16 @@ fn claim_run(dir: &Path, hash: &str, e: &GridEntry, seed: u64) -> Result<()> {
     write_atomic(&path, serde_json::to_string_pretty(&r)?.as_bytes())
 }
 
-/// Train (or resume, or read back) one run, holding its folder's lock; its row is written to
-/// the folder's `result.json`.
-fn one_run(study: &Study, hash: &str, e: &GridEntry, seed: u64) -> Result<RunResult> {
+/// Train (or resume, or read back) one run, holding its folder's lock, advancing `bar` as its
+/// epochs finish; its row is written to the folder's `result.json`. Returns the row and the
+/// epochs trained now (0: the run had finished before and was read back).
+fn one_run(
+    study: &Study,
+    hash: &str,
+    e: &GridEntry,
+    seed: u64,
+    bar: indicatif::ProgressBar,
+) -> Result<(RunResult, usize)> {
     let dir = run_dir(&study.out, &short_name(e), seed);
     let _lock = crate::io::try_lock_folder(&dir, train::FOLDER_LOCK, "study shard or train run")?;
     claim_run(&dir, hash, e, seed)?;
@@ -339,6 +347,7 @@ fn one_run(study: &Study, hash: &str, e: &GridEntry, seed: u64) -> Result<RunRes
     opts.seed = seed;
     opts.out = dir.clone();
     opts.progress = false;
+    opts.epoch_bar = Some(bar);
     opts.stop_after = None;
     let (last, _) = checkpoint::paths(&dir, "last");
     opts.resume = last.exists();
@@ -374,7 +383,7 @@ fn one_run(study: &Study, hash: &str, e: &GridEntry, seed: u64) -> Result<RunRes
         &dir.join(RESULT_FILE),
         serde_json::to_string_pretty(&row)?.as_bytes(),
     )?;
-    Ok(row)
+    Ok((row, summary.trained_now))
 }
 
 /// A finished run's row, in its folder.
@@ -444,6 +453,14 @@ pub fn run(study: &Study, log: &mut (dyn Write + Send)) -> Result<Vec<RunResult>
         study.jobs.max(1),
         study.out.display()
     )?;
+    // One line per run in progress on stderr, when it is a terminal (indicatif hides them
+    // otherwise, so logs and pipes get only the lines above).
+    let bars = indicatif::MultiProgress::new();
+    let bar_style = indicatif::ProgressStyle::with_template(
+        "{prefix}: epoch {pos}/{len} [{bar:24}] {msg} {elapsed}",
+    )
+    .expect("a valid template")
+    .progress_chars("=> ");
     std::thread::scope(|scope| {
         for _ in 0..study.jobs.clamp(1, total.max(1)) {
             scope.spawn(|| loop {
@@ -454,19 +471,32 @@ pub fn run(study: &Study, log: &mut (dyn Write + Send)) -> Result<Vec<RunResult>
                 let i = mine[j];
                 let (e, seed) = all[i];
                 let t0 = std::time::Instant::now();
-                let r = one_run(study, &hash, e, seed);
+                let bar = bars.add(
+                    indicatif::ProgressBar::new(study.recipe.epochs as u64)
+                        .with_style(bar_style.clone())
+                        .with_prefix(format!("{} seed {seed}", short_name(e))),
+                );
+                let r = one_run(study, &hash, e, seed, bar.clone());
+                bar.finish_and_clear();
+                bars.remove(&bar);
                 let k = done.fetch_add(1, Ordering::SeqCst) + 1;
                 let mut w = log.lock().expect("log");
                 match r {
-                    Ok(r) => {
-                        let _ = writeln!(
+                    Ok((r, trained_now)) => {
+                        let how = if trained_now == 0 {
+                            "read back, trained before".to_string()
+                        } else if trained_now < r.epochs {
+                            format!("{trained_now} of {} epochs now, resumed", r.epochs)
+                        } else {
+                            format!("{:.0} s", t0.elapsed().as_secs_f64())
+                        };
+                        let _ = bars.suspend(|| writeln!(
                             w,
-                            "[{k}/{total}] {} seed {seed}: test error {:.2} % ({} parameters, {:.0} s)",
+                            "[{k}/{total}] {} seed {seed}: test error {:.2} % ({} parameters, {how})",
                             r.name,
                             100.0 * (1.0 - r.final_test_acc),
                             r.params,
-                            t0.elapsed().as_secs_f64()
-                        );
+                        ));
                         let mut rows = rows.lock().expect("rows");
                         rows[i] = Some(r);
                         if study.shard == Shard::WHOLE {
@@ -478,7 +508,7 @@ pub fn run(study: &Study, log: &mut (dyn Write + Send)) -> Result<Vec<RunResult>
                         }
                     }
                     Err(err) => {
-                        let _ = writeln!(w, "[{k}/{total}] {} seed {seed}: failed: {err:#}", short_name(e));
+                        let _ = bars.suspend(|| writeln!(w, "[{k}/{total}] {} seed {seed}: failed: {err:#}", short_name(e)));
                         failures.lock().expect("failures").push(err);
                     }
                 }

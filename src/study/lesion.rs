@@ -178,7 +178,7 @@ pub fn run(
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Lesion> {
     let (checkpoint::Loaded { meta, mut model }, split) =
-        checkpoint::open_for_eval(path, data_dir)?;
+        checkpoint::open_for_eval(path, data_dir, crate::data::DataChoice::Auto)?;
     let test = split.test;
     let mut engine = Engine::Cpu;
     let (baseline, single, random) = self::sweep(

@@ -31,6 +31,13 @@ pub struct Meta {
     /// The `--data-dir` of the run, if any (evaluation's default).
     #[serde(default)]
     pub data_dir: Option<std::path::PathBuf>,
+    /// The data's identity (location, counts, content hash); None in older checkpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<crate::data::DataIdentity>,
+    /// The run ([`crate::train::run_id`]) whose rows `metrics.jsonl` holds; None in older
+    /// checkpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
     /// Epochs completed.
     pub epoch: usize,
     /// Total epochs planned.
@@ -377,16 +384,46 @@ pub fn open(path: &Path) -> Result<Loaded> {
     .map_err(crate::error::bad_input)
 }
 
-/// [`open`], and the data it is evaluated on: from `data_dir`, else the folder it was trained
-/// from, checked to have the images the network takes (what `evaluate` and `study lesion`
-/// read).
-pub fn open_for_eval(path: &Path, data_dir: Option<&Path>) -> Result<(Loaded, Split)> {
+/// [`open`], and the data it is evaluated on: from `data_dir` (or the copy `data` names), else
+/// the data it was trained on (the folder its description records, or the embedded subset),
+/// checked to have the images the network takes (what `evaluate` and `study lesion` read).
+pub fn open_for_eval(
+    path: &Path,
+    data_dir: Option<&Path>,
+    data: crate::data::DataChoice,
+) -> Result<(Loaded, Split)> {
+    use crate::data::DataChoice;
     let loaded = open(path)?;
     let meta = &loaded.meta;
-    let dir = data_dir
-        .map(Path::to_path_buf)
-        .or_else(|| meta.data_dir.clone());
-    let split = crate::data::load(meta.dataset, dir.as_deref()).map_err(crate::error::bad_input)?;
+    let given = data_dir.is_some() || data != DataChoice::Auto;
+    let (dir, choice) = if given {
+        (data_dir.map(Path::to_path_buf), data)
+    } else if meta.data_dir.is_some() {
+        (meta.data_dir.clone(), DataChoice::Auto)
+    } else if meta
+        .data
+        .as_ref()
+        .is_some_and(|d| d.location == crate::data::EMBEDDED)
+    {
+        (None, DataChoice::Embedded)
+    } else {
+        (None, DataChoice::Auto)
+    };
+    let split = match (
+        crate::data::load_choice(meta.dataset, dir.as_deref(), choice),
+        &dir,
+    ) {
+        (Ok(s), _) => s,
+        // Say where a folder nobody gave on this command line came from.
+        (Err(e), Some(d)) if !given => {
+            return Err(crate::error::bad_input(e.context(format!(
+                "the data folder {} recorded in {} (give --data-dir to read another)",
+                d.display(),
+                path.display()
+            ))))
+        }
+        (Err(e), _) => return Err(crate::error::bad_input(e)),
+    };
     let t = &split.test;
     if (t.c, t.h, t.w) != (meta.input.c, meta.input.h, meta.input.w) {
         return Err(crate::error::bad_input(anyhow::anyhow!(

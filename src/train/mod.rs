@@ -2,6 +2,7 @@
 //! test evaluation, metrics, atomic checkpoints and exact resumption.
 
 pub mod checkpoint;
+pub mod folder;
 pub mod memory;
 
 use anyhow::{bail, Context, Result};
@@ -15,7 +16,7 @@ use sparsenet_net::count::count;
 use sparsenet_net::zoo::{build_and_count, NetSpec};
 use sparsenet_net::Shape;
 
-use crate::data::{self, BatchPlan, Dataset, DatasetKind, Split};
+use crate::data::{self, BatchPlan, DataChoice, DataIdentity, Dataset, DatasetKind, Split};
 use crate::error::bad_input;
 use crate::metrics::{self, EpochMetrics};
 use crate::model::Model;
@@ -33,6 +34,10 @@ pub struct TrainOptions {
     pub dataset: DatasetKind,
     /// Folder with the dataset's files (None: defaults, see `data::load`).
     pub data_dir: Option<PathBuf>,
+    /// Which copy of the data when `data_dir` is None (`--data`). Left out of the record
+    /// when it is the default, so that recorded recipes keep their hashes.
+    #[serde(default, skip_serializing_if = "DataChoice::is_auto")]
+    pub data: DataChoice,
     /// Epochs.
     pub epochs: usize,
     /// Batch size.
@@ -51,8 +56,16 @@ pub struct TrainOptions {
     pub out: PathBuf,
     /// Continue from `out/last.safetensors`.
     pub resume: bool,
+    /// A fresh run into a folder that holds another run replaces it ([`folder::claim`]);
+    /// without it such a run is refused.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub overwrite: bool,
     /// Show a progress bar.
     pub progress: bool,
+    /// A bar of the run's epochs that the caller draws (`study` shows one per run in
+    /// progress): set to the epochs done at the start, advanced after each epoch.
+    #[serde(skip)]
+    pub epoch_bar: Option<ProgressBar>,
     /// Test images evaluated per epoch (None: all).
     pub max_test: Option<usize>,
     /// Stop after this epoch (1-based) as if interrupted; `--resume` continues.
@@ -92,6 +105,7 @@ pub enum DeviceKind {
     Cpu,
     /// GPU 0 through CUDA (binaries built with the `cuda` feature); TF32 off, so the numbers
     /// match the CPU's to f32 rounding.
+    #[cfg_attr(not(feature = "cuda"), value(hide = true))]
     Cuda,
 }
 
@@ -264,6 +278,8 @@ pub struct RunSummary {
     pub best: Option<(f64, usize)>,
     /// Instantiated parameter count.
     pub params: u64,
+    /// Epochs trained by this call (0: the run was already finished and was read back).
+    pub trained_now: usize,
 }
 
 /// The shuffle/augmentation seed of an epoch: a pure function of (seed, epoch), so a resumed
@@ -359,10 +375,13 @@ pub fn run_holding_lock(opts: &TrainOptions, log: &mut dyn Write) -> Result<RunS
         mut model,
         mut opt,
     } = prepare(opts)?;
-    // A run killed while writing leaves a hidden temp file; nothing reads it, so drop it.
     if writes_folder(opts) {
+        folder::claim(opts)?;
+        // A run killed while writing leaves a hidden temp file; nothing reads it, so drop it.
         crate::io::remove_stale_temps(&opts.out)?;
     }
+    let data_id = split.identity();
+    let run_id = run_id(opts, &spec, input, &data_id);
     let mut p = Progress {
         start: 0,
         history: Vec::new(),
@@ -370,7 +389,14 @@ pub fn run_holding_lock(opts: &TrainOptions, log: &mut dyn Write) -> Result<RunS
         best: None,
     };
     if opts.resume {
-        resume(opts, &spec, input, &mut model, &mut opt, &mut p)?;
+        resume(
+            opts,
+            (&spec, input),
+            (&data_id, &run_id),
+            &mut model,
+            &mut opt,
+            &mut p,
+        )?;
         if p.start >= opts.epochs {
             writeln!(
                 log,
@@ -381,6 +407,10 @@ pub fn run_holding_lock(opts: &TrainOptions, log: &mut dyn Write) -> Result<RunS
         }
     }
     write_header(log, opts, &model, &split, input, p.start)?;
+    if let Some(bar) = &opts.epoch_bar {
+        bar.set_length(opts.epochs as u64);
+        bar.set_position(p.start as u64);
+    }
     let mut engine = Engine::new(
         opts.device,
         opts.gpus,
@@ -438,8 +468,13 @@ pub fn run_holding_lock(opts: &TrainOptions, log: &mut dyn Write) -> Result<RunS
             images_per_sec: t.seen as f64 / t.seconds,
             seconds: started.elapsed().as_secs_f64(),
             steps: t.steps,
+            run: Some(run_id.clone()),
         };
         writeln!(log, "epoch {:>3}/{}  lr {:.4}  train loss {:.4} acc {:.4}  test loss {:.4} acc {:.4}  {:.1} img/s  {:.1}s", m.epoch, opts.epochs, lr, m.train_loss, m.train_acc, m.test_loss, m.test_acc, m.images_per_sec, m.seconds)?;
+        if let Some(bar) = &opts.epoch_bar {
+            bar.set_position(m.epoch as u64);
+            bar.set_message(format!("test acc {:.4}", m.test_acc));
+        }
         p.history.push(m);
         let improved = p.best.is_none_or(|(b, _)| test_acc > b);
         if improved {
@@ -451,7 +486,9 @@ pub fn run_holding_lock(opts: &TrainOptions, log: &mut dyn Write) -> Result<RunS
             input,
             dataset: opts.dataset,
             data_source: source.clone(),
-            data_dir: opts.data_dir.clone(),
+            data_dir: opts.data_dir.as_deref().map(data::absolute),
+            data: Some(data_id.clone()),
+            run: Some(run_id.clone()),
             epoch: epoch + 1,
             epochs: opts.epochs,
             lr: opts.lr,
@@ -515,7 +552,8 @@ fn prepare(opts: &TrainOptions) -> Result<Prepared> {
             opts.lr
         )));
     }
-    let split: Split = data::load(opts.dataset, opts.data_dir.as_deref()).map_err(bad_input)?;
+    let split: Split =
+        data::load_choice(opts.dataset, opts.data_dir.as_deref(), opts.data).map_err(bad_input)?;
     let input = Shape::new(split.train.c, split.train.h, split.train.w);
     if (split.test.c, split.test.h, split.test.w) != (input.c, input.h, input.w) {
         return Err(bad_input(anyhow::anyhow!(
@@ -565,6 +603,7 @@ struct Progress {
 impl Progress {
     fn summary(self, model: &Model<f32>) -> RunSummary {
         RunSummary {
+            trained_now: self.history.len().saturating_sub(self.start),
             epochs: self.history,
             best: self.best,
             params: model.param_count(),
@@ -576,8 +615,8 @@ impl Progress {
 /// checkpoint must describe this run: [`check_compatible`]).
 fn resume(
     opts: &TrainOptions,
-    spec: &NetSpec,
-    input: Shape,
+    (spec, input): (&NetSpec, Shape),
+    (data_id, run_id): (&DataIdentity, &str),
     model: &mut Model<f32>,
     opt: &mut State,
     p: &mut Progress,
@@ -591,13 +630,97 @@ fn resume(
     }
     let meta = checkpoint::load_meta(&st_path).map_err(bad_input)?;
     check_compatible(&meta, spec, opts, input).map_err(bad_input)?;
+    check_same_data(&meta, opts, data_id).map_err(bad_input)?;
     checkpoint::load_into(&st_path, model, Some(opt)).map_err(bad_input)?;
     opt.steps = meta.optimizer_steps;
     p.start = meta.epoch;
     p.norm = (meta.mean.clone(), meta.std.clone());
     p.best = meta.best;
     p.history = metrics::read(&opts.out).map_err(bad_input)?;
+    check_rows(&p.history, &meta, opts, run_id).map_err(bad_input)?;
     p.history.truncate(p.start);
+    Ok(())
+}
+
+/// The identity of a run: its network, data (by content) and recipe — what two runs must
+/// share for their metrics rows to be one run's. Sixteen hex digits, written in every row of
+/// `metrics.jsonl` and in the checkpoint.
+pub fn run_id(opts: &TrainOptions, spec: &NetSpec, input: Shape, data: &DataIdentity) -> String {
+    use sha2::Digest;
+    let text = serde_json::to_string(&(
+        spec,
+        input,
+        opts.dataset,
+        &data.sha256,
+        (
+            opts.epochs,
+            opts.batch_size,
+            opts.lr,
+            opts.seed,
+            opts.max_steps,
+        ),
+        opts.schedule,
+        opts.optimizer,
+    ))
+    .expect("a recipe serialises");
+    crate::dist::store::hex(&sha2::Sha256::digest(text.as_bytes())[..8])
+}
+
+/// `--resume` continues only on the data the checkpoint was trained on (by content: a moved
+/// folder is the same data, another set of the same shape is not).
+fn check_same_data(meta: &Meta, opts: &TrainOptions, now: &DataIdentity) -> Result<()> {
+    match &meta.data {
+        Some(then) if (then.train, then.test, &then.sha256) != (now.train, now.test, &now.sha256) => bail!(
+            "--resume: the checkpoint in {} was trained on other data ({}) than this run reads ({}); use the same --data-dir/--data, or another --out",
+            opts.out.display(),
+            then.describe(),
+            now.describe()
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// Every `metrics.jsonl` row a resumed run keeps must be this run's: epochs 1, 2, … in order,
+/// each marked with the checkpoint's run (rows of another run, left by a run into the same
+/// folder, would otherwise be mixed into this one's history).
+fn check_rows(rows: &[EpochMetrics], meta: &Meta, opts: &TrainOptions, run_id: &str) -> Result<()> {
+    let file = opts.out.join("metrics.jsonl");
+    if rows.len() < meta.epoch {
+        bail!(
+            "--resume: {} has {} rows but the checkpoint is at epoch {}; the metrics of this run are incomplete (train again into another --out)",
+            file.display(),
+            rows.len(),
+            meta.epoch
+        );
+    }
+    for (i, r) in rows.iter().enumerate().take(meta.epoch) {
+        if r.epoch != i + 1 {
+            bail!(
+                "--resume: row {} of {} is epoch {}, not {}; the file is not one run's in order",
+                i + 1,
+                file.display(),
+                r.epoch,
+                i + 1
+            );
+        }
+        if meta.run.is_some() && r.run.as_deref() != meta.run.as_deref() {
+            bail!(
+                "--resume: row {} of {} belongs to run {}, not to the checkpoint's run {} (rows of two runs are mixed); move the folder aside or train into another --out",
+                i + 1,
+                file.display(),
+                r.run.as_deref().unwrap_or("(unmarked)"),
+                meta.run.as_deref().unwrap_or_default()
+            );
+        }
+    }
+    if meta.run.as_deref().is_some_and(|m| m != run_id) {
+        bail!(
+            "--resume: the checkpoint in {} is of run {}, this run is {}; resume with the same settings and data",
+            opts.out.display(),
+            meta.run.as_deref().unwrap_or_default(),
+            run_id
+        );
+    }
     Ok(())
 }
 
@@ -767,5 +890,7 @@ fn finish_epoch(
         checkpoint::save(&opts.out, "best", model, opt, meta)?;
     }
     checkpoint::save(&opts.out, "last", model, opt, meta)?;
+    // A run that replaced another (`--overwrite`) now has a checkpoint of its own.
+    folder::remove_replaced(&opts.out)?;
     Ok(())
 }

@@ -63,3 +63,12 @@ pub fn status(bin: &str, args: &[&str]) -> (i32, String) {
     let (code, _, err) = run(bin, args);
     (code, err)
 }
+
+/// The rows of a run folder's `metrics.jsonl`.
+pub fn metrics(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
