@@ -159,6 +159,7 @@ fn options(family: Family, growth: usize, name: &str, figs: &Path) -> TrainOptio
     // Rerunning the notebook replaces its earlier run (a fresh run into a run's folder is refused without it).
     overwrite: true,
     epoch_bar: None,
+    init_from: None,
     }
 }"""),
         code("""
@@ -227,6 +228,7 @@ let recipe = TrainOptions {
     // Rerunning the notebook replaces its earlier run (a fresh run into a run's folder is refused without it).
     overwrite: true,
     epoch_bar: None,
+    init_from: None,
 };
 let st = efficiency::Study {
     grid: grid::preset(grid::Preset::Quick),

@@ -17,6 +17,7 @@ pub mod cpu;
 pub mod data;
 pub mod dist;
 pub mod error;
+pub mod export;
 #[cfg(feature = "cuda")]
 pub mod gpu;
 pub mod io;

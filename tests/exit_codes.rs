@@ -191,6 +191,7 @@ fn a_failed_stdout_write_is_status_3_in_every_binary() {
             ],
         ),
         (env!("CARGO_BIN_EXE_evaluate"), vec!["--version"]),
+        (env!("CARGO_BIN_EXE_export"), vec!["--help"]),
         (env!("CARGO_BIN_EXE_study"), vec!["--help"]),
         (env!("CARGO_BIN_EXE_dist-check"), vec!["--help"]),
     ];

@@ -244,6 +244,17 @@ fn a_study_refuses_a_reused_run_whose_data_changed_and_says_what_it_read_back() 
     let (code, again, err) = run(env!("CARGO_BIN_EXE_study"), &args);
     assert_eq!(code, 0, "{err}");
     assert!(again.contains("read back, trained before"), "{again}");
+    // Another --data-dir is another study: refused before any run is looked at.
+    let subset = subset();
+    let mut other = args.to_vec();
+    let i = other.iter().position(|a| *a == "--data-dir").unwrap();
+    other[i + 1] = &subset;
+    let (code, _, err) = run(env!("CARGO_BIN_EXE_study"), &other);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        one_line(&err) && err.contains("holds another study"),
+        "{err}"
+    );
     // The data changes in place (same folder, same shape): the reused run is refused.
     let labels = data.join("train-labels-idx1-ubyte");
     let mut raw = bytes(&labels);

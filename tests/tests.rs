@@ -7,6 +7,7 @@ mod common;
 mod dag_cli;
 mod dist_cli;
 mod exit_codes;
+mod export_cli;
 mod full_disk;
 mod gpu_launches;
 mod hostile_files;

@@ -7,25 +7,10 @@
 //! `/usr/bin/python3` that imports torch (Debian's `python3-torch` is enough; `.ci/run` installs
 //! it through `scripts/install-torch-peer.sh`). Without one the test says so and passes, unless
 //! `SPARSENET_REQUIRE_TORCH` is set, as `.ci/run` sets it: there a missing PyTorch fails the run.
-use crate::common::{run, tmp};
+use crate::common::{run, tmp, torch_python};
 use std::process::Command;
 
 const ZOO: &str = env!("CARGO_BIN_EXE_zoo");
-
-/// A Python interpreter that imports torch, if there is one.
-fn torch_python() -> Option<String> {
-    let candidates: Vec<String> = match std::env::var("SPARSENET_TORCH_PYTHON") {
-        Ok(p) => vec![p],
-        Err(_) => vec!["python3".into(), "/usr/bin/python3".into()],
-    };
-    candidates.into_iter().find(|p| {
-        Command::new(p)
-            .args(["-c", "import torch"])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
-    })
-}
 
 /// `zoo`'s exact parameter count and class count for these spec arguments.
 fn zoo_counts(spec: &[&str]) -> (u64, u64) {

@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod dist_check;
+pub mod export;
 #[cfg(feature = "cuda")]
 pub mod gpu_check;
 pub mod grid;

@@ -328,6 +328,7 @@ fn study_of(a: &EfficiencyArgs, grid_text: Option<&str>) -> anyhow::Result<effic
         gpus: None,
         resume: false,
         overwrite: false,
+        init_from: None,
         quiet: true,
         dist_timeout: 300,
     };

@@ -146,6 +146,12 @@ pub struct TrainArgs {
     #[arg(long, conflicts_with = "resume")]
     pub overwrite: bool,
 
+    /// Start from the weights in this file instead of a fresh initialisation (fine-tuning): a
+    /// checkpoint of ours, or the NAME.safetensors `export` writes. Every tensor of the network
+    /// must be there with its shape; the first one missing or of another shape is named.
+    #[arg(long, conflicts_with = "resume")]
+    pub init_from: Option<PathBuf>,
+
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -228,6 +234,7 @@ pub fn options(a: &TrainArgs) -> anyhow::Result<TrainOptions> {
         out,
         resume: a.resume,
         overwrite: a.overwrite,
+        init_from: a.init_from.clone(),
         progress: !a.quiet,
         epoch_bar: None,
         max_test: a.recipe.max_test,

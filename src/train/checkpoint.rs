@@ -77,13 +77,19 @@ pub fn paths(dir: &Path, stem: &str) -> (PathBuf, PathBuf) {
     )
 }
 
-fn f32_bytes(v: &[f32]) -> Vec<u8> {
+/// f32 values as little-endian bytes (the safetensors layout).
+pub fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-/// Save the model, its BN statistics and the optimiser state.
-pub fn save(dir: &Path, stem: &str, model: &Model<f32>, opt: &State, meta: &Meta) -> Result<()> {
-    let mut named: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+/// A tensor as a checkpoint stores it: name, shape, little-endian f32 bytes.
+pub type NamedTensor = (String, Vec<usize>, Vec<u8>);
+
+/// The model's tensors under PyTorch's `state_dict` names: every parameter
+/// (`block1.layer1.conv.weight`, …), then every batch norm's `running_mean` and `running_var`.
+/// The checkpoint holds these and the optimiser state; an export holds these alone.
+pub fn model_tensors(model: &Model<f32>) -> Vec<NamedTensor> {
+    let mut named: Vec<NamedTensor> = Vec::new();
     for (p, v) in model.params.iter().zip(&model.values) {
         named.push((p.name.clone(), p.shape.clone(), f32_bytes(v)));
     }
@@ -102,6 +108,25 @@ pub fn save(dir: &Path, stem: &str, model: &Model<f32>, opt: &State, meta: &Meta
             ));
         }
     }
+    named
+}
+
+/// Named f32 tensors and string metadata as the bytes of a safetensors file, its header in a
+/// fixed order (the same tensors give the same bytes).
+pub fn safetensors_bytes(
+    named: &[NamedTensor],
+    info: Option<HashMap<String, String>>,
+) -> Result<Vec<u8>> {
+    let views: Vec<(String, TensorView)> = named
+        .iter()
+        .map(|(n, s, b)| Ok((n.clone(), TensorView::new(Dtype::F32, s.clone(), b)?)))
+        .collect::<Result<_, safetensors::SafeTensorError>>()?;
+    sorted_header(safetensors::serialize(views, &info)?)
+}
+
+/// Save the model, its BN statistics and the optimiser state.
+pub fn save(dir: &Path, stem: &str, model: &Model<f32>, opt: &State, meta: &Meta) -> Result<()> {
+    let mut named = model_tensors(model);
     for (k, (p, m)) in model.params.iter().zip(&opt.m).enumerate() {
         named.push((
             format!("optimizer.m.{}", p.name),
@@ -116,17 +141,13 @@ pub fn save(dir: &Path, stem: &str, model: &Model<f32>, opt: &State, meta: &Meta
             ));
         }
     }
-    let views: Vec<(String, TensorView)> = named
-        .iter()
-        .map(|(n, s, b)| Ok((n.clone(), TensorView::new(Dtype::F32, s.clone(), b)?)))
-        .collect::<Result<_, safetensors::SafeTensorError>>()?;
     // The description travels inside the weights file, so the one atomic rename commits both;
     // the JSON beside it is a readable copy for people and tools.
     let meta_json = serde_json::to_string(meta)?;
     let mut info = HashMap::new();
     info.insert("format".to_string(), "sparsenet".to_string());
     info.insert(META_KEY.to_string(), meta_json);
-    let bytes = sorted_header(safetensors::serialize(views, &Some(info))?)?;
+    let bytes = safetensors_bytes(&named, Some(info))?;
     let (st, js) = paths(dir, stem);
     write_atomic(&st, &bytes)?;
     write_atomic(&js, serde_json::to_string_pretty(meta)?.as_bytes())?;
@@ -297,16 +318,28 @@ pub fn load_into(st: &Path, model: &mut Model<f32>, opt: Option<&mut State>) -> 
         }
         Ok(values)
     };
-    let expected = model.params.len() + 2 * model.bn.iter().flatten().count();
-    let stored = t
+    // Tensors the network does not have: named, the first in sorted order, before anything is
+    // loaded (a missing one or one of another shape is named by `get` below).
+    let mut expected: std::collections::HashSet<String> =
+        model.params.iter().map(|p| p.name.clone()).collect();
+    for (i, s) in model.bn.iter().enumerate() {
+        if s.is_some() {
+            let name = &model.net.graph[petgraph::graph::NodeIndex::new(i)].name;
+            expected.insert(format!("{name}.running_mean"));
+            expected.insert(format!("{name}.running_var"));
+        }
+    }
+    let mut extra: Vec<&String> = t
         .names()
-        .iter()
-        .filter(|n| !n.starts_with("optimizer."))
-        .count();
-    if stored != expected {
+        .into_iter()
+        .filter(|n| !n.starts_with("optimizer.") && !expected.contains(*n))
+        .collect();
+    extra.sort();
+    if let Some(first) = extra.first() {
         bail!(
-            "{}: {stored} tensors but the model has {expected} (checkpoint of another model?)",
-            st.display()
+            "{}: tensor {first} is not in the network ({} such tensors; checkpoint of another model?)",
+            st.display(),
+            extra.len()
         );
     }
     for k in 0..model.params.len() {

@@ -60,6 +60,10 @@ pub struct TrainOptions {
     /// without it such a run is refused.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub overwrite: bool,
+    /// Start from these weights (a checkpoint of ours, or an `export`ed weights file with our
+    /// names) instead of a fresh initialisation: fine-tuning. Ignored by `resume`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<PathBuf>,
     /// Show a progress bar.
     pub progress: bool,
     /// A bar of the run's epochs that the caller draws (`study` shows one per run in
@@ -388,6 +392,16 @@ pub fn run_holding_lock(opts: &TrainOptions, log: &mut dyn Write) -> Result<RunS
         norm: data::channel_stats(&split.train),
         best: None,
     };
+    if let (Some(init), false) = (&opts.init_from, opts.resume) {
+        // Every tensor by name and shape, the first mismatch named (bad input).
+        checkpoint::load_into(init, &mut model, None)
+            .map_err(|e| bad_input(e.context(format!("--init-from {}", init.display()))))?;
+        writeln!(
+            log,
+            "init:  weights and batch-norm statistics from {}",
+            init.display()
+        )?;
+    }
     if opts.resume {
         resume(
             opts,

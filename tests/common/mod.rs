@@ -72,3 +72,39 @@ pub fn metrics(dir: &Path) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
+
+/// A Python interpreter that imports torch, if there is one: `$SPARSENET_TORCH_PYTHON`, else
+/// the first of `python3` and `/usr/bin/python3` that does.
+pub fn torch_python() -> Option<String> {
+    let candidates: Vec<String> = match std::env::var("SPARSENET_TORCH_PYTHON") {
+        Ok(p) => vec![p],
+        Err(_) => vec!["python3".into(), "/usr/bin/python3".into()],
+    };
+    candidates.into_iter().find(|p| {
+        Command::new(p)
+            .args(["-c", "import torch"])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    })
+}
+
+/// A Python interpreter that imports onnxruntime and numpy, if there is one:
+/// `$SPARSENET_ORT_PYTHON`, else `python3` or the virtual environment
+/// `scripts/install-onnxruntime.sh` makes (`target/ort-venv`).
+pub fn ort_python() -> Option<String> {
+    let candidates: Vec<String> = match std::env::var("SPARSENET_ORT_PYTHON") {
+        Ok(p) => vec![p],
+        Err(_) => vec![
+            "python3".into(),
+            concat!(env!("CARGO_MANIFEST_DIR"), "/target/ort-venv/bin/python").into(),
+        ],
+    };
+    candidates.into_iter().find(|p| {
+        Command::new(p)
+            .args(["-c", "import onnxruntime, numpy"])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    })
+}
