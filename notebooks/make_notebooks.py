@@ -160,6 +160,7 @@ fn options(family: Family, growth: usize, name: &str, figs: &Path) -> TrainOptio
     overwrite: true,
     epoch_bar: None,
     init_from: None,
+    key_map: Default::default(),
     }
 }"""),
         code("""
@@ -229,6 +230,7 @@ let recipe = TrainOptions {
     overwrite: true,
     epoch_bar: None,
     init_from: None,
+    key_map: Default::default(),
 };
 let st = efficiency::Study {
     grid: grid::preset(grid::Preset::Quick),

@@ -204,8 +204,102 @@ fn exported_modules_load_strictly_and_give_our_logits_in_pytorch() {
             "{spec:?}: {}",
             String::from_utf8_lossy(&o.stderr)
         );
+        if spec.contains(&"imagenet") {
+            torchvision_twin(py, &dir, spec);
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+/// The ImageNet ResNet's export under torchvision's names: `torchvision.models.resnet50` (its
+/// first convolution replaced for the data's one channel) loads it strictly and gives our
+/// logits; `train --init-from … --key-map torchvision` starts from it; a file of our names
+/// under that key map, or the map on a network torchvision does not build, is refused.
+fn torchvision_twin(py: &str, dir: &std::path::Path, spec: &[&str]) {
+    let has = Command::new(py)
+        .args(["-c", "import torchvision"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has {
+        assert!(
+            std::env::var_os("SPARSENET_REQUIRE_TORCH").is_none(),
+            "SPARSENET_REQUIRE_TORCH is set but torchvision does not import"
+        );
+        eprintln!("skipped the torchvision check: torchvision does not import");
+        return;
+    }
+    let o = Command::new(py)
+        .current_dir(dir)
+        .args([
+            "-c",
+            "import torch, torch.nn as nn, torchvision, exported as m\n\
+             net = torchvision.models.resnet50(num_classes=10)\n\
+             net.conv1 = nn.Conv2d(1, 64, 7, 2, 3, bias=False)\n\
+             net.load_state_dict(m.load_weights('exported.torchvision.safetensors'), strict=True)\n\
+             net.eval()\n\
+             s = m.load_weights('exported.sample.safetensors')\n\
+             with torch.no_grad():\n    got = net(s['input']).double()\n\
+             want = s['logits'].double()\n\
+             rel = ((got - want).abs().max() / want.abs().max()).item()\n\
+             assert rel <= 1e-4 and bool((got.argmax(1) == want.argmax(1)).all()), rel\n\
+             print(rel)",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "torchvision on our export: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let train = |init: &str, net: &[&str]| {
+        let mut a: Vec<String> = net.iter().map(|s| s.to_string()).collect();
+        let out = dir.join("from-torchvision");
+        let _ = std::fs::remove_dir_all(&out);
+        a.extend(
+            [
+                "--epochs",
+                "1",
+                "--max-steps",
+                "1",
+                "--batch-size",
+                "4",
+                "--max-test",
+                "8",
+                "--data",
+                "embedded",
+                "--quiet",
+                "--key-map",
+                "torchvision",
+                "--init-from",
+            ]
+            .map(String::from),
+        );
+        a.push(dir.join(init).display().to_string());
+        a.extend(["--out".to_string(), out.display().to_string()]);
+        run(
+            env!("CARGO_BIN_EXE_train"),
+            &a.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+    };
+    let (code, out, err) = train("exported.torchvision.safetensors", spec);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("init:  weights"), "{out}");
+    let (code, _, err) = train("exported.safetensors", spec);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.trim().lines().count() == 1 && err.contains("conv1.weight"),
+        "{err}"
+    );
+    let (code, _, err) = train(
+        "exported.torchvision.safetensors",
+        &["--family", "sparse", "--depth", "10", "--growth", "4"],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.trim().lines().count() == 1 && err.contains("ImageNet ResNets"),
+        "{err}"
+    );
 }
 
 #[test]

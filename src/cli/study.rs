@@ -329,6 +329,7 @@ fn study_of(a: &EfficiencyArgs, grid_text: Option<&str>) -> anyhow::Result<effic
         resume: false,
         overwrite: false,
         init_from: None,
+        key_map: Default::default(),
         quiet: true,
         dist_timeout: 300,
     };

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use crate::data::{DataChoice, DatasetKind};
 use crate::optim::{Config as OptConfig, Optimizer as OptKind, Schedule};
-use crate::train::{checkpoint, evaluate, run, DeviceKind, Engine, TrainOptions};
+use crate::train::{checkpoint, evaluate, run, DeviceKind, Engine, KeyMap, TrainOptions};
 
 use super::args::{fail, parse_in_range};
 use super::spec::bad;
@@ -152,6 +152,11 @@ pub struct TrainArgs {
     #[arg(long, conflicts_with = "resume")]
     pub init_from: Option<PathBuf>,
 
+    /// How --init-from names its tensors: ours, or torchvision (the ImageNet ResNets; e.g.
+    /// `safetensors.torch.save_file(torchvision.models.resnet50(weights=…).state_dict(), F)`).
+    #[arg(long, value_enum, default_value_t = KeyMap::Ours, requires = "init_from")]
+    pub key_map: KeyMap,
+
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -235,6 +240,7 @@ pub fn options(a: &TrainArgs) -> anyhow::Result<TrainOptions> {
         resume: a.resume,
         overwrite: a.overwrite,
         init_from: a.init_from.clone(),
+        key_map: a.key_map,
         progress: !a.quiet,
         epoch_bar: None,
         max_test: a.recipe.max_test,

@@ -4,6 +4,7 @@
 //! export can be checked by running it (`python3 net.py --check …`, `scripts/check-onnx.py`).
 
 pub mod onnx;
+pub mod torchvision;
 
 use anyhow::{anyhow, bail, Context, Result};
 use std::collections::HashMap;
@@ -189,6 +190,22 @@ pub fn pytorch(e: &ExportJob) -> Result<Vec<PathBuf>> {
         &safetensors_bytes(&model_tensors(model), Some(info))?,
     )?;
     written.push(weights);
+    // The same tensors under torchvision's names, where torchvision builds this network.
+    if let Some(ctor) = torchvision::constructor(&meta.spec) {
+        let renamed: Vec<NamedTensor> = model_tensors(model)
+            .into_iter()
+            .map(|(n, shape, b)| {
+                let theirs = torchvision::resnet_name(&n)
+                    .ok_or_else(|| anyhow!("tensor {n} has no torchvision name"))?;
+                Ok((theirs, shape, b))
+            })
+            .collect::<Result<_>>()?;
+        let mut info = HashMap::new();
+        info.insert("format".to_string(), format!("torchvision {ctor}"));
+        let tv = dir.join(format!("{stem}.torchvision.safetensors"));
+        write_atomic(&tv, &safetensors_bytes(&renamed, Some(info))?)?;
+        written.push(tv);
+    }
     if let Some(split) = split {
         written.push(write_sample(dir, &stem, &mut loaded, &split, e.sample)?);
     }

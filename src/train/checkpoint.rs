@@ -276,13 +276,34 @@ pub fn check_size(st: &Path, meta: &Meta) -> Result<()> {
 /// Load weights (and BN statistics, and optimiser state when `opt` is given) into a model built
 /// from the checkpoint's spec, checking every name and size.
 pub fn load_into(st: &Path, model: &mut Model<f32>, opt: Option<&mut State>) -> Result<()> {
+    load_into_named(st, model, opt, &|n: &str| Some(n.to_string()))
+}
+
+/// [`load_into`] from a file whose tensors are named by `name_in_file` (our name → the file's;
+/// None: the map does not know the tensor, an error naming it). `num_batches_tracked`, which
+/// PyTorch's batch norms keep and we do not, is ignored.
+pub fn load_into_named(
+    st: &Path,
+    model: &mut Model<f32>,
+    opt: Option<&mut State>,
+    name_in_file: &dyn Fn(&str) -> Option<String>,
+) -> Result<()> {
     let bytes = read_checkpoint(st)?;
     let t = safetensors::SafeTensors::deserialize(&bytes)
         .map_err(|e| anyhow::anyhow!("{}: corrupt safetensors file ({e})", st.display()))?;
     // Every tensor has the shape the network built from the description gives it, and only
     // finite values (a trained network never holds NaN or ∞: a non-finite loss stops
     // training before its update).
-    let get = |name: &str, shape: &[usize]| -> Result<Vec<f32>> {
+    let file_name = |ours: &str| -> Result<String> {
+        name_in_file(ours).ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: the key map has no name for tensor {ours}",
+                st.display()
+            )
+        })
+    };
+    let get = |ours: &str, shape: &[usize]| -> Result<Vec<f32>> {
+        let name = &file_name(ours)?;
         let v = t.tensor(name).map_err(|_| {
             anyhow::anyhow!(
                 "{}: missing tensor {name} (checkpoint of another model?)",
@@ -320,19 +341,35 @@ pub fn load_into(st: &Path, model: &mut Model<f32>, opt: Option<&mut State>) -> 
     };
     // Tensors the network does not have: named, the first in sorted order, before anything is
     // loaded (a missing one or one of another shape is named by `get` below).
-    let mut expected: std::collections::HashSet<String> =
-        model.params.iter().map(|p| p.name.clone()).collect();
+    // In the network's order, so that the first one missing is named.
+    let mut wanted: Vec<String> = Vec::new();
+    for p in &model.params {
+        wanted.push(file_name(&p.name)?);
+    }
     for (i, s) in model.bn.iter().enumerate() {
         if s.is_some() {
             let name = &model.net.graph[petgraph::graph::NodeIndex::new(i)].name;
-            expected.insert(format!("{name}.running_mean"));
-            expected.insert(format!("{name}.running_var"));
+            wanted.push(file_name(&format!("{name}.running_mean"))?);
+            wanted.push(file_name(&format!("{name}.running_var"))?);
         }
     }
+    let stored: std::collections::HashSet<&str> =
+        t.names().into_iter().map(String::as_str).collect();
+    if let Some(missing) = wanted.iter().find(|w| !stored.contains(w.as_str())) {
+        bail!(
+            "{}: missing tensor {missing} (checkpoint of another model?)",
+            st.display()
+        );
+    }
+    let expected: std::collections::HashSet<String> = wanted.into_iter().collect();
     let mut extra: Vec<&String> = t
         .names()
         .into_iter()
-        .filter(|n| !n.starts_with("optimizer.") && !expected.contains(*n))
+        .filter(|n| {
+            !n.starts_with("optimizer.")
+                && !n.ends_with(".num_batches_tracked")
+                && !expected.contains(*n)
+        })
         .collect();
     extra.sort();
     if let Some(first) = extra.first() {

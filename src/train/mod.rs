@@ -23,6 +23,35 @@ use crate::model::Model;
 use crate::optim::{self, Config as OptConfig, Schedule, State};
 use checkpoint::Meta;
 
+/// How a weights file names its tensors (`--key-map`).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyMap {
+    /// Our names (a checkpoint of ours, or an export's weights file).
+    #[default]
+    Ours,
+    /// torchvision's names for the same network (the ImageNet ResNets: `conv1`, `layer1.0.conv1`,
+    /// …, `fc`), e.g. a torchvision state dict saved with `safetensors.torch.save_file`.
+    Torchvision,
+}
+
+impl KeyMap {
+    /// Whether this is the default (left out of recorded recipes).
+    pub fn is_ours(&self) -> bool {
+        *self == KeyMap::Ours
+    }
+}
+
 /// Everything a run needs.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct TrainOptions {
@@ -64,6 +93,9 @@ pub struct TrainOptions {
     /// names) instead of a fresh initialisation: fine-tuning. Ignored by `resume`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_from: Option<PathBuf>,
+    /// How `init_from` names its tensors.
+    #[serde(default, skip_serializing_if = "KeyMap::is_ours")]
+    pub key_map: KeyMap,
     /// Show a progress bar.
     pub progress: bool,
     /// A bar of the run's epochs that the caller draws (`study` shows one per run in
@@ -394,8 +426,24 @@ pub fn run_holding_lock(opts: &TrainOptions, log: &mut dyn Write) -> Result<RunS
     };
     if let (Some(init), false) = (&opts.init_from, opts.resume) {
         // Every tensor by name and shape, the first mismatch named (bad input).
-        checkpoint::load_into(init, &mut model, None)
-            .map_err(|e| bad_input(e.context(format!("--init-from {}", init.display()))))?;
+        let loaded = match opts.key_map {
+            KeyMap::Ours => checkpoint::load_into(init, &mut model, None),
+            KeyMap::Torchvision => {
+                if crate::export::torchvision::constructor(&spec).is_none() {
+                    Err(anyhow::anyhow!(
+                        "--key-map torchvision maps the ImageNet ResNets (resnet-50, -101, -152), not {spec}"
+                    ))
+                } else {
+                    checkpoint::load_into_named(
+                        init,
+                        &mut model,
+                        None,
+                        &crate::export::torchvision::resnet_name,
+                    )
+                }
+            }
+        };
+        loaded.map_err(|e| bad_input(e.context(format!("--init-from {}", init.display()))))?;
         writeln!(
             log,
             "init:  weights and batch-norm statistics from {}",
