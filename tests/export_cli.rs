@@ -54,8 +54,10 @@ fn exported_modules_load_strictly_and_give_our_logits_in_pytorch() {
             "skipped the ONNX half: no Python imports onnxruntime (scripts/install-onnxruntime.sh)"
         );
     }
-    let specs: [&[&str]; 8] = [
+    let specs: [&[&str]; 10] = [
         &["--family", "sparse", "--depth", "10", "--growth", "4"],
+        &["--family", "preres", "--depth", "11"],
+        &["--family", "plain", "--depth", "8"],
         &[
             "--family", "dense", "--depth", "10", "--growth", "4", "--bc",
         ],
