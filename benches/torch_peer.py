@@ -1,7 +1,7 @@
 """PyTorch peer of `benches/train_step.rs`: the same network, built from the same DAG.
 
 Reads the JSON of `zoo --model NAME --dag` (so the architecture is not written twice), builds
-it as torch modules, and times training steps (forward, cross-entropy, backward, SGD with
+it as torch modules with the interpreter `export` ships (src/export/module.py), and times training steps (forward, cross-entropy, backward, SGD with
 Nesterov momentum 0.9, weight decay 1e-4) on random 32x32x3 batches. Prints one JSON line.
 
 usage: python3 benches/torch_peer.py DAG.json --batch 64 --steps 10 --threads 2
@@ -21,67 +21,26 @@ time is taken after torch.cuda.synchronize(); peak memory is torch.cuda.max_memo
 defaults are cudnn on, matmul off).
 """
 import argparse
+import importlib.util
 import json
+import os
 import resource
 import statistics
 import time
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 
-class DagNet(nn.Module):
-    def __init__(self, dag):
-        super().__init__()
-        self.dag = dag
-        self.mods = nn.ModuleDict()
-        for i, n in enumerate(dag["nodes"]):
-            op = n["op"]
-            key = str(i)
-            if op["op"] == "conv":
-                self.mods[key] = nn.Conv2d(op["in_ch"], op["out_ch"], op["kernel"], op["stride"], op["padding"], bias=op.get("bias", False))
-            elif op["op"] == "batch_norm":
-                self.mods[key] = nn.BatchNorm2d(op["channels"])
-            elif op["op"] == "linear":
-                self.mods[key] = nn.Linear(op["in_features"], op["out_features"])
-
-    def forward(self, x):
-        nodes = self.dag["nodes"]
-        acts = [None] * len(nodes)
-        acts[self.dag["input"]] = x
-        for i, n in enumerate(nodes):
-            op = n["op"]["op"]
-            ins = [acts[j] for j in n["inputs"]]
-            if op == "input":
-                continue
-            if op in ("conv", "batch_norm"):
-                y = self.mods[str(i)](ins[0])
-            elif op == "linear":
-                y = self.mods[str(i)](torch.flatten(ins[0], 1))
-            elif op == "relu":
-                y = F.relu(ins[0])
-            elif op == "concat":
-                y = torch.cat(ins, 1)
-            elif op == "sum":
-                y = ins[0]
-                for t in ins[1:]:
-                    y = y + t
-            elif op == "shortcut_a":
-                s, out = n["op"]["stride"], n["op"]["out_ch"]
-                t = ins[0][:, :, ::s, ::s]
-                extra = out - t.shape[1]
-                y = F.pad(t, (0, 0, 0, 0, extra // 2, extra - extra // 2))
-            elif op == "avg_pool":
-                y = F.avg_pool2d(ins[0], n["op"]["kernel"], n["op"]["stride"])
-            elif op == "max_pool":
-                y = F.max_pool2d(ins[0], n["op"]["kernel"], n["op"]["stride"], n["op"]["padding"])
-            elif op == "global_avg_pool":
-                y = F.adaptive_avg_pool2d(ins[0], 1)
-            else:
-                raise ValueError(op)
-            acts[i] = y
-        return acts[self.dag["output"]]
+# The network is built by the interpreter `export --format pytorch` ships (src/export/module.py,
+# whose template imports as a module): one description of our DAG in torch, for the peer, the
+# parity test and the export alike.
+_spec = importlib.util.spec_from_file_location(
+    "sparsenet_export_module",
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src", "export", "module.py"))
+_module = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_module)
+DagNet = _module.Net
 
 
 def time_steps(net, opt, x, y, steps, dev, warmup=2):

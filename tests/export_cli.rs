@@ -34,6 +34,24 @@ fn tiny_run(dir: &std::path::Path, spec: &[&str]) -> std::path::PathBuf {
     out.join("last.safetensors")
 }
 
+/// A runtime's check of an export (`NAME.py --check`, `scripts/check-onnx.py`): it succeeded,
+/// on the 12 sample images, within 1e-4 relative of our logits, with the same classes.
+fn assert_agrees(o: &std::process::Output, what: &str) {
+    let report = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{what}: {report}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(report.trim()).unwrap();
+    assert_eq!(v["images"], 12, "{what}: {report}");
+    assert!(
+        v["max_rel_err"].as_f64().unwrap() <= 1e-4,
+        "{what}: {report}"
+    );
+    assert_eq!(v["same_classes"], true, "{what}: {report}");
+}
+
 #[test]
 fn exported_modules_load_strictly_and_give_our_logits_in_pytorch() {
     let python = torch_python();
@@ -147,19 +165,7 @@ fn exported_modules_load_strictly_and_give_our_logits_in_pytorch() {
                 ])
                 .output()
                 .unwrap();
-            let report = String::from_utf8_lossy(&o.stdout);
-            assert!(
-                o.status.success(),
-                "{spec:?} in onnxruntime: {report}{}",
-                String::from_utf8_lossy(&o.stderr)
-            );
-            let v: serde_json::Value = serde_json::from_str(report.trim()).unwrap();
-            assert_eq!(v["images"], 12, "{report}");
-            assert!(
-                v["max_rel_err"].as_f64().unwrap() <= 1e-4,
-                "{spec:?}: {report}"
-            );
-            assert_eq!(v["same_classes"], true, "{spec:?}: {report}");
+            assert_agrees(&o, &format!("{spec:?} in onnxruntime"));
         }
         let Some(py) = &python else {
             let _ = std::fs::remove_dir_all(&dir);
@@ -170,19 +176,7 @@ fn exported_modules_load_strictly_and_give_our_logits_in_pytorch() {
             .args(["exported.py", "--check", "exported.sample.safetensors"])
             .output()
             .unwrap();
-        let report = String::from_utf8_lossy(&o.stdout);
-        assert!(
-            o.status.success(),
-            "{spec:?}: {report}{}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        let v: serde_json::Value = serde_json::from_str(report.trim()).unwrap();
-        assert_eq!(v["images"], 12, "{report}");
-        assert!(
-            v["max_rel_err"].as_f64().unwrap() <= 1e-4,
-            "{spec:?}: {report}"
-        );
-        assert_eq!(v["same_classes"], true, "{spec:?}: {report}");
+        assert_agrees(&o, &format!("{spec:?} in PyTorch"));
         // The keys are the checkpoint's own, every one (strict both ways), and `--to-pt` gives
         // a state dict torch.load reads back into the module.
         let o = Command::new(py)

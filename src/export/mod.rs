@@ -136,11 +136,6 @@ fn module_name(out: &Path) -> Result<String> {
     }
 }
 
-fn list(v: &[f32]) -> String {
-    let items: Vec<String> = v.iter().map(|x| format!("{x:?}")).collect();
-    format!("[{}]", items.join(", "))
-}
-
 /// Write the module file, the weights and (with `sample > 0`) the sample. Returns the files
 /// written, in that order. Every file is written atomically; bad input (a checkpoint that is
 /// not ours, a module name Python cannot import) is marked as such.
@@ -160,8 +155,24 @@ pub fn pytorch(e: &ExportJob) -> Result<Vec<PathBuf>> {
     }
     let classes = model.net.classes();
     let input = meta.input;
-    let dag_json = serde_json::to_string(&dag)?;
+    let exported = serde_json::json!({
+        "dag": dag,
+        "mean": meta.mean,
+        "std": meta.std,
+        "input": [input.c, input.h, input.w],
+        "classes": classes,
+    });
+    const MARK: &str = "None  # __EXPORTED__";
+    debug_assert_eq!(MODULE_PY.matches(MARK).count(), 1);
     let text = MODULE_PY
+        // A JSON string literal is a Python string literal too.
+        .replace(
+            MARK,
+            &format!(
+                "json.loads({})",
+                serde_json::to_string(&exported.to_string())?
+            ),
+        )
         .replace(
             "__TITLE__",
             &format!("{} — exported from {}", meta.spec, e.checkpoint.display()),
@@ -171,28 +182,21 @@ pub fn pytorch(e: &ExportJob) -> Result<Vec<PathBuf>> {
         .replace("__DATA__", &meta.data_source)
         .replace("__EPOCHS__", &meta.epochs.to_string())
         .replace("__EPOCH__", &meta.epoch.to_string())
-        .replace("__MEAN__", &list(&meta.mean))
-        .replace("__STD__", &list(&meta.std))
         .replace("__C__", &input.c.to_string())
         .replace("__H__", &input.h.to_string())
-        .replace("__W__", &input.w.to_string())
-        .replace("__CLASSES__", &classes.to_string())
-        // A JSON string literal is a Python string literal too.
-        .replace("__DAG__", &serde_json::to_string(&dag_json)?);
+        .replace("__W__", &input.w.to_string());
     let dir = e.out.parent().unwrap_or(Path::new(""));
     let weights = dir.join(format!("{stem}.safetensors"));
     let mut info = HashMap::new();
     info.insert("format".to_string(), "sparsenet-export".to_string());
     info.insert("spec".to_string(), meta.spec.to_string());
     let mut written = Vec::new();
-    write_atomic(
-        &weights,
-        &safetensors_bytes(&model_tensors(model), Some(info))?,
-    )?;
+    let tensors = model_tensors(model);
+    write_atomic(&weights, &safetensors_bytes(&tensors, Some(info))?)?;
     written.push(weights);
     // The same tensors under torchvision's names, where torchvision builds this network.
     if let Some(ctor) = torchvision::constructor(&meta.spec) {
-        let renamed: Vec<NamedTensor> = model_tensors(model)
+        let renamed: Vec<NamedTensor> = tensors
             .into_iter()
             .map(|(n, shape, b)| {
                 let theirs = torchvision::resnet_name(&n)

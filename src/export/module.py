@@ -30,19 +30,29 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-MEAN = __MEAN__
-STD = __STD__
-INPUT_SHAPE = (__C__, __H__, __W__)
-CLASSES = __CLASSES__
+# The network and its input, filled in by `export`. In sparsenet's template (src/export/module.py)
+# it is None, which keeps the template an importable module: benches/torch_peer.py builds every
+# network from a DAG with this file's `Net(dag)`, so there is one interpreter of our DAG in torch.
+_EXPORTED = None  # __EXPORTED__
+DAG = _EXPORTED["dag"] if _EXPORTED else None
+MEAN = _EXPORTED["mean"] if _EXPORTED else None
+STD = _EXPORTED["std"] if _EXPORTED else None
+INPUT_SHAPE = tuple(_EXPORTED["input"]) if _EXPORTED else None
+CLASSES = _EXPORTED["classes"] if _EXPORTED else None
 
 
 class Net(nn.Module):
-    """The checkpoint's DAG as torch modules, interpreted node by node in topological order."""
+    """A DAG (the exported one by default) as torch modules, interpreted node by node in
+    topological order."""
 
-    def __init__(self):
+    def __init__(self, dag=None):
         super().__init__()
-        self.nodes = DAG["nodes"]
-        for n in self.nodes:
+        self._dag = dag if dag is not None else DAG
+        # Each node's module (None for ops without parameters), looked up by position in
+        # forward rather than by name on every pass.
+        self._by_node = []
+        for n in self._dag["nodes"]:
+            self._by_node.append(None)
             op = n["op"]
             kind = op["op"]
             if kind == "conv":
@@ -55,6 +65,7 @@ class Net(nn.Module):
             else:
                 continue
             self._place(n["name"], m)
+            self._by_node[-1] = m
 
     def _place(self, name, module):
         parent = self
@@ -66,18 +77,19 @@ class Net(nn.Module):
         parent.add_module(leaf, module)
 
     def forward(self, x):
-        acts = [None] * len(self.nodes)
-        acts[DAG["input"]] = x
-        for i, n in enumerate(self.nodes):
+        nodes = self._dag["nodes"]
+        acts = [None] * len(nodes)
+        acts[self._dag["input"]] = x
+        for i, n in enumerate(nodes):
             op = n["op"]
             kind = op["op"]
             ins = [acts[j] for j in n["inputs"]]
             if kind == "input":
                 continue
             if kind in ("conv", "batch_norm"):
-                y = self.get_submodule(n["name"])(ins[0])
+                y = self._by_node[i](ins[0])
             elif kind == "linear":
-                y = self.get_submodule(n["name"])(torch.flatten(ins[0], 1))
+                y = self._by_node[i](torch.flatten(ins[0], 1))
             elif kind == "relu":
                 y = F.relu(ins[0])
             elif kind == "concat":
@@ -100,7 +112,7 @@ class Net(nn.Module):
             else:
                 raise ValueError("unknown op " + kind)
             acts[i] = y
-        return torch.flatten(acts[DAG["output"]], 1)
+        return torch.flatten(acts[self._dag["output"]], 1)
 
 
 def normalize(images):
@@ -150,8 +162,6 @@ def _main(argv):
     print("usage: python3 __STEM__.py --check SAMPLE.safetensors | --to-pt OUT.pt", file=sys.stderr)
     return 2
 
-
-DAG = json.loads(__DAG__)
 
 if __name__ == "__main__":
     sys.exit(_main(sys.argv[1:]))
