@@ -52,7 +52,7 @@ fn main() {
     let x: Vec<f32> = (0..batch * input.numel())
         .map(|_| rng.gen_range(-1.0..1.0))
         .collect();
-    let y: Vec<u8> = (0..batch).map(|_| rng.gen_range(0..10)).collect();
+    let y: Vec<sparsenet::backend::Label> = (0..batch).map(|_| rng.gen_range(0..10)).collect();
     let mut times = Vec::new();
     for step in 0..steps + 2 {
         let t = Instant::now();

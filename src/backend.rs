@@ -18,6 +18,10 @@ use sparsenet_net::op::{window_out, Op};
 
 use crate::real::Real;
 
+/// A class label: below the network's classes (u16, so that ImageNet's 1 000 classes and any
+/// class-per-folder dataset up to 65 536 classes fit).
+pub type Label = u16;
+
 /// Batch norm's ε (PyTorch's default).
 pub const BN_EPS: f64 = 1e-5;
 /// Batch norm's running-statistics momentum (PyTorch's default).
@@ -342,7 +346,7 @@ pub trait LossOps: BackendCore {
     fn cross_entropy(
         &mut self,
         logits: &Self::Act,
-        labels: &[u8],
+        labels: &[Label],
     ) -> Result<(Option<Self::Grad>, Self::PendingLoss)>;
     /// The mean loss and the number of correct predictions (arg-max logit = label).
     fn read_loss(&mut self, loss: Self::PendingLoss) -> Result<(f64, usize)>;

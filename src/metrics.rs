@@ -32,6 +32,10 @@ pub struct EpochMetrics {
     /// marked have none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<String>,
+    /// Training images of a folder dataset left out of the epoch because they could not be
+    /// read (named in the run's warnings); absent for in-memory datasets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped_images: Option<usize>,
 }
 
 /// Rewrite both files with every epoch so far.
@@ -93,6 +97,7 @@ mod tests {
             seconds: 0.459016229,
             steps: 3,
             run: Some("0123456789abcdef".into()),
+            skipped_images: None,
         };
         let dir = std::env::temp_dir().join(format!("sparsenet-metrics-{}", std::process::id()));
         write(&dir, std::slice::from_ref(&row)).unwrap();

@@ -18,7 +18,7 @@ use sparsenet_net::zoo::{build, NetSpec};
 use sparsenet_net::{NetGraph, Op, Shape};
 
 use crate::autodiff::{Input, Tape};
-use crate::backend::Backend;
+use crate::backend::{Backend, Label};
 use crate::cpu::{read, Act, CpuBackend, Elem, Param};
 use crate::profile;
 use crate::real::{c, Real};
@@ -276,7 +276,7 @@ impl<E: Real> Model<E> {
         &self,
         b: &mut B,
         x: B::Act,
-        labels: &[u8],
+        labels: &[Label],
         p: &[B::Param],
         stats: &mut [Option<B::Stats>],
     ) -> Result<(B::Act, f64, usize)> {
@@ -350,7 +350,7 @@ impl<E: Elem> Model<E> {
     pub fn step(
         &mut self,
         x: Vec<E>,
-        labels: &[u8],
+        labels: &[Label],
         train: bool,
     ) -> Result<(f64, usize, Vec<Vec<E>>)> {
         // Not moved onto a worker as `logits` is: on batch-64 training steps interleaved runs
@@ -436,7 +436,7 @@ mod tests {
     fn gradient_check(spec: &NetSpec) {
         let mut m = Model::<f64>::new(spec, Shape::new(1, 8, 8), 1).unwrap();
         let x: Vec<f64> = crate::testutil::rand_vec(2 * 64, 2);
-        let labels = [0u8, 2];
+        let labels: [Label; 2] = [0, 2];
         // Freeze BN running-stat updates from affecting the loss: training mode uses batch stats.
         let (_, _, grads) = m.step(x.clone(), &labels, true).unwrap();
         for (pi, g) in grads.iter().enumerate() {

@@ -8,6 +8,7 @@ mod dag_cli;
 mod dist_cli;
 mod exit_codes;
 mod export_cli;
+mod folder_data;
 mod full_disk;
 mod gpu_launches;
 mod hostile_files;

@@ -46,6 +46,8 @@ pub struct StudyArgs {
 }
 
 /// The experiments.
+// Parsed once per process: the size of the largest variant's flags costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum StudyCommand {
     /// Train a grid of networks and compare test error against parameters and FLOPs.

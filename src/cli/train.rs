@@ -88,6 +88,193 @@ pub struct RecipeArgs {
     /// cgroup's limit, whichever is smallest.
     #[arg(long, value_parser = crate::train::memory::parse_size)]
     pub max_memory: Option<u64>,
+
+    /// How class folders are read and transformed.
+    #[command(flatten)]
+    pub folder: FolderArgs,
+}
+
+/// The options of `--dataset folder`: where the evaluation images are, and torchvision's
+/// transforms with their parameters.
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Class folders (--dataset folder)")]
+pub struct FolderArgs {
+    /// The evaluation images (class folders). Default: DIR/val or DIR/test when DIR/train
+    /// holds the training classes, else --val-fraction of each class of DIR held out.
+    #[arg(long)]
+    pub val_dir: Option<PathBuf>,
+
+    /// The share of each class held out for evaluation when there is no evaluation folder
+    /// (chosen with a fixed seed: the same split for every run).
+    #[arg(long)]
+    pub val_fraction: Option<f64>,
+
+    /// The transforms' starting point: imagenet (RandomResizedCrop 224 + flip; evaluation
+    /// Resize 256 + CenterCrop 224; ImageNet mean/std) or cifar (Resize + CenterCrop 32,
+    /// training adds RandomCrop padding 4 + flip; mean/std computed over the training images).
+    /// Default: imagenet for the ImageNet-layout networks, cifar otherwise.
+    #[arg(long, value_enum)]
+    pub transforms: Option<crate::data::transform::Preset>,
+
+    /// Side of the square images the network sees (default 224 or 32, by --transforms).
+    #[arg(long, value_parser = |s: &str| parse_in_range(s, "size", 1, 4096))]
+    pub size: Option<usize>,
+
+    /// Resize: the shorter side before the centre crop (evaluation, and training unless
+    /// --train-crop random-resized); 0 resizes nothing. Default: size/0.875 (imagenet), size (cifar).
+    #[arg(long)]
+    pub resize: Option<usize>,
+
+    /// The training crop: random-resized (RandomResizedCrop), random-padded (Resize,
+    /// CenterCrop, then RandomCrop with --pad), center (as evaluation).
+    #[arg(long, value_enum)]
+    pub train_crop: Option<crate::data::transform::TrainCrop>,
+
+    /// RandomResizedCrop's area range, as shares of the image: MIN,MAX (default 0.08,1).
+    #[arg(long, value_parser = parse_pair)]
+    pub scale: Option<(f64, f64)>,
+
+    /// RandomResizedCrop's aspect-ratio range, width/height: MIN,MAX (default 0.75,1.3333).
+    #[arg(long, value_parser = parse_pair)]
+    pub ratio: Option<(f64, f64)>,
+
+    /// RandomCrop's zero padding on each side (default size/8 for cifar).
+    #[arg(long)]
+    pub pad: Option<usize>,
+
+    /// No random horizontal flips in training.
+    #[arg(long)]
+    pub no_flip: bool,
+
+    /// Normalize's per-channel mean, comma-separated (with --std); default: the preset's
+    /// (imagenet), or computed once over the training images and stored in the checkpoint.
+    #[arg(long, value_parser = parse_floats)]
+    pub mean: Option<Vec<f32>>,
+
+    /// Normalize's per-channel std, comma-separated (with --mean).
+    #[arg(long, value_parser = parse_floats)]
+    pub std: Option<Vec<f32>>,
+
+    /// Convert every image to 1 (grey) or 3 (RGB) channels; default: the images' own, which
+    /// must agree.
+    #[arg(long, value_parser = |s: &str| match s { "1" => Ok(1usize), "3" => Ok(3), _ => Err(format!("--channels {s}: give 1 (grey) or 3 (RGB)")) })]
+    pub channels: Option<usize>,
+
+    /// An unreadable image is an error (default: skipped with a warning that names it, and
+    /// counted in metrics.jsonl's skipped_images).
+    #[arg(long)]
+    pub strict_data: bool,
+
+    /// Threads decoding images (default: all cores). Results do not depend on it.
+    #[arg(long, value_parser = |s: &str| parse_in_range(s, "workers", 1, 1024))]
+    pub workers: Option<usize>,
+
+    /// Batches decoded ahead of the trainer (default 3); memory grows with it, results do
+    /// not change.
+    #[arg(long, value_parser = |s: &str| parse_in_range(s, "prefetch", 1, 64))]
+    pub prefetch: Option<usize>,
+}
+
+fn parse_pair(s: &str) -> Result<(f64, f64), String> {
+    let v: Vec<&str> = s.split(',').collect();
+    match v.as_slice() {
+        [a, b] => match (a.trim().parse::<f64>(), b.trim().parse::<f64>()) {
+            (Ok(a), Ok(b)) => Ok((a, b)),
+            _ => Err(format!("{s}: give two numbers, MIN,MAX")),
+        },
+        _ => Err(format!("{s}: give two numbers, MIN,MAX")),
+    }
+}
+
+fn parse_floats(s: &str) -> Result<Vec<f32>, String> {
+    s.split(',')
+        .map(|v| {
+            v.trim()
+                .parse::<f32>()
+                .map_err(|_| format!("{s}: give numbers separated by commas, e.g. 0.5,0.5,0.5"))
+        })
+        .collect()
+}
+
+impl FolderArgs {
+    /// Whether any of these flags was given.
+    fn any(&self) -> bool {
+        self.val_dir.is_some()
+            || self.val_fraction.is_some()
+            || self.transforms.is_some()
+            || self.size.is_some()
+            || self.resize.is_some()
+            || self.train_crop.is_some()
+            || self.scale.is_some()
+            || self.ratio.is_some()
+            || self.pad.is_some()
+            || self.no_flip
+            || self.mean.is_some()
+            || self.std.is_some()
+            || self.channels.is_some()
+            || self.strict_data
+            || self.workers.is_some()
+            || self.prefetch.is_some()
+    }
+
+    /// The options for `dataset` (None but for folder datasets; a folder flag given to
+    /// another dataset is bad input), with the preset chosen by the network's `layout`.
+    pub fn options(
+        &self,
+        dataset: DatasetKind,
+        layout: sparsenet_net::zoo::Layout,
+    ) -> anyhow::Result<Option<crate::data::folder::FolderOptions>> {
+        use crate::data::transform::{Preset, Transforms};
+        if dataset != DatasetKind::Folder {
+            if self.any() {
+                return Err(bad(
+                    "--val-dir, --transforms, --size and the other class-folder flags go with --dataset folder",
+                ));
+            }
+            return Ok(None);
+        }
+        let preset = self.transforms.unwrap_or(match layout {
+            sparsenet_net::zoo::Layout::Imagenet => Preset::Imagenet,
+            sparsenet_net::zoo::Layout::Cifar => Preset::Cifar,
+        });
+        let base = Transforms::preset(preset, self.size);
+        let mut t = Transforms {
+            resize: self.resize.unwrap_or(base.resize),
+            train_crop: self.train_crop.unwrap_or(base.train_crop),
+            scale: self.scale.unwrap_or(base.scale),
+            ratio: self.ratio.unwrap_or(base.ratio),
+            pad: self.pad.unwrap_or(base.pad),
+            flip: !self.no_flip,
+            ..base
+        };
+        if self.mean.is_some() || self.std.is_some() {
+            t.mean = self.mean.clone();
+            t.std = self.std.clone();
+        }
+        // Everything that does not need the images' channels is checked now.
+        t.validate(t.mean.as_ref().map_or(3, Vec::len))
+            .map_err(bad)?;
+        let mut o = crate::data::folder::FolderOptions::default_for(preset);
+        o.transforms = t;
+        o.val_dir = self.val_dir.clone();
+        if let Some(f) = self.val_fraction {
+            if !(f > 0.0 && f < 1.0) {
+                return Err(bad(format!(
+                    "--val-fraction {f}: give a share between 0 and 1, e.g. 0.1"
+                )));
+            }
+            o.val_fraction = f;
+        }
+        o.channels = self.channels;
+        o.strict = self.strict_data;
+        if let Some(w) = self.workers {
+            o.workers = w;
+        }
+        if let Some(p) = self.prefetch {
+            o.prefetch = p;
+        }
+        Ok(Some(o))
+    }
 }
 
 /// Arguments of `train`.
@@ -218,12 +405,14 @@ pub fn options(a: &TrainArgs) -> anyhow::Result<TrainOptions> {
             "--gpus needs --device cuda (data-parallel training on GPUs)",
         ));
     }
+    let folder = a.recipe.folder.options(a.recipe.dataset, spec.layout)?;
     Ok(TrainOptions {
         spec,
         name,
         dataset: a.recipe.dataset,
         data_dir: a.recipe.data_dir.clone(),
         data: a.recipe.data,
+        folder,
         epochs: a.epochs,
         batch_size: a.recipe.batch_size,
         lr: a.recipe.lr,
@@ -376,7 +565,7 @@ pub fn run_evaluate(a: &EvalArgs, w: &mut dyn Write) -> ExitCode {
         writeln!(
             w,
             "test loss {loss:.4}  test accuracy {acc:.4}  ({} images)",
-            split.test.n
+            split.test.n()
         )?;
         Ok(())
     })();

@@ -102,8 +102,8 @@ pub fn load(kind: DatasetKind, dir: &Path) -> Result<Split> {
             tr.n,
             te.n
         ),
-        train: tr,
-        test: te,
+        train: super::Images::Memory(tr),
+        test: super::Images::Memory(te),
         kind,
         location: super::absolute(&base).display().to_string(),
     })

@@ -1,9 +1,15 @@
-//! Datasets: IDX (MNIST, Fashion-MNIST; raw or gzipped) and CIFAR-10/100 binary batches,
-//! per-channel normalisation, augmentation, seeded shuffling, and a loader thread that prepares
-//! batches while the previous one trains.
+//! Datasets: IDX (MNIST, Fashion-MNIST; raw or gzipped) and CIFAR-10/100 binary batches held
+//! in memory, class-per-folder PNG/JPEG images read from disk batch by batch (`folder`, with
+//! torchvision's transforms in `transform`), per-channel normalisation, augmentation, seeded
+//! shuffling, and a loader thread that prepares batches while the previous one trains.
 
 pub mod cifar;
+pub mod folder;
 pub mod idx;
+pub mod transform;
+
+use crate::backend::Label;
+use folder::{FolderOptions, ImageFolder};
 
 use anyhow::{bail, Context, Result};
 use ndarray::{s, Array4, ArrayView4, Axis};
@@ -82,6 +88,9 @@ pub enum DatasetKind {
     Cifar10,
     /// CIFAR-100 (32×32×3, fine labels) binary batches from --data-dir.
     Cifar100,
+    /// Your own images: class folders of PNG/JPEG files in --data-dir (torchvision's
+    /// ImageFolder layout), read from disk batch by batch.
+    Folder,
 }
 
 impl DatasetKind {
@@ -101,13 +110,135 @@ const SUBSET: [&[u8]; 4] = [
     include_bytes!("fashion-mnist-subset/t10k-labels-idx1-ubyte.gz"),
 ];
 
+/// The images of one side of a split: held in memory (IDX, CIFAR), or read from disk batch by
+/// batch (class folders).
+#[derive(Debug)]
+pub enum Images {
+    /// Every image in memory.
+    Memory(Dataset),
+    /// A class-per-folder dataset.
+    Folder(ImageFolder),
+}
+
+impl Images {
+    /// Number of images.
+    pub fn n(&self) -> usize {
+        match self {
+            Images::Memory(d) => d.n,
+            Images::Folder(f) => f.len(),
+        }
+    }
+
+    /// (channels, height, width) of the images the network sees.
+    pub fn dims(&self) -> (usize, usize, usize) {
+        match self {
+            Images::Memory(d) => (d.c, d.h, d.w),
+            Images::Folder(f) => (f.channels, f.transforms.size, f.transforms.size),
+        }
+    }
+
+    /// Number of classes.
+    pub fn classes(&self) -> usize {
+        match self {
+            Images::Memory(d) => d.classes,
+            Images::Folder(f) => f.classes.len(),
+        }
+    }
+
+    /// The class names of a folder dataset (label order).
+    pub fn class_names(&self) -> Option<&[String]> {
+        match self {
+            Images::Memory(_) => None,
+            Images::Folder(f) => Some(&f.classes),
+        }
+    }
+
+    /// Bytes of images held in memory (a folder dataset holds none but its batches ahead).
+    pub fn resident_bytes(&self) -> u64 {
+        match self {
+            Images::Memory(d) => d.images.len() as u64,
+            Images::Folder(_) => 0,
+        }
+    }
+
+    /// How many batches the loader prepares ahead.
+    fn prefetch(&self) -> usize {
+        match self {
+            Images::Memory(_) => 2,
+            Images::Folder(f) => f.prefetch,
+        }
+    }
+
+    /// Per-channel mean and std of the images in [0, 1]: over the pixels (in memory), or as a
+    /// folder dataset's transforms give them, else over its images after the evaluation
+    /// transforms.
+    pub fn channel_stats(&self) -> Result<(Vec<f32>, Vec<f32>)> {
+        match self {
+            Images::Memory(d) => Ok(channel_stats(d)),
+            Images::Folder(f) => match (&f.transforms.mean, &f.transforms.std) {
+                (Some(m), Some(s)) => Ok((m.clone(), s.clone())),
+                _ => f.channel_stats(),
+            },
+        }
+    }
+
+    /// The batch of the images at `indices`, positions `first..` of their epoch (a folder
+    /// dataset's draws are seeded by position; the in-memory sets draw from `rng` in order).
+    /// A folder image that cannot be read is left out of the batch and named in
+    /// [`Batch::skipped`] (with `--strict-data`: an error).
+    pub fn batch(
+        &self,
+        plan: &BatchPlan,
+        indices: &[usize],
+        first: usize,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Batch> {
+        match self {
+            Images::Memory(d) => Ok(make_batch(d, plan, indices, rng)),
+            Images::Folder(f) => {
+                let (c, h, w) = self.dims();
+                let per = c * h * w;
+                let mut x = vec![0f32; indices.len() * per];
+                let why = f.fill(
+                    indices,
+                    first,
+                    plan.shuffle_seed.unwrap_or(0),
+                    plan.augment,
+                    (&plan.mean, &plan.std),
+                    &mut x,
+                );
+                let mut y = Vec::with_capacity(indices.len());
+                let mut skipped = Vec::new();
+                let mut keep = 0;
+                for (slot, (&i, why)) in indices.iter().zip(why).enumerate() {
+                    match why {
+                        Some(msg) if f.strict => bail!("{msg} (--strict-data)"),
+                        Some(msg) => skipped.push(msg),
+                        None => {
+                            if keep != slot {
+                                x.copy_within(slot * per..(slot + 1) * per, keep * per);
+                            }
+                            keep += 1;
+                            y.push(f.items[i].label);
+                        }
+                    }
+                }
+                x.truncate(keep * per);
+                f.failed
+                    .fetch_add(skipped.len(), std::sync::atomic::Ordering::Relaxed);
+                Ok(Batch { x, y, skipped })
+            }
+        }
+    }
+}
+
 /// A train/test pair and a description of where it came from.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Split {
     /// Training set.
-    pub train: Dataset,
+    pub train: Images,
     /// Test set.
-    pub test: Dataset,
+    pub test: Images,
     /// Human description, printed at the start of every run.
     pub source: String,
     /// The dataset.
@@ -180,23 +311,30 @@ impl DataIdentity {
 
 impl Split {
     /// The data's identity: its location, counts and a hash of its contents (about 0.2 s for
-    /// the full Fashion-MNIST set).
+    /// the full Fashion-MNIST set; a folder dataset's listing, see [`ImageFolder::hash_into`]).
     pub fn identity(&self) -> DataIdentity {
         use sha2::Digest;
         let mut h = sha2::Sha256::new();
-        for part in [
-            &self.train.images,
-            &self.train.labels,
-            &self.test.images,
-            &self.test.labels,
-        ] {
-            h.update((part.len() as u64).to_le_bytes());
-            h.update(part);
+        match (&self.train, &self.test) {
+            (Images::Memory(train), Images::Memory(test)) => {
+                for part in [&train.images, &train.labels, &test.images, &test.labels] {
+                    h.update((part.len() as u64).to_le_bytes());
+                    h.update(part);
+                }
+            }
+            (train, test) => {
+                // Folder datasets: their listings (names, labels, sizes), not their pixels.
+                for side in [train, test] {
+                    if let Images::Folder(f) = side {
+                        f.hash_into(&mut h);
+                    }
+                }
+            }
         }
         DataIdentity {
             location: self.location.clone(),
-            train: self.train.n,
-            test: self.test.n,
+            train: self.train.n(),
+            test: self.test.n(),
             sha256: h.finalize().iter().map(|b| format!("{b:02x}")).collect(),
         }
     }
@@ -233,7 +371,7 @@ fn idx_pair(dir: &Path, prefix: &str, classes: usize) -> Result<Dataset> {
 /// Load a dataset: from `dir` when given, else (Fashion-MNIST only) the Debian package when
 /// installed, else the embedded 2 000/500 subset.
 pub fn load(kind: DatasetKind, dir: Option<&Path>) -> Result<Split> {
-    load_choice(kind, dir, DataChoice::Auto)
+    load_choice(kind, dir, DataChoice::Auto, None)
 }
 
 fn embedded_subset(kind: DatasetKind) -> Result<Split> {
@@ -253,8 +391,8 @@ fn embedded_subset(kind: DatasetKind) -> Result<Split> {
     )?;
     Ok(Split {
         source: format!("Fashion-MNIST, embedded subset ({} train / {} test; the full set: apt-get install dataset-fashion-mnist)", train.n, test.n),
-        train,
-        test,
+        train: Images::Memory(train),
+        test: Images::Memory(test),
         kind,
         location: EMBEDDED.to_string(),
     })
@@ -269,15 +407,21 @@ fn installed_full_set(kind: DatasetKind) -> Result<Split> {
             "Fashion-MNIST, full set from {DEBIAN_FASHION_MNIST} ({} train / {} test)",
             train.n, test.n
         ),
-        train,
-        test,
+        train: Images::Memory(train),
+        test: Images::Memory(test),
         kind,
         location: DEBIAN_FASHION_MNIST.to_string(),
     })
 }
 
 /// [`load`], with the copy `choice` names when no `dir` is given (`--data`).
-pub fn load_choice(kind: DatasetKind, dir: Option<&Path>, choice: DataChoice) -> Result<Split> {
+/// A folder dataset is read as `folder` says (None: the CIFAR-style defaults).
+pub fn load_choice(
+    kind: DatasetKind,
+    dir: Option<&Path>,
+    choice: DataChoice,
+    folder: Option<&FolderOptions>,
+) -> Result<Split> {
     match (choice, kind, dir) {
         (DataChoice::Auto, _, _) => {}
         (_, _, Some(d)) => bail!(
@@ -306,7 +450,7 @@ pub fn load_choice(kind: DatasetKind, dir: Option<&Path>, choice: DataChoice) ->
             let name = if kind == DatasetKind::Mnist { "MNIST" } else { "Fashion-MNIST" };
             let train = idx_pair(d, "train", 10)?;
             let test = idx_pair(d, "t10k", 10)?;
-            Ok(Split { source: format!("{name} from {} ({} train / {} test)", d.display(), train.n, test.n), train, test, kind, location: absolute(d).display().to_string() })
+            Ok(Split { source: format!("{name} from {} ({} train / {} test)", d.display(), train.n, test.n), train: Images::Memory(train), test: Images::Memory(test), kind, location: absolute(d).display().to_string() })
         }
         (DatasetKind::Mnist, None) => bail!("MNIST needs --data-dir with train-images-idx3-ubyte[.gz] and friends"),
         (DatasetKind::FashionMnist, None) => {
@@ -317,7 +461,82 @@ pub fn load_choice(kind: DatasetKind, dir: Option<&Path>, choice: DataChoice) ->
         }
         (DatasetKind::Cifar10 | DatasetKind::Cifar100, Some(d)) => cifar::load(kind, d),
         (DatasetKind::Cifar10 | DatasetKind::Cifar100, None) => bail!("CIFAR needs --data-dir with the binary batches (cifar-10-batches-bin or cifar-100-binary)"),
+        (DatasetKind::Folder, Some(d)) => {
+            let default = FolderOptions::default_for(transform::Preset::Cifar);
+            load_folder(d, folder.unwrap_or(&default), &mut |w| eprintln!("{w}"))
+        }
+        (DatasetKind::Folder, None) => bail!("--dataset folder needs --data-dir DIR with one folder of PNG/JPEG images per class (DIR/<class>/*.jpg, or DIR/train/<class> and DIR/val/<class>)"),
     }
+}
+
+/// Scan a class-per-folder dataset (see [`folder::layout`] for where its two sides are found);
+/// warnings about skipped files go to `warn`.
+pub fn load_folder(dir: &Path, opts: &FolderOptions, warn: &mut dyn FnMut(&str)) -> Result<Split> {
+    let (train_dir, val_dir, holdout) = folder::layout(dir, opts)?;
+    let pool = Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(opts.workers.max(1))
+            .thread_name(|i| format!("decode-{i}"))
+            .build()
+            .context("cannot start the decoding threads")?,
+    );
+    let hold = |keep_held: bool| holdout.then_some((keep_held, opts.val_fraction));
+    let train = ImageFolder::scan(
+        &train_dir,
+        None,
+        opts,
+        true,
+        pool.clone(),
+        hold(false),
+        warn,
+    )?;
+    let test = ImageFolder::scan(
+        &val_dir,
+        Some(&train.classes),
+        opts,
+        false,
+        pool,
+        hold(true),
+        warn,
+    )?;
+    if test.channels != train.channels {
+        bail!(
+            "mixed channel counts: the training images have {} channels, the evaluation images {}; give --channels 1 or --channels 3 to convert every image",
+            train.channels,
+            test.channels
+        );
+    }
+    let skipped = train.skipped.len() + test.skipped.len();
+    let source = format!(
+        "class folders in {} ({} classes, {} train / {} {}{}; {}×{}×{} after the transforms)",
+        dir.display(),
+        train.classes.len(),
+        train.len(),
+        test.len(),
+        if holdout {
+            format!(
+                "held out ({:.0} % of each class)",
+                opts.val_fraction * 100.0
+            )
+        } else {
+            format!("evaluation from {}", val_dir.display())
+        },
+        if skipped > 0 {
+            format!(", {skipped} unreadable files skipped")
+        } else {
+            String::new()
+        },
+        train.channels,
+        opts.transforms.size,
+        opts.transforms.size
+    );
+    Ok(Split {
+        source,
+        train: Images::Folder(train),
+        test: Images::Folder(test),
+        kind: DatasetKind::Folder,
+        location: absolute(dir).display().to_string(),
+    })
 }
 
 /// Per-channel mean and standard deviation of a dataset's pixels scaled to [0, 1].
@@ -358,6 +577,9 @@ pub struct BatchPlan {
     pub mean: Vec<f32>,
     /// Per-channel standard deviation.
     pub std: Vec<f32>,
+    /// A folder dataset applies its training transforms (in-memory sets augment as
+    /// `crop_pad` and `flip` say).
+    pub augment: bool,
 }
 
 /// One batch: normalised `B×C×H×W` floats and labels.
@@ -366,7 +588,9 @@ pub struct Batch {
     /// Pixels.
     pub x: Vec<f32>,
     /// Labels.
-    pub y: Vec<u8>,
+    pub y: Vec<Label>,
+    /// Images left out because they could not be read (folder datasets), each "FILE: why".
+    pub skipped: Vec<String>,
 }
 
 /// Build every batch of an epoch in order (deterministic for a seed).
@@ -402,10 +626,14 @@ pub fn make_batch(d: &Dataset, plan: &BatchPlan, indices: &[usize], rng: &mut Ch
                 };
             }
         }
-        y.push(d.labels[i]);
+        y.push(d.labels[i] as Label);
     }
     let (x, _) = x.into_raw_vec_and_offset();
-    Batch { x, y }
+    Batch {
+        x,
+        y,
+        skipped: Vec::new(),
+    }
 }
 
 /// The order of an epoch: a seeded shuffle, or the dataset order.
@@ -417,16 +645,18 @@ pub fn epoch_order(n: usize, seed: Option<u64>) -> Vec<usize> {
     idx
 }
 
-/// Prepare an epoch's batches on a background thread (two ahead), so loading and augmentation
-/// overlap with training. `max_batches` stops early.
+/// Prepare an epoch's batches on a background thread (two ahead in memory, three for a folder
+/// dataset, whose images are decoded on its own threads), so loading and augmentation overlap
+/// with training; memory is bounded by those batches, not by the dataset. `max_batches` stops
+/// early. A batch that could not be made ends the epoch with its error.
 pub fn spawn_loader(
-    d: Arc<Dataset>,
+    d: Arc<Images>,
     plan: BatchPlan,
     max_batches: Option<usize>,
-) -> Receiver<Batch> {
-    let (tx, rx) = sync_channel(2);
+) -> Receiver<Result<Batch>> {
+    let (tx, rx) = sync_channel(d.prefetch());
     std::thread::spawn(move || {
-        let order = epoch_order(d.n, plan.shuffle_seed);
+        let order = epoch_order(d.n(), plan.shuffle_seed);
         // Augmentation draws from its own stream, derived from the shuffle seed.
         let mut rng =
             ChaCha8Rng::seed_from_u64(plan.shuffle_seed.unwrap_or(0) ^ 0xA5A5_5A5A_1234_5678);
@@ -434,7 +664,9 @@ pub fn spawn_loader(
             if max_batches.is_some_and(|m| k >= m) {
                 break;
             }
-            if tx.send(make_batch(&d, &plan, chunk, &mut rng)).is_err() {
+            let b = d.batch(&plan, chunk, k * plan.batch_size, &mut rng);
+            let failed = b.is_err();
+            if tx.send(b).is_err() || failed {
                 break;
             }
         }
@@ -453,10 +685,13 @@ mod tests {
             Some(Path::new("src/data/fashion-mnist-subset")),
         )
         .unwrap();
-        assert_eq!((s.train.n, s.test.n), (2000, 500));
-        assert_eq!((s.train.c, s.train.h, s.train.w), (1, 28, 28));
+        assert_eq!((s.train.n(), s.test.n()), (2000, 500));
+        assert_eq!(s.train.dims(), (1, 28, 28));
+        let Images::Memory(train) = &s.train else {
+            panic!("the subset is held in memory")
+        };
         for k in 0..10u8 {
-            assert!(s.train.labels.iter().filter(|&&l| l == k).count() > 150);
+            assert!(train.labels.iter().filter(|&&l| l == k).count() > 150);
         }
     }
 
@@ -478,6 +713,7 @@ mod tests {
             flip: false,
             mean: vec![0.0],
             std: vec![1.0],
+            augment: false,
         };
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let b = make_batch(&d, &plan, &[1, 0], &mut rng);

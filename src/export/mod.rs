@@ -55,7 +55,7 @@ fn write_sample(
 ) -> Result<PathBuf> {
     let (meta, model) = (&loaded.meta, &mut loaded.model);
     let t = &split.test;
-    let n = n.min(t.n);
+    let n = n.min(t.n());
     if n == 0 {
         return Err(bad_input(anyhow!(
             "the test set is empty: no sample to write"
@@ -68,10 +68,11 @@ fn write_sample(
         flip: false,
         mean: meta.mean.clone(),
         std: meta.std.clone(),
+        augment: false,
     };
     let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
     let idx: Vec<usize> = (0..n).collect();
-    let b = data::make_batch(t, &plan, &idx, &mut rng);
+    let b = t.batch(&plan, &idx, 0, &mut rng)?;
     let logits = model
         .logits(b.x.clone(), n, false)
         .context("our forward pass of the sample")?;

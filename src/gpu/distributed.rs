@@ -28,6 +28,7 @@ use std::rc::Rc;
 use super::kit::{open, ConvEngine, Kit};
 use super::parallel::shard_sizes;
 use super::trainer::GpuTrainer;
+use crate::backend::Label;
 use crate::dist::{self, Group, Join};
 use crate::model::Model;
 use crate::optim::{Config as OptConfig, State};
@@ -99,7 +100,7 @@ impl Distributed {
         &mut self,
         model: &Model<f32>,
         x: &[f32],
-        y: &[u8],
+        y: &[Label],
         cfg: &OptConfig,
         lr: f32,
     ) -> Result<(f64, usize)> {
@@ -125,7 +126,12 @@ impl Distributed {
     }
 
     /// Loss and hits of a batch in evaluation mode, with this rank's running statistics.
-    pub fn eval_step(&mut self, model: &Model<f32>, x: &[f32], y: &[u8]) -> Result<(f64, usize)> {
+    pub fn eval_step(
+        &mut self,
+        model: &Model<f32>,
+        x: &[f32],
+        y: &[Label],
+    ) -> Result<(f64, usize)> {
         self.trainer
             .step(model, x, y, false)
             .map(|r| (r.loss, r.correct))

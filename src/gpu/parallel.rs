@@ -26,19 +26,20 @@ use std::thread::JoinHandle;
 use super::kit::{open, ConvEngine};
 use super::libs;
 use super::trainer::GpuTrainer;
+use crate::backend::Label;
 use crate::model::{BnStats, Model};
 use crate::optim::{Config as OptConfig, State};
 
 enum Cmd {
     /// Forward and backward on this rank's shard (training mode).
-    Step { x: Vec<f32>, y: Vec<u8> },
+    Step { x: Vec<f32>, y: Vec<Label> },
     /// All-reduce the gradients (scaled by `scale` first), then update with `lr` if given.
     Reduce {
         scale: f32,
         update: Option<(OptConfig, f32)>,
     },
     /// Loss and hits of a batch in evaluation mode.
-    Eval { x: Vec<f32>, y: Vec<u8> },
+    Eval { x: Vec<f32>, y: Vec<Label> },
     /// Parameters, running statistics and optimiser state back to the host.
     Download,
 }
@@ -208,7 +209,7 @@ impl DataParallel {
     pub fn train_step(
         &mut self,
         x: &[f32],
-        y: &[u8],
+        y: &[Label],
         cfg: &OptConfig,
         lr: f32,
     ) -> Result<(f64, usize)> {
@@ -258,7 +259,7 @@ impl DataParallel {
     }
 
     /// Loss and correct predictions of one batch in evaluation mode, on rank 0.
-    pub fn eval_step(&mut self, x: Vec<f32>, y: &[u8]) -> Result<(f64, usize)> {
+    pub fn eval_step(&mut self, x: Vec<f32>, y: &[Label]) -> Result<(f64, usize)> {
         self.send(0, Cmd::Eval { x, y: y.to_vec() })?;
         match self.recv(0)? {
             Reply::Step(r) => r,

@@ -8,6 +8,7 @@ use std::rc::Rc;
 use super::ctx::{GParam, GStats, GpuCtx};
 use super::kernels::Grid;
 use super::kit::{addr, Kit};
+use crate::backend::Label;
 use crate::model::Model;
 use crate::optim::{Config as OptConfig, Optimizer as OptKind, State, ADAM};
 
@@ -94,7 +95,7 @@ impl GpuTrainer {
         &mut self,
         model: &Model<f32>,
         x: &[f32],
-        labels: &[u8],
+        labels: &[Label],
         train: bool,
     ) -> Result<StepResult> {
         let (loss, correct, _) = self.run(model, x, labels, train, false)?;
@@ -107,7 +108,7 @@ impl GpuTrainer {
         &mut self,
         model: &Model<f32>,
         x: &[f32],
-        labels: &[u8],
+        labels: &[Label],
         train: bool,
     ) -> Result<Vec<f32>> {
         Ok(self.run(model, x, labels, train, true)?.2)
@@ -117,7 +118,7 @@ impl GpuTrainer {
         &mut self,
         model: &Model<f32>,
         x: &[f32],
-        labels: &[u8],
+        labels: &[Label],
         train: bool,
         want_logits: bool,
     ) -> Result<(f64, usize, Vec<f32>)> {
@@ -165,7 +166,12 @@ impl GpuTrainer {
 
     /// A data-parallel rank's forward and backward on its shard: (mean loss, hits) of the
     /// shard; an empty shard (a batch smaller than the world) contributes zero gradients.
-    pub fn shard_step(&mut self, model: &Model<f32>, x: &[f32], y: &[u8]) -> Result<(f64, usize)> {
+    pub fn shard_step(
+        &mut self,
+        model: &Model<f32>,
+        x: &[f32],
+        y: &[Label],
+    ) -> Result<(f64, usize)> {
         if y.is_empty() {
             self.zero_gradients()?;
             return Ok((0.0, 0));

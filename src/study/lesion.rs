@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use sparsenet_net::dag::Aggregation;
 
-use crate::data::Dataset;
+use crate::data::Images;
 use crate::io::write_atomic;
 use crate::model::Model;
 use crate::plot::{self, Chart, Mark, Series};
@@ -123,7 +123,7 @@ pub struct Sweep {
 pub fn sweep(
     model: &mut Model<f32>,
     engine: &mut Engine,
-    test: &Dataset,
+    test: &Images,
     mean: &[f32],
     std: &[f32],
     s: Sweep,
@@ -194,7 +194,7 @@ pub fn run(
         checkpoint: path.display().to_string(),
         network: super::network_name(&meta),
         data: split.source,
-        images: sweep.limit.map_or(test.n, |l| l.min(test.n)),
+        images: sweep.limit.map_or(test.n(), |l| l.min(test.n())),
         baseline_acc: baseline,
         single,
         random,

@@ -67,6 +67,13 @@ pub struct Meta {
     pub test_acc: Option<f64>,
     /// Trainable parameters.
     pub params: u64,
+    /// How a folder dataset was read (`--dataset folder`): evaluation reads it the same way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folder: Option<crate::data::folder::FolderOptions>,
+    /// A folder dataset's class names in label order: the data evaluated or resumed on must
+    /// have the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<Vec<String>>,
 }
 
 /// Paths of a checkpoint named `stem` in `dir`.
@@ -454,6 +461,22 @@ pub fn open(path: &Path) -> Result<Loaded> {
     .map_err(crate::error::bad_input)
 }
 
+/// A folder dataset must name its classes as the checkpoint does (label `k` is the same class);
+/// the first difference is named.
+pub fn check_classes(meta: &Meta, split: &Split) -> Result<()> {
+    if let (Some(want), Some(have)) = (&meta.classes, split.test.class_names()) {
+        if want.as_slice() != have {
+            bail!(
+                "the class folders of {} differ from the checkpoint's classes: {} (the checkpoint's: {})",
+                split.location,
+                crate::data::folder::first_difference(want, have),
+                want.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
 /// [`open`], and the data it is evaluated on: from `data_dir` (or the copy `data` names), else
 /// the data it was trained on (the folder its description records, or the embedded subset),
 /// checked to have the images the network takes (what `evaluate` and `study lesion` read).
@@ -480,7 +503,7 @@ pub fn open_for_eval(
         (None, DataChoice::Auto)
     };
     let split = match (
-        crate::data::load_choice(meta.dataset, dir.as_deref(), choice),
+        crate::data::load_choice(meta.dataset, dir.as_deref(), choice, meta.folder.as_ref()),
         &dir,
     ) {
         (Ok(s), _) => s,
@@ -494,15 +517,13 @@ pub fn open_for_eval(
         }
         (Err(e), _) => return Err(crate::error::bad_input(e)),
     };
-    let t = &split.test;
-    if (t.c, t.h, t.w) != (meta.input.c, meta.input.h, meta.input.w) {
+    let (c, h, w) = split.test.dims();
+    if (c, h, w) != (meta.input.c, meta.input.h, meta.input.w) {
         return Err(crate::error::bad_input(anyhow::anyhow!(
-            "the data's images are {}×{}×{} but the checkpoint's model takes {}",
-            t.c,
-            t.h,
-            t.w,
+            "the data's images are {c}×{h}×{w} but the checkpoint's model takes {}",
             meta.input
         )));
     }
+    check_classes(meta, &split).map_err(crate::error::bad_input)?;
     Ok((loaded, split))
 }

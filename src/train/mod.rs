@@ -16,7 +16,8 @@ use sparsenet_net::count::count;
 use sparsenet_net::zoo::{build_and_count, NetSpec};
 use sparsenet_net::Shape;
 
-use crate::data::{self, BatchPlan, DataChoice, DataIdentity, Dataset, DatasetKind, Split};
+use crate::backend::Label;
+use crate::data::{self, BatchPlan, DataChoice, DataIdentity, DatasetKind, Images, Split};
 use crate::error::bad_input;
 use crate::metrics::{self, EpochMetrics};
 use crate::model::Model;
@@ -67,6 +68,10 @@ pub struct TrainOptions {
     /// when it is the default, so that recorded recipes keep their hashes.
     #[serde(default, skip_serializing_if = "DataChoice::is_auto")]
     pub data: DataChoice,
+    /// How a folder dataset is read, split and transformed (`--dataset folder`; None for the
+    /// other datasets, and then left out of the record).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folder: Option<data::folder::FolderOptions>,
     /// Epochs.
     pub epochs: usize,
     /// Batch size.
@@ -220,7 +225,7 @@ impl Engine {
         state: &mut State,
         cfg: &OptConfig,
         x: Vec<f32>,
-        y: &[u8],
+        y: &[Label],
         lr: f32,
     ) -> Result<(f64, usize)> {
         match self {
@@ -257,7 +262,7 @@ impl Engine {
         &mut self,
         model: &mut Model<f32>,
         x: Vec<f32>,
-        y: &[u8],
+        y: &[Label],
     ) -> Result<(f64, usize)> {
         match self {
             Engine::Cpu => model.step(x, y, false).map(|(l, c, _)| (l, c)),
@@ -330,13 +335,13 @@ pub fn epoch_seed(seed: u64, epoch: usize) -> u64 {
 pub fn evaluate(
     model: &mut Model<f32>,
     engine: &mut Engine,
-    d: &Dataset,
+    d: &Images,
     mean: &[f32],
     std: &[f32],
     batch: usize,
     limit: Option<usize>,
 ) -> Result<(f64, f64)> {
-    let n = limit.map_or(d.n, |l| l.min(d.n));
+    let n = limit.map_or(d.n(), |l| l.min(d.n()));
     let plan = BatchPlan {
         batch_size: batch,
         shuffle_seed: None,
@@ -344,17 +349,28 @@ pub fn evaluate(
         flip: false,
         mean: mean.to_vec(),
         std: std.to_vec(),
+        augment: false,
     };
     let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
-    let (mut loss, mut correct) = (0.0, 0usize);
+    let (mut loss, mut correct, mut seen) = (0.0, 0usize, 0usize);
     let idx: Vec<usize> = (0..n).collect();
-    for chunk in idx.chunks(batch) {
-        let b = data::make_batch(d, &plan, chunk, &mut rng);
+    for (k, chunk) in idx.chunks(batch).enumerate() {
+        let b = d.batch(&plan, chunk, k * batch, &mut rng)?;
+        for s in &b.skipped {
+            eprintln!("warning: skipped an unreadable image: {s}");
+        }
+        if b.y.is_empty() {
+            continue;
+        }
         let (l, c) = engine.eval_step(model, b.x, &b.y)?;
-        loss += l * chunk.len() as f64;
+        loss += l * b.y.len() as f64;
         correct += c;
+        seen += b.y.len();
     }
-    Ok((loss / n as f64, correct as f64 / n as f64))
+    if seen == 0 {
+        bail!("no test image could be read");
+    }
+    Ok((loss / seen as f64, correct as f64 / seen as f64))
 }
 
 fn check_compatible(meta: &Meta, spec: &NetSpec, opts: &TrainOptions, input: Shape) -> Result<()> {
@@ -421,7 +437,7 @@ pub fn run_holding_lock(opts: &TrainOptions, log: &mut dyn Write) -> Result<RunS
     let mut p = Progress {
         start: 0,
         history: Vec::new(),
-        norm: data::channel_stats(&split.train),
+        norm: split.train.channel_stats().map_err(bad_input)?,
         best: None,
     };
     if let (Some(init), false) = (&opts.init_from, opts.resume) {
@@ -455,6 +471,7 @@ pub fn run_holding_lock(opts: &TrainOptions, log: &mut dyn Write) -> Result<RunS
             opts,
             (&spec, input),
             (&data_id, &run_id),
+            &split,
             &mut model,
             &mut opt,
             &mut p,
@@ -482,6 +499,7 @@ pub fn run_holding_lock(opts: &TrainOptions, log: &mut dyn Write) -> Result<RunS
         &opt,
     )?;
     let source = split.source.clone();
+    let split_classes = split.train.class_names().map(<[String]>::to_vec);
     let test = split.test;
     let train = Arc::new(split.train);
     for epoch in p.start..opts.epochs {
@@ -493,6 +511,7 @@ pub fn run_holding_lock(opts: &TrainOptions, log: &mut dyn Write) -> Result<RunS
             flip: opts.dataset.flips(),
             mean: p.norm.0.clone(),
             std: p.norm.1.clone(),
+            augment: true,
         };
         let started = Instant::now();
         let t = run_epoch(
@@ -531,6 +550,7 @@ pub fn run_holding_lock(opts: &TrainOptions, log: &mut dyn Write) -> Result<RunS
             seconds: started.elapsed().as_secs_f64(),
             steps: t.steps,
             run: Some(run_id.clone()),
+            skipped_images: (opts.dataset == DatasetKind::Folder).then_some(t.skipped),
         };
         writeln!(log, "epoch {:>3}/{}  lr {:.4}  train loss {:.4} acc {:.4}  test loss {:.4} acc {:.4}  {:.1} img/s  {:.1}s", m.epoch, opts.epochs, lr, m.train_loss, m.train_acc, m.test_loss, m.test_acc, m.images_per_sec, m.seconds)?;
         if let Some(bar) = &opts.epoch_bar {
@@ -565,6 +585,8 @@ pub fn run_holding_lock(opts: &TrainOptions, log: &mut dyn Write) -> Result<RunS
             best: p.best,
             test_acc: Some(test_acc),
             params: model.param_count(),
+            folder: opts.folder.clone(),
+            classes: split_classes.clone(),
         };
         finish_epoch(
             opts,
@@ -614,25 +636,34 @@ fn prepare(opts: &TrainOptions) -> Result<Prepared> {
             opts.lr
         )));
     }
-    let split: Split =
-        data::load_choice(opts.dataset, opts.data_dir.as_deref(), opts.data).map_err(bad_input)?;
-    let input = Shape::new(split.train.c, split.train.h, split.train.w);
-    if (split.test.c, split.test.h, split.test.w) != (input.c, input.h, input.w) {
+    if opts.folder.is_some() != (opts.dataset == DatasetKind::Folder) {
         return Err(bad_input(anyhow::anyhow!(
-            "test images are {}×{}×{} but training images are {input}",
-            split.test.c,
-            split.test.h,
-            split.test.w
+            "folder options go with --dataset folder, and it needs them"
+        )));
+    }
+    let split: Split = data::load_choice(
+        opts.dataset,
+        opts.data_dir.as_deref(),
+        opts.data,
+        opts.folder.as_ref(),
+    )
+    .map_err(bad_input)?;
+    let (c, h, w) = split.train.dims();
+    let input = Shape::new(c, h, w);
+    let (tc, th, tw) = split.test.dims();
+    if (tc, th, tw) != (c, h, w) {
+        return Err(bad_input(anyhow::anyhow!(
+            "test images are {tc}×{th}×{tw} but training images are {input}"
         )));
     }
     let mut spec = opts.spec.clone();
-    spec.classes = split.train.classes;
+    spec.classes = split.train.classes();
     spec.input = Some(input);
     let net = sparsenet_net::zoo::build(&spec)
         .with_context(|| format!("{} cannot be built for {input} inputs", opts.name))
         .map_err(bad_input)?;
     // Before a single weight is allocated: will the run fit?
-    let data_bytes = (split.train.images.len() + split.test.images.len()) as u64;
+    let data_bytes = data_bytes(&split, opts.batch_size);
     let est = memory::estimate(&net, opts.batch_size, opts.optimizer.kind, data_bytes);
     memory::check(
         &opts.name,
@@ -679,6 +710,7 @@ fn resume(
     opts: &TrainOptions,
     (spec, input): (&NetSpec, Shape),
     (data_id, run_id): (&DataIdentity, &str),
+    split: &Split,
     model: &mut Model<f32>,
     opt: &mut State,
     p: &mut Progress,
@@ -692,7 +724,14 @@ fn resume(
     }
     let meta = checkpoint::load_meta(&st_path).map_err(bad_input)?;
     check_compatible(&meta, spec, opts, input).map_err(bad_input)?;
+    checkpoint::check_classes(&meta, split).map_err(|e| bad_input(e.context("--resume")))?;
     check_same_data(&meta, opts, data_id).map_err(bad_input)?;
+    if meta.folder.is_some() && meta.folder != opts.folder {
+        return Err(bad_input(anyhow::anyhow!(
+            "--resume: the checkpoint in {} read its class folders with other options (validation split or transforms) than this run; resume with the same flags",
+            opts.out.display()
+        )));
+    }
     checkpoint::load_into(&st_path, model, Some(opt)).map_err(bad_input)?;
     opt.steps = meta.optimizer_steps;
     p.start = meta.epoch;
@@ -709,7 +748,7 @@ fn resume(
 /// `metrics.jsonl` and in the checkpoint.
 pub fn run_id(opts: &TrainOptions, spec: &NetSpec, input: Shape, data: &DataIdentity) -> String {
     use sha2::Digest;
-    let text = serde_json::to_string(&(
+    let mut text = serde_json::to_string(&(
         spec,
         input,
         opts.dataset,
@@ -725,6 +764,11 @@ pub fn run_id(opts: &TrainOptions, spec: &NetSpec, input: Shape, data: &DataIden
         opts.optimizer,
     ))
     .expect("a recipe serialises");
+    // A folder dataset's reading and transforms are part of the recipe (appended only then, so
+    // the ids of the other datasets' runs stay what they were).
+    if let Some(f) = &opts.folder {
+        text.push_str(&serde_json::to_string(f).expect("folder options serialise"));
+    }
     crate::dist::store::hex(&sha2::Sha256::digest(text.as_bytes())[..8])
 }
 
@@ -836,7 +880,7 @@ fn write_header(
         log,
         "train: {} epochs × {} steps of {} images, lr {} ({:?}), {:?}, seed {}{}",
         opts.epochs,
-        steps_per_epoch(opts, split.train.n),
+        steps_per_epoch(opts, split.train.n()),
         opts.batch_size,
         opts.lr,
         opts.schedule,
@@ -848,13 +892,26 @@ fn write_header(
             String::new()
         }
     )?;
-    let data_bytes = (split.train.images.len() + split.test.images.len()) as u64;
+    let data_bytes = data_bytes(split, opts.batch_size);
     let est = memory::estimate(&model.net, opts.batch_size, opts.optimizer.kind, data_bytes);
     let limit = memory::limit(opts.max_memory)
         .map(|l| format!(" (limit {}: {})", memory::human_bytes(l.bytes), l.source))
         .unwrap_or_default();
     writeln!(log, "memory: about {}{limit}", est.describe())?;
     Ok(())
+}
+
+/// The data's share of a run's memory: the images held in memory, and the batches a loader
+/// prepares ahead (a folder dataset: its prefetch depth, plus the batch in training).
+fn data_bytes(split: &Split, batch: usize) -> u64 {
+    let (c, h, w) = split.train.dims();
+    let ahead = match &split.train {
+        Images::Memory(_) => 2 + 1,
+        Images::Folder(f) => f.prefetch + 1,
+    };
+    split.train.resident_bytes()
+        + split.test.resident_bytes()
+        + (ahead * batch * c * h * w * std::mem::size_of::<f32>()) as u64
 }
 
 /// Steps per epoch over `n` training images: whole batches, at most `--max-steps`.
@@ -871,6 +928,8 @@ struct EpochTraining {
     steps: usize,
     /// Seconds spent in the steps themselves (not waiting for batches).
     seconds: f64,
+    /// Images left out because they could not be read (folder datasets).
+    skipped: usize,
 }
 
 /// One epoch's training steps, with a progress bar; a non-finite loss ends the run (the
@@ -881,13 +940,13 @@ fn run_epoch(
     engine: &mut Engine,
     model: &mut Model<f32>,
     opt: &mut State,
-    train: &Arc<Dataset>,
+    train: &Arc<Images>,
     plan: BatchPlan,
     epoch: usize,
     lr: f32,
 ) -> Result<EpochTraining> {
     let bar = if opts.progress {
-        ProgressBar::new(steps_per_epoch(opts, train.n) as u64)
+        ProgressBar::new(steps_per_epoch(opts, train.n()) as u64)
     } else {
         ProgressBar::hidden()
     };
@@ -903,10 +962,19 @@ fn run_epoch(
         seen: 0,
         steps: 0,
         seconds: 0.0,
+        skipped: 0,
     };
     for batch in data::spawn_loader(train.clone(), plan, opts.max_steps) {
-        let started = Instant::now();
+        let batch = batch.map_err(bad_input)?;
+        for s in &batch.skipped {
+            bar.suspend(|| eprintln!("warning: skipped an unreadable image: {s}"));
+        }
+        t.skipped += batch.skipped.len();
         let n = batch.y.len();
+        if n == 0 {
+            continue;
+        }
+        let started = Instant::now();
         let (l, c) = engine.train_step(model, opt, &opts.optimizer, batch.x, &batch.y, lr)?;
         if !l.is_finite() {
             bail!("the loss became {l} at epoch {} step {} (lr {lr}); try a lower --lr. Checkpoints of earlier epochs are intact", epoch + 1, t.steps + 1);

@@ -6,7 +6,7 @@
 use anyhow::{bail, Result};
 use dfdx::prelude::*;
 
-use crate::backend::LossOps;
+use crate::backend::{Label, LossOps};
 use crate::cpu::{read, Act, CpuBackend, Elem, Grad};
 
 /// An element type whose cross-entropy dfdx computes (`f32` and `f64`).
@@ -50,7 +50,7 @@ impl<E: Elem> LossOps for CpuBackend<E> {
     fn cross_entropy(
         &mut self,
         logits: &Act<E>,
-        labels: &[u8],
+        labels: &[Label],
     ) -> Result<(Option<Grad<E>>, (f64, usize))> {
         let [n, classes, h, w] = logits.dims();
         if n != labels.len() || h * w != 1 {

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use sparsenet_net::zoo::NetSpec;
 
+use crate::backend::Label;
 use crate::gpu::{GpuTrainer, Kit};
 use crate::model::Model;
 use crate::optim::{Config as OptConfig, Optimizer as OptKind, State};
@@ -65,8 +66,8 @@ pub fn bench(
     let (model, opt, mut gpu) = fresh(kit, spec)?;
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let x = random(batch * input.c * input.h * input.w, &mut rng);
-    let y: Vec<u8> = (0..batch)
-        .map(|_| rng.gen_range(0..spec.classes) as u8)
+    let y: Vec<Label> = (0..batch)
+        .map(|_| rng.gen_range(0..spec.classes) as Label)
         .collect();
     let mut times = Vec::new();
     for i in 0..steps + warmup {

@@ -9,6 +9,7 @@ use std::rc::Rc;
 use sparsenet_net::zoo::NetSpec;
 use sparsenet_net::Shape;
 
+use crate::backend::Label;
 use crate::gpu::{GpuTrainer, Kit};
 use crate::model::Model;
 use crate::optim::{self, Config as OptConfig, Optimizer as OptKind, State};
@@ -53,7 +54,7 @@ fn all_stats(m: &Model<f32>) -> (Vec<f32>, Vec<f32>) {
 fn cpu_trajectory(
     spec: &NetSpec,
     input: Shape,
-    batches: &[(Vec<f32>, Vec<u8>)],
+    batches: &[(Vec<f32>, Vec<Label>)],
 ) -> Result<Trajectory> {
     let opt = sgd();
     let n = batches[0].1.len();
@@ -84,7 +85,7 @@ fn gpu_trajectory(
     kit: &Rc<Kit>,
     spec: &NetSpec,
     input: Shape,
-    batches: &[(Vec<f32>, Vec<u8>)],
+    batches: &[(Vec<f32>, Vec<Label>)],
 ) -> Result<Trajectory> {
     let opt = sgd();
     let host = Model::<f32>::new(spec, input, 3)?;
@@ -135,16 +136,16 @@ pub fn network_check(
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     let classes = spec.classes;
     let per = input.c * input.h * input.w;
-    let batches: Vec<(Vec<f32>, Vec<u8>)> = (0..steps.max(1))
+    let batches: Vec<(Vec<f32>, Vec<Label>)> = (0..steps.max(1))
         .map(|_| {
             let x = random(batch * per, &mut rng);
             let y = (0..batch)
-                .map(|_| rng.gen_range(0..classes) as u8)
+                .map(|_| rng.gen_range(0..classes) as Label)
                 .collect();
             (x, y)
         })
         .collect();
-    let nudged: Vec<(Vec<f32>, Vec<u8>)> = batches
+    let nudged: Vec<(Vec<f32>, Vec<Label>)> = batches
         .iter()
         .map(|(x, y)| {
             let x = x

@@ -3,7 +3,7 @@
 use anyhow::{bail, Result};
 use cudarc::driver::CudaSlice;
 
-use crate::backend::LossOps;
+use crate::backend::{Label, LossOps};
 use crate::gpu::ctx::{GAct, GpuCtx};
 use crate::gpu::kernels::Grid;
 use crate::gpu::kit::addr;
@@ -20,7 +20,7 @@ impl LossOps for GpuCtx<'_> {
     fn cross_entropy(
         &mut self,
         logits: &GAct,
-        labels: &[u8],
+        labels: &[Label],
     ) -> Result<(Option<CudaSlice<f32>>, GLoss)> {
         let kit = self.kit;
         let [n, classes, h, w] = logits.dims;

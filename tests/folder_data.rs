@@ -1,0 +1,494 @@
+//! Class-per-folder datasets (`--dataset folder`): folders written here with the image crate —
+//! a few classes, PNG (RGB, RGBA, palette) and JPEG, mixed sizes, one corrupt file, one
+//! truncated file — read for labels, shapes and determinism, trained (and resumed), and every
+//! kind of bad folder refused with one line.
+
+use image::{Rgb, RgbImage};
+use sparsenet::data::folder::FolderOptions;
+use sparsenet::data::transform::Preset;
+use sparsenet::data::{load_folder, BatchPlan, Images};
+use std::path::{Path, PathBuf};
+
+use crate::common::{fresh_dir, metrics, run, status, tmp};
+
+const TRAIN: &str = env!("CARGO_BIN_EXE_train");
+const EVALUATE: &str = env!("CARGO_BIN_EXE_evaluate");
+
+/// Three classes told apart by colour: class k's image is mostly channel k, with noise; sizes
+/// vary from 34 to 57 pixels a side. Image `i` is saved as JPEG, RGB PNG, RGBA PNG or a
+/// palette PNG by `i % 4`.
+fn colour_image(class: usize, i: usize) -> RgbImage {
+    let (w, h) = (
+        34 + (i * 7 + class * 5) % 24,
+        34 + (i * 11 + class * 3) % 24,
+    );
+    let mut s = (i as u32 + 1).wrapping_mul(2654435761) ^ class as u32;
+    RgbImage::from_fn(w as u32, h as u32, |_, _| {
+        s ^= s << 13;
+        s ^= s >> 17;
+        s ^= s << 5;
+        let noise = (s % 60) as u8;
+        let mut p = [noise; 3];
+        p[class] = 170 + noise;
+        Rgb(p)
+    })
+}
+
+fn save(img: &RgbImage, dir: &Path, i: usize) {
+    match i % 4 {
+        0 => img.save(dir.join(format!("{i:03}.jpg"))).unwrap(),
+        1 => img.save(dir.join(format!("{i:03}.png"))).unwrap(),
+        2 => image::DynamicImage::ImageRgb8(img.clone())
+            .into_rgba8()
+            .save(dir.join(format!("{i:03}.png")))
+            .unwrap(),
+        _ => {
+            // A palette PNG: the png crate writes indexed colour with its palette.
+            let file = std::fs::File::create(dir.join(format!("{i:03}.png"))).unwrap();
+            let mut palette = Vec::new();
+            let mut index = Vec::new();
+            for p in img.pixels() {
+                let k = palette
+                    .chunks(3)
+                    .position(|c: &[u8]| c == p.0)
+                    .unwrap_or_else(|| {
+                        palette.extend_from_slice(&p.0);
+                        palette.len() / 3 - 1
+                    });
+                index.push(k.min(255) as u8);
+            }
+            palette.truncate(256 * 3);
+            let mut e = png::Encoder::new(file, img.width(), img.height());
+            e.set_color(png::ColorType::Indexed);
+            e.set_palette(palette);
+            e.write_header().unwrap().write_image_data(&index).unwrap();
+        }
+    }
+}
+
+/// `root/{train,val}/{blue,green,red}` — note the sorted names put blue first: label 0 is
+/// channel 2. Returns the root.
+fn colour_folders(name: &str, train: usize, val: usize) -> PathBuf {
+    let root = fresh_dir(name);
+    for (split, n) in [("train", train), ("val", val)] {
+        for (class, folder) in [(0, "red"), (1, "green"), (2, "blue")] {
+            let d = root.join(split).join(folder);
+            std::fs::create_dir_all(&d).unwrap();
+            for i in 0..n {
+                save(
+                    &colour_image(class, i + if split == "val" { 1000 } else { 0 }),
+                    &d,
+                    i,
+                );
+            }
+        }
+    }
+    root
+}
+
+fn opts(workers: usize) -> FolderOptions {
+    FolderOptions {
+        workers,
+        ..FolderOptions::default_for(Preset::Cifar)
+    }
+}
+
+fn quiet(_: &str) {}
+
+#[test]
+fn labels_follow_sorted_class_folders_and_every_format_reads() {
+    let root = colour_folders("labels", 8, 2);
+    let s = load_folder(&root, &opts(2), &mut quiet).unwrap();
+    let Images::Folder(train) = &s.train else {
+        panic!("a folder dataset")
+    };
+    assert_eq!(train.classes, ["blue", "green", "red"]);
+    assert_eq!((s.train.n(), s.test.n()), (24, 6));
+    assert_eq!(s.train.dims(), (3, 32, 32));
+    for it in &train.items {
+        let folder = it
+            .path
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap();
+        assert_eq!(train.classes[it.label as usize], folder);
+    }
+    // Evaluation batches: the centre crop of each image resized to 32, normalised; the colour
+    // of the class dominates its channel (blue = label 0 is channel 2).
+    let plan = BatchPlan {
+        batch_size: 24,
+        shuffle_seed: None,
+        crop_pad: 0,
+        flip: false,
+        mean: vec![0.0; 3],
+        std: vec![1.0; 3],
+        augment: false,
+    };
+    let idx: Vec<usize> = (0..24).collect();
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
+    let b = s.train.batch(&plan, &idx, 0, &mut rng).unwrap();
+    assert_eq!((b.x.len(), b.y.len()), (24 * 3 * 32 * 32, 24));
+    assert!(b.skipped.is_empty());
+    for (k, &label) in b.y.iter().enumerate() {
+        let plane = |c: usize| -> f32 {
+            b.x[(k * 3 + c) * 1024..(k * 3 + c + 1) * 1024]
+                .iter()
+                .sum::<f32>()
+                / 1024.0
+        };
+        let strong = 2 - label as usize;
+        for c in 0..3 {
+            if c != strong {
+                assert!(plane(strong) > plane(c) + 0.4, "image {k}: channel means");
+            }
+        }
+    }
+}
+
+#[test]
+fn batches_are_the_same_bits_on_any_number_of_workers() {
+    let root = colour_folders("workers", 6, 1);
+    let plan = BatchPlan {
+        batch_size: 18,
+        shuffle_seed: Some(7),
+        crop_pad: 0,
+        flip: true,
+        mean: vec![0.5; 3],
+        std: vec![0.25; 3],
+        augment: true,
+    };
+    let batch = |workers: usize, preset: Preset| {
+        let o = FolderOptions {
+            workers,
+            ..FolderOptions::default_for(preset)
+        };
+        let o = FolderOptions {
+            transforms: sparsenet::data::transform::Transforms::preset(preset, Some(24)),
+            ..o
+        };
+        let s = load_folder(&root, &o, &mut quiet).unwrap();
+        let idx = sparsenet::data::epoch_order(s.train.n(), Some(7));
+        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
+        s.train.batch(&plan, &idx, 0, &mut rng).unwrap()
+    };
+    for preset in [Preset::Cifar, Preset::Imagenet] {
+        let one = batch(1, preset);
+        let four = batch(4, preset);
+        assert_eq!(one.x, four.x, "{preset:?}");
+        assert_eq!(one.y, four.y);
+    }
+    // Augmented training batches differ from the evaluation view (crops and flips are drawn).
+    let s = load_folder(&root, &opts(1), &mut quiet).unwrap();
+    let idx: Vec<usize> = (0..18).collect();
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
+    let aug = s.train.batch(&plan, &idx, 0, &mut rng).unwrap();
+    let eval = s
+        .train
+        .batch(
+            &BatchPlan {
+                augment: false,
+                ..plan.clone()
+            },
+            &idx,
+            0,
+            &mut rng,
+        )
+        .unwrap();
+    assert_ne!(aug.x, eval.x);
+}
+
+#[test]
+fn a_corrupt_file_is_skipped_and_named_and_strict_data_refuses_it() {
+    let root = colour_folders("corrupt", 6, 2);
+    std::fs::write(root.join("train/red/zz-broken.png"), b"not an image").unwrap();
+    // A PNG whose header reads but whose pixels are cut off: found only when a batch reads it.
+    let good = std::fs::read(root.join("train/green/001.png")).unwrap();
+    std::fs::write(
+        root.join("train/green/zz-truncated.png"),
+        &good[..good.len() * 2 / 3],
+    )
+    .unwrap();
+    let mut warnings = Vec::new();
+    let s = load_folder(&root, &opts(2), &mut |w| warnings.push(w.to_string())).unwrap();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("zz-broken.png"), "{}", warnings[0]);
+    assert_eq!(s.train.n(), 19, "the truncated file passes the header scan");
+
+    let out = tmp("corrupt-run");
+    let (code, stdout, stderr) = run(
+        TRAIN,
+        &[
+            "--dataset",
+            "folder",
+            "--data-dir",
+            root.to_str().unwrap(),
+            "--family",
+            "sparse",
+            "--depth",
+            "10",
+            "--growth",
+            "4",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stderr.contains("zz-broken.png") && stderr.contains("zz-truncated.png"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("1 unreadable files skipped"), "{stdout}");
+    assert_eq!(metrics(&out)[0]["skipped_images"], 1);
+
+    let (code, err) = status(
+        TRAIN,
+        &[
+            "--dataset",
+            "folder",
+            "--data-dir",
+            root.to_str().unwrap(),
+            "--family",
+            "sparse",
+            "--depth",
+            "10",
+            "--growth",
+            "4",
+            "--epochs",
+            "1",
+            "--quiet",
+            "--strict-data",
+            "--out",
+            tmp("corrupt-strict").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("zz-broken.png") && err.contains("--strict-data"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_separable_folder_is_learned_and_resumes_bit_identically() {
+    let root = colour_folders("learn", 40, 10);
+    let train = |out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "--dataset",
+            "folder",
+            "--data-dir",
+            root.to_str().unwrap(),
+            "--family",
+            "sparse",
+            "--depth",
+            "10",
+            "--growth",
+            "8",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "16",
+            "--lr",
+            "0.05",
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let (code, stdout, stderr) = run(TRAIN, &args);
+        assert_eq!(code, 0, "{stdout}{stderr}");
+        stdout
+    };
+    let whole = tmp("learn-whole");
+    train(&whole, &["--workers", "1"]);
+    let rows = metrics(&whole);
+    let acc = rows[1]["test_acc"].as_f64().unwrap();
+    assert!(
+        acc >= 0.9,
+        "two epochs on colour classes: test accuracy {acc}"
+    );
+    // Stopped after one epoch and resumed, on another number of decoding threads.
+    let parts = tmp("learn-parts");
+    train(&parts, &["--stop-after", "1", "--workers", "3"]);
+    let resumed = train(&parts, &["--resume", "--workers", "2"]);
+    assert!(resumed.contains("resuming after epoch 1"), "{resumed}");
+    assert_eq!(
+        std::fs::read(whole.join("last.safetensors")).unwrap(),
+        std::fs::read(parts.join("last.safetensors")).unwrap()
+    );
+    // The checkpoint records the classes and the transforms; evaluate reads them back.
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(whole.join("last.json")).unwrap()).unwrap();
+    assert_eq!(meta["classes"], serde_json::json!(["blue", "green", "red"]));
+    assert_eq!(meta["folder"]["transforms"]["size"], 32);
+    let ck = whole.join("last.safetensors");
+    let (code, stdout, stderr) = run(EVALUATE, &["--checkpoint", ck.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains(&format!("test accuracy {acc:.4}")),
+        "{stdout}"
+    );
+
+    // Another folder whose classes differ (a class renamed) is refused by evaluate.
+    let other = colour_folders("learn-other", 2, 1);
+    std::fs::rename(other.join("train/green"), other.join("train/grey")).unwrap();
+    std::fs::rename(other.join("val/green"), other.join("val/grey")).unwrap();
+    let (code, err) = status(
+        EVALUATE,
+        &[
+            "--checkpoint",
+            ck.to_str().unwrap(),
+            "--data-dir",
+            other.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("class 1 is green in one and grey in the other"),
+        "{err}"
+    );
+}
+
+/// The first line of a refused run's error, and its status.
+fn refused(root: &Path, extra: &[&str]) -> (i32, String) {
+    let mut args = vec![
+        "--dataset",
+        "folder",
+        "--data-dir",
+        root.to_str().unwrap(),
+        "--family",
+        "sparse",
+        "--depth",
+        "10",
+        "--growth",
+        "4",
+        "--epochs",
+        "1",
+        "--quiet",
+    ];
+    let out = tmp("refused-out");
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--out", out.to_str().unwrap()]);
+    let (code, err) = status(TRAIN, &args);
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    (code, err)
+}
+
+#[test]
+fn bad_folders_get_one_line_that_names_the_folder_or_file() {
+    // No class folders.
+    let empty = fresh_dir("bad-empty");
+    std::fs::write(empty.join("loose.png"), b"x").unwrap();
+    let (code, err) = refused(&empty, &[]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("no class folders") && err.contains("bad-empty"),
+        "{err}"
+    );
+
+    // A class folder with no images.
+    let root = colour_folders("bad-class", 2, 1);
+    std::fs::create_dir_all(root.join("train/violet")).unwrap();
+    std::fs::write(root.join("train/violet/notes.txt"), b"no images here").unwrap();
+    let (code, err) = refused(&root, &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("violet has no images"), "{err}");
+
+    // The evaluation side has other classes.
+    std::fs::remove_dir_all(root.join("train/violet")).unwrap();
+    std::fs::rename(root.join("val/red"), root.join("val/rose")).unwrap();
+    let (code, err) = refused(&root, &[]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("class 2 is red in one and rose in the other"),
+        "{err}"
+    );
+    std::fs::rename(root.join("val/rose"), root.join("val/red")).unwrap();
+
+    // Too small for the crop without a resize.
+    let (code, err) = refused(&root, &["--resize", "0", "--size", "48"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("smaller than the 48×48 crop") && err.contains("bad-class"),
+        "{err}"
+    );
+
+    // Mixed channel counts: one grey image among colour ones; --channels 3 converts it.
+    let grey = image::GrayImage::from_pixel(40, 40, image::Luma([90]));
+    grey.save(root.join("train/red/grey.png")).unwrap();
+    let (code, err) = refused(&root, &[]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("mixed channel counts") && err.contains("grey.png"),
+        "{err}"
+    );
+    let out = tmp("bad-converted");
+    let (code, _, err) = run(
+        TRAIN,
+        &[
+            "--dataset",
+            "folder",
+            "--data-dir",
+            root.to_str().unwrap(),
+            "--family",
+            "sparse",
+            "--depth",
+            "10",
+            "--growth",
+            "4",
+            "--epochs",
+            "1",
+            "--quiet",
+            "--channels",
+            "3",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+
+    // Folder flags on another dataset; --dataset folder without a folder.
+    let (code, err) = status(TRAIN, &["--size", "64", "--epochs", "1"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("go with --dataset folder"), "{err}");
+    let (code, err) = status(TRAIN, &["--dataset", "folder", "--epochs", "1"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--dataset folder needs --data-dir"), "{err}");
+    let (code, err) = status(
+        TRAIN,
+        &[
+            "--dataset",
+            "folder",
+            "--data-dir",
+            root.to_str().unwrap(),
+            "--scale",
+            "0.9,0.1",
+        ],
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("--scale"), "{err}");
+}
+
+#[test]
+fn a_folder_of_classes_alone_is_split_by_a_fixed_share() {
+    let root = colour_folders("holdout", 10, 0);
+    let train_only = root.join("train");
+    std::fs::remove_dir_all(root.join("val")).unwrap();
+    let s = load_folder(&train_only, &opts(1), &mut quiet).unwrap();
+    assert_eq!((s.train.n(), s.test.n()), (27, 3));
+    assert!(
+        s.source.contains("held out (10 % of each class)"),
+        "{}",
+        s.source
+    );
+    let again = load_folder(&train_only, &opts(2), &mut quiet).unwrap();
+    assert_eq!(s.identity(), again.identity());
+}
