@@ -492,3 +492,62 @@ fn a_folder_of_classes_alone_is_split_by_a_fixed_share() {
     let again = load_folder(&train_only, &opts(2), &mut quiet).unwrap();
     assert_eq!(s.identity(), again.identity());
 }
+
+#[test]
+fn a_study_grid_trains_on_class_folders_and_reads_its_runs_back() {
+    let root = colour_folders("study", 12, 3);
+    let dir = fresh_dir("study-grid");
+    let grid = dir.join("grid.txt");
+    std::fs::write(
+        &grid,
+        "--family sparse --depth 10 --growth 4\n--family res --depth 8\n",
+    )
+    .unwrap();
+    let out = dir.join("study");
+    let args = [
+        "efficiency",
+        "--grid",
+        grid.to_str().unwrap(),
+        "--seeds",
+        "1",
+        "--epochs",
+        "1",
+        "--dataset",
+        "folder",
+        "--data-dir",
+        root.to_str().unwrap(),
+        "--size",
+        "24",
+        "--workers",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let (code, stdout, err) = run(env!("CARGO_BIN_EXE_study"), &args);
+    assert_eq!(code, 0, "{stdout}{err}");
+    let rows: Vec<serde_json::Value> = std::fs::read_to_string(out.join("results.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2);
+    for r in &rows {
+        assert!(r["data"].as_str().unwrap().contains("class folders"), "{r}");
+        assert!(r["final_test_acc"].as_f64().is_some(), "{r}");
+    }
+    // Each run's checkpoint holds the folder's classes and the study's transforms.
+    let meta: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("runs/sparsenet-10-4-s1/last.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(meta["classes"], serde_json::json!(["blue", "green", "red"]));
+    assert_eq!(meta["input"]["h"], 24);
+    // Run again: every run is read back (its checkpoint goes through the resume checks,
+    // classes included), none trained twice: the checkpoints are not rewritten.
+    let ck = out.join("runs/sparsenet-10-4-s1/last.safetensors");
+    let written = std::fs::metadata(&ck).unwrap().modified().unwrap();
+    let (code, again, err) = run(env!("CARGO_BIN_EXE_study"), &args);
+    assert_eq!(code, 0, "{err}");
+    assert!(again.contains("read back"), "{again}");
+    assert_eq!(std::fs::metadata(&ck).unwrap().modified().unwrap(), written);
+}
