@@ -551,3 +551,100 @@ fn a_study_grid_trains_on_class_folders_and_reads_its_runs_back() {
     assert!(again.contains("read back"), "{again}");
     assert_eq!(std::fs::metadata(&ck).unwrap().modified().unwrap(), written);
 }
+
+/// The evaluation transform (Resize 256, CenterCrop 224) of PNGs — lossless, so both sides
+/// decode the same pixels — against torchvision's with PIL: within one level of 255 at every
+/// pixel (the two resamplers round their fixed-point sums differently), and no more than a
+/// third of the pixels off by that level. A one-pixel shift of the crop (rounding 58.5 to 59
+/// where Python rounds to 58) moved the mean difference to 5.6 levels and the largest to 56.
+#[test]
+fn the_evaluation_transform_matches_torchvision_within_one_level() {
+    let Some(py) = crate::common::torch_python() else {
+        assert!(
+            std::env::var_os("SPARSENET_REQUIRE_TORCH").is_none(),
+            "SPARSENET_REQUIRE_TORCH is set but no Python imports torch"
+        );
+        eprintln!("skipped: no Python imports torch");
+        return;
+    };
+    let root = fresh_dir("vs-torchvision");
+    let d = root.join("a");
+    std::fs::create_dir_all(&d).unwrap();
+    for (i, (w, h)) in [(500, 375), (301, 451), (640, 480), (256, 300)]
+        .into_iter()
+        .enumerate()
+    {
+        let mut s = 12345u32 + i as u32;
+        let img = RgbImage::from_fn(w, h, |x, y| {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            let wave =
+                |k: u32| (127.0 + 100.0 * ((x * (k + 2) + y * 3) as f32 * 0.01).sin()) as i32;
+            Rgb([0, 1, 2].map(|k| (wave(k) + (s % 41) as i32 - 20).clamp(0, 255) as u8))
+        });
+        img.save(d.join(format!("{i}.png"))).unwrap();
+    }
+    let mut o = FolderOptions::default_for(Preset::Imagenet);
+    o.val_dir = Some(root.clone());
+    o.transforms.mean = Some(vec![0.0; 3]);
+    o.transforms.std = Some(vec![1.0; 3]);
+    let s = load_folder(&root, &o, &mut quiet).unwrap();
+    let plan = BatchPlan {
+        batch_size: 4,
+        shuffle_seed: None,
+        crop_pad: 0,
+        flip: false,
+        mean: vec![0.0; 3],
+        std: vec![1.0; 3],
+        augment: false,
+    };
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
+    let b = s.test.batch(&plan, &[0, 1, 2, 3], 0, &mut rng).unwrap();
+    let ours = root.join("ours.f32");
+    std::fs::write(
+        &ours,
+        b.x.iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect::<Vec<u8>>(),
+    )
+    .unwrap();
+    let script = format!(
+        "import numpy as np\nfrom torchvision import datasets, transforms\n\
+         tf = transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224), transforms.ToTensor()])\n\
+         ds = datasets.ImageFolder({root:?}, tf)\n\
+         t = np.stack([ds[i][0].numpy() for i in range(len(ds))])\n\
+         o = np.fromfile({ours:?}, dtype=np.float32).reshape(t.shape)\n\
+         d = np.abs(t - o) * 255\n\
+         print(f'{{d.max():.3f}} {{(d > 0.5).mean():.4f}}')\n",
+        root = root.to_str().unwrap(),
+        ours = ours.to_str().unwrap()
+    );
+    let out = std::process::Command::new(&py)
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        if err.contains("No module named 'torchvision'") || err.contains("No module named 'PIL'") {
+            assert!(
+                std::env::var_os("SPARSENET_REQUIRE_TORCH").is_none(),
+                "SPARSENET_REQUIRE_TORCH is set but torchvision/PIL do not import"
+            );
+            eprintln!("skipped: torchvision or PIL does not import");
+            return;
+        }
+        panic!("{err}");
+    }
+    let v: Vec<f64> = text
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect();
+    assert!(
+        v[0] <= 1.0 + 1e-3,
+        "largest difference {} levels of 255",
+        v[0]
+    );
+    assert!(v[1] < 0.34, "{} of the pixels differ", v[1]);
+}

@@ -280,9 +280,10 @@ pub fn apply(
         if r.w < s || r.h < s {
             bail!("{}×{} is smaller than the {s}×{s} crop", img.w, img.h);
         }
-        // CenterCrop's offsets, rounded as torchvision rounds them.
-        let top = ((r.h - s) as f64 / 2.0).round() as usize;
-        let left = ((r.w - s) as f64 / 2.0).round() as usize;
+        // CenterCrop's offsets, rounded as torchvision rounds them (Python's round: halves to
+        // even, so 58.5 is 58).
+        let top = ((r.h - s) as f64 / 2.0).round_ties_even() as usize;
+        let left = ((r.w - s) as f64 / 2.0).round_ties_even() as usize;
         let mut px = Vec::with_capacity(s * s * r.c);
         for row in top..top + s {
             let at = (row * r.w + left) * r.c;
