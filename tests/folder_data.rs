@@ -95,6 +95,30 @@ fn opts(workers: usize) -> FolderOptions {
 
 fn quiet(_: &str) {}
 
+/// `train` of a tiny SparseNet (depth 10, growth 4) for one epoch on the folder `root` into
+/// `out`, with `extra` flags: (status, stdout, stderr).
+fn train_on(root: &Path, out: &Path, extra: &[&str]) -> (i32, String, String) {
+    let mut args = vec![
+        "--dataset",
+        "folder",
+        "--data-dir",
+        root.to_str().unwrap(),
+        "--family",
+        "sparse",
+        "--depth",
+        "10",
+        "--growth",
+        "4",
+        "--epochs",
+        "1",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    run(TRAIN, &args)
+}
+
 #[test]
 fn labels_follow_sorted_class_folders_and_every_format_reads() {
     let root = colour_folders("labels", 8, 2);
@@ -218,28 +242,7 @@ fn a_corrupt_file_is_skipped_and_named_and_strict_data_refuses_it() {
     assert_eq!(s.train.n(), 19, "the truncated file passes the header scan");
 
     let out = tmp("corrupt-run");
-    let (code, stdout, stderr) = run(
-        TRAIN,
-        &[
-            "--dataset",
-            "folder",
-            "--data-dir",
-            root.to_str().unwrap(),
-            "--family",
-            "sparse",
-            "--depth",
-            "10",
-            "--growth",
-            "4",
-            "--epochs",
-            "1",
-            "--batch-size",
-            "8",
-            "--quiet",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-    );
+    let (code, stdout, stderr) = train_on(&root, &out, &["--batch-size", "8"]);
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(
         stderr.contains("zz-broken.png") && stderr.contains("zz-truncated.png"),
@@ -248,27 +251,7 @@ fn a_corrupt_file_is_skipped_and_named_and_strict_data_refuses_it() {
     assert!(stdout.contains("1 unreadable files skipped"), "{stdout}");
     assert_eq!(metrics(&out)[0]["skipped_images"], 1);
 
-    let (code, err) = status(
-        TRAIN,
-        &[
-            "--dataset",
-            "folder",
-            "--data-dir",
-            root.to_str().unwrap(),
-            "--family",
-            "sparse",
-            "--depth",
-            "10",
-            "--growth",
-            "4",
-            "--epochs",
-            "1",
-            "--quiet",
-            "--strict-data",
-            "--out",
-            tmp("corrupt-strict").to_str().unwrap(),
-        ],
-    );
+    let (code, _, err) = train_on(&root, &tmp("corrupt-strict"), &["--strict-data"]);
     assert_eq!(code, 2, "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(
@@ -359,25 +342,7 @@ fn a_separable_folder_is_learned_and_resumes_bit_identically() {
 
 /// The first line of a refused run's error, and its status.
 fn refused(root: &Path, extra: &[&str]) -> (i32, String) {
-    let mut args = vec![
-        "--dataset",
-        "folder",
-        "--data-dir",
-        root.to_str().unwrap(),
-        "--family",
-        "sparse",
-        "--depth",
-        "10",
-        "--growth",
-        "4",
-        "--epochs",
-        "1",
-        "--quiet",
-    ];
-    let out = tmp("refused-out");
-    args.extend_from_slice(extra);
-    args.extend_from_slice(&["--out", out.to_str().unwrap()]);
-    let (code, err) = status(TRAIN, &args);
+    let (code, _, err) = train_on(root, &tmp("refused-out"), extra);
     assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
     (code, err)
 }
@@ -430,29 +395,7 @@ fn bad_folders_get_one_line_that_names_the_folder_or_file() {
         err.contains("mixed channel counts") && err.contains("grey.png"),
         "{err}"
     );
-    let out = tmp("bad-converted");
-    let (code, _, err) = run(
-        TRAIN,
-        &[
-            "--dataset",
-            "folder",
-            "--data-dir",
-            root.to_str().unwrap(),
-            "--family",
-            "sparse",
-            "--depth",
-            "10",
-            "--growth",
-            "4",
-            "--epochs",
-            "1",
-            "--quiet",
-            "--channels",
-            "3",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-    );
+    let (code, _, err) = train_on(&root, &tmp("bad-converted"), &["--channels", "3"]);
     assert_eq!(code, 0, "{err}");
 
     // Folder flags on another dataset; --dataset folder without a folder.

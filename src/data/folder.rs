@@ -11,7 +11,6 @@
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 use super::transform::{self, Decoded, Transforms};
@@ -99,8 +98,6 @@ pub struct ImageFolder {
     pub train: bool,
     /// See [`FolderOptions::strict`].
     pub strict: bool,
-    /// Images skipped while reading batches so far (a pixel read failed).
-    pub failed: AtomicUsize,
     /// Decoding threads.
     pub pool: Arc<rayon::ThreadPool>,
     /// Batches prepared ahead of the trainer.
@@ -306,7 +303,6 @@ impl ImageFolder {
             transforms: t.clone(),
             train,
             strict: opts.strict,
-            failed: AtomicUsize::new(0),
             pool,
             prefetch: opts.prefetch.max(1),
         })

@@ -162,7 +162,7 @@ impl Images {
     }
 
     /// How many batches the loader prepares ahead.
-    fn prefetch(&self) -> usize {
+    pub fn prefetch(&self) -> usize {
         match self {
             Images::Memory(_) => 2,
             Images::Folder(f) => f.prefetch,
@@ -224,8 +224,6 @@ impl Images {
                     }
                 }
                 x.truncate(keep * per);
-                f.failed
-                    .fetch_add(skipped.len(), std::sync::atomic::Ordering::Relaxed);
                 Ok(Batch { x, y, skipped })
             }
         }

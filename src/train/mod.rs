@@ -905,10 +905,7 @@ fn write_header(
 /// prepares ahead (a folder dataset: its prefetch depth, plus the batch in training).
 fn data_bytes(split: &Split, batch: usize) -> u64 {
     let (c, h, w) = split.train.dims();
-    let ahead = match &split.train {
-        Images::Memory(_) => 2 + 1,
-        Images::Folder(f) => f.prefetch + 1,
-    };
+    let ahead = split.train.prefetch() + 1;
     split.train.resident_bytes()
         + split.test.resident_bytes()
         + (ahead * batch * c * h * w * std::mem::size_of::<f32>()) as u64
