@@ -201,17 +201,37 @@ fn exported_modules_load_strictly_and_give_our_logits_in_pytorch() {
             String::from_utf8_lossy(&o.stderr)
         );
         if spec.contains(&"imagenet") {
-            torchvision_twin(py, &dir, spec);
+            // The data's one channel: torchvision's first convolution replaced to read it.
+            torchvision_twin(
+                py,
+                &dir,
+                spec,
+                &TwinCheck {
+                    build: "net = torchvision.models.resnet50(num_classes=10)\n\
+                            net.conv1 = nn.Conv2d(1, 64, 7, 2, 3, bias=False)",
+                    first_tensor: "conv1.weight",
+                    data: &["--data", "embedded"],
+                },
+            );
         }
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
 
-/// The ImageNet ResNet's export under torchvision's names: `torchvision.models.resnet50` (its
-/// first convolution replaced for the data's one channel) loads it strictly and gives our
-/// logits; `train --init-from … --key-map torchvision` starts from it; a file of our names
-/// under that key map, or the map on a network torchvision does not build, is refused.
-fn torchvision_twin(py: &str, dir: &std::path::Path, spec: &[&str]) {
+/// How a network's torchvision twin is checked: the Python that builds it as `net` (adapted to
+/// the data), the name of its first tensor (the first mismatch when a file of our names is read
+/// under the torchvision key map), and the flags naming the data.
+struct TwinCheck<'a> {
+    build: &'a str,
+    first_tensor: &'a str,
+    data: &'a [&'a str],
+}
+
+/// An export under torchvision's names: torchvision's module loads it strictly and gives our
+/// logits on the sample (to 1e-4 relative, the same classes); `train --init-from … --key-map
+/// torchvision` starts from it; a file of our names under that key map, or the map on a
+/// network torchvision does not build, is refused in one line.
+fn torchvision_twin(py: &str, dir: &std::path::Path, spec: &[&str], check: &TwinCheck) {
     let has = Command::new(py)
         .args(["-c", "import torchvision"])
         .output()
@@ -224,27 +244,27 @@ fn torchvision_twin(py: &str, dir: &std::path::Path, spec: &[&str]) {
         eprintln!("skipped the torchvision check: torchvision does not import");
         return;
     }
+    let script = format!(
+        "import torch, torch.nn as nn, torchvision, exported as m\n\
+         {}\n\
+         net.load_state_dict(m.load_weights('exported.torchvision.safetensors'), strict=True)\n\
+         net.eval()\n\
+         s = m.load_weights('exported.sample.safetensors')\n\
+         with torch.no_grad():\n    got = net(s['input']).double()\n\
+         want = s['logits'].double()\n\
+         rel = ((got - want).abs().max() / want.abs().max()).item()\n\
+         assert rel <= 1e-4 and bool((got.argmax(1) == want.argmax(1)).all()), rel\n\
+         print(rel, len(want))",
+        check.build
+    );
     let o = Command::new(py)
         .current_dir(dir)
-        .args([
-            "-c",
-            "import torch, torch.nn as nn, torchvision, exported as m\n\
-             net = torchvision.models.resnet50(num_classes=10)\n\
-             net.conv1 = nn.Conv2d(1, 64, 7, 2, 3, bias=False)\n\
-             net.load_state_dict(m.load_weights('exported.torchvision.safetensors'), strict=True)\n\
-             net.eval()\n\
-             s = m.load_weights('exported.sample.safetensors')\n\
-             with torch.no_grad():\n    got = net(s['input']).double()\n\
-             want = s['logits'].double()\n\
-             rel = ((got - want).abs().max() / want.abs().max()).item()\n\
-             assert rel <= 1e-4 and bool((got.argmax(1) == want.argmax(1)).all()), rel\n\
-             print(rel)",
-        ])
+        .args(["-c", &script])
         .output()
         .unwrap();
     assert!(
         o.status.success(),
-        "torchvision on our export: {}{}",
+        "torchvision on our export of {spec:?}: {}{}",
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
@@ -262,15 +282,14 @@ fn torchvision_twin(py: &str, dir: &std::path::Path, spec: &[&str]) {
                 "4",
                 "--max-test",
                 "8",
-                "--data",
-                "embedded",
                 "--quiet",
                 "--key-map",
                 "torchvision",
-                "--init-from",
             ]
             .map(String::from),
         );
+        a.extend(check.data.iter().map(|s| s.to_string()));
+        a.push("--init-from".to_string());
         a.push(dir.join(init).display().to_string());
         a.extend(["--out".to_string(), out.display().to_string()]);
         run(
@@ -284,7 +303,7 @@ fn torchvision_twin(py: &str, dir: &std::path::Path, spec: &[&str]) {
     let (code, _, err) = train("exported.safetensors", spec);
     assert_eq!(code, 2, "{err}");
     assert!(
-        err.trim().lines().count() == 1 && err.contains("conv1.weight"),
+        err.trim().lines().count() == 1 && err.contains(check.first_tensor),
         "{err}"
     );
     let (code, _, err) = train(
@@ -293,9 +312,80 @@ fn torchvision_twin(py: &str, dir: &std::path::Path, spec: &[&str]) {
     );
     assert_eq!(code, 2, "{err}");
     assert!(
-        err.trim().lines().count() == 1 && err.contains("ImageNet ResNets"),
+        err.trim().lines().count() == 1
+            && err.contains("ImageNet ResNets")
+            && err.contains("DenseNet-BCs of growth 32"),
         "{err}"
     );
+}
+
+/// DenseNet-121 under torchvision's names (issue 24's DenseNet map): trained for a step on
+/// 64×64 RGB class folders (the last transition needs more than the 28×28 of Fashion-MNIST),
+/// exported, and run by `torchvision.models.densenet121`.
+#[test]
+fn densenet_121_exports_load_into_torchvisions_densenet121() {
+    let Some(py) = torch_python() else {
+        assert!(
+            std::env::var_os("SPARSENET_REQUIRE_TORCH").is_none(),
+            "SPARSENET_REQUIRE_TORCH is set but no Python imports torch"
+        );
+        eprintln!("skipped: no Python imports torch (set SPARSENET_TORCH_PYTHON)");
+        return;
+    };
+    let root = crate::folder_data::colour_folders("densenet-twin-data", 4, 4);
+    let dir = fresh_dir("densenet-twin");
+    let spec = [
+        "--family", "dense", "--depth", "121", "--growth", "32", "--bc", "--layout", "imagenet",
+    ];
+    let data = [
+        "--dataset",
+        "folder",
+        "--data-dir",
+        root.to_str().unwrap(),
+        "--size",
+        "64",
+    ];
+    let ckpt = dir.join("run");
+    let mut args: Vec<&str> = spec.to_vec();
+    args.extend(data);
+    args.extend([
+        "--epochs",
+        "1",
+        "--max-steps",
+        "1",
+        "--batch-size",
+        "4",
+        "--quiet",
+        "--out",
+        ckpt.to_str().unwrap(),
+    ]);
+    let (code, _, err) = run(env!("CARGO_BIN_EXE_train"), &args);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = run(
+        env!("CARGO_BIN_EXE_export"),
+        &[
+            "--checkpoint",
+            ckpt.join("last.safetensors").to_str().unwrap(),
+            "--out",
+            dir.join("exported.py").to_str().unwrap(),
+            "--sample",
+            "12",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("exported.torchvision.safetensors"), "{out}");
+    torchvision_twin(
+        &py,
+        &dir,
+        &spec,
+        &TwinCheck {
+            build: "net = torchvision.models.densenet121(num_classes=3)",
+            first_tensor: "features.conv0.weight",
+            data: &data,
+        },
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&root);
 }
 
 #[test]

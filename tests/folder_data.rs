@@ -68,7 +68,7 @@ fn save(img: &RgbImage, dir: &Path, i: usize) {
 
 /// `root/{train,val}/{blue,green,red}` — note the sorted names put blue first: label 0 is
 /// channel 2. Returns the root.
-fn colour_folders(name: &str, train: usize, val: usize) -> PathBuf {
+pub(crate) fn colour_folders(name: &str, train: usize, val: usize) -> PathBuf {
     let root = fresh_dir(name);
     for (split, n) in [("train", train), ("val", val)] {
         for (class, folder) in [(0, "red"), (1, "green"), (2, "blue")] {

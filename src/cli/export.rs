@@ -23,8 +23,10 @@ so the export can be checked by running it:
   python3 NAME.py --check NAME.sample.safetensors   # max relative error, same classes (exit 1 if not)
   python3 NAME.py --to-pt NAME.pt                   # the state dict for torch.load
 
-For the ImageNet ResNets it also writes NAME.torchvision.safetensors, the same tensors under
-torchvision's names: torchvision.models.resnet50(num_classes=K) loads it with strict=True.
+For the networks torchvision builds the same way (the ImageNet ResNets resnet-50/101/152 and the
+DenseNet-BCs densenet-121/169/201) it also writes NAME.torchvision.safetensors, the same tensors
+under torchvision's names: torchvision.models.resnet50(num_classes=K) (or densenet121(…)) loads
+it with strict=True.
 
 --format onnx writes NAME.onnx (opset 13): the evaluation-mode graph with the trained weights and
 batch-norm statistics, input `input` (N x C x H x W, N dynamic, normalised: the metadata holds

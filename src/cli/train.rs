@@ -339,7 +339,8 @@ pub struct TrainArgs {
     #[arg(long, conflicts_with = "resume")]
     pub init_from: Option<PathBuf>,
 
-    /// How --init-from names its tensors: ours, or torchvision (the ImageNet ResNets; e.g.
+    /// How --init-from names its tensors: ours, or torchvision (the ImageNet ResNets and
+    /// DenseNet-121/169/201; e.g.
     /// `safetensors.torch.save_file(torchvision.models.resnet50(weights=…).state_dict(), F)`).
     #[arg(long, value_enum, default_value_t = KeyMap::Ours, requires = "init_from")]
     pub key_map: KeyMap,

@@ -192,21 +192,19 @@ pub fn pytorch(e: &ExportJob) -> Result<Vec<PathBuf>> {
     info.insert("format".to_string(), "sparsenet-export".to_string());
     info.insert("spec".to_string(), meta.spec.to_string());
     let mut written = Vec::new();
-    let tensors = model_tensors(model);
-    write_atomic(&weights, &safetensors_bytes(&tensors, Some(info))?)?;
+    write_atomic(
+        &weights,
+        &safetensors_bytes(&model_tensors(model), Some(info))?,
+    )?;
     written.push(weights);
     // The same tensors under torchvision's names, where torchvision builds this network.
-    if let Some(ctor) = torchvision::constructor(&meta.spec) {
-        let renamed: Vec<NamedTensor> = tensors
-            .into_iter()
-            .map(|(n, shape, b)| {
-                let theirs = torchvision::resnet_name(&n)
-                    .ok_or_else(|| anyhow!("tensor {n} has no torchvision name"))?;
-                Ok((theirs, shape, b))
-            })
-            .collect::<Result<_>>()?;
+    if let Some(twin) = torchvision::twin(&meta.spec) {
+        let renamed = torchvision::tensors(model, &twin)?;
         let mut info = HashMap::new();
-        info.insert("format".to_string(), format!("torchvision {ctor}"));
+        info.insert(
+            "format".to_string(),
+            format!("torchvision {}", twin.constructor),
+        );
         let tv = dir.join(format!("{stem}.torchvision.safetensors"));
         write_atomic(&tv, &safetensors_bytes(&renamed, Some(info))?)?;
         written.push(tv);

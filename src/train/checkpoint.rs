@@ -89,6 +89,13 @@ pub fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
+/// Little-endian bytes (the safetensors layout) as f32 values: the inverse of [`f32_bytes`].
+pub fn f32_values(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
 /// A tensor as a checkpoint stores it: name, shape, little-endian f32 bytes.
 pub type NamedTensor = (String, Vec<usize>, Vec<u8>);
 
@@ -332,11 +339,7 @@ pub fn load_into_named(
                 v.shape()
             );
         }
-        let values: Vec<f32> = v
-            .data()
-            .chunks(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
+        let values = f32_values(v.data());
         if let Some(i) = values.iter().position(|x| !x.is_finite()) {
             bail!(
                 "{}: tensor {name} holds {} at index {i}: not a trained network's value",

@@ -42,7 +42,8 @@ pub enum KeyMap {
     #[default]
     Ours,
     /// torchvision's names for the same network (the ImageNet ResNets: `conv1`, `layer1.0.conv1`,
-    /// …, `fc`), e.g. a torchvision state dict saved with `safetensors.torch.save_file`.
+    /// …, `fc`; the DenseNet-BCs of growth 32: `features.conv0`, …, `classifier`), e.g. a
+    /// torchvision state dict saved with `safetensors.torch.save_file`.
     Torchvision,
 }
 
@@ -444,20 +445,13 @@ pub fn run_holding_lock(opts: &TrainOptions, log: &mut dyn Write) -> Result<RunS
         // Every tensor by name and shape, the first mismatch named (bad input).
         let loaded = match opts.key_map {
             KeyMap::Ours => checkpoint::load_into(init, &mut model, None),
-            KeyMap::Torchvision => {
-                if crate::export::torchvision::constructor(&spec).is_none() {
-                    Err(anyhow::anyhow!(
-                        "--key-map torchvision maps the ImageNet ResNets (resnet-50, -101, -152), not {spec}"
-                    ))
-                } else {
-                    checkpoint::load_into_named(
-                        init,
-                        &mut model,
-                        None,
-                        &crate::export::torchvision::resnet_name,
-                    )
-                }
-            }
+            KeyMap::Torchvision => match crate::export::torchvision::twin(&spec) {
+                None => Err(anyhow::anyhow!(
+                    "--key-map torchvision maps {}, not {spec}",
+                    crate::export::torchvision::TWINS
+                )),
+                Some(twin) => crate::export::torchvision::load(init, &mut model, &twin),
+            },
         };
         loaded.map_err(|e| bad_input(e.context(format!("--init-from {}", init.display()))))?;
         writeln!(
