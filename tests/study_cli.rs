@@ -108,6 +108,32 @@ fn efficiency_trains_reads_back_and_resumes_without_training_twice() {
         assert!(r[0].get(key).is_some(), "results.jsonl lacks {key}");
     }
     assert_eq!(r[0]["spec"], "--family sparse --depth 10 --growth 4");
+    // Graph metrics, by hand. SparseNet-10-4: 3 blocks of 2 layers, each viewed at depth 3
+    // (node 3 the output) with S(1) = {0}, S(2) = {1, 0}, S(3) = {2, 1}: 5 connections;
+    // paths 0-1-2-3, 0-2-3, 0-1-3 (3, of mean length 7/3); all-pairs hops 1, 1, 2, 1, 1, 1
+    // (mean 7/6, longest 2); the output reads both layers.
+    let g = &r[0]["graph"];
+    let close = |v: &serde_json::Value, want: f64| (v.as_f64().unwrap() - want).abs() < 1e-9;
+    assert_eq!(g["connections"], 5.0, "{g}");
+    assert!(close(&g["log10_paths"], 3f64.log10()), "{g}");
+    assert!(close(&g["mean_path_length"], 7.0 / 3.0), "{g}");
+    assert_eq!(
+        (&g["max_path_length"], &g["max_gradient_path"]),
+        (&3.0.into(), &2.0.into())
+    );
+    assert!(close(&g["mean_gradient_path"], 7.0 / 6.0), "{g}");
+    assert_eq!(g["output_reads"], 1.0, "{g}");
+    assert_eq!(g["blocks"].as_array().unwrap().len(), 3);
+    assert_eq!(g["blocks"][2]["block"], "block3");
+    assert_eq!(g["blocks"][2]["connections"], 5);
+    // ResNet-8: one unit per stage, read with the stage input by the output (the summed
+    // state): 3 connections, 2 paths.
+    let g = &r[1]["graph"];
+    assert_eq!(g["connections"], 3.0, "{g}");
+    assert!(close(&g["log10_paths"], 2f64.log10()), "{g}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary[1]["graph"]["connections"], 3.0);
     assert_eq!(
         (r[1]["family"].as_str(), r[1]["epochs"].as_u64()),
         (Some("res"), Some(2))
@@ -154,6 +180,27 @@ fn efficiency_trains_reads_back_and_resumes_without_training_twice() {
     for (a, b) in r.iter().zip(&again) {
         assert_eq!(a["final_test_acc"], b["final_test_acc"]);
     }
+
+    // Correlations: four networks are too few unless asked for fewer.
+    let (code, stdout, err) = study(&["correlate", o]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("4 networks (4 runs): too few"), "{stdout}");
+    let c: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("correlate.json")).unwrap())
+            .unwrap();
+    assert!(c["metrics"].as_array().unwrap().is_empty() && c["too_few"].is_string());
+    let (code, stdout, err) = study(&["correlate", o, "--min-networks", "3"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("mean gradient path"), "{stdout}");
+    let c: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("correlate.json")).unwrap())
+            .unwrap();
+    assert_eq!(c["metrics"].as_array().unwrap().len(), 7);
+    assert_eq!(
+        (c["runs"].as_u64(), c["networks"].as_u64()),
+        (Some(4), Some(4))
+    );
+    assert!(out.join("correlate_log10_paths.png").exists());
 
     // Connection usage of the sparse run; a summing network is refused.
     let ck = out.join("runs/sparsenet-10-4-s1/last.safetensors");
@@ -221,6 +268,95 @@ fn efficiency_trains_reads_back_and_resumes_without_training_twice() {
             assert!(!n.contains(".tmp"), "{n} left in {}", d.display());
         }
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `study correlate` on rows made here: error rising with connections in every run gives
+/// ρ = +1 with the interval [1, 1] (every resample of a monotone relation is monotone); rows
+/// without graph metrics, and folders without results, are refused in one line.
+#[test]
+fn correlate_finds_a_monotone_relation_and_refuses_rows_without_metrics() {
+    let dir = tmp("correlate");
+    std::fs::create_dir_all(&dir).unwrap();
+    let row = |i: usize, graph: bool| {
+        let params = [5, 3, 8, 1, 7, 2, 6, 4][i] * 1000;
+        let mut v = serde_json::json!({
+            "spec": format!("--net {i}"), "name": format!("net-{i}"), "family": "sparse",
+            "params": params, "flops": 1000, "seed": 1, "epochs": 1,
+            "final_test_acc": 0.9 - 0.01 * i as f64, "best_test_acc": 0.9,
+            "final_test_loss": 0.3, "seconds": 1.0, "data": "hand-made",
+        });
+        if graph {
+            let m = serde_json::json!({
+                "connections": i, "log10_paths": 1.0, "mean_path_length": 2.0,
+                "max_path_length": 3, "mean_gradient_path": 1.0 + (i % 3) as f64,
+                "max_gradient_path": 2, "output_reads": 1.0,
+            });
+            let mut block = m.clone();
+            block["block"] = "block1".into();
+            let mut g = m;
+            g["blocks"] = serde_json::json!([block]);
+            v["graph"] = g;
+        }
+        v.to_string()
+    };
+    let good = dir.join("good.jsonl");
+    let lines: Vec<String> = (0..8).map(|i| row(i, true)).collect();
+    std::fs::write(&good, lines.join("\n") + "\n").unwrap();
+    let out = dir.join("out");
+    let (code, stdout, err) = study(&[
+        "correlate",
+        good.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("8 runs of 8 networks"), "{stdout}");
+    let c: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("correlate.json")).unwrap())
+            .unwrap();
+    let m = |name: &str| {
+        c["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["metric"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(m("connections")["raw"]["rho"], 1.0, "{c}");
+    assert_eq!(
+        m("connections")["raw"]["ci95"],
+        serde_json::json!([1.0, 1.0])
+    );
+    // A constant metric gets no number, and says why.
+    assert!(m("log10_paths")["raw"].is_null());
+    assert_eq!(m("log10_paths")["note"], "the same for every run");
+    assert_eq!(m("mean_gradient_path")["distinct"], 3);
+    for f in [
+        "correlate.txt",
+        "correlate_connections.png",
+        "correlate_connections.svg",
+    ] {
+        assert!(out.join(f).exists(), "{f}");
+    }
+    // A row without metrics (an old study) is refused with the fix.
+    let old = dir.join("old.jsonl");
+    std::fs::write(&old, format!("{}\n{}\n", row(0, true), row(1, false))).unwrap();
+    let (code, _, err) = study(&["correlate", old.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.trim().lines().count() == 1
+            && err.contains("net-1")
+            && err.contains("study efficiency"),
+        "{err}"
+    );
+    let (code, _, err) = study(&["correlate", dir.join("nothing").to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!(
+        err.trim().lines().count() == 1 && err.contains("cannot read"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -263,11 +263,7 @@ mod tests {
     use petgraph::graph::NodeIndex;
 
     fn of_pattern(p: Pattern, n: usize) -> BlockDag {
-        let t = Topology::new(p, n).unwrap();
-        let edges: Vec<(usize, usize)> = (1..=n)
-            .flat_map(|l| t.inputs(l).into_iter().map(move |j| (j, l)))
-            .collect();
-        BlockDag::from_edges(Some(n + 1), &edges).unwrap()
+        Topology::new(p, n).unwrap().block_dag().unwrap()
     }
 
     #[test]

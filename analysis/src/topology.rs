@@ -230,6 +230,15 @@ impl Topology {
             .sum()
     }
 
+    /// The block as a [`BlockDag`] (node `ℓ`'s sources are `S(ℓ)`), for the general DAG
+    /// algorithms.
+    pub fn block_dag(&self) -> Result<BlockDag, GraphError> {
+        let edges: Vec<(usize, usize)> = (1..=self.depth)
+            .flat_map(|l| self.inputs(l).into_iter().map(move |j| (j, l)))
+            .collect();
+        BlockDag::from_edges(Some(self.depth + 1), &edges)
+    }
+
     /// The block as a DAG. Fails if it would have more than [`MAX_GRAPH_EDGES`] edges.
     pub fn graph(&self) -> Result<BlockGraph, GraphError> {
         let edges = self.connections();

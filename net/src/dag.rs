@@ -7,6 +7,7 @@
 //! execution order.
 
 use petgraph::graph::{DiGraph, NodeIndex};
+use sparsenet_analysis::dag::BlockDag;
 use sparsenet_analysis::topology::inputs_in_slot_order;
 
 use crate::op::{Op, Shape};
@@ -70,6 +71,10 @@ pub struct Block {
     pub aggregation: Aggregation,
     /// Its layers, layer 1 first.
     pub layers: Vec<BlockLayer>,
+    /// The block in the aggregation view, as the graph crate analyses it: node 0 is the block
+    /// input, node `ℓ` layer `ℓ` with the nodes it aggregates as sources (a ResNet unit reads
+    /// the sum of everything before it, so every earlier node), node `L + 1` the block's output.
+    pub view: BlockDag,
 }
 
 /// A whole network.

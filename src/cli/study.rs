@@ -23,6 +23,10 @@ Experiments on trained networks, from their topology: the empirical half of the 
                      per source (DenseNet Fig. 5), as JSON and a heat map.
   study lesion       test accuracy with layers removed at test time (Veit et al. 2016): each
                      layer alone, then k random layers; JSON and figures.
+  study correlate    over the runs of one or more studies, the rank correlation of each graph
+                     metric of the networks (connections, path counts and lengths, gradient
+                     paths, what the block output reads) with test error, raw and at matched
+                     size, with bootstrap intervals; a table, correlate.json and a figure each.
   study merge        gather a sharded study's finished runs (efficiency --shard I/N) into
                      results.jsonl, the summary and the figures.
   study slurm        print an sbatch script that runs a study as a Slurm job array, one task
@@ -33,6 +37,7 @@ Examples:
   study efficiency --grid my-grid.txt --epochs 20 --dataset cifar10 --data-dir data/cifar-10
   study weights --checkpoint runs/study-quick/runs/sparsenet-22-12-s1/best.safetensors
   study lesion --checkpoint runs/a/best.safetensors --checkpoint runs/b/best.safetensors --out lesions
+  study correlate runs/study-quick runs/study-search
   study efficiency --preset quick --out runs/q --shard 0/2 &  study efficiency --preset quick --out runs/q --shard 1/2
   study slurm --shards 8 --max-running 4 --time 02:00:00 -- efficiency --preset quick --out /shared/q > job.sh";
 
@@ -56,10 +61,51 @@ pub enum StudyCommand {
     Weights(WeightsArgs),
     /// Test accuracy with layers removed at test time.
     Lesion(LesionArgs),
+    /// Rank correlations of the networks' graph metrics with test error over studies' runs.
+    Correlate(CorrelateArgs),
     /// Gather a sharded study's finished runs into results.jsonl, the summary and figures.
     Merge(MergeArgs),
     /// Print an sbatch script running a study as a Slurm job array (one task per shard).
     Slurm(SlurmArgs),
+}
+
+/// Arguments of `study correlate`.
+#[derive(Args, Debug)]
+#[command(long_about = "\
+Which graph property of a topology goes with accuracy? Reads the rows of one or more studies
+(`study efficiency` writes each network's graph metrics beside its accuracy: per block, computed
+from the DAG that was trained, and their mean over the network's blocks) and gives, for each
+metric, Spearman's rank correlation with the final test error over the runs, and the partial
+rank correlation given log10 parameters (the metric at matched size), each with a bootstrap 95 %
+interval. Writes correlate.json, correlate.txt and correlate_<metric>.png/.svg (error against
+the metric, one point per run, coloured by parameter count).
+
+Rows written before rows had metrics are refused with the fix: run `study efficiency` again with
+the same --out (finished runs are read back, not trained). With fewer than --min-networks
+distinct networks it says so instead of printing noise.
+
+  study correlate runs/study-quick
+  study correlate runs/study-quick/results.jsonl runs/search/results.jsonl --out runs/corr")]
+pub struct CorrelateArgs {
+    /// Study folders or their results.jsonl files.
+    #[arg(required = true, num_args = 1..)]
+    pub results: Vec<PathBuf>,
+
+    /// Output folder (default: the first study's folder).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+
+    /// Bootstrap resamples of the runs.
+    #[arg(long, default_value = "2000", value_parser = |s: &str| parse_in_range(s, "bootstrap", 100, 1_000_000))]
+    pub bootstrap: usize,
+
+    /// Seed of the resampling.
+    #[arg(long, default_value = "0")]
+    pub seed: u64,
+
+    /// Fewest distinct networks for which correlations are given.
+    #[arg(long, default_value = "5", value_parser = |s: &str| parse_in_range(s, "min networks", 3, 1_000_000))]
+    pub min_networks: usize,
 }
 
 /// Arguments of `study merge`.
@@ -256,6 +302,7 @@ pub fn run_study(a: &StudyArgs, w: &mut (dyn Write + Send)) -> ExitCode {
         StudyCommand::Efficiency(e) => run_efficiency(e, w),
         StudyCommand::Weights(e) => run_weights(e, w),
         StudyCommand::Lesion(e) => run_lesion(e, w),
+        StudyCommand::Correlate(e) => run_correlate(e, w),
         StudyCommand::Merge(e) => run_merge(e, w),
         StudyCommand::Slurm(e) => match super::slurm::script(e) {
             Ok(text) => match w.write_all(text.as_bytes()).and_then(|()| w.flush()) {
@@ -397,6 +444,37 @@ fn report_merge(st: &efficiency::Study, m: efficiency::Merge, w: &mut (dyn Write
                 st.out.display()
             );
         }
+    }
+}
+
+fn run_correlate(a: &CorrelateArgs, w: &mut (dyn Write + Send)) -> ExitCode {
+    let o = study::correlate::Options {
+        bootstrap: a.bootstrap,
+        seed: a.seed,
+        min_networks: a.min_networks,
+    };
+    let out = a.out.clone().unwrap_or_else(|| {
+        let first = &a.results[0];
+        if first.is_dir() {
+            first.clone()
+        } else {
+            checkpoint_dir(first)
+        }
+    });
+    let r = study::correlate::read(&a.results).and_then(|studies| {
+        let c = study::correlate::correlate(&studies, &o);
+        let files = study::correlate::report(&studies, &c, &out)?;
+        Ok((c, files))
+    });
+    match r {
+        Ok((c, files)) => {
+            let _ = write!(w, "{}", study::correlate::table(&c));
+            for f in files {
+                let _ = writeln!(w, "wrote {}", f.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
     }
 }
 

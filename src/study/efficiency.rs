@@ -30,6 +30,7 @@ use crate::data::DatasetKind;
 use crate::error::bad_input;
 use crate::io::write_atomic;
 use crate::plot::{self, Chart, Mark, Series};
+use crate::study::graph_metrics::{graph_metrics, GraphMetrics};
 use crate::train::{self, checkpoint, TrainOptions};
 
 /// One network of a grid: the words it was given in, its display name and its spec.
@@ -255,6 +256,11 @@ pub struct RunResult {
     pub seconds: f64,
     /// The data it was trained and tested on.
     pub data: String,
+    /// The graph metrics of the network's blocks, computed from the DAG that was trained (each
+    /// value the mean over the blocks, the blocks' own beside them); absent for a network
+    /// without blocks and in rows written before they existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph: Option<GraphMetrics>,
 }
 
 /// A network's results over its seeds.
@@ -276,6 +282,9 @@ pub struct NetworkSummary {
     pub error_std: f64,
     /// Best-epoch test error (%), mean over seeds.
     pub best_error_mean: f64,
+    /// The network's graph metrics (as in its rows).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub graph: Option<GraphMetrics>,
 }
 
 /// A file-system-safe folder name for a network and seed.
@@ -364,13 +373,13 @@ fn one_run(
         .epochs
         .last()
         .with_context(|| format!("{}: no epoch finished", dir.display()))?;
-    let flops = build_and_count(&meta.spec).map(|(_, c)| c.flops)?;
+    let (net, count) = build_and_count(&meta.spec)?;
     let row = RunResult {
         spec: e.words.clone(),
         name: opts.name,
         family: e.spec.family.name().to_string(),
         params: summary.params,
-        flops,
+        flops: count.flops,
         seed,
         epochs: summary.epochs.len(),
         final_test_acc: last_epoch.test_acc,
@@ -378,6 +387,7 @@ fn one_run(
         final_test_loss: last_epoch.test_loss,
         seconds: summary.epochs.iter().map(|m| m.seconds).sum(),
         data: meta.data_source,
+        graph: graph_metrics(&net),
     };
     write_atomic(
         &dir.join(RESULT_FILE),
@@ -394,9 +404,13 @@ const MERGE_LOCK: &str = ".merge.lock";
 
 /// Read a study's `results.jsonl` (the rows of its finished runs).
 pub fn read_results(out: &Path) -> Result<Vec<RunResult>> {
-    let path = out.join("results.jsonl");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    read_results_file(&out.join("results.jsonl"))
+}
+
+/// Read a `results.jsonl` file.
+pub fn read_results_file(path: &Path) -> Result<Vec<RunResult>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     text.lines()
         .enumerate()
         .map(|(i, l)| {
@@ -629,6 +643,7 @@ pub fn summarise(results: &[RunResult]) -> Vec<NetworkSummary> {
                 error_mean: mean,
                 error_std: std,
                 best_error_mean: mean_std(&best).0,
+                graph: rs[0].graph.clone(),
             }
         })
         .collect()

@@ -177,6 +177,7 @@ fn build_aggregated(spec: &NetSpec) -> Result<NetGraph, NetError> {
             input: block_input,
             aggregation: block_aggregation(spec.aggregate),
             layers: record,
+            view: topo.block_dag()?,
         });
         b.pop_scope();
         if bi + 1 < blocks.len() {
@@ -356,6 +357,7 @@ fn build_cifar_resnet(spec: &NetSpec) -> Result<NetGraph, NetError> {
                 input: outs[0],
                 aggregation: Aggregation::Chain,
                 layers: record,
+                view: Topology::new(Pattern::Plain, units + 1)?.block_dag()?,
             });
             x = outs[units];
         } else {
@@ -448,11 +450,13 @@ fn interpret_unraveled<'a>(
         built[n.index()] = Some(node);
     }
     record.sort_by_key(|l| l.sources[0]);
+    // Unit i reads x_0 + F_1 + … + F_{i−1}: in the aggregation view, every earlier node.
     b.record_block(Block {
         name,
         input,
         aggregation: Aggregation::Sum,
         layers: record,
+        view: Topology::new(Pattern::Res, units + 1)?.block_dag()?,
     });
     Ok(built[r.output().index()].expect("output built"))
 }
