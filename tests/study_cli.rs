@@ -420,3 +420,112 @@ fn bad_input_is_one_line_naming_what_was_wrong() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `study search` at smoke size (issue 26, item 3): a budget of ~3 000 parameters, the offsets
+/// space of a 3-layer block, two rungs. Every candidate meets the budget and has its metrics
+/// and errors; the front reads back into `zoo` and `paths`; running it again trains nothing and
+/// writes the same record; impossible searches are refused in one line.
+#[test]
+fn search_draws_filters_halves_and_resumes() {
+    let data = subset();
+    let dir = tmp("search");
+    let out = dir.join("s");
+    let o = out.to_str().unwrap();
+    let args = [
+        "search",
+        "--budget-params",
+        "3000",
+        "--tolerance",
+        "0.5",
+        "--space",
+        "offsets",
+        "--depth",
+        "13",
+        "--candidates",
+        "3",
+        "--rungs",
+        "2",
+        "--max-steps",
+        "2",
+        "--max-test",
+        "50",
+        "--data-dir",
+        &data,
+        "--out",
+        o,
+    ];
+    let (code, stdout, err) = study(&args);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("search: 3 candidates"), "{stdout}");
+    assert!(stdout.contains("rung 1:"), "{stdout}");
+    let record = std::fs::read_to_string(out.join("search.json")).unwrap();
+    let r: serde_json::Value = serde_json::from_str(&record).unwrap();
+    assert_eq!(r["rung_epochs"], serde_json::json!([1, 2]));
+    let cands = r["candidates"].as_array().unwrap();
+    assert!(cands.len() >= 4, "{record}");
+    for c in cands {
+        let p = c["params"].as_f64().unwrap();
+        assert!((p - 3000.0).abs() <= 1500.0, "{c}");
+        assert!(c["graph"]["connections"].as_f64().unwrap() > 0.0, "{c}");
+        assert!(!c["rungs"].as_array().unwrap().is_empty(), "{c}");
+    }
+    // Baselines run in both rungs; of the three drawn, the better half (2 of 3) goes on.
+    let in_rung_1 = |baseline: bool| {
+        cands
+            .iter()
+            .filter(|c| c["baseline"] == baseline && c["rungs"].as_array().unwrap().len() == 2)
+            .count()
+    };
+    assert!(in_rung_1(true) >= 2, "{record}");
+    let drawn_on = cands
+        .iter()
+        .filter(|c| c["baseline"] == false && c["rungs"].as_array().unwrap().len() == 2)
+        .count();
+    assert!(drawn_on <= 2, "{record}");
+    let rows = rows(&out.join("rung-0"));
+    assert_eq!(rows.len(), cands.len());
+    assert!(rows.iter().all(|r| r["graph"].is_object()));
+    // The front reads back.
+    let front = std::fs::read_to_string(out.join("front.txt")).unwrap();
+    let first = front.lines().find(|l| !l.starts_with('#')).unwrap();
+    let words: Vec<&str> = first.split_whitespace().collect();
+    let (code, _, err) = run(env!("CARGO_BIN_EXE_zoo"), &words);
+    assert_eq!(code, 0, "zoo {first}: {err}");
+    let edges = out.join("front-1.edges");
+    let (code, _, err) = run(
+        env!("CARGO_BIN_EXE_paths"),
+        &["--dag-file", edges.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{err}");
+    // Again: everything read back, the same record.
+    let (code, stdout, err) = study(&args);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        stdout.contains("read back") && !stdout.contains(" s)"),
+        "{stdout}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("search.json")).unwrap(),
+        record
+    );
+    // Impossible searches.
+    for (bad, what) in [
+        (vec!["--budget-params", "10"], "at least 1000"),
+        (vec!["--budget-params", "1000000000000"], "no candidate"),
+        (vec!["--nodes", "8,4", "--space", "dag"], "MIN,MAX"),
+        (vec!["--tolerance", "2"], "fraction"),
+    ] {
+        let mut a = vec!["search", "--data-dir", &data, "--out", o];
+        if !bad.contains(&"--budget-params") {
+            a.extend(["--budget-params", "3000"]);
+        }
+        a.extend(bad.iter().copied());
+        let (code, _, err) = study(&a);
+        assert_eq!(code, 2, "{bad:?}: {err}");
+        assert!(
+            err.trim().lines().count() == 1 && err.contains(what),
+            "{bad:?}: {err}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -23,6 +23,10 @@ Experiments on trained networks, from their topology: the empirical half of the 
                      per source (DenseNet Fig. 5), as JSON and a heat map.
   study lesion       test accuracy with layers removed at test time (Veit et al. 2016): each
                      layer alone, then k random layers; JSON and figures.
+  study search       search block patterns (offset sets, random DAGs, operators) at a
+                     parameter budget: the graph analysis filters for free (budget, limits,
+                     isomorphic duplicates), successive halving spends the training; every
+                     candidate with its metrics, the Pareto front, baselines at the same budget.
   study correlate    over the runs of one or more studies, the rank correlation of each graph
                      metric of the networks (connections, path counts and lengths, gradient
                      paths, what the block output reads) with test error, raw and at matched
@@ -37,7 +41,8 @@ Examples:
   study efficiency --grid my-grid.txt --epochs 20 --dataset cifar10 --data-dir data/cifar-10
   study weights --checkpoint runs/study-quick/runs/sparsenet-22-12-s1/best.safetensors
   study lesion --checkpoint runs/a/best.safetensors --checkpoint runs/b/best.safetensors --out lesions
-  study correlate runs/study-quick runs/study-search
+  study search --budget-params 77000 --space offsets --candidates 24
+  study correlate runs/study-quick runs/search-offsets-77000/rung-0
   study efficiency --preset quick --out runs/q --shard 0/2 &  study efficiency --preset quick --out runs/q --shard 1/2
   study slurm --shards 8 --max-running 4 --time 02:00:00 -- efficiency --preset quick --out /shared/q > job.sh";
 
@@ -63,10 +68,118 @@ pub enum StudyCommand {
     Lesion(LesionArgs),
     /// Rank correlations of the networks' graph metrics with test error over studies' runs.
     Correlate(CorrelateArgs),
+    /// Search block patterns at a parameter budget (analysis as a filter, successive halving).
+    Search(SearchArgs),
     /// Gather a sharded study's finished runs into results.jsonl, the summary and figures.
     Merge(MergeArgs),
     /// Print an sbatch script running a study as a Slurm job array (one task per shard).
     Slurm(SlurmArgs),
+}
+
+/// `--space` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SpaceArg {
+    /// Offset sets {1, o2, …} over a block's layers (SparseNet's pattern family).
+    Offsets,
+    /// Random DAG blocks (Erdős–Rényi, Barabási–Albert, Watts–Strogatz, with their parameters).
+    Dag,
+    /// Aggregation operators (concat, sum, mixed, dual) over the sparse and dense patterns.
+    Aggregate,
+}
+
+/// Arguments of `study search`.
+#[derive(Args, Debug)]
+#[command(long_about = "\
+Search block patterns at a parameter budget. A seeded sampler draws structures from --space;
+each is sized to --budget-params by its growth rate, and kept when within --tolerance, under the
+limits (--max-gradient-path) and not isomorphic to one kept before — the graph analysis filters
+for free, nothing is trained to filter. Baselines at the same budget (SparseNet's exponential
+offsets and DenseNet at --depth, ResNet at the nearest depth and width) join every rung.
+Successive halving spends the training: rung 0 trains every candidate for --min-epochs, the best
+1/--eta by test accuracy go on to eta times as many epochs, and so on, until one is left or
+--rungs is reached. Each rung is an ordinary `study efficiency` in OUT/rung-R (resumable: run the
+same command again and nothing is trained twice; `study correlate OUT/rung-0` relates the
+graph metrics to accuracy over all candidates).
+
+Writes candidates.jsonl (every network: words, params, FLOPs, graph metrics, rungs and errors),
+search.json (options, draw statistics, the fronts), front.txt (the final rung's Pareto front of
+error against parameters as grid lines, which train, zoo and study efficiency --grid read) and
+front-I.edges (each front network's block for paths --dag-file).
+
+  study search --budget-params 77000 --space offsets --candidates 24 --epochs … (recipe flags)
+  study search --budget-params 77000 --space dag --nodes 4,10 --max-gradient-path 3")]
+pub struct SearchArgs {
+    /// The parameter budget (for the data's input and classes).
+    #[arg(long)]
+    pub budget_params: u64,
+
+    /// What to draw.
+    #[arg(long, value_enum, default_value_t = SpaceArg::Offsets)]
+    pub space: SpaceArg,
+
+    /// Candidates to draw (baselines come on top).
+    #[arg(long, default_value = "24", value_parser = |s: &str| parse_in_range(s, "candidates", 1, 100_000))]
+    pub candidates: usize,
+
+    /// Relative distance from the budget a candidate may have.
+    #[arg(long, default_value = "0.1", value_parser = parse_fraction)]
+    pub tolerance: f64,
+
+    /// Seed of the sampler.
+    #[arg(long, default_value = "0")]
+    pub seed: u64,
+
+    /// Network depth of the offsets and aggregate spaces (CIFAR layout, 4 + 3L).
+    #[arg(long, default_value = "22", value_parser = |s: &str| parse_in_range(s, "depth", 7, 10_000))]
+    pub depth: usize,
+
+    /// Random nodes per block of the dag space: MIN,MAX.
+    #[arg(long, default_value = "4,12", value_parser = |s: &str| parse_usize_list(s, "nodes").map(GrowthList))]
+    pub nodes: GrowthList,
+
+    /// Keep only candidates whose longest all-pairs gradient path (mean over blocks) is at most
+    /// this.
+    #[arg(long)]
+    pub max_gradient_path: Option<f64>,
+
+    /// Epochs of rung 0.
+    #[arg(long, default_value = "1", value_parser = |s: &str| parse_in_range(s, "min epochs", 1, 100_000))]
+    pub min_epochs: usize,
+
+    /// Halving factor: 1/eta of the candidates go on, for eta times the epochs.
+    #[arg(long, default_value = "2", value_parser = |s: &str| parse_in_range(s, "eta", 2, 100))]
+    pub eta: usize,
+
+    /// Most rungs.
+    #[arg(long, default_value = "3", value_parser = |s: &str| parse_in_range(s, "rungs", 1, 20))]
+    pub rungs: usize,
+
+    /// Seeds: every network of a rung is trained once per seed.
+    #[arg(long, default_value = "1", value_parser = |s: &str| parse_usize_list(s, "seed").map(GrowthList))]
+    pub seeds: GrowthList,
+
+    /// Data, optimiser, limits and device (as in train).
+    #[command(flatten)]
+    pub recipe: RecipeArgs,
+
+    /// Worker threads shared by all runs (default: all cores).
+    #[arg(long, value_parser = |s: &str| parse_in_range(s, "threads", 1, 1024))]
+    pub threads: Option<usize>,
+
+    /// Runs at once.
+    #[arg(long, default_value = "1", value_parser = |s: &str| parse_in_range(s, "jobs", 1, 256))]
+    pub jobs: usize,
+
+    /// The search folder (default runs/search-<space>-<budget>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+fn parse_fraction(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v > 0.0 && v < 1.0 => Ok(v),
+        _ => Err(format!("{s}: give a fraction between 0 and 1, e.g. 0.1")),
+    }
 }
 
 /// Arguments of `study correlate`.
@@ -303,6 +416,7 @@ pub fn run_study(a: &StudyArgs, w: &mut (dyn Write + Send)) -> ExitCode {
         StudyCommand::Weights(e) => run_weights(e, w),
         StudyCommand::Lesion(e) => run_lesion(e, w),
         StudyCommand::Correlate(e) => run_correlate(e, w),
+        StudyCommand::Search(e) => run_search(e, w),
         StudyCommand::Merge(e) => run_merge(e, w),
         StudyCommand::Slurm(e) => match super::slurm::script(e) {
             Ok(text) => match w.write_all(text.as_bytes()).and_then(|()| w.flush()) {
@@ -364,25 +478,7 @@ fn study_of(a: &EfficiencyArgs, grid_text: Option<&str>) -> anyhow::Result<effic
         }
         seeds.push(s as u64);
     }
-    // The recipe is train's options for a placeholder network; each run replaces the spec.
-    let template = TrainArgs {
-        spec: SpecArgs::default(),
-        layout: None,
-        recipe: a.recipe.clone(),
-        epochs: a.epochs,
-        seed: 0,
-        threads: a.threads,
-        out: None,
-        stop_after: None,
-        gpus: None,
-        resume: false,
-        overwrite: false,
-        init_from: None,
-        key_map: Default::default(),
-        quiet: true,
-        dist_timeout: 300,
-    };
-    let recipe = options(&template)?;
+    let recipe = recipe_options(&a.recipe, a.epochs, a.threads)?;
     let out = a
         .out
         .clone()
@@ -395,6 +491,129 @@ fn study_of(a: &EfficiencyArgs, grid_text: Option<&str>) -> anyhow::Result<effic
         out,
         shard: a.shard.unwrap_or(efficiency::Shard::WHOLE),
     })
+}
+
+/// The recipe every run of a study shares: train's options for a placeholder network (each run
+/// replaces the spec).
+fn recipe_options(
+    recipe: &RecipeArgs,
+    epochs: usize,
+    threads: Option<usize>,
+) -> anyhow::Result<crate::train::TrainOptions> {
+    options(&TrainArgs {
+        spec: SpecArgs::default(),
+        layout: None,
+        recipe: recipe.clone(),
+        epochs,
+        seed: 0,
+        threads,
+        out: None,
+        stop_after: None,
+        gpus: None,
+        resume: false,
+        overwrite: false,
+        init_from: None,
+        key_map: Default::default(),
+        quiet: true,
+        dist_timeout: 300,
+    })
+}
+
+/// The search of `study search`'s arguments.
+pub fn search_of(a: &SearchArgs) -> anyhow::Result<study::search::Search> {
+    if a.nodes.0.len() != 2 || a.nodes.0[0] > a.nodes.0[1] || a.nodes.0[0] == 0 {
+        return Err(bad(format!(
+            "--nodes {:?}: give MIN,MAX with 1 ≤ MIN ≤ MAX, e.g. 4,12",
+            a.nodes.0
+        )));
+    }
+    if a.budget_params < 1000 {
+        return Err(bad(format!(
+            "--budget-params {}: no network here is that small; give at least 1000",
+            a.budget_params
+        )));
+    }
+    let mut seeds: Vec<u64> = Vec::new();
+    for &s in &a.seeds.0 {
+        if seeds.contains(&(s as u64)) {
+            return Err(bad(format!("seed {s} is given twice in --seeds")));
+        }
+        seeds.push(s as u64);
+    }
+    let space = match a.space {
+        SpaceArg::Offsets => study::search::Space::Offsets,
+        SpaceArg::Dag => study::search::Space::Dag,
+        SpaceArg::Aggregate => study::search::Space::Aggregate,
+    };
+    let out = a.out.clone().unwrap_or_else(|| {
+        PathBuf::from("runs").join(format!(
+            "search-{}-{}",
+            clap::ValueEnum::to_possible_value(&a.space)
+                .map_or("space".into(), |v| v.get_name().to_string()),
+            a.budget_params
+        ))
+    });
+    Ok(study::search::Search {
+        draw: study::search::Draw {
+            space,
+            budget: a.budget_params,
+            tolerance: a.tolerance,
+            candidates: a.candidates,
+            seed: a.seed,
+            depth: a.depth,
+            nodes: (a.nodes.0[0], a.nodes.0[1]),
+            max_gradient_path: a.max_gradient_path,
+        },
+        min_epochs: a.min_epochs,
+        eta: a.eta,
+        rungs: a.rungs,
+        study: efficiency::Study {
+            grid: Vec::new(),
+            seeds,
+            recipe: recipe_options(&a.recipe, a.min_epochs, a.threads)?,
+            jobs: a.jobs,
+            out,
+            shard: efficiency::Shard::WHOLE,
+        },
+    })
+}
+
+fn run_search(a: &SearchArgs, w: &mut (dyn Write + Send)) -> ExitCode {
+    let s = match search_of(a) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    set_threads(a.threads);
+    match study::search::run(&s, w) {
+        Ok(r) => {
+            let _ = writeln!(
+                w,
+                "front (error against parameters, final rung of {} epochs):",
+                r.rung_epochs.last().copied().unwrap_or(0)
+            );
+            for words in &r.front_params {
+                let c = r.candidates.iter().find(|c| &c.words == words);
+                let _ = writeln!(
+                    w,
+                    "  {words}  ({} parameters, error {:.2} %{})",
+                    c.map_or(0, |c| c.params),
+                    c.and_then(|c| c.rungs.last()).map_or(f64::NAN, |r| r.2),
+                    if c.is_some_and(|c| c.baseline) {
+                        ", a baseline"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            let _ = writeln!(
+                w,
+                "results in {}: candidates.jsonl, search.json, front.txt, front-*.edges, rung-*/",
+                s.study.out.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
 }
 
 /// The study recorded in a study folder's `study.json` (for `study merge`).

@@ -10,6 +10,7 @@ pub mod correlate;
 pub mod efficiency;
 pub mod graph_metrics;
 pub mod lesion;
+pub mod search;
 pub mod weights;
 
 use crate::train::checkpoint;
