@@ -2,7 +2,8 @@
 //! for every network of a built-in grid, the time to build its DAG and compute every block's
 //! metrics (`study::graph_metrics`), the median of 5 repeats. A row costs this once, beside a
 //! run of minutes. Usage: `cargo bench --bench graph_metrics -- [quick|paper-cifar]` (one line
-//! per network, then the total).
+//! per network, then the total), or `-- draw` (the time `study search` spends drawing and
+//! filtering 24 candidates of each space at 77 000 parameters, the analysis included).
 
 use sparsenet::cli::grid::{preset, Preset};
 use sparsenet::study::graph_metrics::graph_metrics;
@@ -13,6 +14,30 @@ fn main() {
         .skip(1)
         .find(|a| a != "--bench")
         .unwrap_or_else(|| "quick".into());
+    if which == "draw" {
+        use sparsenet::study::search::{draw, Draw, Space};
+        for space in [Space::Offsets, Space::Dag, Space::Aggregate] {
+            let d = Draw {
+                space,
+                budget: 77_000,
+                tolerance: 0.1,
+                candidates: 24,
+                seed: 0,
+                depth: 22,
+                nodes: (4, 12),
+                max_gradient_path: None,
+            };
+            let t = Instant::now();
+            let (c, stats) = draw(&d, sparsenet_net::Shape::new(1, 28, 28), 10).expect("a draw");
+            println!(
+                "draw {space}: {} networks from {} proposals in {:.3} s ({stats:?})",
+                c.len(),
+                stats.proposed,
+                t.elapsed().as_secs_f64()
+            );
+        }
+        return;
+    }
     let grid = match which.as_str() {
         "quick" => preset(Preset::Quick),
         "paper-cifar" => preset(Preset::PaperCifar),

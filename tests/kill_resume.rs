@@ -259,3 +259,83 @@ fn killed_at_twenty_instants_and_resumed_equals_uninterrupted() {
     let _ = std::fs::remove_dir_all(&whole);
     let _ = std::fs::remove_dir_all(&killed);
 }
+
+/// `study search` killed with SIGKILL at seeded instants (in the first half of an uninterrupted
+/// search's time: each run again has less left to do) and run again each time ends with the
+/// record and candidates of an uninterrupted search, byte for byte, and no temporary file: its
+/// bookkeeping is the rungs' studies and two files written atomically at the end (issue 26).
+#[test]
+fn a_search_killed_at_eight_instants_and_run_again_equals_an_uninterrupted_one() {
+    let dir = tmp("search-kill");
+    let _ = std::fs::remove_dir_all(&dir);
+    let search = |out: &Path| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_study"));
+        c.args([
+            "search",
+            "--budget-params",
+            "3000",
+            "--tolerance",
+            "0.5",
+            "--depth",
+            "13",
+            "--candidates",
+            "3",
+            "--rungs",
+            "2",
+            "--max-steps",
+            "3",
+            "--max-test",
+            "100",
+            "--threads",
+            "1",
+            "--data-dir",
+            crate::common::SUBSET,
+            "--out",
+        ])
+        .arg(out)
+        .env("SPARSENET_SLOW_WRITES", SLOW_WRITE_MS.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+        c
+    };
+    let whole = dir.join("whole");
+    let t0 = Instant::now();
+    let o = search(&whole).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let span = t0.elapsed();
+    let killed = dir.join("killed");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(26);
+    let mut kills = 0;
+    for _ in 0..8 {
+        let mut child = search(&killed).spawn().unwrap();
+        let at = Duration::from_millis(rng.gen_range(0..(span.as_millis() as u64 / 2).max(1)));
+        std::thread::sleep(at);
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            kills += 1;
+        }
+        let _ = child.wait();
+    }
+    let o = search(&killed).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        kills >= 4,
+        "only {kills} of the 8 instants found the search running"
+    );
+    for f in ["search.json", "candidates.jsonl", "front.txt"] {
+        assert_eq!(
+            std::fs::read_to_string(whole.join(f)).unwrap(),
+            std::fs::read_to_string(killed.join(f)).unwrap(),
+            "{f} after {kills} kills"
+        );
+    }
+    for d in [killed.clone(), killed.join("rung-0"), killed.join("rung-1")] {
+        assert!(
+            temps(&d).is_empty(),
+            "{:?} left in {}",
+            temps(&d),
+            d.display()
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
