@@ -485,6 +485,13 @@ fn search_draws_filters_halves_and_resumes() {
     let rows = rows(&out.join("rung-0"));
     assert_eq!(rows.len(), cands.len());
     assert!(rows.iter().all(|r| r["graph"].is_object()));
+    for f in [
+        "search_vs_params.png",
+        "search_vs_flops.svg",
+        "candidates.jsonl",
+    ] {
+        assert!(out.join(f).exists(), "{f}");
+    }
     // The front reads back.
     let front = std::fs::read_to_string(out.join("front.txt")).unwrap();
     let first = front.lines().find(|l| !l.starts_with('#')).unwrap();

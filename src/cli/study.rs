@@ -104,7 +104,8 @@ graph metrics to accuracy over all candidates).
 Writes candidates.jsonl (every network: words, params, FLOPs, graph metrics, rungs and errors),
 search.json (options, draw statistics, the fronts), front.txt (the final rung's Pareto front of
 error against parameters as grid lines, which train, zoo and study efficiency --grid read) and
-front-I.edges (each front network's block for paths --dag-file).
+front-I.edges (each front network's block for paths --dag-file), and the figures
+search_vs_params / search_vs_flops (the final rung, its front, the baselines).
 
   study search --budget-params 77000 --space offsets --candidates 24 --epochs … (recipe flags)
   study search --budget-params 77000 --space dag --nodes 4,10 --max-gradient-path 3")]
@@ -303,7 +304,8 @@ pub struct SlurmArgs {
 Train every network of a grid once per seed, through the same training library as `train` (each
 run its own folder under OUT/runs with metrics, checkpoints and description), then write
 results.jsonl (one object per run: spec, name, family, params, flops, seed, epochs,
-final_test_acc, best_test_acc, final_test_loss, seconds, data), summary.json and summary.txt
+final_test_acc, best_test_acc, final_test_loss, seconds, data, and graph: the network's graph
+metrics, each the mean over its blocks, with every block's own), summary.json and summary.txt
 (mean ± std over seeds per network) and the figures error_vs_params / error_vs_flops (PNG + SVG,
 one colour per family, lines = Pareto fronts; on CIFAR data the paper's printed points are
 overlaid and labelled as such).

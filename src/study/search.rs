@@ -23,8 +23,9 @@
 //! Output: `candidates.jsonl` (every candidate: words, params, FLOPs, graph metrics, the rungs
 //! it reached with their errors), `search.json` (options, the fronts, the baselines),
 //! `front.txt` (the final rung's Pareto front of error against parameters, as grid lines that
-//! `train`, `zoo` and `study efficiency --grid` read) and `front-<i>.edges` (each front
-//! network's first block, as an edge list for `paths --dag-file`).
+//! `train`, `zoo` and `study efficiency --grid` read), `front-<i>.edges` (each front
+//! network's first block, as an edge list for `paths --dag-file`) and the figures
+//! `search_vs_params` / `search_vs_flops` (the final rung, its front and the baselines).
 
 use anyhow::{anyhow, bail, Result};
 use petgraph::algo::is_isomorphic_matching;
@@ -545,6 +546,69 @@ fn write_outputs(
     }
     write_atomic(&out.join("front.txt"), front.as_bytes())?;
     files.push(out.join("front.txt"));
+    files.extend(figures(r, out)?);
+    Ok(files)
+}
+
+/// `search_vs_params` and `search_vs_flops` (PNG + SVG): the final rung's candidates, their
+/// Pareto front and the baselines, error against cost.
+fn figures(r: &SearchRecord, out: &std::path::Path) -> Result<Vec<PathBuf>> {
+    use crate::plot::{self, Chart, Mark, Series};
+    let last = r.rung_epochs.len().saturating_sub(1);
+    let epochs = r.rung_epochs.last().copied().unwrap_or(0);
+    let mut files = Vec::new();
+    for (stem, what, cost) in [
+        (
+            "search_vs_params",
+            "parameters",
+            (|c: &Candidate| c.params as f64) as fn(&Candidate) -> f64,
+        ),
+        ("search_vs_flops", "FLOPs per image", |c: &Candidate| {
+            c.flops as f64
+        }),
+    ] {
+        let point = |c: &Candidate| {
+            c.rungs
+                .last()
+                .filter(|x| x.0 == last)
+                .map(|x| (cost(c).log10(), x.2))
+        };
+        let drawn: Vec<(f64, f64)> = r
+            .candidates
+            .iter()
+            .filter(|c| !c.baseline)
+            .filter_map(point)
+            .collect();
+        let all: Vec<(f64, f64)> = r.candidates.iter().filter_map(point).collect();
+        let mut series = vec![
+            Series::new(format!("candidates, rung {last}"), drawn, Mark::Points).colour(0),
+            Series::new("Pareto front", efficiency::pareto_front(&all), Mark::Thin).colour(6),
+        ];
+        for (i, c) in r.candidates.iter().filter(|c| c.baseline).enumerate() {
+            if let Some(p) = point(c) {
+                let name = c
+                    .words
+                    .split_whitespace()
+                    .skip_while(|w| *w != "--family")
+                    .nth(1)
+                    .unwrap_or("baseline");
+                series.push(
+                    Series::new(format!("baseline: {name}"), vec![p], Mark::Points).colour(i + 1),
+                );
+            }
+        }
+        let chart = Chart {
+            title: format!(
+                "Search at {} parameters: test error after {epochs} epochs against {what}",
+                r.options.budget
+            ),
+            x_label: format!("log10 {what}"),
+            y_label: "final test error (%), mean over seeds".into(),
+            series,
+        };
+        plot::save(&chart, out, stem)?;
+        files.push(out.join(format!("{stem}.png")));
+    }
     Ok(files)
 }
 
