@@ -473,13 +473,7 @@ fn study_of(a: &EfficiencyArgs, grid_text: Option<&str>) -> anyhow::Result<effic
             "give the networks: --grid FILE (one network per line) or --preset quick|paper-cifar",
         )),
     };
-    let mut seeds: Vec<u64> = Vec::new();
-    for &s in &a.seeds.0 {
-        if seeds.contains(&(s as u64)) {
-            return Err(bad(format!("seed {s} is given twice in --seeds")));
-        }
-        seeds.push(s as u64);
-    }
+    let seeds = unique_seeds(&a.seeds.0)?;
     let recipe = recipe_options(&a.recipe, a.epochs, a.threads)?;
     let out = a
         .out
@@ -493,6 +487,18 @@ fn study_of(a: &EfficiencyArgs, grid_text: Option<&str>) -> anyhow::Result<effic
         out,
         shard: a.shard.unwrap_or(efficiency::Shard::WHOLE),
     })
+}
+
+/// The seeds of --seeds, each at most once.
+fn unique_seeds(list: &[usize]) -> anyhow::Result<Vec<u64>> {
+    let mut seeds: Vec<u64> = Vec::new();
+    for &s in list {
+        if seeds.contains(&(s as u64)) {
+            return Err(bad(format!("seed {s} is given twice in --seeds")));
+        }
+        seeds.push(s as u64);
+    }
+    Ok(seeds)
 }
 
 /// The recipe every run of a study shares: train's options for a placeholder network (each run
@@ -535,13 +541,7 @@ pub fn search_of(a: &SearchArgs) -> anyhow::Result<study::search::Search> {
             a.budget_params
         )));
     }
-    let mut seeds: Vec<u64> = Vec::new();
-    for &s in &a.seeds.0 {
-        if seeds.contains(&(s as u64)) {
-            return Err(bad(format!("seed {s} is given twice in --seeds")));
-        }
-        seeds.push(s as u64);
-    }
+    let seeds = unique_seeds(&a.seeds.0)?;
     let space = match a.space {
         SpaceArg::Offsets => study::search::Space::Offsets,
         SpaceArg::Dag => study::search::Space::Dag,
