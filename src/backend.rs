@@ -132,7 +132,7 @@ impl ConvCfg {
 /// interpreter and the tape need around the ops.
 pub trait BackendCore {
     /// An activation (`N×C×H×W`).
-    type Act;
+    type Act: Clone;
     /// A handle on a parameter tensor (and on its gradient in the backend's store).
     type Param: Clone;
     /// The gradient of an activation (same layout).
@@ -143,6 +143,9 @@ pub trait BackendCore {
     /// Whether forward primitives keep what their backward needs (training steps). The
     /// interpreter records a tape exactly when this is true.
     fn records(&self) -> bool;
+    /// Whether this pass is in training mode (batch statistics, dropout active), as opposed to
+    /// evaluation (running statistics, dropout the identity).
+    fn training(&self) -> bool;
     /// Wait until queued work is done (for per-op timing on asynchronous devices).
     fn fence(&mut self) -> Result<()> {
         Ok(())
@@ -207,8 +210,63 @@ pub trait NormOps: BackendCore {
     ) -> Result<()>;
 }
 
-/// Aggregations and the activation: concatenation, sum, ReLU (`cpu/ops/combine.rs`,
-/// `gpu/ops/combine.rs`; tape: `autodiff/ops/combine.rs`).
+/// One dropout layer's mask in one training step, as a rule rather than a tensor: element `i`
+/// (in `N×C×H×W` order) is kept when [`DropMask::keeps`] says so, and a kept element is scaled
+/// by `scale = 1/(1 − p)`. The draw is SplitMix64's output function of `key + i·γ` (γ the
+/// golden-ratio increment), so the mask is a function of the key and the position alone: the
+/// same on every thread count and on every backend (the GPU kernel computes the same integers),
+/// and the backward pass recomputes it instead of storing it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DropMask {
+    /// The step's key for this layer (the interpreter mixes the step's key with the node).
+    pub key: u64,
+    /// An element is dropped when its draw is below this (`p·2⁶⁴`).
+    pub threshold: u64,
+    /// `1/(1 − p)`, as `f32` bits (the one rounding both backends use).
+    pub scale_bits: u32,
+}
+
+/// The golden-ratio increment of SplitMix64.
+const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// SplitMix64's output function (Steele, Lea & Flood 2014).
+pub fn splitmix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+impl DropMask {
+    /// The mask of drop probability `p` (`0 ≤ p < 1`) drawn with `key`.
+    pub fn new(p: f64, key: u64) -> Self {
+        // p < 1, so p·2⁶⁴ < 2⁶⁴ (the cast saturates at the top for p within an ulp of 1).
+        let threshold = (p * 18_446_744_073_709_551_616.0) as u64;
+        DropMask {
+            key,
+            threshold,
+            scale_bits: ((1.0 / (1.0 - p)) as f32).to_bits(),
+        }
+    }
+
+    /// Whether element `i` is kept.
+    pub fn keeps(&self, i: u64) -> bool {
+        splitmix64(self.key.wrapping_add(i.wrapping_mul(GOLDEN))) >= self.threshold
+    }
+
+    /// The scale of kept elements.
+    pub fn scale(&self) -> f32 {
+        f32::from_bits(self.scale_bits)
+    }
+}
+
+/// The key of the dropout layer at node `node` in the step drawn with `step_key`: the two mixed
+/// so that layers and steps draw unrelated masks.
+pub fn layer_key(step_key: u64, node: usize) -> u64 {
+    splitmix64(step_key ^ splitmix64((node as u64).wrapping_add(1).wrapping_mul(GOLDEN)))
+}
+
+/// Aggregations and the element-wise layers: concatenation, sum, ReLU, dropout
+/// (`cpu/ops/combine.rs`, `gpu/ops/combine.rs`; tape: `autodiff/ops/combine.rs`).
 pub trait CombineOps: BackendCore {
     /// What a ReLU keeps.
     type ReluSaved;
@@ -219,6 +277,16 @@ pub trait CombineOps: BackendCore {
     fn relu_backward(
         &mut self,
         saved: Self::ReluSaved,
+        dy: Self::Grad,
+        dx: &mut Option<Self::Grad>,
+    ) -> Result<()>;
+
+    /// Dropout in training: `x·scale` where `mask` keeps the element, 0 elsewhere.
+    fn dropout(&mut self, x: &Self::Act, mask: DropMask) -> Result<Self::Act>;
+    /// `dx += dy·scale` where `mask` kept the element (the mask is recomputed, not stored).
+    fn dropout_backward(
+        &mut self,
+        mask: DropMask,
         dy: Self::Grad,
         dx: &mut Option<Self::Grad>,
     ) -> Result<()>;

@@ -89,6 +89,11 @@ pub struct Model<E: Real> {
     fused_relu: Vec<Option<usize>>,
     /// Nodes whose output every pass replaces by zeros (test-time lesions; empty normally).
     zeroed: Vec<usize>,
+    /// The key the next pass draws its dropout masks from (each layer's mask is a function of
+    /// it, the node and the element's position: [`crate::backend::layer_key`]). The training
+    /// loop sets it before every step from the run's seed, the epoch and the step, so masks
+    /// are the same on any thread count and after a resume.
+    pub step_key: u64,
 }
 
 impl<E: Real> Model<E> {
@@ -159,6 +164,7 @@ impl<E: Real> Model<E> {
             last_use,
             fused_relu,
             zeroed: Vec::new(),
+            step_key: 0,
         }
     }
 
@@ -217,7 +223,7 @@ impl<E: Real> Model<E> {
         let mut acts: Vec<Option<B::Act>> = (0..n).map(|_| None).collect();
         let input = self.net.input.index();
         acts[input] = Some(x);
-        let mut tape = Tape::for_backend(b);
+        let mut tape = Tape::for_backend(b).with_key(self.step_key);
         let profiling = profile::enabled();
         for idx in self.net.order() {
             let i = idx.index();

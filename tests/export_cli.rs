@@ -72,7 +72,7 @@ fn exported_modules_load_strictly_and_give_our_logits_in_pytorch() {
             "skipped the ONNX half: no Python imports onnxruntime (scripts/install-onnxruntime.sh)"
         );
     }
-    let specs: [&[&str]; 10] = [
+    let specs: [&[&str]; 13] = [
         &["--family", "sparse", "--depth", "10", "--growth", "4"],
         &["--family", "preres", "--depth", "11"],
         &["--family", "plain", "--depth", "8"],
@@ -115,6 +115,20 @@ fn exported_modules_load_strictly_and_give_our_logits_in_pytorch() {
         &["--random", "ba:m=1", "--nodes", "3", "--growth", "4"],
         // The ImageNet layout: a 7×7/2 stem, max pooling with padding, bottlenecks.
         &["--family", "res", "--depth", "50", "--layout", "imagenet"],
+        // The comparison systems: biased 5×5 convolutions and fully connected stacks (LeNet-5,
+        // an MLP), and dropout, which a trained model exports as the identity (Wide ResNet).
+        &["--model", "lenet-5", "--lr", "0.01"],
+        &["--family", "mlp", "--hidden", "32,16"],
+        &[
+            "--family",
+            "wide",
+            "--depth",
+            "10",
+            "--widen",
+            "1",
+            "--dropout",
+            "0.5",
+        ],
     ];
     for (i, spec) in specs.iter().enumerate() {
         let dir = fresh_dir(&format!("net{i}"));

@@ -43,36 +43,48 @@ fn peer_count(python: &str, path: &std::path::Path) -> serde_json::Value {
 }
 
 #[test]
-fn pytorch_builds_a_biased_convolution_with_the_same_parameter_count() {
-    // LeNet-5 as Caffe defines it (Han et al.'s pruning table, 431K): conv 20@5×5, pool,
-    // conv 50@5×5, pool, fc 500, fc 10, every convolution with its bias. Built with the
-    // builder's conv_with_bias, since no zoo row has a biased convolution yet.
-    use sparsenet::net::dag::NetBuilder;
-    use sparsenet::net::Shape;
+fn pytorch_counts_the_comparison_systems_as_published() {
+    // The zoo's rows of the systems the paper compares against, exported and built by PyTorch,
+    // against their counts worked out by hand (LeNets, WRN-16-8) or as torchvision documents
+    // them (AlexNet, VGG-16): biased convolutions of 5×5 and 11×11/4, max pooling,
+    // dropout, stacks of fully connected layers, 1×1 projections of pre-activated inputs.
     let Some(python) = torch_python() else {
         assert!(std::env::var_os("SPARSENET_REQUIRE_TORCH").is_none());
         eprintln!("skipped: no Python with torch");
         return;
     };
-    let mut b = NetBuilder::new(Shape::new(1, 28, 28));
-    let c1 = b.conv_with_bias("conv1", b.input(), 20, 5, 1, 0).unwrap();
-    let p1 = b.max_pool("pool1", c1, 2, 2, 0).unwrap();
-    let c2 = b.conv_with_bias("conv2", p1, 50, 5, 1, 0).unwrap();
-    let p2 = b.max_pool("pool2", c2, 2, 2, 0).unwrap();
-    let f1 = b.linear("ip1", p2, 500);
-    let r = b.relu("relu1", f1);
-    let f2 = b.linear("ip2", r, 10);
-    let net = b.finish(f2);
-    // By hand: 20·25 + 20, 50·20·25 + 50, 800·500 + 500, 500·10 + 10.
-    let by_hand = 520 + 25_050 + 400_500 + 5_010;
-    assert_eq!(sparsenet::net::count::count(&net).params, by_hand);
-    let dir = tmp("lenet");
+    let dir = tmp("systems");
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("lenet5.json");
-    std::fs::write(&path, serde_json::to_string(&net.export()).unwrap()).unwrap();
-    let v = peer_count(&python, &path);
-    assert_eq!(v["params"].as_u64(), Some(by_hand), "PyTorch's count");
-    assert_eq!(v["logits_shape"], serde_json::json!([2, 10]));
+    for (model, by_hand, classes) in [
+        // 784·300 + 300, 300·100 + 100, 100·10 + 10.
+        ("lenet-300-100", 266_610, 10),
+        // 20·25 + 20, 50·20·25 + 50, 800·500 + 500, 500·10 + 10.
+        ("lenet-5", 520 + 25_050 + 400_500 + 5_010, 10),
+        ("wrn-16-8", 10_961_370, 10),
+        ("alexnet", 61_100_840, 1000),
+        ("vgg-16", 138_357_544, 1000),
+    ] {
+        assert_eq!(
+            zoo_counts(&["--model", model]),
+            (by_hand, classes),
+            "zoo's count of {model}"
+        );
+        let (code, out, err) = run(ZOO, &["--model", model, "--dag"]);
+        assert_eq!(code, 0, "{model}: {err}");
+        let path = dir.join(format!("{model}.json"));
+        std::fs::write(&path, out).unwrap();
+        let v = peer_count(&python, &path);
+        assert_eq!(
+            v["params"].as_u64(),
+            Some(by_hand),
+            "PyTorch's count of {model}"
+        );
+        assert_eq!(
+            v["logits_shape"],
+            serde_json::json!([2, classes]),
+            "{model}"
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -107,6 +119,11 @@ fn pytorch_builds_every_exported_network_with_the_same_parameter_count() {
         "--model resnet-20".into(),
         "--model preresnet-164".into(),
         "--model sparsenet-121-32".into(),
+        // The comparison systems' free specs beyond their named rows.
+        "--family wide --depth 22 --widen 2 --dropout 0.3 --classes 7".into(),
+        "--family vgg --depth 11 --classes 10".into(),
+        "--family mlp --hidden 64,32,16".into(),
+        "--family lenet --hidden 6,16,120".into(),
         // Every aggregation operator over the sparse and dense patterns.
         "--family sparse --aggregate sum --depth 40 --growth 24".into(),
         "--family dense --aggregate sum --bc --depth 40 --growth 12".into(),

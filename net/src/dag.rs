@@ -316,6 +316,11 @@ impl NetBuilder {
         self.add_total(name, op, x)
     }
 
+    /// Dropout with drop probability `p` (training only; the identity at evaluation).
+    pub fn dropout(&mut self, name: &str, x: NodeIndex, p: crate::op::Prob) -> NodeIndex {
+        self.add_total(name, Op::Dropout { p }, x)
+    }
+
     /// Finish with `output` as the network output.
     pub fn finish(self, output: NodeIndex) -> NetGraph {
         NetGraph {

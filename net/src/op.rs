@@ -53,6 +53,64 @@ fn window_hw(s: Shape, kernel: usize, stride: usize, padding: usize) -> Option<(
     ))
 }
 
+/// A probability in `[0, 1)`, kept as its `f64` (serialised as the number) and compared by its
+/// bits, so that ops holding one stay `Eq` and hashable.
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "f64", into = "f64")]
+pub struct Prob(f64);
+
+impl Prob {
+    /// `p`, or what is wrong with it: a drop probability is finite and in `[0, 1)` (1 would drop
+    /// everything).
+    pub fn new(p: f64) -> Result<Self, String> {
+        if p.is_finite() && (0.0..1.0).contains(&p) {
+            Ok(Prob(p))
+        } else {
+            Err(format!(
+                "drop probability {p} is outside [0, 1): give e.g. 0.5 (0 keeps everything)"
+            ))
+        }
+    }
+
+    /// The value.
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
+
+impl TryFrom<f64> for Prob {
+    type Error = String;
+    fn try_from(p: f64) -> Result<Self, String> {
+        Prob::new(p)
+    }
+}
+
+impl From<Prob> for f64 {
+    fn from(p: Prob) -> f64 {
+        p.0
+    }
+}
+
+impl PartialEq for Prob {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_bits() == other.0.to_bits()
+    }
+}
+
+impl Eq for Prob {}
+
+impl std::hash::Hash for Prob {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.0.to_bits().hash(h)
+    }
+}
+
+impl fmt::Display for Prob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
 /// One operation.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -120,6 +178,14 @@ pub enum Op {
         /// Output features.
         out_features: usize,
     },
+    /// Dropout (inverted): in training each element is zeroed with probability `p` and the
+    /// survivors scaled by `1/(1−p)`, from a mask that is a function of the step's key and the
+    /// element's position only (so the same seed gives the same masks on any thread count and
+    /// after a resume); the identity at evaluation.
+    Dropout {
+        /// Drop probability.
+        p: Prob,
+    },
 }
 
 /// One parameter tensor of an op: its name within the node (`weight`, `bias`) and its shape in
@@ -158,6 +224,7 @@ impl Op {
             Op::MaxPool { .. } => "max_pool",
             Op::GlobalAvgPool => "global_avg_pool",
             Op::Linear { .. } => "linear",
+            Op::Dropout { .. } => "dropout",
         }
     }
 
@@ -236,7 +303,7 @@ impl Op {
                     )),
                 }
             }
-            Op::BatchNorm { .. } | Op::Relu => one(),
+            Op::BatchNorm { .. } | Op::Relu | Op::Dropout { .. } => one(),
             Op::Concat => {
                 let first = one()?;
                 let mut c = 0;
@@ -366,6 +433,21 @@ mod tests {
             lin.params().iter().map(ParamShape::numel).sum::<usize>(),
             33
         );
+        let drop = Op::Dropout {
+            p: Prob::new(0.5).unwrap(),
+        };
+        assert!(drop.params().is_empty());
+        assert_eq!(
+            drop.output_shape(&[Shape::new(7, 3, 2)]).unwrap(),
+            Shape::new(7, 3, 2)
+        );
+        assert!(
+            Prob::new(1.0).is_err() && Prob::new(-0.1).is_err() && Prob::new(f64::NAN).is_err()
+        );
+        let json = serde_json::to_string(&drop).unwrap();
+        assert_eq!(json, r#"{"op":"dropout","p":0.5}"#);
+        assert_eq!(serde_json::from_str::<Op>(&json).unwrap(), drop);
+        assert!(serde_json::from_str::<Op>(r#"{"op":"dropout","p":1.5}"#).is_err());
         assert_eq!(
             Op::ShortcutA {
                 stride: 2,

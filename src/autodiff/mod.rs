@@ -37,6 +37,9 @@ pub(crate) enum Step<B: Backend> {
     MaxPool(ops::pool::MaxPoolStep<B>),
     GlobalAvgPool,
     Linear(ops::linear::LinearStep<B>),
+    Dropout(ops::combine::DropoutStep),
+    /// An op that passed its input through (dropout outside training).
+    Identity,
 }
 
 impl<B: Backend> Step<B> {
@@ -53,6 +56,8 @@ impl<B: Backend> Step<B> {
             Step::MaxPool(s) => s.backward(b, dy, g),
             Step::GlobalAvgPool => ops::pool::global_avg_pool_backward(b, dy, g),
             Step::Linear(s) => s.backward(b, dy, g),
+            Step::Dropout(s) => s.backward(b, dy, g),
+            Step::Identity => ops::combine::identity_backward(b, &dy, g),
         }
     }
 }
@@ -106,6 +111,8 @@ pub struct Entry<B: Backend> {
 pub struct Tape<B: Backend> {
     entries: Vec<Entry<B>>,
     recording: bool,
+    /// The step's key: each dropout layer draws its mask from it and its activation id.
+    key: u64,
 }
 
 /// The gradient slots of a reverse pass, indexed by activation id.
@@ -120,7 +127,14 @@ impl<B: Backend> Tape<B> {
         Tape {
             entries: Vec::new(),
             recording: b.records(),
+            key: 0,
         }
+    }
+
+    /// The same tape drawing its dropout masks from `key` (the training loop's step key).
+    pub fn with_key(mut self, key: u64) -> Self {
+        self.key = key;
+        self
     }
 
     /// Number of recorded ops.
@@ -181,6 +195,9 @@ impl<B: Backend> Tape<B> {
             } => ops::pool::max_pool(b, x, kernel, stride, padding)?,
             Op::GlobalAvgPool => ops::pool::global_avg_pool(b, x)?,
             Op::Linear { out_features, .. } => ops::linear::forward(b, x, p, out_features)?,
+            Op::Dropout { p } => {
+                ops::combine::dropout(b, x, p.get(), crate::backend::layer_key(self.key, out))?
+            }
         };
         if self.recording {
             self.entries.push(Entry {

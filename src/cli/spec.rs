@@ -19,7 +19,10 @@ pub struct SpecArgs {
     #[arg(long, allow_hyphen_values = true, value_parser = |s: &str| parse_in_range(s, "classes", 1, 1_000_000))]
     pub classes: Option<usize>,
 
-    /// Free spec: family sparse|dense|res|preres|plain.
+    /// Free spec: family sparse|dense|res|preres|plain|wide|mlp|lenet|vgg|alexnet (wide: Wide
+    /// ResNet, with --widen; mlp: with --hidden; lenet: LeNet-5; vgg: --depth 11, 13, 16, 19;
+    /// alexnet: --depth 8). A family built for one layout (wide: cifar; mlp, lenet: mnist;
+    /// vgg, alexnet: imagenet) takes it without --layout.
     #[arg(long)]
     pub family: Option<String>,
 
@@ -78,6 +81,21 @@ pub struct SpecArgs {
     #[arg(long, value_enum)]
     pub aggregate: Option<AggregateArg>,
 
+    /// Free spec, --family wide: the widening factor K of WRN-D-K (stage widths 16K, 32K, 64K).
+    #[arg(long, allow_hyphen_values = true, value_parser = |s: &str| parse_in_range(s, "widen", 1, 10_000))]
+    pub widen: Option<usize>,
+
+    /// Free spec, --family mlp: the hidden layers' widths, e.g. 300,100 (LeNet-300-100); the
+    /// depth is their number + 1. --family lenet: conv1,conv2,fc1 (default 20,50,500).
+    #[arg(long, allow_hyphen_values = true, value_parser = |s: &str| parse_usize_list(s, "hidden").map(GrowthList))]
+    pub hidden: Option<GrowthList>,
+
+    /// Drop probability of the family's dropout layers: vgg and alexnet (default 0.5, before
+    /// their fully connected layers as torchvision places them; 0 removes them), wide (between a
+    /// block's convolutions; default none).
+    #[arg(long, allow_hyphen_values = true, value_parser = parse_prob)]
+    pub dropout: Option<f64>,
+
     /// Widths of a mixed-link layer: summed,concatenated (e.g. 12,12; the second is the growth).
     #[arg(long, allow_hyphen_values = true, value_parser = |s: &str| parse_usize_list(s, "mix").map(GrowthList))]
     pub mix: Option<GrowthList>,
@@ -115,6 +133,8 @@ impl SpecArgs {
             || self.dag_seed.is_some()
             || self.aggregate.is_some()
             || self.mix.is_some()
+            || self.widen.is_some()
+            || self.hidden.is_some()
     }
 
     /// The DAG block of `--dag-file` or `--random`, if given.
@@ -174,10 +194,33 @@ impl SpecArgs {
                 let family = Family::parse(f).map_err(|e| e.to_string())?;
                 let layout = match layout {
                     Some(d) => Layout::parse(d).map_err(|e| e.to_string())?,
-                    None => Layout::Cifar,
+                    None => family.only_layout().unwrap_or(Layout::Cifar),
                 };
+                if self.widen.is_some() && family != Family::Wide {
+                    return Err(format!(
+                        "--widen goes with --family wide (Wide ResNet), not {f}"
+                    ));
+                }
+                if self.hidden.is_some() && !matches!(family, Family::Mlp | Family::Lenet) {
+                    return Err(format!("--hidden goes with --family mlp or lenet, not {f}"));
+                }
+                if self.growth.is_some() && !matches!(family, Family::Sparse | Family::Dense) {
+                    return Err(format!(
+                        "--growth goes with --family sparse or dense; {f} takes {}",
+                        match family {
+                            Family::Wide => "--widen K",
+                            Family::Mlp | Family::Lenet => "--hidden W1,W2,…",
+                            _ => "no widths",
+                        }
+                    ));
+                }
                 let depth = match (&dag, self.depth) {
                     (_, Some(d)) => d,
+                    (None, None) if family == Family::Mlp => {
+                        self.hidden.as_ref().map_or(0, |h| h.0.len()) + 1
+                    }
+                    (None, None) if family == Family::Lenet => 5,
+                    (None, None) if family == Family::Alexnet => 8,
                     (Some(d), None) => NetSpec::dag_depth(d, self.bc),
                     (None, None) => {
                         return Err(format!("--family {f} needs --depth (e.g. --depth 40)"))
@@ -216,6 +259,15 @@ impl SpecArgs {
                         return Err(format!(
                             "--family {f} needs --growth (e.g. --growth 12, or 16,32,64 per block)"
                         ))
+                    }
+                    (None, Family::Wide) => match self.widen {
+                        Some(k) => vec![k],
+                        None => {
+                            return Err("--family wide needs --widen K (e.g. --depth 16 --widen 8 for WRN-16-8)".into())
+                        }
+                    },
+                    (None, Family::Mlp | Family::Lenet) => {
+                        self.hidden.as_ref().map_or(Vec::new(), |h| h.0.clone())
                     }
                     (None, _) => Vec::new(),
                 };
@@ -267,18 +319,30 @@ impl SpecArgs {
             (None, None) => {
                 if self.has_free_spec() || layout.is_some() {
                     return Err(
-                        "a free spec needs --family (sparse, dense, res, preres, plain)".into(),
+                        "a free spec needs --family (sparse, dense, res, preres, plain, wide, mlp, lenet, vgg, alexnet)".into(),
                     );
                 }
                 return Ok(None);
             }
         };
         spec.stem = self.stem;
+        // Named models take --dropout too: it changes no count, only training.
+        if let Some(p) = self.dropout {
+            spec.dropout = Some(sparsenet_net::op::Prob::new(p)?);
+        }
         if let Some(h) = &self.head {
             spec.head = Some(Head::parse(h).map_err(|e| e.to_string())?);
         }
         Ok(Some(spec))
     }
+}
+
+/// A drop probability in [0, 1).
+fn parse_prob(s: &str) -> Result<f64, String> {
+    let p: f64 = s.parse().map_err(|_| {
+        format!("dropout '{s}' is not a number: give a probability in [0, 1), e.g. 0.5")
+    })?;
+    sparsenet_net::op::Prob::new(p).map(|p| p.get())
 }
 
 /// An input error (exit status 2) from a message.

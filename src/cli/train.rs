@@ -235,7 +235,7 @@ impl FolderArgs {
         }
         let preset = self.transforms.unwrap_or(match layout {
             sparsenet_net::zoo::Layout::Imagenet => Preset::Imagenet,
-            sparsenet_net::zoo::Layout::Cifar => Preset::Cifar,
+            sparsenet_net::zoo::Layout::Cifar | sparsenet_net::zoo::Layout::Mnist => Preset::Cifar,
         });
         let base = Transforms::preset(preset, self.size);
         let mut t = Transforms {

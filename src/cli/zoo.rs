@@ -160,10 +160,15 @@ pub fn write_table(
         .collect(),
     ));
     for (r, &mem) in rows.iter().zip(memory) {
-        let head = format!("{:?}", r.head).to_lowercase();
+        let head = r
+            .head
+            .map_or("—".to_string(), |h| format!("{h:?}").to_lowercase());
         t.add_row(Row::new(vec![
             Cell::new(&r.name),
-            Cell::new_align(&r.stem.to_string(), format::Alignment::RIGHT),
+            Cell::new_align(
+                &r.stem.map_or("—".to_string(), |s| s.to_string()),
+                format::Alignment::RIGHT,
+            ),
             Cell::new(&head),
             Cell::new_align(&r.classes.to_string(), format::Alignment::RIGHT),
             Cell::new_align(
@@ -212,8 +217,9 @@ pub fn write_csv(
             growth.join("-"),
             r.bc,
             r.classes,
-            r.stem,
-            format!("{:?}", r.head).to_lowercase(),
+            r.stem.map_or(String::new(), |s| s.to_string()),
+            r.head
+                .map_or(String::new(), |h| format!("{h:?}").to_lowercase()),
             r.params,
             r.bn_running,
             r.macs,

@@ -286,6 +286,9 @@ impl<E: Elem> BackendCore for CpuBackend<E> {
     fn records(&self) -> bool {
         self.record
     }
+    fn training(&self) -> bool {
+        self.train
+    }
     fn zeros(&mut self, dims: [usize; 4]) -> anyhow::Result<Act<E>> {
         Ok(self.act(vec![E::zero(); dims.iter().product()], dims))
     }

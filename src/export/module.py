@@ -109,6 +109,10 @@ class Net(nn.Module):
                 y = F.max_pool2d(ins[0], op["kernel"], op["stride"], op["padding"])
             elif kind == "global_avg_pool":
                 y = F.adaptive_avg_pool2d(ins[0], 1)
+            elif kind == "dropout":
+                # torch's own masks in training (ours are drawn by a rule of their own); the
+                # identity in eval mode, as in ours.
+                y = F.dropout(ins[0], op["p"], self.training)
             else:
                 raise ValueError("unknown op " + kind)
             acts[i] = y

@@ -246,6 +246,8 @@ pub fn model_bytes(model: &Model<f32>, meta: &Meta) -> Result<Vec<u8>> {
                     .node
                     .push(node("GlobalAveragePool", name, ins, &out, vec![]))
             }
+            // An exported model runs inference, where dropout passes its input through.
+            Op::Dropout { .. } => graph.node.push(node("Identity", name, ins, &out, vec![])),
             Op::Linear { .. } => {
                 let flat = format!("{name}.flatten");
                 graph

@@ -93,6 +93,11 @@ impl Distributed {
         })
     }
 
+    /// This process's rank in its group.
+    pub fn rank(&self) -> usize {
+        self.group.rank()
+    }
+
     /// One training step of the global batch (`x` holding `y.len()` images): this rank's
     /// shard forward and backward, the global loss and hits, the gradient all-reduce and the
     /// update when the loss is finite. Returns (global mean loss, global hits).

@@ -222,6 +222,33 @@ extern "C" __global__ void relu_bwd(const float* dy, const float* y, float* dx, 
     GRID_STRIDE(i, total) { if (y[i] > 0.0f) dx[i] += dy[i]; }
 }
 
+// Dropout's draw for element i: SplitMix64's output function of key + i·γ, the integers
+// `backend::DropMask::keeps` computes on the CPU (key and threshold arrive as the bits of u64).
+__device__ __forceinline__ bool dropout_keeps(unsigned long long key, unsigned long long threshold,
+                                              long long i) {
+    unsigned long long z = key + (unsigned long long)i * 0x9E3779B97F4A7C15ULL;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    z = z ^ (z >> 31);
+    return z >= threshold;
+}
+
+// y = x·scale where kept, 0 elsewhere.
+extern "C" __global__ void dropout_fwd(const float* x, float* y, long long key, long long threshold,
+                                       float scale, long long total) {
+    GRID_STRIDE(i, total) {
+        y[i] = dropout_keeps((unsigned long long)key, (unsigned long long)threshold, i) ? x[i] * scale : 0.0f;
+    }
+}
+
+// dx += dy·scale where kept.
+extern "C" __global__ void dropout_bwd(const float* dy, float* dx, long long key, long long threshold,
+                                       float scale, long long total) {
+    GRID_STRIDE(i, total) {
+        if (dropout_keeps((unsigned long long)key, (unsigned long long)threshold, i)) dx[i] += dy[i] * scale;
+    }
+}
+
 // y += x.
 extern "C" __global__ void add_into(const float* x, float* y, long long total) {
     GRID_STRIDE(i, total) { y[i] += x[i]; }

@@ -94,6 +94,8 @@ kernels! {
     fn bn_backward_apply(dy: DevPtr, x: DevPtr, mi: DevPtr, gamma: DevPtr, beta: DevPtr, sums: DevPtr, dx: DevPtr, c_: i32, hw: i32, planes: i64, flags: i32);
     fn relu_fwd(x: DevPtr, y: DevPtr, total: i64);
     fn relu_bwd(dy: DevPtr, y: DevPtr, dx: DevPtr, total: i64);
+    fn dropout_fwd(x: DevPtr, y: DevPtr, key: i64, threshold: i64, scale: f32, total: i64);
+    fn dropout_bwd(dy: DevPtr, dx: DevPtr, key: i64, threshold: i64, scale: f32, total: i64);
     fn add_into(x: DevPtr, y: DevPtr, total: i64);
     fn scale_by(x: DevPtr, a: f32, total: i64);
     fn copy_channels(src: DevPtr, dst: DevPtr, cs: i32, cd: i32, off: i32, hw: i32, planes: i64);

@@ -32,7 +32,12 @@ use crate::optim::{Config as OptConfig, State};
 
 enum Cmd {
     /// Forward and backward on this rank's shard (training mode).
-    Step { x: Vec<f32>, y: Vec<Label> },
+    Step {
+        x: Vec<f32>,
+        y: Vec<Label>,
+        /// The step's dropout key (the rank mixes in its rank).
+        key: u64,
+    },
     /// All-reduce the gradients (scaled by `scale` first), then update with `lr` if given.
     Reduce {
         scale: f32,
@@ -125,7 +130,10 @@ fn rank_main(
     let mut state = state;
     for cmd in rx {
         let reply = match cmd {
-            Cmd::Step { x, y } => Reply::Step(t.shard_step(&model, &x, &y)),
+            Cmd::Step { x, y, key } => {
+                model.step_key = crate::backend::layer_key(key, rank);
+                Reply::Step(t.shard_step(&model, &x, &y))
+            }
             Cmd::Reduce { scale, update } => Reply::Done(t.reduce_and_update(
                 &comm,
                 scale,
@@ -212,6 +220,7 @@ impl DataParallel {
         y: &[Label],
         cfg: &OptConfig,
         lr: f32,
+        key: u64,
     ) -> Result<(f64, usize)> {
         let n = y.len();
         let image = x.len() / n.max(1);
@@ -223,6 +232,7 @@ impl DataParallel {
                 Cmd::Step {
                     x: x[at * image..(at + s) * image].to_vec(),
                     y: y[at..at + s].to_vec(),
+                    key,
                 },
             )?;
             at += s;

@@ -190,12 +190,17 @@ pub fn zoo_figures(dir: &Path, growth: usize, depths: &[usize]) -> Result<Vec<Pa
     };
     save(&chart, dir, "params_vs_depth")?;
     // Parameter efficiency: the paper's parameters against its C100+ error.
-    // Series in a fixed order (ResNet, DenseNet, SparseNet), whatever the table's row order.
-    let mut by_family: Vec<(String, Vec<(f64, f64)>)> =
-        ["ResNet (pre-activation)", "DenseNet", "SparseNet"]
-            .iter()
-            .map(|f| (f.to_string(), Vec::new()))
-            .collect();
+    // Series in a fixed order (ResNet, DenseNet, SparseNet, Wide ResNet), whatever the table's
+    // row order.
+    let mut by_family: Vec<(String, Vec<(f64, f64)>)> = [
+        "ResNet (pre-activation)",
+        "DenseNet",
+        "SparseNet",
+        "Wide ResNet",
+    ]
+    .iter()
+    .map(|f| (f.to_string(), Vec::new()))
+    .collect();
     for m in ZOO {
         let (Some(err), Some(p)) = (
             m.paper_c100_error,
@@ -206,6 +211,7 @@ pub fn zoo_figures(dir: &Path, growth: usize, depths: &[usize]) -> Result<Vec<Pa
         let fam = match m.family {
             Family::Sparse => 2,
             Family::Dense => 1,
+            Family::Wide => 3,
             _ => 0,
         };
         by_family[fam].1.push((p, err));

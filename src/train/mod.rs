@@ -218,7 +218,8 @@ impl Engine {
     }
 
     /// A training step on one batch and, when its loss is finite, an optimiser update with
-    /// learning rate `lr`. Returns (mean loss, correct predictions).
+    /// learning rate `lr`; `key` draws the step's dropout masks (a data-parallel rank mixes in
+    /// its rank, as its shard is its own batch). Returns (mean loss, correct predictions).
     #[allow(clippy::too_many_arguments)]
     pub fn train_step(
         &mut self,
@@ -228,7 +229,9 @@ impl Engine {
         x: Vec<f32>,
         y: &[Label],
         lr: f32,
+        key: u64,
     ) -> Result<(f64, usize)> {
+        model.step_key = key;
         match self {
             Engine::Cpu => {
                 let (l, c, grads) = model.step(x, y, true)?;
@@ -248,11 +251,12 @@ impl Engine {
             #[cfg(feature = "cuda")]
             Engine::CudaParallel(dp) => {
                 let _ = (model, state);
-                dp.train_step(&x, y, cfg, lr)
+                dp.train_step(&x, y, cfg, lr, key)
             }
             #[cfg(feature = "cuda")]
             Engine::CudaDistributed(d) => {
                 let _ = state;
+                model.step_key = crate::backend::layer_key(key, d.rank());
                 d.train_step(model, &x, y, cfg, lr)
             }
         }
@@ -923,6 +927,15 @@ struct EpochTraining {
     skipped: usize,
 }
 
+/// The key of the dropout masks of step `step` (from 0) of epoch `epoch` in a run of `seed`: a
+/// function of the three only, so an interrupted and resumed run draws the same masks.
+pub fn step_key(seed: u64, epoch: usize, step: usize) -> u64 {
+    use crate::backend::splitmix64;
+    splitmix64(
+        splitmix64(seed ^ 0x6472_6f70_6f75_7421) ^ splitmix64(((epoch as u64) << 32) | step as u64),
+    )
+}
+
 /// One epoch's training steps, with a progress bar; a non-finite loss ends the run (the
 /// checkpoints of earlier epochs are intact).
 #[allow(clippy::too_many_arguments)]
@@ -966,7 +979,8 @@ fn run_epoch(
             continue;
         }
         let started = Instant::now();
-        let (l, c) = engine.train_step(model, opt, &opts.optimizer, batch.x, &batch.y, lr)?;
+        let key = step_key(opts.seed, epoch, t.steps);
+        let (l, c) = engine.train_step(model, opt, &opts.optimizer, batch.x, &batch.y, lr, key)?;
         if !l.is_finite() {
             bail!("the loss became {l} at epoch {} step {} (lr {lr}); try a lower --lr. Checkpoints of earlier epochs are intact", epoch + 1, t.steps + 1);
         }

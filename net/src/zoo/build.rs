@@ -21,6 +21,11 @@ pub fn build(spec: &NetSpec) -> Result<NetGraph, NetError> {
         Family::Res | Family::Plain if spec.layout == Layout::Cifar => build_cifar_resnet(spec),
         Family::Preres if spec.layout == Layout::Cifar => build_preresnet(spec),
         Family::Res => build_imagenet_resnet(spec),
+        Family::Wide => build_wide_resnet(spec),
+        Family::Mlp => build_mlp(spec),
+        Family::Lenet => build_lenet5(spec),
+        Family::Vgg => build_vgg(spec),
+        Family::Alexnet => build_alexnet(spec),
         f => Err(NetError::Spec(format!(
             "family {} has no ImageNet layout here: use --layout cifar (zoo, train and study take --layout)",
             f.name()
@@ -41,7 +46,7 @@ pub fn build_and_count(spec: &NetSpec) -> Result<(NetGraph, NetCount), NetError>
 fn stem(b: &mut NetBuilder, spec: &NetSpec, post_activation: bool) -> Result<NodeIndex, NetError> {
     let width = spec.stem_channels();
     Ok(match spec.layout {
-        Layout::Cifar => {
+        Layout::Cifar | Layout::Mnist => {
             let c = b.conv("stem.conv", b.input(), width, 3, 1, 1)?;
             if post_activation {
                 b.bn_relu("stem.", c)
@@ -553,4 +558,232 @@ fn build_imagenet_resnet(spec: &NetSpec) -> Result<NetGraph, NetError> {
         b.pop_scope();
     }
     head(b, spec, x, false, Head::Global)
+}
+
+/// Wide ResNet for CIFAR (Zagoruyko & Komodakis 2016; the authors' code): WRN-D-K has
+/// `n = (D − 4)/6` pre-activation basic blocks per stage at widths 16K, 32K, 64K (strides 1, 2,
+/// 2) after a 3×3 stem of 16. A block is BN-ReLU-conv 3×3-(dropout)-BN-ReLU-conv 3×3; where the
+/// width or stride changes (a stage's first block, unless its input already has the width) the
+/// shortcut is a 1×1 convolution of the *pre-activated* input, as in the authors' code, and
+/// the identity otherwise. Head: BN-ReLU, global average pooling (the authors' 8×8 pool at
+/// 32×32), linear.
+fn build_wide_resnet(spec: &NetSpec) -> Result<NetGraph, NetError> {
+    if spec.depth < 10 || !(spec.depth - 4).is_multiple_of(6) {
+        return Err(NetError::Spec(format!(
+            "depth {} does not fit a Wide ResNet: depth − 4 must be a positive multiple of 6, e.g. 16, 22, 28, 40",
+            spec.depth
+        )));
+    }
+    let widen = match spec.growth.as_slice() {
+        [k] if *k > 0 => *k,
+        _ => {
+            return Err(NetError::Spec(
+                "a Wide ResNet takes one widening factor K (--widen K, e.g. 8 for WRN-16-8)".into(),
+            ))
+        }
+    };
+    let units = (spec.depth - 4) / 6;
+    let mut b = NetBuilder::new(spec.input_shape());
+    let mut x = stem(&mut b, spec, false)?;
+    let dropout = spec.dropout_p().filter(|p| p.get() > 0.0);
+    for (si, width) in [16 * widen, 32 * widen, 64 * widen].into_iter().enumerate() {
+        b.push_scope(format!("stage{}", si + 1));
+        let stride = if si == 0 { 1 } else { 2 };
+        let projects = stride != 1 || b.shape(x).c != width;
+        // The pre-activated input of a projecting unit, which its shortcut reads too.
+        let preact = std::cell::Cell::new(None);
+        x = interpret_unraveled(
+            &mut b,
+            x,
+            units,
+            |b, input, unit| {
+                let s = if unit == 1 { stride } else { 1 };
+                let r1 = b.bn_relu("1.", input);
+                if unit == 1 && projects {
+                    preact.set(Some(r1));
+                }
+                let c1 = b.conv("1.conv", r1, width, 3, s, 1)?;
+                let r2 = b.bn_relu("2.", c1);
+                let r2 = match dropout {
+                    Some(p) => b.dropout("dropout", r2, p),
+                    None => r2,
+                };
+                b.conv("2.conv", r2, width, 3, 1, 1)
+            },
+            |b, input, unit| {
+                if unit == 1 && projects {
+                    let r = preact.get().expect("the residual branch is built first");
+                    b.conv("shortcut", r, width, 1, stride, 0)
+                } else {
+                    Ok(input)
+                }
+            },
+            false,
+        )?;
+        b.pop_scope();
+    }
+    head(b, spec, x, true, Head::Global)
+}
+
+/// Fully connected layers of `widths` over the flattened input, each followed by a ReLU, then
+/// the classifier (`fc1`, `fc2`, …, the last one `fc{n+1}`). With `dropout = (p, at)`, a
+/// dropout layer reads the input of each `fc{i}` whose `at[i − 1]` is set.
+fn fc_stack(
+    b: &mut NetBuilder,
+    mut x: NodeIndex,
+    widths: &[usize],
+    dropout: Option<(crate::op::Prob, &[bool])>,
+    classes: usize,
+) -> NodeIndex {
+    let n = widths.len() + 1;
+    for (i, w) in widths.iter().copied().chain([classes]).enumerate() {
+        if let Some((p, at)) = dropout {
+            if at.get(i) == Some(&true) && p.get() > 0.0 {
+                x = b.dropout(&format!("drop{}", i + 1), x, p);
+            }
+        }
+        let f = b.linear(&format!("fc{}", i + 1), x, w);
+        if i + 1 == n {
+            return f;
+        }
+        x = b.relu(&format!("relu{}", i + 1), f);
+    }
+    unreachable!("the loop returns at the classifier")
+}
+
+/// A multilayer perceptron (LeNet-300-100 is `mlp` with hidden widths 300, 100).
+fn build_mlp(spec: &NetSpec) -> Result<NetGraph, NetError> {
+    if spec.growth.is_empty() || spec.growth.contains(&0) {
+        return Err(NetError::Spec(
+            "an MLP needs its hidden widths, all positive (--hidden 300,100 for LeNet-300-100)"
+                .into(),
+        ));
+    }
+    if spec.depth != spec.growth.len() + 1 {
+        return Err(NetError::Spec(format!(
+            "an MLP of {} hidden layers has depth {} (its linear layers), not {}",
+            spec.growth.len(),
+            spec.growth.len() + 1,
+            spec.depth
+        )));
+    }
+    let mut b = NetBuilder::new(spec.input_shape());
+    let x = b.input();
+    let out = fc_stack(&mut b, x, &spec.growth, None, spec.classes);
+    Ok(b.finish(out))
+}
+
+/// LeNet-5 as Caffe's `lenet_train_test.prototxt` defines it, the network of Han et al.'s
+/// pruning table: conv 20@5×5, max pool 2/2, conv 50@5×5, max pool 2/2, fc 500, ReLU, fc (no
+/// ReLU after the convolutions, as there). `growth` may replace the widths 20, 50, 500.
+fn build_lenet5(spec: &NetSpec) -> Result<NetGraph, NetError> {
+    if spec.depth != 5 {
+        return Err(NetError::Spec(format!(
+            "depth {} is not LeNet-5's: give --depth 5 or --model lenet-5",
+            spec.depth
+        )));
+    }
+    let [c1, c2, f1] = match spec.growth.as_slice() {
+        [] => [20, 50, 500],
+        [a, b, c] if *a > 0 && *b > 0 && *c > 0 => [*a, *b, *c],
+        _ => {
+            return Err(NetError::Spec(
+                "LeNet-5 takes three widths (conv1, conv2, fc1; default 20, 50, 500) or none"
+                    .into(),
+            ))
+        }
+    };
+    let mut b = NetBuilder::new(spec.input_shape());
+    let x = b.conv_with_bias("conv1", b.input(), c1, 5, 1, 0)?;
+    let x = b.max_pool("pool1", x, 2, 2, 0)?;
+    let x = b.conv_with_bias("conv2", x, c2, 5, 1, 0)?;
+    let x = b.max_pool("pool2", x, 2, 2, 0)?;
+    let out = fc_stack(&mut b, x, &[f1], None, spec.classes);
+    Ok(b.finish(out))
+}
+
+/// VGG without batch norm as torchvision builds it: 3×3 convolutions with bias and ReLU in five
+/// groups of widths 64, 128, 256, 512, 512, each closed by a 2×2 max pool; then fc 4096-ReLU-
+/// dropout, fc 4096-ReLU-dropout, fc (torchvision's adaptive 7×7 pooling is the identity at
+/// 224×224, the layout's input, and is left out).
+fn build_vgg(spec: &NetSpec) -> Result<NetGraph, NetError> {
+    let per_group: [usize; 5] = match spec.depth {
+        11 => [1, 1, 2, 2, 2],
+        13 => [2, 2, 2, 2, 2],
+        16 => [2, 2, 3, 3, 3],
+        19 => [2, 2, 4, 4, 4],
+        d => {
+            return Err(NetError::Spec(format!(
+                "depth {d} is not a VGG configuration: accepted 11, 13, 16, 19"
+            )))
+        }
+    };
+    let mut b = NetBuilder::new(spec.input_shape());
+    let mut x = b.input();
+    let mut layer = 0;
+    for (g, (&convs, width)) in per_group.iter().zip([64, 128, 256, 512, 512]).enumerate() {
+        for _ in 0..convs {
+            layer += 1;
+            let c = b.conv_with_bias(&format!("conv{layer}"), x, width, 3, 1, 1)?;
+            x = b.relu(&format!("relu{layer}"), c);
+        }
+        x = b.max_pool(&format!("pool{}", g + 1), x, 2, 2, 0).map_err(|_| {
+            NetError::Spec(format!(
+                "VGG's five 2×2 poolings do not fit a {} input: VGG needs at least 32×32 (the paper's is 224×224)",
+                spec.input_shape()
+            ))
+        })?;
+    }
+    b.push_scope("classifier");
+    // torchvision: fc-ReLU-dropout twice, then the classifier: dropout reads fc2's and fc3's
+    // inputs.
+    let drop = spec.dropout_p().map(|p| (p, &[false, true, true][..]));
+    let out = fc_stack(&mut b, x, &[4096, 4096], drop, spec.classes);
+    b.pop_scope();
+    Ok(b.finish(out))
+}
+
+/// AlexNet as torchvision builds it: conv 64@11×11/4 (padding 2), max pool 3/2, conv 192@5×5,
+/// max pool 3/2, conv 384, 256, 256 @3×3, max pool 3/2 (every convolution with bias and ReLU),
+/// then dropout-fc 4096-ReLU, dropout-fc 4096-ReLU, fc (the adaptive 6×6 pooling is the identity
+/// at 224×224 and is left out).
+fn build_alexnet(spec: &NetSpec) -> Result<NetGraph, NetError> {
+    if spec.depth != 8 {
+        return Err(NetError::Spec(format!(
+            "depth {} is not AlexNet's: it has 8 layers (5 convolutions, 3 fully connected); give --depth 8 or --model alexnet",
+            spec.depth
+        )));
+    }
+    let mut b = NetBuilder::new(spec.input_shape());
+    let too_small = |_| {
+        NetError::Spec(format!(
+            "AlexNet does not fit a {} input: it needs at least 63×63 (the paper's is 224×224)",
+            spec.input_shape()
+        ))
+    };
+    let mut x = b.input();
+    let layers: [(usize, usize, usize, usize, bool); 5] = [
+        (64, 11, 4, 2, true),
+        (192, 5, 1, 2, true),
+        (384, 3, 1, 1, false),
+        (256, 3, 1, 1, false),
+        (256, 3, 1, 1, true),
+    ];
+    for (i, (width, k, stride, pad, pool)) in layers.into_iter().enumerate() {
+        let c = b
+            .conv_with_bias(&format!("conv{}", i + 1), x, width, k, stride, pad)
+            .map_err(too_small)?;
+        x = b.relu(&format!("relu{}", i + 1), c);
+        if pool {
+            x = b
+                .max_pool(&format!("pool{}", i + 1), x, 3, 2, 0)
+                .map_err(too_small)?;
+        }
+    }
+    b.push_scope("classifier");
+    // torchvision: dropout-fc-ReLU twice, then the classifier.
+    let drop = spec.dropout_p().map(|p| (p, &[true, true, false][..]));
+    let out = fc_stack(&mut b, x, &[4096, 4096], drop, spec.classes);
+    b.pop_scope();
+    Ok(b.finish(out))
 }

@@ -34,10 +34,12 @@ pub struct ModelRow {
     pub bc: bool,
     /// Classes of the head counted.
     pub classes: usize,
-    /// Stem channels used.
-    pub stem: usize,
-    /// Head used (`global` or `paper`; ResNets always `global`).
-    pub head: Head,
+    /// Stem channels used (`None` for the families without a stem convention: the LeNets,
+    /// VGG, AlexNet).
+    pub stem: Option<usize>,
+    /// Head used (`global` or `paper`; ResNets always `global`; `None` for the families whose
+    /// classifier is a stack of fully connected layers).
+    pub head: Option<Head>,
     /// Trainable parameters.
     pub params: u64,
     /// Batch-norm running statistics.
@@ -74,8 +76,8 @@ pub fn model_row(
         growth: spec.growth.clone(),
         bc: spec.bc,
         classes: spec.classes,
-        stem: spec.stem_channels(),
-        head: spec.head_kind(),
+        stem: spec.family.has_stem().then(|| spec.stem_channels()),
+        head: spec.family.has_stem().then(|| spec.head_kind()),
         params: c.params,
         bn_running: c.bn_running,
         macs: c.macs,

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::op::Shape;
+use crate::op::{Prob, Shape};
 use crate::NetError;
 use sparsenet_analysis::topology::Pattern;
 
@@ -27,7 +27,24 @@ pub enum Family {
     Preres,
     /// The CIFAR ResNet without shortcuts.
     Plain,
+    /// Wide ResNet (Zagoruyko & Komodakis 2016), CIFAR: WRN-D-K, pre-activation basic blocks of
+    /// widths 16K, 32K, 64K, a 1×1 projection where the width changes; `growth` holds K.
+    Wide,
+    /// A multilayer perceptron over the flattened image (LeNet-300-100): `growth` holds the
+    /// hidden widths, each followed by a ReLU.
+    Mlp,
+    /// LeNet-5 as Caffe defines it (Han et al.'s pruning table): conv 20@5×5, max pool, conv
+    /// 50@5×5, max pool, fc 500, ReLU, fc; `growth` may give the three widths.
+    Lenet,
+    /// VGG (Simonyan & Zisserman 2015), configurations A, B, D, E (depth 11, 13, 16, 19) as
+    /// torchvision builds them without batch norm.
+    Vgg,
+    /// AlexNet as torchvision builds it (the one-tower network of Krizhevsky 2014).
+    Alexnet,
 }
+
+/// Every family's name, as `--family` accepts them.
+pub const FAMILIES: &str = "sparse, dense, res, preres, plain, wide, mlp, lenet, vgg, alexnet";
 
 impl Family {
     /// Parse `sparse|dense|res|preres|plain`.
@@ -38,8 +55,13 @@ impl Family {
             "res" => Ok(Family::Res),
             "preres" => Ok(Family::Preres),
             "plain" => Ok(Family::Plain),
+            "wide" => Ok(Family::Wide),
+            "mlp" => Ok(Family::Mlp),
+            "lenet" => Ok(Family::Lenet),
+            "vgg" => Ok(Family::Vgg),
+            "alexnet" => Ok(Family::Alexnet),
             _ => Err(NetError::Spec(format!(
-                "unknown family '{s}': accepted sparse, dense, res, preres, plain"
+                "unknown family '{s}': accepted {FAMILIES}"
             ))),
         }
     }
@@ -52,6 +74,39 @@ impl Family {
             Family::Res => "res",
             Family::Preres => "preres",
             Family::Plain => "plain",
+            Family::Wide => "wide",
+            Family::Mlp => "mlp",
+            Family::Lenet => "lenet",
+            Family::Vgg => "vgg",
+            Family::Alexnet => "alexnet",
+        }
+    }
+
+    /// The one layout a family is built for, when it has only one (`None`: CIFAR or ImageNet).
+    pub fn only_layout(&self) -> Option<Layout> {
+        match self {
+            Family::Preres | Family::Plain | Family::Wide => Some(Layout::Cifar),
+            Family::Mlp | Family::Lenet => Some(Layout::Mnist),
+            Family::Vgg | Family::Alexnet => Some(Layout::Imagenet),
+            Family::Sparse | Family::Dense | Family::Res => None,
+        }
+    }
+
+    /// Whether the family has a stem of a chosen width and a pooled head (`--stem`, `--head`):
+    /// all but the LeNets, VGG and AlexNet, which are fixed stacks.
+    pub fn has_stem(&self) -> bool {
+        !matches!(
+            self,
+            Family::Mlp | Family::Lenet | Family::Vgg | Family::Alexnet
+        )
+    }
+
+    /// The family's default drop probability where it has dropout layers (VGG's and AlexNet's
+    /// classifiers: 0.5; Wide ResNet's blocks: none unless asked).
+    pub fn default_dropout(&self) -> Option<f64> {
+        match self {
+            Family::Vgg | Family::Alexnet => Some(0.5),
+            _ => None,
         }
     }
 }
@@ -65,6 +120,8 @@ pub enum Layout {
     Cifar,
     /// 224×224 inputs, four blocks / stages.
     Imagenet,
+    /// 28×28 grey inputs (the LeNets').
+    Mnist,
 }
 
 impl Layout {
@@ -73,8 +130,9 @@ impl Layout {
         match s {
             "cifar" => Ok(Layout::Cifar),
             "imagenet" => Ok(Layout::Imagenet),
+            "mnist" => Ok(Layout::Mnist),
             _ => Err(NetError::Spec(format!(
-                "unknown layout '{s}': accepted cifar, imagenet"
+                "unknown layout '{s}': accepted cifar, imagenet, mnist"
             ))),
         }
     }
@@ -84,6 +142,7 @@ impl Layout {
         match self {
             Layout::Cifar => "cifar",
             Layout::Imagenet => "imagenet",
+            Layout::Mnist => "mnist",
         }
     }
 
@@ -92,6 +151,7 @@ impl Layout {
         match self {
             Layout::Cifar => Shape::new(3, 32, 32),
             Layout::Imagenet => Shape::new(3, 224, 224),
+            Layout::Mnist => Shape::new(1, 28, 28),
         }
     }
 }
@@ -210,6 +270,11 @@ pub struct NetSpec {
     /// `concat`, so descriptions written before it existed read and write unchanged).
     #[serde(default, skip_serializing_if = "Aggregate::is_concat")]
     pub aggregate: Aggregate,
+    /// The drop probability of the family's dropout layers (VGG's and AlexNet's classifiers,
+    /// Wide ResNet's blocks between their convolutions); `None` = the family's default
+    /// ([`Family::default_dropout`]). Absent in JSON when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropout: Option<Prob>,
 }
 
 impl NetSpec {
@@ -224,7 +289,6 @@ impl NetSpec {
     ) -> Self {
         NetSpec {
             family,
-            layout,
             depth,
             growth: growth.to_vec(),
             bc,
@@ -234,7 +298,19 @@ impl NetSpec {
             head: None,
             input: None,
             aggregate: Aggregate::Concat,
+            dropout: None,
+            layout,
         }
+    }
+
+    /// The drop probability of the family's dropout layers: given, or the family's default
+    /// (`None`: no dropout layers).
+    pub fn dropout_p(&self) -> Option<Prob> {
+        self.dropout.or_else(|| {
+            self.family
+                .default_dropout()
+                .map(|p| Prob::new(p).expect("defaults are probabilities"))
+        })
     }
 
     /// The input shape used.
@@ -260,7 +336,7 @@ impl NetSpec {
             (Family::Dense, _) => 2 * k,
             (Family::Sparse, Layout::Cifar) => 2 * k,
             (Family::Sparse, Layout::Imagenet) => k,
-            (_, Layout::Cifar) => 16,
+            (_, Layout::Cifar | Layout::Mnist) => 16,
             (_, Layout::Imagenet) => 64,
         }
     }
@@ -323,6 +399,10 @@ impl NetSpec {
                     "a DAG block takes the CIFAR layout (three blocks of the DAG); leave out --layout imagenet".into(),
                 ))
             }
+            Layout::Mnist => Err(NetError::Spec(format!(
+                "the {} family has no 28×28 (mnist) layout: use --layout cifar or imagenet",
+                self.family.name()
+            ))),
             Layout::Imagenet => match self.depth {
                 121 => Ok(vec![6, 12, 24, 16]),
                 169 => Ok(vec![6, 12, 32, 32]),
@@ -402,6 +482,35 @@ impl NetSpec {
         if self.stem == Some(0) {
             return Err(NetError::Spec("stem channels must be positive".into()));
         }
+        if !self.family.has_stem() && (self.stem.is_some() || self.head.is_some()) {
+            return Err(NetError::Spec(format!(
+                "the {} family has no stem or pooled head to set: leave out --stem and --head",
+                self.family.name()
+            )));
+        }
+        if let Some(only) = self.family.only_layout() {
+            if self.layout != only {
+                return Err(NetError::Spec(format!(
+                    "the {} family is built for the {} layout only: leave out --layout {} (the trainer still takes the data's image size)",
+                    self.family.name(),
+                    only.name(),
+                    self.layout.name()
+                )));
+            }
+        } else if self.layout == Layout::Mnist {
+            return Err(NetError::Spec(format!(
+                "the {} family has no mnist layout: use --layout cifar or imagenet",
+                self.family.name()
+            )));
+        }
+        if self.dropout.is_some()
+            && !matches!(self.family, Family::Wide | Family::Vgg | Family::Alexnet)
+        {
+            return Err(NetError::Spec(format!(
+                "--dropout applies to the wide, vgg and alexnet families (the {} family has no dropout layers)",
+                self.family.name()
+            )));
+        }
         Ok(())
     }
 }
@@ -431,6 +540,29 @@ impl fmt::Display for NetSpec {
                 }
                 write!(f, " ({}, {} classes)", self.layout.name(), self.classes)
             }
+            Family::Wide => write!(
+                f,
+                "wrn-{}-{} ({}, {} classes)",
+                self.depth,
+                g.join("-"),
+                self.layout.name(),
+                self.classes
+            ),
+            Family::Mlp => write!(
+                f,
+                "mlp-{} ({}, {} classes)",
+                g.join("-"),
+                self.layout.name(),
+                self.classes
+            ),
+            Family::Vgg | Family::Alexnet | Family::Lenet => write!(
+                f,
+                "{}-{} ({}, {} classes)",
+                self.family.name(),
+                self.depth,
+                self.layout.name(),
+                self.classes
+            ),
             _ => write!(
                 f,
                 "{}net-{} ({}, {} classes)",

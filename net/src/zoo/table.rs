@@ -74,11 +74,14 @@ const fn row(
     }
 }
 
-use Family::{Dense, Preres, Res, Sparse};
-use Layout::{Cifar, Imagenet};
+use Family::{Alexnet, Dense, Lenet, Mlp, Preres, Res, Sparse, Vgg, Wide};
+use Layout::{Cifar, Imagenet, Mnist};
 
 /// Every named model with the paper's figures (SparseNet paper; DenseNet and ResNet papers for
-/// their rows; CIFAR SparseNet quoted with the 100-class head, CIFAR DenseNet/ResNet with 10).
+/// their rows; CIFAR SparseNet quoted with the 100-class head, CIFAR DenseNet/ResNet with 10;
+/// Wide ResNet as the SparseNet paper's CIFAR table prints it; the LeNets, AlexNet and VGG-16
+/// as Han et al. 2015's pruning table prints them). For the families whose `growth` is not a
+/// growth rate it holds their widths: Wide ResNet's widening factor, the MLP's hidden widths.
 /// Columns: name, family, layout, depth, growth per block, BC, classes of the printed figures,
 /// parameters (M) and GFLOPs as printed, C10+ and C100+ errors (%) as printed.
 #[rustfmt::skip]
@@ -114,6 +117,11 @@ pub const ZOO: &[Named] = &[
     row("sparsenet-201-32",           Sparse, Imagenet, 201,  &[32],          true,  1000, Some("7.22"),  Some("4.13"), None,       None),
     row("sparsenet-201-48",           Sparse, Imagenet, 201,  &[48],          true,  1000, Some("14.91"), Some("9.19"), None,       None),
     row("resnet-50",                  Res,    Imagenet, 50,   &[],            false, 1000, Some("25.5"),  Some("8.20"), None,       None),
+    row("wrn-16-8",                   Wide,   Cifar,    16,   &[8],           false, 10,   Some("11.0"),  None,         Some(4.81), Some(22.07)),
+    row("lenet-300-100",              Mlp,    Mnist,    3,    &[300, 100],    false, 10,   Some("0.267"), None,         None,       None),
+    row("lenet-5",                    Lenet,  Mnist,    5,    &[],            false, 10,   Some("0.431"), None,         None,       None),
+    row("alexnet",                    Alexnet, Imagenet, 8,   &[],            false, 1000, Some("61"),    None,         None,       None),
+    row("vgg-16",                     Vgg,    Imagenet, 16,   &[],            false, 1000, Some("138"),   None,         None,       None),
 ];
 
 /// Look up a named model.

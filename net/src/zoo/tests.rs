@@ -112,12 +112,14 @@ fn bad_specs_are_errors() {
 
 #[test]
 fn table_rows_carry_the_papers_errors() {
-    // The SparseNet paper's CIFAR table has C10+/C100+ errors for 18 of the named models.
+    // The SparseNet paper's CIFAR table has C10+/C100+ errors for 18 of the named models, and
+    // for Wide ResNet-16-8 among the systems it compares against.
     let with_errors = ZOO
         .iter()
         .filter(|m| m.paper_c10_error.is_some() || m.paper_c100_error.is_some())
         .count();
-    assert_eq!(with_errors, 18);
+    assert_eq!(with_errors, 19);
+    assert_eq!(named("wrn-16-8").unwrap().paper_c100_error, Some(22.07));
     let s = named("sparsenet-40-24").unwrap();
     assert_eq!(
         (s.paper_c10_error, s.paper_c100_error),
@@ -311,4 +313,172 @@ fn mixed_and_dual_aggregation_by_hand() {
     // Each layer's contribution is two nodes (the residual and the dense part).
     assert_eq!(net.blocks[0].layers[0].also.len(), 1);
     assert_eq!(net.blocks[0].aggregation, crate::dag::Aggregation::Dual);
+}
+
+#[test]
+fn the_comparison_systems_count_as_published() {
+    // LeNet-300-100: 784·300 + 300, 300·100 + 100, 100·10 + 10.
+    let lenet300 = 235_500 + 30_100 + 1_010;
+    // LeNet-5 (Caffe): 20·25 + 20, 50·20·25 + 50, 800·500 + 500, 500·10 + 10.
+    let lenet5 = 520 + 25_050 + 400_500 + 5_010;
+    // WRN-16-8, two units per stage: stem 3·16·9; stage 1 unit 1 BN(16) + 16·128·9 + BN(128) +
+    // 128·128·9 + shortcut 16·128, unit 2 2·(BN(128) + 128·128·9); stages 2 and 3 alike;
+    // head BN(512) + 512·10 + 10.
+    let wrn = 432
+        + (32 + 18_432 + 256 + 147_456 + 2_048)
+        + 2 * (256 + 147_456)
+        + (256 + 294_912 + 512 + 589_824 + 32_768)
+        + 2 * (512 + 589_824)
+        + (512 + 1_179_648 + 1_024 + 2_359_296 + 131_072)
+        + 2 * (1_024 + 2_359_296)
+        + 1_024
+        + 5_130;
+    assert_eq!(wrn, 10_961_370);
+    // AlexNet and VGG-16: torchvision's documented counts (models' `num_params`).
+    for (name, want) in [
+        ("lenet-300-100", lenet300),
+        ("lenet-5", lenet5),
+        ("wrn-16-8", wrn),
+        ("alexnet", 61_100_840),
+        ("vgg-16", 138_357_544),
+    ] {
+        let (_, c) = build_and_count(&named(name).unwrap().spec(None)).unwrap();
+        assert_eq!(c.params, want, "{name}");
+        assert_eq!(
+            c.bn_running > 0,
+            name == "wrn-16-8",
+            "{name}: batch norm only in WRN"
+        );
+    }
+    // The other VGG configurations, torchvision's counts.
+    for (depth, want) in [(11, 132_863_336), (13, 133_047_848), (19, 143_667_240)] {
+        let spec = NetSpec::new(Family::Vgg, Layout::Imagenet, depth, &[], false, 1000);
+        assert_eq!(
+            build_and_count(&spec).unwrap().1.params,
+            want,
+            "vgg-{depth}"
+        );
+    }
+    // A dropout layer changes no count: WRN with dropout has the same parameters.
+    let mut spec = named("wrn-16-8").unwrap().spec(None);
+    spec.dropout = Some(crate::op::Prob::new(0.3).unwrap());
+    let net = build(&spec).unwrap();
+    assert_eq!(count(&net).params, wrn);
+    let drops = net
+        .graph
+        .node_indices()
+        .filter(|&n| matches!(net.graph[n].op, Op::Dropout { .. }))
+        .count();
+    assert_eq!(drops, 6, "one per unit, between its convolutions");
+}
+
+#[test]
+fn dropout_sits_where_torchvision_puts_it() {
+    // VGG: fc-ReLU-dropout twice, then the classifier; AlexNet: dropout-fc-ReLU twice.
+    let readers = |name: &str| -> Vec<String> {
+        let net = build(&named(name).unwrap().spec(None)).unwrap();
+        net.graph
+            .node_indices()
+            .filter(|&n| matches!(net.graph[n].op, Op::Dropout { .. }))
+            .map(|n| {
+                let r = net
+                    .graph
+                    .neighbors_directed(n, petgraph::Direction::Outgoing)
+                    .next()
+                    .unwrap();
+                net.graph[r].name.clone()
+            })
+            .collect()
+    };
+    assert_eq!(readers("vgg-16"), ["classifier.fc2", "classifier.fc3"]);
+    assert_eq!(readers("alexnet"), ["classifier.fc1", "classifier.fc2"]);
+}
+
+#[test]
+fn the_comparison_systems_refuse_what_they_cannot_build() {
+    let err = |spec: NetSpec| build(&spec).unwrap_err().to_string();
+    assert!(err(NetSpec::new(
+        Family::Wide,
+        Layout::Cifar,
+        18,
+        &[8],
+        false,
+        10
+    ))
+    .contains("multiple of 6"));
+    assert!(err(NetSpec::new(
+        Family::Wide,
+        Layout::Cifar,
+        16,
+        &[],
+        false,
+        10
+    ))
+    .contains("widening factor"));
+    assert!(err(NetSpec::new(
+        Family::Wide,
+        Layout::Imagenet,
+        16,
+        &[8],
+        false,
+        10
+    ))
+    .contains("cifar layout only"));
+    assert!(err(NetSpec::new(
+        Family::Vgg,
+        Layout::Imagenet,
+        17,
+        &[],
+        false,
+        10
+    ))
+    .contains("11, 13, 16, 19"));
+    assert!(
+        err(NetSpec::new(Family::Mlp, Layout::Mnist, 3, &[], false, 10)).contains("hidden widths")
+    );
+    assert!(err(NetSpec::new(
+        Family::Mlp,
+        Layout::Mnist,
+        4,
+        &[300, 100],
+        false,
+        10
+    ))
+    .contains("depth 3"));
+    assert!(err(NetSpec::new(
+        Family::Lenet,
+        Layout::Mnist,
+        5,
+        &[20, 50],
+        false,
+        10
+    ))
+    .contains("three widths"));
+    assert!(err(NetSpec::new(
+        Family::Alexnet,
+        Layout::Imagenet,
+        7,
+        &[],
+        false,
+        10
+    ))
+    .contains("8 layers"));
+    assert!(err(NetSpec::new(
+        Family::Dense,
+        Layout::Mnist,
+        40,
+        &[12],
+        false,
+        10
+    ))
+    .contains("(mnist) layout"));
+    let mut small = NetSpec::new(Family::Vgg, Layout::Imagenet, 16, &[], false, 10);
+    small.input = Some(Shape::new(1, 28, 28));
+    assert!(err(small).contains("at least 32×32"));
+    let mut small = NetSpec::new(Family::Alexnet, Layout::Imagenet, 8, &[], false, 10);
+    small.input = Some(Shape::new(3, 32, 32));
+    assert!(err(small).contains("AlexNet does not fit"));
+    let mut dropped = NetSpec::new(Family::Dense, Layout::Cifar, 40, &[12], false, 10);
+    dropped.dropout = Some(crate::op::Prob::new(0.2).unwrap());
+    assert!(err(dropped).contains("no dropout layers"));
 }

@@ -5,7 +5,7 @@
 use anyhow::Result;
 
 use crate::autodiff::{Grads, Input, Step};
-use crate::backend::Backend;
+use crate::backend::{Backend, DropMask};
 
 /// What a ReLU keeps for the reverse pass.
 pub(crate) struct ReluStep<B: Backend>(B::ReluSaved);
@@ -21,6 +21,46 @@ impl<B: Backend> ReluStep<B> {
         let (_, dx) = g.first();
         b.relu_backward(self.0, dy, dx)
     }
+}
+
+/// What a dropout keeps for the reverse pass: its mask's rule (the mask itself is recomputed).
+pub(crate) struct DropoutStep(DropMask);
+
+/// Dropout in training (drop probability `p`, mask drawn with `key`); the identity otherwise.
+pub(crate) fn dropout<B: Backend>(
+    b: &mut B,
+    x: &B::Act,
+    p: f64,
+    key: u64,
+) -> Result<(B::Act, Step<B>)> {
+    if !b.training() || p == 0.0 {
+        return Ok((x.clone(), Step::Identity));
+    }
+    let mask = DropMask::new(p, key);
+    Ok((b.dropout(x, mask)?, Step::Dropout(DropoutStep(mask))))
+}
+
+impl DropoutStep {
+    pub(crate) fn backward<B: Backend>(
+        self,
+        b: &mut B,
+        dy: B::Grad,
+        g: &mut Grads<'_, B>,
+    ) -> Result<()> {
+        let (_, dx) = g.first();
+        b.dropout_backward(self.0, dy, dx)
+    }
+}
+
+/// The whole output gradient to the one input: the backward of an op that passed its input
+/// through (dropout at evaluation).
+pub(crate) fn identity_backward<B: Backend>(
+    b: &mut B,
+    dy: &B::Grad,
+    g: &mut Grads<'_, B>,
+) -> Result<()> {
+    let (d, dx) = g.first();
+    b.accumulate(dy, d, dx)
 }
 
 /// The channel concatenation of `xs`, in order.

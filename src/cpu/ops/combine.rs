@@ -1,4 +1,5 @@
-//! Aggregations and the activation: n-ary channel concatenation, n-ary sum, ReLU.
+//! Aggregations and the element-wise layers: n-ary channel concatenation, n-ary sum, ReLU,
+//! dropout.
 //!
 //! Concatenation is one op over all inputs (one copy) rather than a chain of pairwise dfdx
 //! `concat_along` calls, which would copy a DenseNet layer's growing input once per source.
@@ -6,7 +7,7 @@
 use anyhow::Result;
 use rayon::prelude::*;
 
-use crate::backend::CombineOps;
+use crate::backend::{CombineOps, DropMask};
 use crate::cpu::{accumulate, read, Act, CpuBackend, Elem};
 
 /// What a ReLU keeps: where it was active (empty when not recording).
@@ -47,6 +48,44 @@ impl<E: Elem> CombineOps for CpuBackend<E> {
                     }
                 }
             });
+        accumulate(dx, g);
+        Ok(())
+    }
+
+    /// `x·scale` where the mask keeps the element, 0 elsewhere: each element's draw depends on
+    /// its index only, so the chunks run in any order on any number of threads.
+    fn dropout(&mut self, x: &Act<E>, mask: DropMask) -> Result<Act<E>> {
+        let scale: E = crate::real::c(mask.scale() as f64);
+        let v: Vec<E> = x
+            .values()
+            .par_iter()
+            .enumerate()
+            .map(|(i, &t)| {
+                if mask.keeps(i as u64) {
+                    t * scale
+                } else {
+                    E::zero()
+                }
+            })
+            .collect();
+        Ok(self.act(v, x.dims()))
+    }
+
+    /// `dx += g·scale` where the mask kept the element (the output gradient's buffer is reused).
+    fn dropout_backward(
+        &mut self,
+        mask: DropMask,
+        mut g: Vec<E>,
+        dx: &mut Option<Vec<E>>,
+    ) -> Result<()> {
+        let scale: E = crate::real::c(mask.scale() as f64);
+        g.par_iter_mut().enumerate().for_each(|(i, d)| {
+            *d = if mask.keeps(i as u64) {
+                *d * scale
+            } else {
+                E::zero()
+            };
+        });
         accumulate(dx, g);
         Ok(())
     }
@@ -157,6 +196,93 @@ mod tests {
         let want: Vec<f64> = run.weights.iter().map(|v| 2.0 * v).collect();
         assert!(rel_err(&run.input_grads[0], &want) < 1e-12);
         assert!(rel_err(&run.input_grads[1], &run.weights) < 1e-12);
+    }
+
+    #[test]
+    fn splitmix64_matches_the_reference_sequence() {
+        // The first outputs of the reference generator (Vigna's splitmix64.c) seeded with
+        // 1234567: its k-th output is the output function of seed + k·γ, k = 1, 2, …
+        let want: [u64; 3] = [
+            6457827717110365317,
+            3203168211198807973,
+            9817491932198370423,
+        ];
+        for (k, w) in want.iter().enumerate() {
+            let z = 1234567u64.wrapping_add((k as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            assert_eq!(crate::backend::splitmix64(z), *w, "output {}", k + 1);
+        }
+    }
+
+    #[test]
+    fn dropout_keeps_scales_and_passes_gradients_where_its_mask_says() {
+        use crate::backend::{layer_key, DropMask};
+        let p = 0.3;
+        let op = Op::Dropout {
+            p: sparsenet_net::op::Prob::new(p).unwrap(),
+        };
+        let dims = [4, 5, 6, 7];
+        // Values away from 0, so a zero in the output is a dropped element.
+        let xv: Vec<f64> = rand_vec(840, 11)
+            .iter()
+            .map(|v| v.signum() * (0.5 + v.abs()))
+            .collect();
+        let run = run_op(&op, false, true, &[(xv.clone(), dims)], &[0], &[], None, 12);
+        // The tape names the output 1 and draws with key 0: the mask by its rule, element by
+        // element.
+        let mask = DropMask::new(p, layer_key(0, 1));
+        let scale = 1.0 / (1.0 - p);
+        let kept: Vec<bool> = (0..xv.len() as u64).map(|i| mask.keeps(i)).collect();
+        let reference = |x: &[f64]| -> Vec<f64> {
+            x.iter()
+                .zip(&kept)
+                .map(|(&v, &k)| if k { v * scale } else { 0.0 })
+                .collect()
+        };
+        assert!(rel_err(&run.out, &reference(&xv)) < 1e-6, "forward");
+        let dropped = kept.iter().filter(|k| !**k).count() as f64 / kept.len() as f64;
+        // 840 draws of p = 0.3: σ ≈ 0.016; 4σ either side.
+        assert!((dropped - p).abs() < 0.064, "dropped {dropped}");
+        let num = numeric_grad(&xv, |v| weighted_sum(&reference(v), &run.weights));
+        assert!(rel_err(&run.input_grads[0], &num) < 1e-6, "backward");
+        // Evaluation mode: the identity, and its gradient the output's.
+        let eval = run_op(
+            &op,
+            false,
+            false,
+            &[(xv.clone(), dims)],
+            &[0],
+            &[],
+            None,
+            12,
+        );
+        assert_eq!(eval.out, xv);
+        assert_eq!(eval.input_grads[0], eval.weights);
+        // Over many draws the keep rate is 1 − p.
+        let big = DropMask::new(0.5, 99);
+        let kept = (0..200_000u64).filter(|&i| big.keeps(i)).count() as f64 / 200_000.0;
+        assert!((kept - 0.5).abs() < 0.005, "kept {kept}");
+        // Another layer or step draws another mask.
+        let other = DropMask::new(p, layer_key(0, 2));
+        assert!((0..840u64).any(|i| other.keeps(i) != mask.keeps(i)));
+    }
+
+    #[test]
+    fn dropout_draws_the_same_mask_on_any_thread_count() {
+        let op = Op::Dropout {
+            p: sparsenet_net::op::Prob::new(0.5).unwrap(),
+        };
+        let xv = rand_vec(3 * 64 * 32 * 32, 5);
+        let dims = [3, 64, 32, 32];
+        let on = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| run_op(&op, false, true, &[(xv.clone(), dims)], &[0], &[], None, 3))
+        };
+        let (one, four) = (on(1), on(4));
+        assert_eq!(one.out, four.out);
+        assert_eq!(one.input_grads, four.input_grads);
     }
 
     #[test]

@@ -33,6 +33,8 @@ enum Case {
     MaxPool([usize; 4], usize, usize, usize),
     GlobalAvg([usize; 4]),
     Linear([usize; 4], usize),
+    /// Dropout of the given probability (in training: both sides draw the mask by one rule).
+    Dropout([usize; 4], f64),
 }
 
 impl Case {
@@ -62,6 +64,7 @@ impl Case {
             Case::MaxPool(_, k, s, p) => format!("max pool {k}/{s} p{p}"),
             Case::GlobalAvg(_) => "global avg pool".into(),
             Case::Linear(_, o) => format!("linear → {o}"),
+            Case::Dropout(_, p) => format!("dropout p = {p}"),
         }
     }
     fn inputs(&self) -> Vec<[usize; 4]> {
@@ -73,7 +76,8 @@ impl Case {
             | Case::AvgPool(d, ..)
             | Case::MaxPool(d, ..)
             | Case::GlobalAvg(d)
-            | Case::Linear(d, _) => vec![*d],
+            | Case::Linear(d, _)
+            | Case::Dropout(d, _) => vec![*d],
             Case::Concat(v) => v.clone(),
             Case::Sum(d, k) => vec![*d; *k],
         }
@@ -154,6 +158,12 @@ impl Case {
                 },
                 false,
             ),
+            Case::Dropout(_, p) => (
+                Op::Dropout {
+                    p: sparsenet_net::op::Prob::new(*p).expect("a probability"),
+                },
+                false,
+            ),
         }
     }
 }
@@ -227,6 +237,8 @@ fn cases() -> Vec<Case> {
         Case::MaxPool([2, 3, 9, 9], 3, 2, 1),
         Case::GlobalAvg([3, 4, 7, 7]),
         Case::Linear([3, 6, 1, 1], 5),
+        // An odd size, so the grid-stride loop's tail runs too.
+        Case::Dropout([3, 7, 5, 11], 0.4),
     ]
 }
 

@@ -1,10 +1,10 @@
-//! Concatenation, sum and ReLU on the GPU, by our kernels.
+//! Concatenation, sum, ReLU and dropout on the GPU, by our kernels.
 
 use anyhow::{bail, Result};
 use cudarc::driver::CudaSlice;
 
 use super::Slot;
-use crate::backend::CombineOps;
+use crate::backend::{CombineOps, DropMask};
 use crate::gpu::ctx::{dims_of, GAct, GpuCtx};
 use crate::gpu::kernels::Grid;
 use crate::gpu::kit::addr;
@@ -30,6 +30,41 @@ impl CombineOps for GpuCtx<'_> {
             addr(&dy_buf),
             ys.addr(),
             gx,
+            total as i64,
+        )
+    }
+
+    fn dropout(&mut self, x: &GAct, mask: DropMask) -> Result<GAct> {
+        let kit = self.kit;
+        let total = x.len();
+        let y = kit.alloc(total)?;
+        kit.kernels().dropout_fwd(
+            Grid::Elems(total),
+            x.addr(),
+            addr(&y),
+            mask.key as i64,
+            mask.threshold as i64,
+            mask.scale(),
+            total as i64,
+        )?;
+        Ok(self.new_act(y, x.dims))
+    }
+
+    fn dropout_backward(
+        &mut self,
+        mask: DropMask,
+        dy_buf: CudaSlice<f32>,
+        dx: &mut Slot,
+    ) -> Result<()> {
+        let total = dy_buf.len();
+        let gx = self.slot(dx, total)?;
+        self.kit.kernels().dropout_bwd(
+            Grid::Elems(total),
+            addr(&dy_buf),
+            gx,
+            mask.key as i64,
+            mask.threshold as i64,
+            mask.scale(),
             total as i64,
         )
     }

@@ -31,6 +31,10 @@ impl BackendCore for GpuCtx<'_> {
         self.record
     }
 
+    fn training(&self) -> bool {
+        self.train
+    }
+
     fn fence(&mut self) -> Result<()> {
         self.kit.sync()
     }
