@@ -265,6 +265,19 @@ pub fn layer_key(step_key: u64, node: usize) -> u64 {
     splitmix64(step_key ^ splitmix64((node as u64).wrapping_add(1).wrapping_mul(GOLDEN)))
 }
 
+/// Which of a mean join's `n` inputs survive drop-path in a training step drawn with `key`: each
+/// is dropped when its draw (as [`DropMask::keeps`], input `i` as element `i`) falls below
+/// `p·2⁶⁴`; when every one would be, the one a further draw picks is kept, as FractalNet keeps
+/// at least one path through every join.
+pub fn join_survivors(n: usize, p: f64, key: u64) -> Vec<bool> {
+    let mask = DropMask::new(p, key);
+    let mut keep: Vec<bool> = (0..n as u64).map(|i| mask.keeps(i)).collect();
+    if n > 0 && !keep.contains(&true) {
+        keep[(splitmix64(key ^ GOLDEN) % n as u64) as usize] = true;
+    }
+    keep
+}
+
 /// Aggregations and the element-wise layers: concatenation, sum, ReLU, dropout
 /// (`cpu/ops/combine.rs`, `gpu/ops/combine.rs`; tape: `autodiff/ops/combine.rs`).
 pub trait CombineOps: BackendCore {
@@ -306,6 +319,16 @@ pub trait CombineOps: BackendCore {
 
     /// Elementwise sum.
     fn sum(&mut self, xs: &[&Self::Act]) -> Result<Self::Act>;
+    /// `a · Σ xs` (a mean join: `a = 1/|xs|`).
+    fn scaled_sum(&mut self, xs: &[&Self::Act], a: f32) -> Result<Self::Act>;
+    /// `dx += a·g` (both of dimensions `dims`): the backward of a scaled sum.
+    fn accumulate_scaled(
+        &mut self,
+        g: &Self::Grad,
+        a: f32,
+        dims: [usize; 4],
+        dx: &mut Option<Self::Grad>,
+    ) -> Result<()>;
     /// `dx += g` (both of dimensions `dims`): the backward of a sum, and how the tape adds a
     /// gradient that arrives whole. By default the whole-tensor case of
     /// [`CombineOps::concat_backward`] (offset 0, all channels): the same copy or addition.

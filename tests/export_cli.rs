@@ -72,7 +72,7 @@ fn exported_modules_load_strictly_and_give_our_logits_in_pytorch() {
             "skipped the ONNX half: no Python imports onnxruntime (scripts/install-onnxruntime.sh)"
         );
     }
-    let specs: [&[&str]; 13] = [
+    let specs: [&[&str]; 14] = [
         &["--family", "sparse", "--depth", "10", "--growth", "4"],
         &["--family", "preres", "--depth", "11"],
         &["--family", "plain", "--depth", "8"],
@@ -129,6 +129,8 @@ fn exported_modules_load_strictly_and_give_our_logits_in_pytorch() {
             "--dropout",
             "0.5",
         ],
+        // Mean joins (ONNX's Mean; drop-path is training's alone).
+        &["--family", "fractal", "--columns", "3", "--blocks", "2"],
     ];
     for (i, spec) in specs.iter().enumerate() {
         let dir = fresh_dir(&format!("net{i}"));

@@ -198,3 +198,47 @@ fn plot_writes_png_and_svg_figures() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_fractal_block_is_an_ensemble_of_paths_of_many_lengths() {
+    // FractalNet's C = 3 block by hand: f_2 has paths of 1 and 2 convolutions, f_2∘f_2 of
+    // 2, 3, 3, 4, and the join adds the single convolution: lengths 1, 2, 3, 3, 4 convolutions,
+    // one more edge each to the output.
+    let (code, out, err) = paths(&[
+        "--topology",
+        "fractal",
+        "--columns",
+        "3",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let a = &v["analysis"];
+    assert_eq!(a["paths"], "5");
+    assert_eq!(
+        a["histogram"],
+        serde_json::json!(["0", "0", "1", "1", "2", "1"])
+    );
+    // The edge list reads back through --dag-file as the same block.
+    let (code, csv, _) = paths(&["--topology", "fractal", "--columns", "4", "--format", "csv"]);
+    assert_eq!(code, 0);
+    let dir = fresh_dir("fractal");
+    let file = dir.join("fractal4.edges");
+    std::fs::write(&file, csv).unwrap();
+    let (code, out, _) = paths(&["--dag-file", file.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    // P(4) = 1 + P(3)² = 26.
+    assert_eq!(v["analysis"]["paths"], "26");
+    for bad in [
+        &["--topology", "fractal,dense"][..],
+        &["--columns", "3"],
+        &["--topology", "fractal", "--columns", "16"],
+        &["--topology", "fractal", "--random", "ba:m=2"],
+    ] {
+        let (code, _, err) = paths(bad);
+        assert_eq!(code, 2, "{bad:?}");
+        assert_eq!(err.trim().lines().count(), 1, "{bad:?}: {err}");
+    }
+}

@@ -61,6 +61,8 @@ fn pytorch_counts_the_comparison_systems_as_published() {
         // 20·25 + 20, 50·20·25 + 50, 800·500 + 500, 500·10 + 10.
         ("lenet-5", 520 + 25_050 + 400_500 + 5_010, 10),
         ("wrn-16-8", 10_961_370, 10),
+        // Mean joins: 5 blocks × (3 input-reading + 4 width-reading 3×3 convolutions, 7 BNs) + fc.
+        ("fractalnet-21", 33_724_618, 10),
         ("alexnet", 61_100_840, 1000),
         ("vgg-16", 138_357_544, 1000),
     ] {

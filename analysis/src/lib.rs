@@ -50,6 +50,7 @@ pub mod dag_analysis;
 pub mod dag_report;
 pub mod distance;
 mod error;
+pub mod fractal;
 pub mod paths;
 pub mod report;
 pub mod topology;

@@ -42,6 +42,8 @@ pub enum Aggregation {
     /// Dual path: a residual path (summed, the block input's width) and a dense path
     /// (concatenated).
     Dual,
+    /// FractalNet's mean joins (with drop-path in training).
+    Mean,
 }
 
 /// One layer of a block as the builder wired it: what it contributes and what it reads.
@@ -314,6 +316,20 @@ impl NetBuilder {
             out_features,
         };
         self.add_total(name, op, x)
+    }
+
+    /// FractalNet's mean join of same-shaped inputs, with drop-path probability `drop_path` in
+    /// training (a single input is passed through without a node).
+    pub fn mean_join(
+        &mut self,
+        name: &str,
+        xs: &[NodeIndex],
+        drop_path: crate::op::Prob,
+    ) -> Result<NodeIndex, NetError> {
+        if xs.len() == 1 {
+            return Ok(xs[0]);
+        }
+        self.add(name, Op::MeanJoin { drop_path }, xs)
     }
 
     /// Dropout with drop probability `p` (training only; the identity at evaluation).

@@ -186,6 +186,14 @@ pub enum Op {
         /// Drop probability.
         p: Prob,
     },
+    /// FractalNet's join: the element-wise mean of the inputs (all of one shape). In training,
+    /// drop-path: each input is dropped with probability `drop_path` for the whole batch, the
+    /// survivors averaged, at least one kept (the mask a function of the step's key and the
+    /// node, as dropout's); the plain mean at evaluation.
+    MeanJoin {
+        /// Probability of dropping each input in a training step.
+        drop_path: Prob,
+    },
 }
 
 /// One parameter tensor of an op: its name within the node (`weight`, `bias`) and its shape in
@@ -225,6 +233,7 @@ impl Op {
             Op::GlobalAvgPool => "global_avg_pool",
             Op::Linear { .. } => "linear",
             Op::Dropout { .. } => "dropout",
+            Op::MeanJoin { .. } => "mean_join",
         }
     }
 
@@ -317,7 +326,7 @@ impl Op {
                 }
                 Ok(Shape::new(c, first.h, first.w))
             }
-            Op::Sum => {
+            Op::Sum | Op::MeanJoin { .. } => {
                 let first = one()?;
                 match inputs.iter().find(|&&s| s != first) {
                     Some(bad) => Err(format!("cannot sum {bad} with {first}")),

@@ -38,6 +38,7 @@ pub(crate) enum Step<B: Backend> {
     GlobalAvgPool,
     Linear(ops::linear::LinearStep<B>),
     Dropout(ops::combine::DropoutStep),
+    MeanJoin(ops::combine::MeanJoinStep),
     /// An op that passed its input through (dropout outside training).
     Identity,
 }
@@ -57,6 +58,7 @@ impl<B: Backend> Step<B> {
             Step::GlobalAvgPool => ops::pool::global_avg_pool_backward(b, dy, g),
             Step::Linear(s) => s.backward(b, dy, g),
             Step::Dropout(s) => s.backward(b, dy, g),
+            Step::MeanJoin(s) => s.backward(b, dy, g),
             Step::Identity => ops::combine::identity_backward(b, &dy, g),
         }
     }
@@ -164,7 +166,7 @@ impl<B: Backend> Tape<B> {
     ) -> Result<B::Act> {
         let want = match op {
             Op::Input => 0,
-            Op::Concat | Op::Sum => xs.len().max(1),
+            Op::Concat | Op::Sum | Op::MeanJoin { .. } => xs.len().max(1),
             _ => 1,
         };
         if xs.len() != want || p.len() != op.params().len() {
@@ -195,6 +197,12 @@ impl<B: Backend> Tape<B> {
             } => ops::pool::max_pool(b, x, kernel, stride, padding)?,
             Op::GlobalAvgPool => ops::pool::global_avg_pool(b, x)?,
             Op::Linear { out_features, .. } => ops::linear::forward(b, x, p, out_features)?,
+            Op::MeanJoin { drop_path } => ops::combine::mean_join(
+                b,
+                xs,
+                drop_path.get(),
+                crate::backend::layer_key(self.key, out),
+            )?,
             Op::Dropout { p } => {
                 ops::combine::dropout(b, x, p.get(), crate::backend::layer_key(self.key, out))?
             }

@@ -200,5 +200,13 @@ mod tests {
         assert!(p.iter().any(|e| e.name == "sparsenet-40-24"));
         assert!(p.iter().any(|e| e.name == "densenet-bc-100-12"));
         assert!(p.iter().all(|e| e.spec.layout == Layout::Cifar));
+        // The systems the paper compares against, where it prints their CIFAR errors.
+        assert!(p.iter().any(|e| e.name == "wrn-16-8"));
+        // A grid line takes the new families' flags.
+        let e = parse_line("--family wide --depth 10 --widen 2 --dropout 0.3", "line 1").unwrap();
+        assert_eq!(e.spec.growth, vec![2]);
+        assert_eq!(e.spec.dropout.map(|p| p.get()), Some(0.3));
+        let err = parse_line("--family wide --depth 10", "line 2").unwrap_err();
+        assert!(format!("{err:#}").contains("--widen"), "{err:#}");
     }
 }

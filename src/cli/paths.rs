@@ -54,6 +54,10 @@ general exact algorithms (path counts and histograms by dynamic programming in n
 gradient paths by breadth-first search); --format dot / csv print the block as DOT / an edge
 list. Example: paths --random ba:m=2 --nodes 32 --seed 3
 
+FractalNet's block of C columns (Larsson et al. 2017: joins merged, no residual link):
+--topology fractal --columns C, the same report; --format csv writes it as an edge list for
+--dag-file. Example: paths --topology fractal --columns 4
+
 Exit status: 0 when every claim holds, 1 when one fails, 2 for bad input, 3 for an unreadable
 file.";
 
@@ -75,9 +79,14 @@ pub struct PathsArgs {
     #[arg(long, allow_hyphen_values = true, value_parser = |s: &str| parse_usize_list(s, "offset").map(OffsetList))]
     pub offsets: Option<OffsetList>,
 
-    /// Only show these topologies (comma-separated: plain,res,dense,sparse,custom).
+    /// Only show these topologies (comma-separated: plain,res,dense,sparse,custom); or
+    /// `fractal` alone, FractalNet's block of --columns C as a DAG block.
     #[arg(long, value_delimiter = ',')]
     pub topology: Vec<String>,
+
+    /// Columns of --topology fractal (1 to 15).
+    #[arg(long, allow_hyphen_values = true, value_parser = |s: &str| parse_in_range(s, "columns", 1, 15))]
+    pub columns: Option<usize>,
 
     /// Bases of the sweep, inclusive (e.g. 2..16).
     #[arg(long, default_value = "2..16", value_parser = |s: &str| parse_range(s, "bases"))]
@@ -377,6 +386,9 @@ fn run_dag(args: &PathsArgs, w: &mut dyn Write) -> ExitCode {
     use super::paths_dag::{load_dag, report, write_table, DagSource};
     use sparsenet_analysis::dag_report::all_hold;
     let src = match (&args.dag_file, &args.random) {
+        _ if args.topology == ["fractal"] => DagSource::Fractal {
+            columns: args.columns.unwrap_or(3),
+        },
         (Some(f), _) => DagSource::File(f),
         (None, Some(m)) => DagSource::Random {
             model: m,
@@ -423,6 +435,17 @@ fn run_dag(args: &PathsArgs, w: &mut dyn Write) -> ExitCode {
 
 /// Run `paths` with parsed arguments, writing to `w`. Returns the process exit status.
 pub fn run(args: &PathsArgs, w: &mut dyn Write) -> ExitCode {
+    if args.topology.iter().any(|t| t == "fractal") {
+        if args.topology.len() > 1 || args.dag_file.is_some() || args.random.is_some() {
+            return fail(&bad(
+                "--topology fractal is a DAG block of its own: give it alone (with --columns C), without other topologies, --dag-file or --random",
+            ));
+        }
+        return run_dag(args, w);
+    }
+    if args.columns.is_some() {
+        return fail(&bad("--columns goes with --topology fractal"));
+    }
     if args.dag_file.is_some() || args.random.is_some() {
         return run_dag(args, w);
     }

@@ -21,6 +21,11 @@ pub enum DagSource<'a> {
         /// Seed.
         seed: u64,
     },
+    /// FractalNet's block of this many columns.
+    Fractal {
+        /// Columns.
+        columns: usize,
+    },
 }
 
 /// The largest DAG file read: 256 MiB, room for the node limit's edge lists many times over.
@@ -46,6 +51,11 @@ pub fn load_dag(src: &DagSource<'_>) -> anyhow::Result<(BlockDag, String)> {
             let d = BlockDag::random(m, *nodes, *seed)
                 .map_err(|e| crate::error::bad_input(e.into()))?;
             Ok((d, format!("random {m}, {nodes} nodes, seed {seed}")))
+        }
+        DagSource::Fractal { columns } => {
+            let d = sparsenet_analysis::fractal::fractal_block(*columns)
+                .map_err(|e| crate::error::bad_input(e.into()))?;
+            Ok((d, format!("fractal block of {columns} columns")))
         }
     }
 }

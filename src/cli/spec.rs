@@ -19,10 +19,11 @@ pub struct SpecArgs {
     #[arg(long, allow_hyphen_values = true, value_parser = |s: &str| parse_in_range(s, "classes", 1, 1_000_000))]
     pub classes: Option<usize>,
 
-    /// Free spec: family sparse|dense|res|preres|plain|wide|mlp|lenet|vgg|alexnet (wide: Wide
-    /// ResNet, with --widen; mlp: with --hidden; lenet: LeNet-5; vgg: --depth 11, 13, 16, 19;
-    /// alexnet: --depth 8). A family built for one layout (wide: cifar; mlp, lenet: mnist;
-    /// vgg, alexnet: imagenet) takes it without --layout.
+    /// Free spec: family sparse|dense|res|preres|plain|wide|mlp|lenet|vgg|alexnet|fractal
+    /// (wide: Wide ResNet, with --widen; mlp: with --hidden; lenet: LeNet-5; vgg: --depth 11,
+    /// 13, 16, 19; alexnet: --depth 8; fractal: --columns, --blocks). A family built for one
+    /// layout (wide, fractal: cifar; mlp, lenet: mnist; vgg, alexnet: imagenet) takes it
+    /// without --layout.
     #[arg(long)]
     pub family: Option<String>,
 
@@ -90,6 +91,20 @@ pub struct SpecArgs {
     #[arg(long, allow_hyphen_values = true, value_parser = |s: &str| parse_usize_list(s, "hidden").map(GrowthList))]
     pub hidden: Option<GrowthList>,
 
+    /// Free spec, --family fractal: columns C of each fractal block (FractalNet-21: 3).
+    #[arg(long, allow_hyphen_values = true, value_parser = |s: &str| parse_in_range(s, "columns", 1, 15))]
+    pub columns: Option<usize>,
+
+    /// Free spec, --family fractal: fractal blocks B, each followed by a 2×2 max pool
+    /// (FractalNet-21: 5; the depth is B·2^(C−1) + 1).
+    #[arg(long, allow_hyphen_values = true, value_parser = |s: &str| parse_in_range(s, "blocks", 1, 64))]
+    pub blocks: Option<usize>,
+
+    /// FractalNet's drop-path probability at every join in training (default 0.15; 0 turns it
+    /// off).
+    #[arg(long, allow_hyphen_values = true, value_parser = parse_prob)]
+    pub drop_path: Option<f64>,
+
     /// Drop probability of the family's dropout layers: vgg and alexnet (default 0.5, before
     /// their fully connected layers as torchvision places them; 0 removes them), wide (between a
     /// block's convolutions; default none).
@@ -135,6 +150,8 @@ impl SpecArgs {
             || self.mix.is_some()
             || self.widen.is_some()
             || self.hidden.is_some()
+            || self.columns.is_some()
+            || self.blocks.is_some()
     }
 
     /// The DAG block of `--dag-file` or `--random`, if given.
@@ -201,6 +218,11 @@ impl SpecArgs {
                         "--widen goes with --family wide (Wide ResNet), not {f}"
                     ));
                 }
+                if (self.columns.is_some() || self.blocks.is_some()) && family != Family::Fractal {
+                    return Err(format!(
+                        "--columns and --blocks go with --family fractal, not {f}"
+                    ));
+                }
                 if self.hidden.is_some() && !matches!(family, Family::Mlp | Family::Lenet) {
                     return Err(format!("--hidden goes with --family mlp or lenet, not {f}"));
                 }
@@ -210,6 +232,7 @@ impl SpecArgs {
                         match family {
                             Family::Wide => "--widen K",
                             Family::Mlp | Family::Lenet => "--hidden W1,W2,…",
+                            Family::Fractal => "--columns C --blocks B",
                             _ => "no widths",
                         }
                     ));
@@ -221,6 +244,10 @@ impl SpecArgs {
                     }
                     (None, None) if family == Family::Lenet => 5,
                     (None, None) if family == Family::Alexnet => 8,
+                    (None, None) if family == Family::Fractal => {
+                        let c = self.columns.unwrap_or(3);
+                        self.blocks.unwrap_or(5) * (1 << (c - 1)) + 1
+                    }
                     (Some(d), None) => NetSpec::dag_depth(d, self.bc),
                     (None, None) => {
                         return Err(format!("--family {f} needs --depth (e.g. --depth 40)"))
@@ -266,6 +293,7 @@ impl SpecArgs {
                             return Err("--family wide needs --widen K (e.g. --depth 16 --widen 8 for WRN-16-8)".into())
                         }
                     },
+                    (None, Family::Fractal) => vec![self.columns.unwrap_or(3)],
                     (None, Family::Mlp | Family::Lenet) => {
                         self.hidden.as_ref().map_or(Vec::new(), |h| h.0.clone())
                     }
@@ -319,14 +347,17 @@ impl SpecArgs {
             (None, None) => {
                 if self.has_free_spec() || layout.is_some() {
                     return Err(
-                        "a free spec needs --family (sparse, dense, res, preres, plain, wide, mlp, lenet, vgg, alexnet)".into(),
+                        "a free spec needs --family (sparse, dense, res, preres, plain, wide, mlp, lenet, vgg, alexnet, fractal)".into(),
                     );
                 }
                 return Ok(None);
             }
         };
         spec.stem = self.stem;
-        // Named models take --dropout too: it changes no count, only training.
+        // Named models take --dropout and --drop-path too: they change no count, only training.
+        if let Some(p) = self.drop_path {
+            spec.drop_path = Some(sparsenet_net::op::Prob::new(p)?);
+        }
         if let Some(p) = self.dropout {
             spec.dropout = Some(sparsenet_net::op::Prob::new(p)?);
         }

@@ -109,6 +109,12 @@ class Net(nn.Module):
                 y = F.max_pool2d(ins[0], op["kernel"], op["stride"], op["padding"])
             elif kind == "global_avg_pool":
                 y = F.adaptive_avg_pool2d(ins[0], 1)
+            elif kind == "mean_join":
+                # The plain mean: what ours computes outside training (drop-path is ours alone).
+                y = ins[0]
+                for t in ins[1:]:
+                    y = y + t
+                y = y / len(ins)
             elif kind == "dropout":
                 # torch's own masks in training (ours are drawn by a rule of their own); the
                 # identity in eval mode, as in ours.

@@ -246,6 +246,8 @@ pub fn model_bytes(model: &Model<f32>, meta: &Meta) -> Result<Vec<u8>> {
                     .node
                     .push(node("GlobalAveragePool", name, ins, &out, vec![]))
             }
+            // Inference: a mean join is the plain mean (ONNX's Mean, n-ary).
+            Op::MeanJoin { .. } => graph.node.push(node("Mean", name, ins, &out, vec![])),
             // An exported model runs inference, where dropout passes its input through.
             Op::Dropout { .. } => graph.node.push(node("Identity", name, ins, &out, vec![])),
             Op::Linear { .. } => {

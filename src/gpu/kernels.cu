@@ -254,6 +254,11 @@ extern "C" __global__ void add_into(const float* x, float* y, long long total) {
     GRID_STRIDE(i, total) { y[i] += x[i]; }
 }
 
+// y += a·x.
+extern "C" __global__ void add_scaled(const float* x, float* y, float a, long long total) {
+    GRID_STRIDE(i, total) { y[i] += a * x[i]; }
+}
+
 // x *= a (a rank's share of a data-parallel gradient before the all-reduce).
 extern "C" __global__ void scale_by(float* x, float a, long long total) {
     GRID_STRIDE(i, total) { x[i] *= a; }

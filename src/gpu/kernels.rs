@@ -97,6 +97,7 @@ kernels! {
     fn dropout_fwd(x: DevPtr, y: DevPtr, key: i64, threshold: i64, scale: f32, total: i64);
     fn dropout_bwd(dy: DevPtr, dx: DevPtr, key: i64, threshold: i64, scale: f32, total: i64);
     fn add_into(x: DevPtr, y: DevPtr, total: i64);
+    fn add_scaled(x: DevPtr, y: DevPtr, a: f32, total: i64);
     fn scale_by(x: DevPtr, a: f32, total: i64);
     fn copy_channels(src: DevPtr, dst: DevPtr, cs: i32, cd: i32, off: i32, hw: i32, planes: i64);
     fn slice_channels_add(ddst: DevPtr, dsrc: DevPtr, cs: i32, cd: i32, off: i32, hw: i32, planes: i64);

@@ -766,7 +766,7 @@ pub fn report(study: &Study, results: &[RunResult]) -> Result<String> {
                 .map(|s| (cost(s).log10(), s.error_mean))
                 .collect();
             let label =
-                Family::parse(fam).map_or(fam.to_string(), |f| format!("{}Net", cap(f.name())));
+                Family::parse(fam).map_or(fam.to_string(), |f| f.display_name().to_string());
             series.push(Series::new(label, pts.clone(), Mark::Points).colour(fi));
             series.push(Series::new("", pareto_front(&pts), Mark::Line).colour(fi));
         }
@@ -799,14 +799,6 @@ pub fn report(study: &Study, results: &[RunResult]) -> Result<String> {
         plot::save(&chart, &study.out, stem)?;
     }
     Ok(format!("{text}{note}\n"))
-}
-
-fn cap(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
-        None => String::new(),
-    }
 }
 
 #[cfg(test)]

@@ -74,6 +74,7 @@ pub fn rule(model: &Model<f32>) -> String {
             Aggregation::Sum => "summing blocks: the layer's output (a ResNet unit's residual branch) is replaced by zeros in every sum that reads it, the skip kept (Veit et al. 2016)",
             Aggregation::Concat => "concatenating blocks: the layer's output is replaced by zeros wherever it is read",
             Aggregation::Chain => "chained blocks: the layer's output is replaced by zeros (no other route exists, so every later layer sees zeros from it)",
+            Aggregation::Mean => "fractal blocks: the convolution's output is replaced by zeros in every join that reads it (the join still divides by its inputs)",
             Aggregation::Mixed | Aggregation::Dual => "mixed and dual-path blocks: both parts of the layer's output (summed and concatenated) are replaced by zeros wherever they are read",
         };
         if !parts.contains(&r) {

@@ -41,10 +41,15 @@ pub enum Family {
     Vgg,
     /// AlexNet as torchvision builds it (the one-tower network of Krizhevsky 2014).
     Alexnet,
+    /// FractalNet (Larsson et al. 2017), CIFAR: `B` fractal blocks of `C` columns (`growth`
+    /// holds C; depth `B·2^(C−1) + 1`), conv-BN-ReLU units of widths 64, 128, 256, 512, 512
+    /// (512 beyond), mean joins with drop-path, a 2×2 max pool after each block, a linear layer.
+    Fractal,
 }
 
 /// Every family's name, as `--family` accepts them.
-pub const FAMILIES: &str = "sparse, dense, res, preres, plain, wide, mlp, lenet, vgg, alexnet";
+pub const FAMILIES: &str =
+    "sparse, dense, res, preres, plain, wide, mlp, lenet, vgg, alexnet, fractal";
 
 impl Family {
     /// Parse `sparse|dense|res|preres|plain`.
@@ -60,6 +65,7 @@ impl Family {
             "lenet" => Ok(Family::Lenet),
             "vgg" => Ok(Family::Vgg),
             "alexnet" => Ok(Family::Alexnet),
+            "fractal" => Ok(Family::Fractal),
             _ => Err(NetError::Spec(format!(
                 "unknown family '{s}': accepted {FAMILIES}"
             ))),
@@ -79,13 +85,31 @@ impl Family {
             Family::Lenet => "lenet",
             Family::Vgg => "vgg",
             Family::Alexnet => "alexnet",
+            Family::Fractal => "fractal",
+        }
+    }
+
+    /// The family as figures and tables name it (`SparseNet`, `Wide ResNet`, `VGG`, …).
+    pub fn display_name(&self) -> &'static str {
+        match self {
+            Family::Sparse => "SparseNet",
+            Family::Dense => "DenseNet",
+            Family::Res => "ResNet",
+            Family::Preres => "PreresNet",
+            Family::Plain => "PlainNet",
+            Family::Wide => "Wide ResNet",
+            Family::Mlp => "MLP",
+            Family::Lenet => "LeNet-5",
+            Family::Vgg => "VGG",
+            Family::Alexnet => "AlexNet",
+            Family::Fractal => "FractalNet",
         }
     }
 
     /// The one layout a family is built for, when it has only one (`None`: CIFAR or ImageNet).
     pub fn only_layout(&self) -> Option<Layout> {
         match self {
-            Family::Preres | Family::Plain | Family::Wide => Some(Layout::Cifar),
+            Family::Preres | Family::Plain | Family::Wide | Family::Fractal => Some(Layout::Cifar),
             Family::Mlp | Family::Lenet => Some(Layout::Mnist),
             Family::Vgg | Family::Alexnet => Some(Layout::Imagenet),
             Family::Sparse | Family::Dense | Family::Res => None,
@@ -97,7 +121,7 @@ impl Family {
     pub fn has_stem(&self) -> bool {
         !matches!(
             self,
-            Family::Mlp | Family::Lenet | Family::Vgg | Family::Alexnet
+            Family::Mlp | Family::Lenet | Family::Vgg | Family::Alexnet | Family::Fractal
         )
     }
 
@@ -275,6 +299,10 @@ pub struct NetSpec {
     /// ([`Family::default_dropout`]). Absent in JSON when `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dropout: Option<Prob>,
+    /// FractalNet's drop-path probability at every join; `None` = 0.15, the authors' local
+    /// drop-path rate. Absent in JSON when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drop_path: Option<Prob>,
 }
 
 impl NetSpec {
@@ -299,6 +327,7 @@ impl NetSpec {
             input: None,
             aggregate: Aggregate::Concat,
             dropout: None,
+            drop_path: None,
             layout,
         }
     }
@@ -503,6 +532,12 @@ impl NetSpec {
                 self.family.name()
             )));
         }
+        if self.drop_path.is_some() && self.family != Family::Fractal {
+            return Err(NetError::Spec(format!(
+                "--drop-path applies to the fractal family (the {} family has no joins)",
+                self.family.name()
+            )));
+        }
         if self.dropout.is_some()
             && !matches!(self.family, Family::Wide | Family::Vgg | Family::Alexnet)
         {
@@ -543,6 +578,14 @@ impl fmt::Display for NetSpec {
             Family::Wide => write!(
                 f,
                 "wrn-{}-{} ({}, {} classes)",
+                self.depth,
+                g.join("-"),
+                self.layout.name(),
+                self.classes
+            ),
+            Family::Fractal => write!(
+                f,
+                "fractalnet-{}-c{} ({}, {} classes)",
                 self.depth,
                 g.join("-"),
                 self.layout.name(),

@@ -74,7 +74,7 @@ const fn row(
     }
 }
 
-use Family::{Alexnet, Dense, Lenet, Mlp, Preres, Res, Sparse, Vgg, Wide};
+use Family::{Alexnet, Dense, Fractal, Lenet, Mlp, Preres, Res, Sparse, Vgg, Wide};
 use Layout::{Cifar, Imagenet, Mnist};
 
 /// Every named model with the paper's figures (SparseNet paper; DenseNet and ResNet papers for
@@ -118,6 +118,7 @@ pub const ZOO: &[Named] = &[
     row("sparsenet-201-48",           Sparse, Imagenet, 201,  &[48],          true,  1000, Some("14.91"), Some("9.19"), None,       None),
     row("resnet-50",                  Res,    Imagenet, 50,   &[],            false, 1000, Some("25.5"),  Some("8.20"), None,       None),
     row("wrn-16-8",                   Wide,   Cifar,    16,   &[8],           false, 10,   Some("11.0"),  None,         Some(4.81), Some(22.07)),
+    row("fractalnet-21",              Fractal, Cifar,   21,   &[3],           false, 10,   Some("38.6"),  None,         Some(5.52), Some(23.30)),
     row("lenet-300-100",              Mlp,    Mnist,    3,    &[300, 100],    false, 10,   Some("0.267"), None,         None,       None),
     row("lenet-5",                    Lenet,  Mnist,    5,    &[],            false, 10,   Some("0.431"), None,         None,       None),
     row("alexnet",                    Alexnet, Imagenet, 8,   &[],            false, 1000, Some("61"),    None,         None,       None),

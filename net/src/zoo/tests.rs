@@ -113,12 +113,12 @@ fn bad_specs_are_errors() {
 #[test]
 fn table_rows_carry_the_papers_errors() {
     // The SparseNet paper's CIFAR table has C10+/C100+ errors for 18 of the named models, and
-    // for Wide ResNet-16-8 among the systems it compares against.
+    // for Wide ResNet-16-8 and FractalNet-21 among the systems it compares against.
     let with_errors = ZOO
         .iter()
         .filter(|m| m.paper_c10_error.is_some() || m.paper_c100_error.is_some())
         .count();
-    assert_eq!(with_errors, 19);
+    assert_eq!(with_errors, 20);
     assert_eq!(named("wrn-16-8").unwrap().paper_c100_error, Some(22.07));
     let s = named("sparsenet-40-24").unwrap();
     assert_eq!(
@@ -481,4 +481,54 @@ fn the_comparison_systems_refuse_what_they_cannot_build() {
     let mut dropped = NetSpec::new(Family::Dense, Layout::Cifar, 40, &[12], false, 10);
     dropped.dropout = Some(crate::op::Prob::new(0.2).unwrap());
     assert!(err(dropped).contains("no dropout layers"));
+}
+
+#[test]
+fn fractalnet_21_by_hand_and_the_printed_figure_it_does_not_reach() {
+    // Five blocks of C = 3 columns: 7 convolutions each, 3 reading the block input (the first
+    // of each column) and 4 reading the block's width; widths 64, 128, 256, 512, 512.
+    let widths = [(3, 64), (64, 128), (128, 256), (256, 512), (512, 512)];
+    let convs: usize = widths
+        .iter()
+        .map(|&(i, w)| 3 * 9 * i * w + 4 * 9 * w * w)
+        .sum();
+    let bn: usize = widths.iter().map(|&(_, w)| 7 * 2 * w).sum();
+    let fc = 512 * 10 + 10;
+    let (net, c) = build_and_count(&named("fractalnet-21").unwrap().spec(None)).unwrap();
+    assert_eq!(c.params as usize, convs + bn + fc);
+    assert_eq!(c.params, 33_724_618);
+    // The SparseNet paper prints 38.6M; the released definition gives 33.7M.
+    let row = super::row::named_row(named("fractalnet-21").unwrap(), None).unwrap();
+    assert_eq!(row.params_agree, Some(false));
+    // Each block: 7 convolutions, joins at rows 2 (2 inputs) and 4 (3 inputs, the output).
+    let joins: Vec<usize> = net
+        .graph
+        .node_indices()
+        .filter(|&n| matches!(net.graph[n].op, Op::MeanJoin { .. }))
+        .map(|n| net.inputs(n).len())
+        .collect();
+    assert_eq!(joins.len(), 10);
+    assert_eq!(&joins[..2], &[2, 3]);
+    assert_eq!(net.blocks.len(), 5);
+    assert_eq!(
+        net.blocks[0].view.edges(),
+        sparsenet_analysis::fractal::fractal_block(3)
+            .unwrap()
+            .edges()
+    );
+    // 28×28 fits four blocks, not five.
+    let mut s = NetSpec::new(Family::Fractal, Layout::Cifar, 17, &[3], false, 10);
+    s.input = Some(Shape::new(1, 28, 28));
+    assert!(build(&s).is_ok());
+    s.depth = 21;
+    assert!(build(&s).unwrap_err().to_string().contains("fewer blocks"));
+    let mut s = NetSpec::new(Family::Fractal, Layout::Cifar, 21, &[3], false, 10);
+    s.dropout = Some(crate::op::Prob::new(0.1).unwrap());
+    assert!(build(&s)
+        .unwrap_err()
+        .to_string()
+        .contains("no dropout layers"));
+    let mut s = NetSpec::new(Family::Dense, Layout::Cifar, 40, &[12], false, 10);
+    s.drop_path = Some(crate::op::Prob::new(0.1).unwrap());
+    assert!(build(&s).unwrap_err().to_string().contains("no joins"));
 }

@@ -63,6 +63,55 @@ pub(crate) fn identity_backward<B: Backend>(
     b.accumulate(dy, d, dx)
 }
 
+/// What a mean join keeps: which inputs survived drop-path and the scale of the survivors.
+pub(crate) struct MeanJoinStep {
+    kept: Vec<bool>,
+    scale: f32,
+}
+
+/// The mean of the surviving inputs (every input outside training).
+pub(crate) fn mean_join<B: Backend>(
+    b: &mut B,
+    xs: &[Input<'_, B>],
+    drop_path: f64,
+    key: u64,
+) -> Result<(B::Act, Step<B>)> {
+    let kept = if b.training() && drop_path > 0.0 {
+        crate::backend::join_survivors(xs.len(), drop_path, key)
+    } else {
+        vec![true; xs.len()]
+    };
+    let refs: Vec<&B::Act> = xs
+        .iter()
+        .zip(&kept)
+        .filter(|(_, k)| **k)
+        .map(|(x, _)| x.1)
+        .collect();
+    let scale = 1.0 / refs.len() as f32;
+    let y = b.scaled_sum(&refs, scale)?;
+    Ok((y, Step::MeanJoin(MeanJoinStep { kept, scale })))
+}
+
+impl MeanJoinStep {
+    pub(crate) fn backward<B: Backend>(
+        self,
+        b: &mut B,
+        dy: B::Grad,
+        g: &mut Grads<'_, B>,
+    ) -> Result<()> {
+        let ins = g.inputs();
+        for (k, &(_, d)) in ins.iter().enumerate() {
+            if !self.kept[k] {
+                continue;
+            }
+            if let Some(dx) = g.slot(k) {
+                b.accumulate_scaled(&dy, self.scale, d, dx)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The channel concatenation of `xs`, in order.
 pub(crate) fn concat<B: Backend>(b: &mut B, xs: &[Input<'_, B>]) -> Result<(B::Act, Step<B>)> {
     let refs: Vec<&B::Act> = xs.iter().map(|x| x.1).collect();

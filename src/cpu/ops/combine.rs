@@ -129,6 +129,27 @@ impl<E: Elem> CombineOps for CpuBackend<E> {
         Ok(())
     }
 
+    /// `a · Σ xs`, element by element in input order (the same sum on any thread count).
+    fn scaled_sum(&mut self, xs: &[&Act<E>], a: f32) -> Result<Act<E>> {
+        let summed = self.sum(xs)?;
+        let a: E = crate::real::c(a as f64);
+        let v: Vec<E> = summed.values().par_iter().map(|&t| t * a).collect();
+        Ok(self.act(v, summed.dims()))
+    }
+
+    /// `dx += a·g`.
+    fn accumulate_scaled(
+        &mut self,
+        g: &Vec<E>,
+        a: f32,
+        _dims: [usize; 4],
+        dx: &mut Option<Vec<E>>,
+    ) -> Result<()> {
+        let a: E = crate::real::c(a as f64);
+        accumulate(dx, g.par_iter().map(|&t| t * a).collect());
+        Ok(())
+    }
+
     /// Element-wise sum of same-shaped inputs.
     fn sum(&mut self, xs: &[&Act<E>]) -> Result<Act<E>> {
         let d = xs[0].dims();
@@ -283,6 +304,63 @@ mod tests {
         let (one, four) = (on(1), on(4));
         assert_eq!(one.out, four.out);
         assert_eq!(one.input_grads, four.input_grads);
+    }
+
+    #[test]
+    fn a_mean_join_averages_its_survivors_and_keeps_at_least_one() {
+        use crate::backend::{join_survivors, layer_key};
+        let dims = [2, 3, 4, 4];
+        let xs: Vec<(Vec<f64>, [usize; 4])> =
+            (0..4).map(|k| (rand_vec(96, 20 + k), dims)).collect();
+        let op = |p: f64| Op::MeanJoin {
+            drop_path: sparsenet_net::op::Prob::new(p).unwrap(),
+        };
+        // The tape names the output 4 (after the inputs 0..3) and draws with key 0.
+        let kept = join_survivors(4, 0.5, layer_key(0, 4));
+        let k = kept.iter().filter(|&&b| b).count();
+        assert!(k >= 1);
+        let mean = |vs: &[Vec<f64>]| -> Vec<f64> {
+            (0..96)
+                .map(|e| {
+                    let s: f64 = (0..4).filter(|&i| kept[i]).map(|i| vs[i][e]).sum();
+                    s / k as f64
+                })
+                .collect()
+        };
+        let vals: Vec<Vec<f64>> = xs.iter().map(|x| x.0.clone()).collect();
+        let run = run_op(&op(0.5), false, true, &xs, &[0, 1, 2, 3], &[], None, 7);
+        assert!(rel_err(&run.out, &mean(&vals)) < 1e-6);
+        for i in 0..4 {
+            if kept[i] {
+                let num = numeric_grad(&vals[i], |v| {
+                    let mut vs = vals.clone();
+                    vs[i] = v.to_vec();
+                    weighted_sum(&mean(&vs), &run.weights)
+                });
+                assert!(rel_err(&run.input_grads[i], &num) < 1e-6, "input {i}");
+            } else {
+                assert!(
+                    run.input_grads[i].iter().all(|&g| g == 0.0),
+                    "a dropped input"
+                );
+            }
+        }
+        // Evaluation: the plain mean of all four.
+        let eval = run_op(&op(0.5), false, false, &xs, &[0, 1, 2, 3], &[], None, 7);
+        let all: Vec<f64> = (0..96)
+            .map(|e| vals.iter().map(|v| v[e]).sum::<f64>() / 4.0)
+            .collect();
+        assert!(rel_err(&eval.out, &all) < 1e-12);
+        // Over many steps: each input kept with probability 1 − p, and never none.
+        let (mut kept_total, steps) = (0usize, 20_000u64);
+        for s in 0..steps {
+            let keep = join_survivors(3, 0.9, layer_key(s, 1));
+            assert!(keep.contains(&true), "step {s} kept nothing");
+            kept_total += keep.iter().filter(|&&b| b).count();
+        }
+        // P(none of 3) = 0.729 at p = 0.9, then one is kept: E[kept] = 0.3 + 0.729.
+        let mean_kept = kept_total as f64 / steps as f64;
+        assert!((mean_kept - 1.029).abs() < 0.02, "mean kept {mean_kept}");
     }
 
     #[test]

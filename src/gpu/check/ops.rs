@@ -35,6 +35,8 @@ enum Case {
     Linear([usize; 4], usize),
     /// Dropout of the given probability (in training: both sides draw the mask by one rule).
     Dropout([usize; 4], f64),
+    /// A mean join of this many inputs with this drop-path probability.
+    MeanJoin([usize; 4], usize, f64),
 }
 
 impl Case {
@@ -65,6 +67,7 @@ impl Case {
             Case::GlobalAvg(_) => "global avg pool".into(),
             Case::Linear(_, o) => format!("linear → {o}"),
             Case::Dropout(_, p) => format!("dropout p = {p}"),
+            Case::MeanJoin(_, k, p) => format!("mean join of {k}, drop-path {p}"),
         }
     }
     fn inputs(&self) -> Vec<[usize; 4]> {
@@ -79,7 +82,7 @@ impl Case {
             | Case::Linear(d, _)
             | Case::Dropout(d, _) => vec![*d],
             Case::Concat(v) => v.clone(),
-            Case::Sum(d, k) => vec![*d; *k],
+            Case::Sum(d, k) | Case::MeanJoin(d, k, _) => vec![*d; *k],
         }
     }
     fn params(&self) -> Vec<usize> {
@@ -155,6 +158,12 @@ impl Case {
                 Op::Linear {
                     in_features: d[1] * d[2] * d[3],
                     out_features: *o,
+                },
+                false,
+            ),
+            Case::MeanJoin(_, _, p) => (
+                Op::MeanJoin {
+                    drop_path: sparsenet_net::op::Prob::new(*p).expect("a probability"),
                 },
                 false,
             ),
@@ -239,6 +248,7 @@ fn cases() -> Vec<Case> {
         Case::Linear([3, 6, 1, 1], 5),
         // An odd size, so the grid-stride loop's tail runs too.
         Case::Dropout([3, 7, 5, 11], 0.4),
+        Case::MeanJoin([2, 4, 5, 5], 3, 0.5),
     ]
 }
 

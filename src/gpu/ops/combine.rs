@@ -69,6 +69,29 @@ impl CombineOps for GpuCtx<'_> {
         )
     }
 
+    fn scaled_sum(&mut self, xs: &[&GAct], a: f32) -> Result<GAct> {
+        let y = self.sum(xs)?;
+        let total = y.len();
+        self.kit
+            .kernels()
+            .scale_by(Grid::Elems(total), y.addr(), a, total as i64)?;
+        Ok(y)
+    }
+
+    fn accumulate_scaled(
+        &mut self,
+        g: &CudaSlice<f32>,
+        a: f32,
+        dims: [usize; 4],
+        dx: &mut Slot,
+    ) -> Result<()> {
+        let total: usize = dims.iter().product();
+        let gx = self.slot(dx, total)?;
+        self.kit
+            .kernels()
+            .add_scaled(Grid::Elems(total), addr(g), gx, a, total as i64)
+    }
+
     fn concat(&mut self, xs: &[&GAct]) -> Result<GAct> {
         let kit = self.kit;
         let (n, _, h, w) = dims_of(xs[0]);
