@@ -735,13 +735,24 @@ fn build_vgg(spec: &NetSpec) -> Result<NetGraph, NetError> {
             ))
         })?;
     }
-    b.push_scope("classifier");
     // torchvision: fc-ReLU-dropout twice, then the classifier: dropout reads fc2's and fc3's
     // inputs.
-    let drop = spec.dropout_p().map(|p| (p, &[false, true, true][..]));
+    Ok(torchvision_classifier(b, spec, x, &[false, true, true]))
+}
+
+/// VGG's and AlexNet's classifier (`classifier.fc1` … `fc3`): fully connected 4096, 4096 and the
+/// classes, with the spec's dropout reading the inputs of the layers `dropout_at` marks.
+fn torchvision_classifier(
+    mut b: NetBuilder,
+    spec: &NetSpec,
+    x: NodeIndex,
+    dropout_at: &[bool],
+) -> NetGraph {
+    b.push_scope("classifier");
+    let drop = spec.dropout_p().map(|p| (p, dropout_at));
     let out = fc_stack(&mut b, x, &[4096, 4096], drop, spec.classes);
     b.pop_scope();
-    Ok(b.finish(out))
+    b.finish(out)
 }
 
 /// AlexNet as torchvision builds it: conv 64@11×11/4 (padding 2), max pool 3/2, conv 192@5×5,
@@ -781,12 +792,8 @@ fn build_alexnet(spec: &NetSpec) -> Result<NetGraph, NetError> {
                 .map_err(too_small)?;
         }
     }
-    b.push_scope("classifier");
     // torchvision: dropout-fc-ReLU twice, then the classifier.
-    let drop = spec.dropout_p().map(|p| (p, &[true, true, false][..]));
-    let out = fc_stack(&mut b, x, &[4096, 4096], drop, spec.classes);
-    b.pop_scope();
-    Ok(b.finish(out))
+    Ok(torchvision_classifier(b, spec, x, &[true, true, false]))
 }
 
 /// FractalNet for CIFAR (Larsson, Maire & Shakhnarovich 2017): `B` fractal blocks of `C`
