@@ -59,7 +59,8 @@ impl<B: Backend> Step<B> {
             Step::Linear(s) => s.backward(b, dy, g),
             Step::Dropout(s) => s.backward(b, dy, g),
             Step::MeanJoin(s) => s.backward(b, dy, g),
-            Step::Identity => ops::combine::identity_backward(b, &dy, g),
+            // The whole gradient to the one input: a sum's backward over one term.
+            Step::Identity => ops::combine::sum_backward(b, &dy, g),
         }
     }
 }

@@ -636,20 +636,21 @@ fn fc_stack(
     dropout: Option<(crate::op::Prob, &[bool])>,
     classes: usize,
 ) -> NodeIndex {
-    let n = widths.len() + 1;
-    for (i, w) in widths.iter().copied().chain([classes]).enumerate() {
-        if let Some((p, at)) = dropout {
-            if at.get(i) == Some(&true) && p.get() > 0.0 {
-                x = b.dropout(&format!("drop{}", i + 1), x, p);
-            }
+    // Dropout, where asked, on the input of fc{i + 1}.
+    let drop = |b: &mut NetBuilder, x: NodeIndex, i: usize| match dropout {
+        Some((p, at)) if at.get(i) == Some(&true) && p.get() > 0.0 => {
+            b.dropout(&format!("drop{}", i + 1), x, p)
         }
+        _ => x,
+    };
+    for (i, &w) in widths.iter().enumerate() {
+        x = drop(b, x, i);
         let f = b.linear(&format!("fc{}", i + 1), x, w);
-        if i + 1 == n {
-            return f;
-        }
         x = b.relu(&format!("relu{}", i + 1), f);
     }
-    unreachable!("the loop returns at the classifier")
+    let n = widths.len();
+    x = drop(b, x, n);
+    b.linear(&format!("fc{}", n + 1), x, classes)
 }
 
 /// A multilayer perceptron (LeNet-300-100 is `mlp` with hidden widths 300, 100).

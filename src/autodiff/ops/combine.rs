@@ -52,17 +52,6 @@ impl DropoutStep {
     }
 }
 
-/// The whole output gradient to the one input: the backward of an op that passed its input
-/// through (dropout at evaluation).
-pub(crate) fn identity_backward<B: Backend>(
-    b: &mut B,
-    dy: &B::Grad,
-    g: &mut Grads<'_, B>,
-) -> Result<()> {
-    let (d, dx) = g.first();
-    b.accumulate(dy, d, dx)
-}
-
 /// What a mean join keeps: which inputs survived drop-path and the scale of the survivors.
 pub(crate) struct MeanJoinStep {
     kept: Vec<bool>,
