@@ -310,11 +310,19 @@ fn candidate(
     ))
 }
 
-/// Add a baseline, or mark the drawn candidate that is the same network as one.
-fn add_baseline(all: &mut Vec<Candidate>, e: &GridEntry, params: u64, flops: u64) -> Result<()> {
-    match all.iter_mut().find(|c| c.words == e.words) {
-        Some(c) => c.baseline = true,
-        None => all.push(candidate(e, params, flops, true)?.0),
+/// Add a baseline, or mark the drawn candidate that is the same network as one (by structure,
+/// not by words: `--offsets 1,2,4` drawn is SparseNet's default pattern).
+fn add_baseline(
+    all: &mut Vec<(Candidate, Shape_)>,
+    e: &GridEntry,
+    params: u64,
+    flops: u64,
+) -> Result<()> {
+    let (c, shape) = candidate(e, params, flops, true)?;
+    let same = |k: &Candidate, s: &Shape_| k.params == params && same_network(s, &shape);
+    match all.iter_mut().find(|(k, s)| k.words == e.words || same(k, s)) {
+        Some((k, _)) => k.baseline = true,
+        None => all.push((c, shape)),
     }
     Ok(())
 }
@@ -365,7 +373,7 @@ pub fn draw(s: &Draw, input: Shape, classes: usize) -> Result<(Vec<Candidate>, D
             stats.unbuildable
         )));
     }
-    let mut all: Vec<Candidate> = kept.into_iter().map(|(c, _)| c).collect();
+    let mut all = kept;
     for words in [
         format!("--family sparse --depth {}", s.depth),
         format!("--family dense --depth {}", s.depth),
@@ -394,7 +402,7 @@ pub fn draw(s: &Draw, input: Shape, classes: usize) -> Result<(Vec<Candidate>, D
     if let Some((e, params, flops)) = res {
         add_baseline(&mut all, &e, params, flops)?;
     }
-    Ok((all, stats))
+    Ok((all.into_iter().map(|(c, _)| c).collect(), stats))
 }
 
 /// Run the search: draw, then train rung after rung; writes everything under the study's
@@ -670,6 +678,14 @@ mod tests {
         let drawn = c.iter().filter(|x| !x.baseline).count();
         assert!(drawn <= 2, "{c:?}");
         assert!(stats.duplicates > 0, "{stats:?}");
+        // {1, 2} is also SparseNet's own pattern at this depth: the baseline marks that
+        // candidate instead of joining as a third copy of a sparse network.
+        let sparse: Vec<&Candidate> = c
+            .iter()
+            .filter(|x| x.words.starts_with("--family sparse"))
+            .collect();
+        assert_eq!(sparse.len(), 2, "{c:?}");
+        assert_eq!(sparse.iter().filter(|x| x.baseline).count(), 1, "{c:?}");
     }
 
     #[test]
