@@ -28,6 +28,7 @@ fn main() {
         kernel: k,
         stride: 1,
         padding: k / 2,
+        groups: 1,
     };
     let x: Vec<f32> = (0..n * cin * hw * hw)
         .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)

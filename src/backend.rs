@@ -60,6 +60,8 @@ pub struct ConvCfg {
     pub stride: usize,
     /// Zero padding.
     pub padding: usize,
+    /// Channel groups (1: an ordinary convolution).
+    pub groups: usize,
 }
 
 impl ConvCfg {
@@ -72,6 +74,7 @@ impl ConvCfg {
                 kernel,
                 stride,
                 padding,
+                groups,
                 ..
             } => Some(ConvCfg {
                 in_ch,
@@ -79,6 +82,7 @@ impl ConvCfg {
                 kernel,
                 stride,
                 padding,
+                groups,
             }),
             _ => None,
         }
@@ -108,7 +112,8 @@ impl ConvCfg {
     /// column matrix has `out·k²` rows instead of `in·k²`, and it needs no col2im scatter.
     /// Both backends take this path under this one rule.
     pub fn input_grad_by_transposed_conv(&self) -> bool {
-        !self.is_pointwise()
+        self.groups == 1
+            && !self.is_pointwise()
             && self.stride == 1
             && self.padding < self.kernel
             && self.out_ch < self.in_ch
@@ -124,7 +129,25 @@ impl ConvCfg {
             kernel: k,
             stride: 1,
             padding: k - 1 - self.padding.min(k - 1),
+            groups: 1,
         }
+    }
+
+    /// One group's convolution: `in/g → out/g` channels, ungrouped (the whole layer when
+    /// `groups` is 1).
+    pub fn per_group(&self) -> ConvCfg {
+        let g = self.groups.max(1);
+        ConvCfg {
+            in_ch: self.in_ch / g,
+            out_ch: self.out_ch / g,
+            groups: 1,
+            ..*self
+        }
+    }
+
+    /// Values in the weight: `out · in/g · k²`.
+    pub fn weight_len(&self) -> usize {
+        self.out_ch * (self.in_ch / self.groups.max(1)) * self.kernel * self.kernel
     }
 }
 

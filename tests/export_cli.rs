@@ -72,7 +72,7 @@ fn exported_modules_load_strictly_and_give_our_logits_in_pytorch() {
             "skipped the ONNX half: no Python imports onnxruntime (scripts/install-onnxruntime.sh)"
         );
     }
-    let specs: [&[&str]; 14] = [
+    let specs: [&[&str]; 16] = [
         &["--family", "sparse", "--depth", "10", "--growth", "4"],
         &["--family", "preres", "--depth", "11"],
         &["--family", "plain", "--depth", "8"],
@@ -131,6 +131,10 @@ fn exported_modules_load_strictly_and_give_our_logits_in_pytorch() {
         ],
         // Mean joins (ONNX's Mean; drop-path is training's alone).
         &["--family", "fractal", "--columns", "3", "--blocks", "2"],
+        // Mixed links (sums onto the last pieces) and DPN's grouped convolutions (ONNX's
+        // `group`, PyTorch's `groups`) with dual paths; DPN-68 is the smallest DPN.
+        &["--family", "mixnet", "--depth", "10", "--growth", "4"],
+        &["--family", "dpn", "--depth", "68"],
     ];
     for (i, spec) in specs.iter().enumerate() {
         let dir = fresh_dir(&format!("net{i}"));

@@ -47,7 +47,8 @@ fn pytorch_counts_the_comparison_systems_as_published() {
     // The zoo's rows of the systems the paper compares against, exported and built by PyTorch,
     // against their counts worked out by hand (LeNets, WRN-16-8) or as torchvision documents
     // them (AlexNet, VGG-16): biased convolutions of 5×5 and 11×11/4, max pooling,
-    // dropout, stacks of fully connected layers, 1×1 projections of pre-activated inputs.
+    // dropout, stacks of fully connected layers, 1×1 projections of pre-activated inputs,
+    // mixed links, grouped convolutions and dual paths.
     let Some(python) = torch_python() else {
         assert!(std::env::var_os("SPARSENET_REQUIRE_TORCH").is_none());
         eprintln!("skipped: no Python with torch");
@@ -65,6 +66,10 @@ fn pytorch_counts_the_comparison_systems_as_published() {
         ("fractalnet-21", 33_724_618, 10),
         ("alexnet", 61_100_840, 1000),
         ("vgg-16", 138_357_544, 1000),
+        // net/src/zoo/tests.rs works both out unit by unit (mixnet_by_hand, dpn_by_hand); DPN's
+        // 3×3 layers are grouped convolutions (32 groups).
+        ("mixnet-100", 1_464_202, 10),
+        ("dpn-92", 37_668_392, 1000),
     ] {
         assert_eq!(
             zoo_counts(&["--model", model]),

@@ -11,7 +11,7 @@ fn json_contract_for_every_named_model() {
     let (code, out, err) = zoo(&["--format", "json"]);
     assert_eq!(code, 0, "{err}");
     let rows: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
-    assert_eq!(rows.len(), 37);
+    assert_eq!(rows.len(), 39);
     for r in &rows {
         for key in ["name", "family", "dataset"] {
             assert!(r[key].is_string(), "{key}");
@@ -74,7 +74,7 @@ fn table_sweep_list_csv() {
     assert!(dense > 1.9 && sparse < 1.4, "{dense} {sparse}");
     let (code, out, _) = zoo(&["--list"]);
     assert_eq!(code, 0);
-    assert_eq!(out.lines().count(), 37);
+    assert_eq!(out.lines().count(), 39);
     let (code, out, _) = zoo(&[
         "--family", "sparse", "--depth", "40", "--growth", "12", "--format", "csv",
     ]);

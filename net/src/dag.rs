@@ -200,7 +200,21 @@ impl NetBuilder {
         stride: usize,
         padding: usize,
     ) -> Result<NodeIndex, NetError> {
-        self.conv_op(name, x, [out_ch, kernel, stride, padding], false)
+        self.conv_op(name, x, [out_ch, kernel, stride, padding], false, 1)
+    }
+
+    /// `k×k` grouped convolution without bias: `groups` groups of channels, each output group
+    /// reading its own input group (DPN's 3×3 layers). A group count that does not divide both
+    /// channel counts is an error.
+    pub fn grouped_conv(
+        &mut self,
+        name: &str,
+        x: NodeIndex,
+        out_ch: usize,
+        [kernel, stride, padding]: [usize; 3],
+        groups: usize,
+    ) -> Result<NodeIndex, NetError> {
+        self.conv_op(name, x, [out_ch, kernel, stride, padding], false, groups)
     }
 
     /// `k×k` convolution with a bias per output channel (networks without batch norm: LeNet,
@@ -214,7 +228,7 @@ impl NetBuilder {
         stride: usize,
         padding: usize,
     ) -> Result<NodeIndex, NetError> {
-        self.conv_op(name, x, [out_ch, kernel, stride, padding], true)
+        self.conv_op(name, x, [out_ch, kernel, stride, padding], true, 1)
     }
 
     fn conv_op(
@@ -223,6 +237,7 @@ impl NetBuilder {
         x: NodeIndex,
         [out_ch, kernel, stride, padding]: [usize; 4],
         bias: bool,
+        groups: usize,
     ) -> Result<NodeIndex, NetError> {
         let op = Op::Conv {
             in_ch: self.shape(x).c,
@@ -231,6 +246,7 @@ impl NetBuilder {
             stride,
             padding,
             bias,
+            groups,
         };
         self.add(name, op, &[x])
     }

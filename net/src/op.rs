@@ -117,7 +117,9 @@ impl fmt::Display for Prob {
 pub enum Op {
     /// The network input.
     Input,
-    /// 2-D convolution, weight `[out, in, k, k]`, and a bias `[out]` when `bias`.
+    /// 2-D convolution, weight `[out, in / groups, k, k]`, and a bias `[out]` when `bias`.
+    /// With `groups` g > 1 (ResNeXt's and DPN's grouped convolution) the channels are cut into g
+    /// contiguous groups and output group i reads input group i only.
     Conv {
         /// Input channels.
         in_ch: usize,
@@ -133,6 +135,9 @@ pub enum Op {
         /// without biases read and print as before).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         bias: bool,
+        /// Channel groups (1: an ordinary convolution; absent from the JSON when 1).
+        #[serde(default = "one_group", skip_serializing_if = "is_one_group")]
+        groups: usize,
     },
     /// Batch normalisation over channels: learnable γ, β; running mean and variance.
     BatchNorm {
@@ -196,6 +201,14 @@ pub enum Op {
     },
 }
 
+fn one_group() -> usize {
+    1
+}
+
+fn is_one_group(g: &usize) -> bool {
+    *g == 1
+}
+
 /// One parameter tensor of an op: its name within the node (`weight`, `bias`) and its shape in
 /// PyTorch's layout. The checkpoint name is `<node name>.<name>`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -247,11 +260,12 @@ impl Op {
                 out_ch,
                 kernel,
                 bias,
+                groups,
                 ..
             } => {
                 let mut p = vec![ParamShape::new(
                     "weight",
-                    vec![out_ch, in_ch, kernel, kernel],
+                    vec![out_ch, in_ch / groups.max(1), kernel, kernel],
                 )];
                 if bias {
                     p.push(ParamShape::new("bias", vec![out_ch]));
@@ -297,12 +311,18 @@ impl Op {
                 kernel,
                 stride,
                 padding,
+                groups,
                 ..
             } => {
                 let s = one()?;
                 if s.c != in_ch {
                     return Err(format!(
                         "a convolution of {in_ch} input channels cannot read a {s} input"
+                    ));
+                }
+                if groups == 0 || in_ch % groups != 0 || out_ch % groups != 0 {
+                    return Err(format!(
+                        "a convolution of {in_ch} → {out_ch} channels cannot have {groups} groups: the groups must divide both channel counts"
                     ));
                 }
                 match window_hw(s, kernel, stride, padding) {
@@ -402,6 +422,7 @@ mod tests {
             stride: 2,
             padding: 1,
             bias: false,
+            groups: 1,
         };
         assert_eq!(conv.params()[0].shape, vec![6, 4, 3, 3]);
         assert_eq!(conv.params()[0].numel(), 216);
@@ -413,7 +434,36 @@ mod tests {
             stride: 2,
             padding: 1,
             bias: true,
+            groups: 1,
         };
+        // Grouped: each of the 2 output groups reads 2 of the 4 input channels.
+        let grouped = Op::Conv {
+            in_ch: 4,
+            out_ch: 6,
+            kernel: 3,
+            stride: 2,
+            padding: 1,
+            bias: false,
+            groups: 2,
+        };
+        assert_eq!(grouped.params()[0].shape, vec![6, 2, 3, 3]);
+        assert_eq!(
+            grouped.output_shape(&[Shape::new(4, 9, 9)]),
+            Ok(Shape::new(6, 5, 5))
+        );
+        for groups in [0, 3, 4] {
+            let bad = Op::Conv {
+                in_ch: 4,
+                out_ch: 6,
+                kernel: 3,
+                stride: 2,
+                padding: 1,
+                bias: false,
+                groups,
+            };
+            let e = bad.output_shape(&[Shape::new(4, 9, 9)]).unwrap_err();
+            assert!(e.contains("groups must divide"), "{groups}: {e}");
+        }
         assert_eq!(biased.params()[1].name, "bias");
         assert_eq!(biased.params()[1].shape, vec![6]);
         // A convolution or linear layer refuses an input of other channels or features.

@@ -19,11 +19,12 @@ pub struct SpecArgs {
     #[arg(long, allow_hyphen_values = true, value_parser = |s: &str| parse_in_range(s, "classes", 1, 1_000_000))]
     pub classes: Option<usize>,
 
-    /// Free spec: family sparse|dense|res|preres|plain|wide|mlp|lenet|vgg|alexnet|fractal
-    /// (wide: Wide ResNet, with --widen; mlp: with --hidden; lenet: LeNet-5; vgg: --depth 11,
-    /// 13, 16, 19; alexnet: --depth 8; fractal: --columns, --blocks). A family built for one
-    /// layout (wide, fractal: cifar; mlp, lenet: mnist; vgg, alexnet: imagenet) takes it
-    /// without --layout.
+    /// Free spec: family sparse|dense|res|preres|plain|wide|mlp|lenet|vgg|alexnet|fractal|
+    /// mixnet|dpn (wide: Wide ResNet, with --widen; mlp: with --hidden; lenet: LeNet-5; vgg:
+    /// --depth 11, 13, 16, 19; alexnet: --depth 8; fractal: --columns, --blocks; mixnet: Mixed
+    /// Link Networks, --depth 6n+4 --growth K (k₁ = k₂ = K); dpn: Dual Path Networks, --depth
+    /// 68, 92, 98, 107, 131). A family built for one layout (wide, fractal, mixnet: cifar; mlp,
+    /// lenet: mnist; vgg, alexnet, dpn: imagenet) takes it without --layout.
     #[arg(long)]
     pub family: Option<String>,
 
@@ -226,9 +227,11 @@ impl SpecArgs {
                 if self.hidden.is_some() && !matches!(family, Family::Mlp | Family::Lenet) {
                     return Err(format!("--hidden goes with --family mlp or lenet, not {f}"));
                 }
-                if self.growth.is_some() && !matches!(family, Family::Sparse | Family::Dense) {
+                if self.growth.is_some()
+                    && !matches!(family, Family::Sparse | Family::Dense | Family::Mixnet)
+                {
                     return Err(format!(
-                        "--growth goes with --family sparse or dense; {f} takes {}",
+                        "--growth goes with --family sparse, dense or mixnet; {f} takes {}",
                         match family {
                             Family::Wide => "--widen K",
                             Family::Mlp | Family::Lenet => "--hidden W1,W2,…",
@@ -244,6 +247,7 @@ impl SpecArgs {
                     }
                     (None, None) if family == Family::Lenet => 5,
                     (None, None) if family == Family::Alexnet => 8,
+                    (None, None) if family == Family::Dpn => 92,
                     (None, None) if family == Family::Fractal => {
                         let c = self.columns.unwrap_or(3);
                         self.blocks.unwrap_or(5) * (1 << (c - 1)) + 1
@@ -286,6 +290,11 @@ impl SpecArgs {
                         return Err(format!(
                             "--family {f} needs --growth (e.g. --growth 12, or 16,32,64 per block)"
                         ))
+                    }
+                    (None, Family::Mixnet) => {
+                        return Err(
+                            "--family mixnet needs --growth K, its k₁ = k₂ (e.g. --depth 100 --growth 12 for MixNet-100)".into(),
+                        )
                     }
                     (None, Family::Wide) => match self.widen {
                         Some(k) => vec![k],

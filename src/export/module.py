@@ -57,7 +57,7 @@ class Net(nn.Module):
             kind = op["op"]
             if kind == "conv":
                 m = nn.Conv2d(op["in_ch"], op["out_ch"], op["kernel"], op["stride"], op["padding"],
-                              bias=op.get("bias", False))
+                              groups=op.get("groups", 1), bias=op.get("bias", False))
             elif kind == "batch_norm":
                 m = nn.BatchNorm2d(op["channels"], eps=1e-5, momentum=0.1)
             elif kind == "linear":

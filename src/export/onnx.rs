@@ -137,6 +137,7 @@ pub fn model_bytes(model: &Model<f32>, meta: &Meta) -> Result<Vec<u8>> {
                 stride,
                 padding,
                 bias,
+                groups,
                 ..
             } => {
                 let (k, s, p) = (*kernel as i64, *stride as i64, *padding as i64);
@@ -153,6 +154,7 @@ pub fn model_bytes(model: &Model<f32>, meta: &Meta) -> Result<Vec<u8>> {
                         ints("kernel_shape", &[k, k]),
                         ints("strides", &[s, s]),
                         ints("pads", &[p, p, p, p]),
+                        int("group", *groups as i64),
                     ],
                 ));
             }

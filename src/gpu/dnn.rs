@@ -36,6 +36,8 @@ pub struct ConvKey {
     pub x: [usize; 4],
     /// Output channels, kernel, stride, padding.
     pub cfg: (usize, usize, usize, usize),
+    /// Channel groups.
+    pub groups: usize,
 }
 
 impl ConvKey {
@@ -44,6 +46,7 @@ impl ConvKey {
         ConvKey {
             x,
             cfg: (cfg.out_ch, cfg.kernel, cfg.stride, cfg.padding),
+            groups: cfg.groups.max(1),
         }
     }
 }
@@ -181,7 +184,9 @@ impl Dnn {
                 .map_err(e("input"))?;
             result::set_tensor4d_descriptor(plan.y, nchw, f32t, [i(n), i(o), i(out(h)), i(out(w))])
                 .map_err(e("output"))?;
-            result::set_filter4d_descriptor(plan.w, f32t, nchw, [i(o), i(c), i(k), i(k)])
+            // A grouped filter is `[out, in/g, k, k]`; the group count goes on the convolution.
+            let cg = c / key.groups;
+            result::set_filter4d_descriptor(plan.w, f32t, nchw, [i(o), i(cg), i(k), i(k)])
                 .map_err(e("filter"))?;
             result::set_convolution2d_descriptor(
                 plan.conv,
@@ -196,6 +201,11 @@ impl Dnn {
             )
             .map_err(e("convolution"))?;
             result::set_convolution_math_type(plan.conv, self.math).map_err(e("math type"))?;
+            if key.groups > 1 {
+                sys::cudnnSetConvolutionGroupCount(plan.conv, i(key.groups))
+                    .result()
+                    .map_err(e("group count"))?;
+            }
         }
         let mut plan = plan;
         let h = self.handle;

@@ -320,7 +320,10 @@ fn add_baseline(
 ) -> Result<()> {
     let (c, shape) = candidate(e, params, flops, true)?;
     let same = |k: &Candidate, s: &Shape_| k.params == params && same_network(s, &shape);
-    match all.iter_mut().find(|(k, s)| k.words == e.words || same(k, s)) {
+    match all
+        .iter_mut()
+        .find(|(k, s)| k.words == e.words || same(k, s))
+    {
         Some((k, _)) => k.baseline = true,
         None => all.push((c, shape)),
     }

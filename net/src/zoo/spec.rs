@@ -45,11 +45,20 @@ pub enum Family {
     /// holds C; depth `B·2^(C−1) + 1`), conv-BN-ReLU units of widths 64, 128, 256, 512, 512
     /// (512 beyond), mean joins with drop-path, a 2×2 max pool after each block, a linear layer.
     Fractal,
+    /// Mixed Link Networks (Wang et al. 2018) as the authors' CIFAR code builds them: depth
+    /// `6n + 4`, three blocks of `n` units; each unit's inner link (k₁ channels) is added onto
+    /// the last k₁ channels of its input and its outer link (k₂) concatenated. `growth` holds
+    /// k₁ = k₂ (every published MixNet).
+    Mixnet,
+    /// Dual Path Networks (Chen et al. 2017), ImageNet: DPN-68/92/98/107/131 by depth, each
+    /// unit's 1×1–grouped 3×3–1×1 bottleneck split into a residual part (summed) and a dense
+    /// part (concatenated).
+    Dpn,
 }
 
 /// Every family's name, as `--family` accepts them.
 pub const FAMILIES: &str =
-    "sparse, dense, res, preres, plain, wide, mlp, lenet, vgg, alexnet, fractal";
+    "sparse, dense, res, preres, plain, wide, mlp, lenet, vgg, alexnet, fractal, mixnet, dpn";
 
 impl Family {
     /// Parse `sparse|dense|res|preres|plain`.
@@ -66,6 +75,8 @@ impl Family {
             "vgg" => Ok(Family::Vgg),
             "alexnet" => Ok(Family::Alexnet),
             "fractal" => Ok(Family::Fractal),
+            "mixnet" => Ok(Family::Mixnet),
+            "dpn" => Ok(Family::Dpn),
             _ => Err(NetError::Spec(format!(
                 "unknown family '{s}': accepted {FAMILIES}"
             ))),
@@ -86,6 +97,8 @@ impl Family {
             Family::Vgg => "vgg",
             Family::Alexnet => "alexnet",
             Family::Fractal => "fractal",
+            Family::Mixnet => "mixnet",
+            Family::Dpn => "dpn",
         }
     }
 
@@ -103,25 +116,36 @@ impl Family {
             Family::Vgg => "VGG",
             Family::Alexnet => "AlexNet",
             Family::Fractal => "FractalNet",
+            Family::Mixnet => "MixNet",
+            Family::Dpn => "DPN",
         }
     }
 
     /// The one layout a family is built for, when it has only one (`None`: CIFAR or ImageNet).
     pub fn only_layout(&self) -> Option<Layout> {
         match self {
-            Family::Preres | Family::Plain | Family::Wide | Family::Fractal => Some(Layout::Cifar),
+            Family::Preres | Family::Plain | Family::Wide | Family::Fractal | Family::Mixnet => {
+                Some(Layout::Cifar)
+            }
             Family::Mlp | Family::Lenet => Some(Layout::Mnist),
-            Family::Vgg | Family::Alexnet => Some(Layout::Imagenet),
+            Family::Vgg | Family::Alexnet | Family::Dpn => Some(Layout::Imagenet),
             Family::Sparse | Family::Dense | Family::Res => None,
         }
     }
 
     /// Whether the family has a stem of a chosen width and a pooled head (`--stem`, `--head`):
-    /// all but the LeNets, VGG and AlexNet, which are fixed stacks.
+    /// all but the LeNets, VGG, AlexNet, FractalNet, MixNet and DPN, whose stems their
+    /// definitions fix.
     pub fn has_stem(&self) -> bool {
         !matches!(
             self,
-            Family::Mlp | Family::Lenet | Family::Vgg | Family::Alexnet | Family::Fractal
+            Family::Mlp
+                | Family::Lenet
+                | Family::Vgg
+                | Family::Alexnet
+                | Family::Fractal
+                | Family::Mixnet
+                | Family::Dpn
         )
     }
 
@@ -588,6 +612,21 @@ impl fmt::Display for NetSpec {
                 "fractalnet-{}-c{} ({}, {} classes)",
                 self.depth,
                 g.join("-"),
+                self.layout.name(),
+                self.classes
+            ),
+            Family::Mixnet => write!(
+                f,
+                "mixnet-{}-{} ({}, {} classes)",
+                self.depth,
+                g.join("-"),
+                self.layout.name(),
+                self.classes
+            ),
+            Family::Dpn => write!(
+                f,
+                "dpn-{} ({}, {} classes)",
+                self.depth,
                 self.layout.name(),
                 self.classes
             ),

@@ -74,14 +74,16 @@ const fn row(
     }
 }
 
-use Family::{Alexnet, Dense, Fractal, Lenet, Mlp, Preres, Res, Sparse, Vgg, Wide};
+use Family::{Alexnet, Dense, Dpn, Fractal, Lenet, Mixnet, Mlp, Preres, Res, Sparse, Vgg, Wide};
 use Layout::{Cifar, Imagenet, Mnist};
 
 /// Every named model with the paper's figures (SparseNet paper; DenseNet and ResNet papers for
 /// their rows; CIFAR SparseNet quoted with the 100-class head, CIFAR DenseNet/ResNet with 10;
 /// Wide ResNet as the SparseNet paper's CIFAR table prints it; the LeNets, AlexNet and VGG-16
 /// as Han et al. 2015's pruning table prints them). For the families whose `growth` is not a
-/// growth rate it holds their widths: Wide ResNet's widening factor, the MLP's hidden widths.
+/// growth rate it holds their widths: Wide ResNet's widening factor, the MLP's hidden widths,
+/// MixNet's k₁ = k₂; MixNet-100 and DPN-92 as the issue quotes their papers (Wang et al. 2018,
+/// Chen et al. 2017).
 /// Columns: name, family, layout, depth, growth per block, BC, classes of the printed figures,
 /// parameters (M) and GFLOPs as printed, C10+ and C100+ errors (%) as printed.
 #[rustfmt::skip]
@@ -119,6 +121,8 @@ pub const ZOO: &[Named] = &[
     row("resnet-50",                  Res,    Imagenet, 50,   &[],            false, 1000, Some("25.5"),  Some("8.20"), None,       None),
     row("wrn-16-8",                   Wide,   Cifar,    16,   &[8],           false, 10,   Some("11.0"),  None,         Some(4.81), Some(22.07)),
     row("fractalnet-21",              Fractal, Cifar,   21,   &[3],           false, 10,   Some("38.6"),  None,         Some(5.52), Some(23.30)),
+    row("mixnet-100",                 Mixnet, Cifar,    100,  &[12],          false, 10,   Some("1.5"),   None,         None,       None),
+    row("dpn-92",                     Dpn,    Imagenet, 92,   &[],            false, 1000, Some("37.8"),  None,         None,       None),
     row("lenet-300-100",              Mlp,    Mnist,    3,    &[300, 100],    false, 10,   Some("0.267"), None,         None,       None),
     row("lenet-5",                    Lenet,  Mnist,    5,    &[],            false, 10,   Some("0.431"), None,         None,       None),
     row("alexnet",                    Alexnet, Imagenet, 8,   &[],            false, 1000, Some("61"),    None,         None,       None),

@@ -532,3 +532,147 @@ fn fractalnet_21_by_hand_and_the_printed_figure_it_does_not_reach() {
     s.drop_path = Some(crate::op::Prob::new(0.1).unwrap());
     assert!(build(&s).unwrap_err().to_string().contains("no joins"));
 }
+
+/// MixNet's parameters unit by unit as the authors' code allocates them (stem 3×3 to
+/// `max(2k₂, k₁)`; per unit two branches BN(C)-1×1 to 4k-BN(4k)-3×3 to k; `C += k₂`;
+/// transitions BN(C)-1×1 to `max(⌊C/2⌋, k₁)`; head BN(C)-linear).
+fn mixnet_by_hand(depth: usize, k: usize, classes: usize) -> usize {
+    let n = (depth - 4) / 6;
+    let mut c = 2 * k;
+    let mut p = 3 * c * 9;
+    for block in 0..3 {
+        for _ in 0..n {
+            p += 2 * (2 * c + c * 4 * k + 2 * 4 * k + 4 * k * k * 9);
+            c += k;
+        }
+        if block < 2 {
+            let out = (c / 2).max(k);
+            p += 2 * c + c * out;
+            c = out;
+        }
+    }
+    p + 2 * c + c * classes + classes
+}
+
+/// A DPN's parameters stage by stage (Chen et al. 2017): projection BN(C)-1×1 to bw + 2·inc in
+/// a stage's first unit, then BN(C)-1×1 to r, BN(r)-grouped 3×3 (r·r/G·9), BN(r)-1×1 to
+/// bw + inc; C becomes bw + 3·inc after the first unit and grows by inc after each other one.
+fn dpn_by_hand(
+    (stem, k_r, groups): (usize, usize, usize),
+    units: [usize; 4],
+    inc: [usize; 4],
+    classes: usize,
+) -> usize {
+    let mut p = 3 * stem * 49 + 2 * stem;
+    let mut c = stem;
+    for s in 0..4 {
+        let (bw, r) = (256 << s, k_r << s);
+        for u in 0..units[s] {
+            if u == 0 {
+                p += 2 * c + c * (bw + 2 * inc[s]);
+            }
+            p += 2 * c + c * r + 2 * r + r * (r / groups) * 9 + 2 * r + r * (bw + inc[s]);
+            c = if u == 0 { bw + 3 * inc[s] } else { c + inc[s] };
+        }
+    }
+    p + 2 * c + c * classes + classes
+}
+
+#[test]
+fn mixnet_and_dpn_by_hand_and_the_printed_figures() {
+    let (_, c) = build_and_count(&named("mixnet-100").unwrap().spec(None)).unwrap();
+    assert_eq!(c.params as usize, mixnet_by_hand(100, 12, 10));
+    assert_eq!(c.params, 1_464_202);
+    let row = super::row::named_row(named("mixnet-100").unwrap(), None).unwrap();
+    assert_eq!(row.params_agree, Some(true), "1.46M is the printed 1.5M");
+    for (depth, k) in [(10, 4), (16, 6)] {
+        let spec = NetSpec::new(Family::Mixnet, Layout::Cifar, depth, &[k], false, 100);
+        assert_eq!(
+            build_and_count(&spec).unwrap().1.params as usize,
+            mixnet_by_hand(depth, k, 100),
+            "mixnet-{depth}-{k}"
+        );
+    }
+    // The inner link lands on the last k₁ channels: in block 1 unit 2 it is added to unit 1's
+    // outer link, so each unit adds one sum and the block input is cut once.
+    let net = build(&named("mixnet-100").unwrap().spec(None)).unwrap();
+    let sums = net
+        .graph
+        .node_indices()
+        .filter(|&n| matches!(net.graph[n].op, Op::Sum))
+        .count();
+    assert_eq!(sums, 48, "one per unit");
+
+    let (net, c) = build_and_count(&named("dpn-92").unwrap().spec(None)).unwrap();
+    let want = dpn_by_hand((64, 96, 32), [3, 4, 20, 3], [16, 32, 24, 128], 1000);
+    assert_eq!(c.params as usize, want);
+    assert_eq!(c.params, 37_668_392);
+    // The printed 37.8M is reached with batch norm's running mean and variance counted.
+    assert_eq!(c.params + c.bn_running, 37_793_608);
+    let row = super::row::named_row(named("dpn-92").unwrap(), None).unwrap();
+    assert_eq!(row.params_agree, Some(false));
+    let grouped: Vec<usize> = net
+        .graph
+        .node_indices()
+        .filter_map(|n| match net.graph[n].op {
+            Op::Conv { groups, .. } if groups > 1 => Some(groups),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(grouped.len(), 30, "one grouped 3×3 per unit");
+    assert!(grouped.iter().all(|&g| g == 32));
+    // The paper's 6.5 × 10⁹ FLOPs count multiply-adds: ours are 6.50 G.
+    assert_eq!(c.macs / 10_000_000, 650);
+    for (depth, cfg, units, inc) in [
+        (98, (96, 160, 40), [3, 6, 20, 3], [16, 32, 32, 128]),
+        (131, (128, 160, 40), [4, 8, 28, 3], [16, 32, 32, 128]),
+    ] {
+        let spec = NetSpec::new(Family::Dpn, Layout::Imagenet, depth, &[], false, 1000);
+        assert_eq!(
+            build_and_count(&spec).unwrap().1.params as usize,
+            dpn_by_hand(cfg, units, inc, 1000),
+            "dpn-{depth}"
+        );
+    }
+    let err = |spec: NetSpec| build(&spec).unwrap_err().to_string();
+    assert!(err(NetSpec::new(
+        Family::Mixnet,
+        Layout::Cifar,
+        100,
+        &[12, 6],
+        false,
+        10
+    ))
+    .contains("k₁ = k₂"));
+    assert!(err(NetSpec::new(
+        Family::Mixnet,
+        Layout::Cifar,
+        99,
+        &[12],
+        false,
+        10
+    ))
+    .contains("multiple of 6"));
+    assert!(err(NetSpec::new(
+        Family::Dpn,
+        Layout::Imagenet,
+        93,
+        &[],
+        false,
+        10
+    ))
+    .contains("accepted 68, 92"));
+    assert!(err(NetSpec::new(
+        Family::Dpn,
+        Layout::Imagenet,
+        92,
+        &[4],
+        false,
+        10
+    ))
+    .contains("leave out the widths"));
+    assert!(
+        err(NetSpec::new(Family::Dpn, Layout::Cifar, 92, &[], false, 10))
+            .contains("imagenet layout only")
+    );
+}

@@ -43,11 +43,16 @@ impl Case {
     fn label(&self) -> String {
         match self {
             Case::Conv(c, d, bias) => format!(
-                "conv {k}×{k} s{} p{} {}→{} on {}×{}{}",
+                "conv {k}×{k} s{} p{} {}→{}{} on {}×{}{}",
                 c.stride,
                 c.padding,
                 c.in_ch,
                 c.out_ch,
+                if c.groups > 1 {
+                    format!(" in {} groups", c.groups)
+                } else {
+                    String::new()
+                },
                 d[2],
                 d[3],
                 if *bias { " + bias" } else { "" },
@@ -88,7 +93,7 @@ impl Case {
     fn params(&self) -> Vec<usize> {
         match self {
             Case::Conv(c, _, bias) => {
-                let w = c.out_ch * c.in_ch * c.kernel * c.kernel;
+                let w = c.weight_len();
                 if *bias {
                     vec![w, c.out_ch]
                 } else {
@@ -124,6 +129,7 @@ impl Case {
                     stride: c.stride,
                     padding: c.padding,
                     bias: *bias,
+                    groups: c.groups,
                 },
                 false,
             ),
@@ -186,6 +192,7 @@ fn cases() -> Vec<Case> {
                 kernel,
                 stride,
                 padding,
+                groups: 1,
             },
             [3, in_ch, hw, hw],
             false,
@@ -208,6 +215,7 @@ fn cases() -> Vec<Case> {
                 kernel: 5,
                 stride: 1,
                 padding: 0,
+                groups: 1,
             },
             [3, 4, 12, 12],
             true,
@@ -219,9 +227,35 @@ fn cases() -> Vec<Case> {
                 kernel: 3,
                 stride: 1,
                 padding: 1,
+                groups: 1,
             },
             [2, 5, 7, 7],
             true,
+        ),
+        // DPN's grouped 3×3 (4 groups) and a strided grouped one.
+        Case::Conv(
+            ConvCfg {
+                in_ch: 8,
+                out_ch: 8,
+                kernel: 3,
+                stride: 1,
+                padding: 1,
+                groups: 4,
+            },
+            [3, 8, 7, 7],
+            false,
+        ),
+        Case::Conv(
+            ConvCfg {
+                in_ch: 6,
+                out_ch: 4,
+                kernel: 3,
+                stride: 2,
+                padding: 1,
+                groups: 2,
+            },
+            [2, 6, 9, 9],
+            false,
         ),
         Case::BatchNorm {
             dims: [4, 5, 6, 6],

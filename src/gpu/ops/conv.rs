@@ -68,7 +68,7 @@ impl GpuCtx<'_> {
     fn conv2d_unbiased(&mut self, x: &GAct, w: &GParam, cfg: ConvCfg) -> Result<(GAct, GAct)> {
         let kit = self.kit;
         let (n, c, h, wd) = dims_of(x);
-        if c != cfg.in_ch || w.len != cfg.out_ch * c * cfg.kernel * cfg.kernel {
+        if c != cfg.in_ch || w.len != cfg.weight_len() {
             bail!(
                 "conv2d: input has {c} channels, the layer expects {}",
                 cfg.in_ch
@@ -95,17 +95,23 @@ impl GpuCtx<'_> {
             })?)
         };
         let cols = col.as_ref().map_or(x.addr(), addr);
-        // y_b[o, hw] = W[o, ckk] · cols_b[ckk, hw]
+        // Per group g (one group: the whole layer): rows g·cgkk.. of the columns are its input
+        // channels' taps and rows g·og.. of W and y its output channels.
+        // y_b[og, hw] = W_g[og, cgkk] · cols_b[cgkk, hw]
+        let (g_n, og, cgkk) = group_sizes(&cfg);
         kit.timed("conv2d.gemm", || {
-            kit.gemm(
-                (false, false),
-                (o, hw, ckk),
-                (wa, ckk, 0),
-                (cols, hw, ckk * hw),
-                (addr(&y), hw, o * hw),
-                0.0,
-                n,
-            )
+            for g in 0..g_n {
+                kit.gemm(
+                    (false, false),
+                    (og, hw, cgkk),
+                    (wa.at(g * og * cgkk), cgkk, 0),
+                    (cols.at(g * cgkk * hw), hw, ckk * hw),
+                    (addr(&y).at(g * og * hw), hw, o * hw),
+                    0.0,
+                    n,
+                )?;
+            }
+            Ok(())
         })?;
         drop(col);
         Ok((self.new_act(y, [n, o, ho, wo]), x.clone()))
@@ -143,7 +149,10 @@ impl GpuCtx<'_> {
             }
             return Ok(());
         }
-        // dW = Σ_b dy_b[o, hw] · cols_bᵀ: per image into `parts`, then summed.
+        let (g_n, og, cgkk) = group_sizes(&cfg);
+        let wlen = cfg.weight_len();
+        // dW_g = Σ_b dy_b[og, hw] · cols_b[cgkk, hw]ᵀ per group: per image into `parts`, then
+        // summed.
         kit.timed("conv2d.backward.weights", || {
             let col = if pointwise {
                 None
@@ -151,22 +160,24 @@ impl GpuCtx<'_> {
                 Some(kit.im2col(xs.addr(), [n, c, h, wd], k, s_, p_, [ho, wo])?)
             };
             let cols = col.as_ref().map_or(xs.addr(), addr);
-            let parts = kit.alloc(n * o * ckk)?;
-            kit.gemm(
-                (false, true),
-                (o, ckk, hw),
-                (dy, hw, o * hw),
-                (cols, hw, ckk * hw),
-                (addr(&parts), ckk, o * ckk),
-                0.0,
-                n,
-            )?;
+            let parts = kit.alloc(n * wlen)?;
+            for g in 0..g_n {
+                kit.gemm(
+                    (false, true),
+                    (og, cgkk, hw),
+                    (dy.at(g * og * hw), hw, o * hw),
+                    (cols.at(g * cgkk * hw), hw, ckk * hw),
+                    (addr(&parts).at(g * og * cgkk), cgkk, wlen),
+                    0.0,
+                    n,
+                )?;
+            }
             kit.kernels().sum_batches_add(
-                Grid::Elems(o * ckk),
+                Grid::Elems(wlen),
                 addr(&parts),
                 self.param_grad(w),
                 n as i32,
-                (o * ckk) as i32,
+                wlen as i32,
             )
         })?;
         let Some(dx) = dx else {
@@ -175,16 +186,19 @@ impl GpuCtx<'_> {
         let gx = self.slot(dx, xs.len())?;
         kit.timed("conv2d.backward.input", || {
             if pointwise {
-                // dx_b[c, hw] += Wᵀ[c, o] · dy_b[o, hw]
-                kit.gemm(
-                    (true, false),
-                    (c, hw, o),
-                    (wa, c, 0),
-                    (dy, hw, o * hw),
-                    (gx, hw, c * hw),
-                    1.0,
-                    n,
-                )
+                // dx_b[cg, hw] += W_gᵀ[cg, og] · dy_b[og, hw] per group
+                for g in 0..g_n {
+                    kit.gemm(
+                        (true, false),
+                        (cgkk, hw, og),
+                        (wa.at(g * og * cgkk), cgkk, 0),
+                        (dy.at(g * og * hw), hw, o * hw),
+                        (gx.at(g * cgkk * hw), hw, c * hw),
+                        1.0,
+                        n,
+                    )?;
+                }
+                Ok(())
             } else if transposed {
                 let (okk, ihw) = (o * k * k, h * wd);
                 let wf = kit.alloc(c * okk)?;
@@ -209,15 +223,18 @@ impl GpuCtx<'_> {
                 )
             } else {
                 let dcol = kit.alloc(n * ckk * hw)?;
-                kit.gemm(
-                    (true, false),
-                    (ckk, hw, o),
-                    (wa, ckk, 0),
-                    (dy, hw, o * hw),
-                    (addr(&dcol), hw, ckk * hw),
-                    0.0,
-                    n,
-                )?;
+                // dcol_b[cgkk, hw] = W_gᵀ[cgkk, og] · dy_b[og, hw] per group
+                for g in 0..g_n {
+                    kit.gemm(
+                        (true, false),
+                        (cgkk, hw, og),
+                        (wa.at(g * og * cgkk), cgkk, 0),
+                        (dy.at(g * og * hw), hw, o * hw),
+                        (addr(&dcol).at(g * cgkk * hw), hw, ckk * hw),
+                        0.0,
+                        n,
+                    )?;
+                }
                 let g = [h, wd, k, s_, p_, ho, wo].map(|v| v as i32);
                 kit.kernels().col2im_add(
                     Grid::Planes {
@@ -239,4 +256,15 @@ impl GpuCtx<'_> {
             }
         })
     }
+}
+
+/// `(groups, output channels per group, weight values per output channel)`: one group's
+/// product is `og × cgkk` by `cgkk × hw` (`cgkk = in/g · k²`).
+fn group_sizes(cfg: &ConvCfg) -> (usize, usize, usize) {
+    let one = cfg.per_group();
+    (
+        cfg.groups.max(1),
+        one.out_ch,
+        one.in_ch * cfg.kernel * cfg.kernel,
+    )
 }

@@ -10,6 +10,10 @@
 //! * [`ConvAlgo::Im2col`] (`im2col.rs`): everything else (strided layers, the 7×7 stem, other
 //!   kernel sizes) — the column matrix and one product.
 //!
+//! A grouped convolution (DPN's 3×3 layers) is one plan per group of the algorithm its
+//! per-group shape chooses, each on its own slice of the weight and of every sample's
+//! channels (`grouped.rs`).
+//!
 //! Each algorithm has one forward (per sample) and one backward (per chunk of samples). How the
 //! work is spread over threads is this file's business alone, and the same for every algorithm:
 //! the forward pass runs samples in parallel, or — below [`SMALL_BATCH`] samples — one sample
@@ -25,12 +29,14 @@ use std::sync::Arc;
 
 pub(crate) mod direct;
 mod direct3x3;
+mod grouped;
 mod im2col;
 mod pointwise;
 #[cfg(test)]
 mod tests;
 
 use self::direct3x3::Direct3x3;
+use self::grouped::Grouped;
 use self::im2col::Im2col;
 use self::pointwise::Pointwise;
 pub use crate::backend::ConvCfg;
@@ -81,11 +87,32 @@ enum Plan<'a, E> {
     Pointwise(Pointwise<'a, E>),
     Direct3x3(Direct3x3<'a, E>),
     Im2col(Im2col<'a, E>),
+    Grouped(Grouped<'a, E>),
 }
 
 impl<'a, E: Elem> Plan<'a, E> {
     /// `input_grad`: a backward pass that computes the input gradient will use this plan.
-    fn new(cfg: ConvCfg, h: usize, w: usize, weight: &'a Param<E>, input_grad: bool) -> Self {
+    /// `group_weights`: each group's slice of the weight ([`group_weights`]; empty when the
+    /// layer has one group).
+    fn new(
+        cfg: ConvCfg,
+        (h, w): (usize, usize),
+        weight: &'a Param<E>,
+        group_weights: &'a [Param<E>],
+        input_grad: bool,
+    ) -> Self {
+        if cfg.groups > 1 {
+            let one = cfg.per_group();
+            let plans = group_weights
+                .iter()
+                .map(|wg| Plan::ungrouped(one, h, w, wg, input_grad))
+                .collect();
+            return Plan::Grouped(Grouped::new(cfg, h, w, plans));
+        }
+        Plan::ungrouped(cfg, h, w, weight, input_grad)
+    }
+
+    fn ungrouped(cfg: ConvCfg, h: usize, w: usize, weight: &'a Param<E>, input_grad: bool) -> Self {
         match ConvAlgo::choose(&cfg) {
             ConvAlgo::Pointwise => Plan::Pointwise(Pointwise::new(cfg, h, w, &weight.data)),
             ConvAlgo::Direct3x3 => Plan::Direct3x3(Direct3x3::new(cfg, h, w, weight, input_grad)),
@@ -100,6 +127,7 @@ impl<'a, E: Elem> Plan<'a, E> {
             Plan::Pointwise(a) => a.forward(x, out, blocks),
             Plan::Direct3x3(a) => a.forward(x, out, blocks),
             Plan::Im2col(a) => a.forward(x, out, blocks),
+            Plan::Grouped(a) => a.forward(x, out, blocks),
         }
     }
 
@@ -117,6 +145,7 @@ impl<'a, E: Elem> Plan<'a, E> {
             Plan::Pointwise(a) => a.backward(x, gy, samples, gw, gx),
             Plan::Direct3x3(a) => a.backward(x, gy, samples, gw, gx),
             Plan::Im2col(a) => a.backward(x, gy, samples, gw, gx),
+            Plan::Grouped(a) => a.backward(x, gy, samples, gw, gx),
         }
     }
 }
@@ -144,7 +173,8 @@ impl<E: Elem> ConvOps for CpuBackend<E> {
         let (ho, wo) = (cfg.out_size(h), cfg.out_size(wd));
         let (in_sz, out_sz) = (cin * h * wd, cfg.out_ch * ho * wo);
         let xv = x.shared();
-        let plan = Plan::new(cfg, h, wd, w, false);
+        let parts = group_weights(w, &cfg);
+        let plan = Plan::new(cfg, (h, wd), w, &parts, false);
         let mut out = vec![E::zero(); n * out_sz];
         let blocks = n < SMALL_BATCH;
         let one = |i: usize, o: &mut [E]| plan.forward(&xv[i * in_sz..][..in_sz], o, blocks);
@@ -197,7 +227,8 @@ impl<E: Elem> ConvOps for CpuBackend<E> {
         } else {
             (0..chunks).map(|_| None).collect()
         };
-        let plan = Plan::new(cfg, h, wd, w, x_grad);
+        let parts = group_weights(w, &cfg);
+        let plan = Plan::new(cfg, (h, wd), w, &parts, x_grad);
         let wlen = w.data.len();
         let partial: Vec<Vec<E>> = slots
             .into_par_iter()
@@ -239,7 +270,7 @@ fn check_shapes<E>(cfg: &ConvCfg, cin: usize, w: &Param<E>, bias: Option<&Param<
             cfg.in_ch
         );
     }
-    let wlen = cfg.out_ch * cin * cfg.kernel * cfg.kernel;
+    let wlen = cfg.weight_len();
     if w.data.len() != wlen {
         bail!(
             "conv2d: weight has {} values, expected {wlen}",
@@ -254,6 +285,19 @@ fn check_shapes<E>(cfg: &ConvCfg, cin: usize, w: &Param<E>, bias: Option<&Param<
         );
     }
     Ok(())
+}
+
+/// Each group's slice of a grouped layer's weight, as a parameter of its own (output group i's
+/// filters are rows `i·out/g ..` of `[out, in/g, k, k]`, contiguous); none for one group.
+fn group_weights<E: Elem>(w: &Param<E>, cfg: &ConvCfg) -> Vec<Param<E>> {
+    if cfg.groups <= 1 {
+        return Vec::new();
+    }
+    let len = cfg.weight_len() / cfg.groups;
+    w.data
+        .chunks(len)
+        .map(|part| Param::new(w.index, part.to_vec()))
+        .collect()
 }
 
 /// `out[i][o][·] += b[o]` for every sample `i`, planes of `hw` values.

@@ -15,7 +15,11 @@ fn naive(x: &[f64], w: &[f64], n: usize, h: usize, wd: usize, cfg: &ConvCfg) -> 
             for y in 0..ho {
                 for xo in 0..wo {
                     let mut s = 0.0;
-                    for c in 0..cfg.in_ch {
+                    // Output channel o reads the input channels of its group only.
+                    let (cg, og) = (cfg.in_ch / cfg.groups, cfg.out_ch / cfg.groups);
+                    let first = (o / og) * cg;
+                    for cl in 0..cg {
+                        let c = first + cl;
                         for i in 0..k {
                             for j in 0..k {
                                 let iy = (y * cfg.stride + i) as isize - cfg.padding as isize;
@@ -23,7 +27,7 @@ fn naive(x: &[f64], w: &[f64], n: usize, h: usize, wd: usize, cfg: &ConvCfg) -> 
                                 if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < wd {
                                     s += x[((b * cfg.in_ch + c) * h + iy as usize) * wd
                                         + ix as usize]
-                                        * w[((o * cfg.in_ch + c) * k + i) * k + j];
+                                        * w[((o * cg + cl) * k + i) * k + j];
                                 }
                             }
                         }
@@ -62,7 +66,7 @@ fn naive_biased(
 /// the input, the weight and, with `bias`, the bias), directly and through the tape.
 fn check_with(cfg: ConvCfg, n: usize, h: usize, wd: usize, bias: bool) {
     let xv = rand_vec(n * cfg.in_ch * h * wd, 3);
-    let wv = rand_vec(cfg.out_ch * cfg.in_ch * cfg.kernel * cfg.kernel, 4);
+    let wv = rand_vec(cfg.weight_len(), 4);
     let bv = if bias {
         rand_vec(cfg.out_ch, 6)
     } else {
@@ -89,6 +93,7 @@ fn check_with(cfg: ConvCfg, n: usize, h: usize, wd: usize, bias: bool) {
         stride: cfg.stride,
         padding: cfg.padding,
         bias,
+        groups: cfg.groups,
     };
     let mut ps = vec![wv.clone()];
     if bias {
@@ -139,6 +144,7 @@ fn bias_of_every_algorithm_against_the_naive_loops_and_finite_differences() {
                 kernel,
                 stride,
                 padding,
+                groups: 1,
             };
             assert_eq!(
                 ConvAlgo::choose(&cfg),
@@ -154,6 +160,31 @@ fn bias_of_every_algorithm_against_the_naive_loops_and_finite_differences() {
 }
 
 #[test]
+fn grouped_convolutions_of_every_algorithm_against_the_naive_loops_and_finite_differences() {
+    // DPN's grouped 3×3 (direct per group), a strided one (im2col per group), a grouped
+    // pointwise one and a depthwise one (groups = channels), with and without bias, on batches
+    // below and above SMALL_BATCH and CHUNKS.
+    for n in [1, SMALL_BATCH + 1, CHUNKS + 3] {
+        for (in_ch, out_ch, kernel, stride, padding, groups) in [
+            (4, 6, 3, 1, 1, 2),
+            (6, 3, 3, 2, 1, 3),
+            (4, 4, 1, 1, 0, 2),
+            (3, 3, 3, 1, 1, 3),
+        ] {
+            let cfg = ConvCfg {
+                in_ch,
+                out_ch,
+                kernel,
+                stride,
+                padding,
+                groups,
+            };
+            check_with(cfg, n, 5, 6, n == 1);
+        }
+    }
+}
+
+#[test]
 fn conv3x3_padded() {
     check(
         ConvCfg {
@@ -162,6 +193,7 @@ fn conv3x3_padded() {
             kernel: 3,
             stride: 1,
             padding: 1,
+            groups: 1,
         },
         2,
         5,
@@ -178,6 +210,7 @@ fn same_convolutions_direct_3x3_and_5x5_by_im2col() {
             kernel: 3,
             stride: 1,
             padding: 1,
+            groups: 1,
         },
         3,
         4,
@@ -190,6 +223,7 @@ fn same_convolutions_direct_3x3_and_5x5_by_im2col() {
             kernel: 5,
             stride: 1,
             padding: 2,
+            groups: 1,
         },
         2,
         6,
@@ -202,6 +236,7 @@ fn same_convolutions_direct_3x3_and_5x5_by_im2col() {
             kernel: 3,
             stride: 1,
             padding: 1,
+            groups: 1,
         },
         1,
         1,
@@ -219,6 +254,7 @@ fn conv_narrowing_uses_the_transposed_input_gradient() {
             kernel: 3,
             stride: 1,
             padding: 1,
+            groups: 1,
         },
         2,
         5,
@@ -231,6 +267,7 @@ fn conv_narrowing_uses_the_transposed_input_gradient() {
             kernel: 3,
             stride: 1,
             padding: 0,
+            groups: 1,
         },
         1,
         6,
@@ -243,6 +280,7 @@ fn conv_narrowing_uses_the_transposed_input_gradient() {
             kernel: 5,
             stride: 1,
             padding: 2,
+            groups: 1,
         },
         2,
         5,
@@ -259,6 +297,7 @@ fn conv_strided_and_pointwise_and_7x7() {
             kernel: 3,
             stride: 2,
             padding: 1,
+            groups: 1,
         },
         3,
         7,
@@ -271,6 +310,7 @@ fn conv_strided_and_pointwise_and_7x7() {
             kernel: 1,
             stride: 1,
             padding: 0,
+            groups: 1,
         },
         9,
         4,
@@ -283,6 +323,7 @@ fn conv_strided_and_pointwise_and_7x7() {
             kernel: 7,
             stride: 2,
             padding: 3,
+            groups: 1,
         },
         1,
         9,
@@ -295,6 +336,7 @@ fn conv_strided_and_pointwise_and_7x7() {
             kernel: 1,
             stride: 2,
             padding: 0,
+            groups: 1,
         },
         2,
         5,
@@ -315,6 +357,7 @@ fn batches_below_and_above_the_small_batch_limit_take_both_paths() {
                 kernel,
                 stride,
                 padding,
+                groups: 1,
             };
             check(cfg, n, 9, 7);
         }
@@ -343,6 +386,7 @@ fn same3(in_ch: usize, out_ch: usize) -> ConvCfg {
         kernel: 3,
         stride: 1,
         padding: 1,
+        groups: 1,
     }
 }
 
