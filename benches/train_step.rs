@@ -57,7 +57,7 @@ fn main() {
     for step in 0..steps + 2 {
         let t = Instant::now();
         let (_, _, g) = m.step(x.clone(), &y, true).expect("step");
-        optim::update(&cfg, &mut st, 0.1, &mut m.values, &g);
+        optim::update(&cfg, &mut st, 0.1, &mut m.values, &g, &m.masks);
         if step >= 2 {
             times.push(t.elapsed().as_secs_f64());
         }

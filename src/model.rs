@@ -94,6 +94,10 @@ pub struct Model<E: Real> {
     /// loop sets it before every step from the run's seed, the epoch and the step, so masks
     /// are the same on any thread count and after a resume.
     pub step_key: u64,
+    /// Pruning masks, parallel to `params` (`None`: dense). A weight whose mask is `false` is
+    /// zero and stays zero: the optimiser leaves it and its state untouched
+    /// ([`crate::optim::update`]); checkpoints keep the masks (`mask.<param>`).
+    pub masks: Vec<Option<Vec<bool>>>,
 }
 
 impl<E: Real> Model<E> {
@@ -157,6 +161,7 @@ impl<E: Real> Model<E> {
         Model {
             net,
             spec,
+            masks: vec![None; params.len()],
             params,
             values,
             bn,
@@ -166,6 +171,23 @@ impl<E: Real> Model<E> {
             zeroed: Vec::new(),
             step_key: 0,
         }
+    }
+
+    /// Whether any parameter is pruned.
+    pub fn is_pruned(&self) -> bool {
+        self.masks.iter().any(Option::is_some)
+    }
+
+    /// Parameters that are not pruned away (all of them in a dense model).
+    pub fn nonzero_param_count(&self) -> u64 {
+        self.values
+            .iter()
+            .enumerate()
+            .map(|(k, v)| match self.masks.get(k).and_then(Option::as_ref) {
+                Some(m) => m.iter().filter(|&&keep| keep).count() as u64,
+                None => v.len() as u64,
+            })
+            .sum()
     }
 
     /// Replace the outputs of `nodes` by zeros in every later pass (layers removed at test

@@ -79,15 +79,29 @@ impl State {
     }
 }
 
-/// One update of every parameter with learning rate `lr`.
-pub fn update(cfg: &Config, st: &mut State, lr: f32, params: &mut [Vec<f32>], grads: &[Vec<f32>]) {
+/// One update of every parameter with learning rate `lr`. Where `masks[i]` is given, the
+/// elements it clears are left alone, and so is their optimiser state: a pruned weight (zero,
+/// with zero state since it was pruned) stays exactly zero, weight decay included.
+pub fn update(
+    cfg: &Config,
+    st: &mut State,
+    lr: f32,
+    params: &mut [Vec<f32>],
+    grads: &[Vec<f32>],
+    masks: &[Option<Vec<bool>>],
+) {
     st.steps += 1;
     let t = st.steps as i32;
     for (i, (p, g)) in params.iter_mut().zip(grads).enumerate() {
+        let mask = masks.get(i).and_then(Option::as_deref);
+        let keep = |j: usize| mask.is_none_or(|m| m[j]);
         match cfg.kind {
             Optimizer::Sgd => {
                 let buf = &mut st.m[i];
-                for ((w, &gr), b) in p.iter_mut().zip(g).zip(buf.iter_mut()) {
+                for (j, ((w, &gr), b)) in p.iter_mut().zip(g).zip(buf.iter_mut()).enumerate() {
+                    if !keep(j) {
+                        continue;
+                    }
                     let d = gr + cfg.weight_decay * *w;
                     // PyTorch: the first step initialises the buffer to the gradient.
                     *b = if t == 1 { d } else { cfg.momentum * *b + d };
@@ -103,8 +117,16 @@ pub fn update(cfg: &Config, st: &mut State, lr: f32, params: &mut [Vec<f32>], gr
                 let (b1, b2, eps) = (ADAM.beta1, ADAM.beta2, ADAM.eps);
                 let (c1, c2) = ADAM.bias_corrections(st.steps);
                 let (m, v) = (&mut st.m[i], &mut st.v[i]);
-                for (((w, &gr), mi), vi) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut())
+                for (j, (((w, &gr), mi), vi)) in p
+                    .iter_mut()
+                    .zip(g)
+                    .zip(m.iter_mut())
+                    .zip(v.iter_mut())
+                    .enumerate()
                 {
+                    if !keep(j) {
+                        continue;
+                    }
                     let d = gr + cfg.weight_decay * *w;
                     *mi = b1 * *mi + (1.0 - b1) * d;
                     *vi = b2 * *vi + (1.0 - b2) * d * d;
@@ -166,10 +188,36 @@ mod tests {
         };
         let mut p = vec![vec![1.0f32]];
         let mut st = State::new(&cfg, &[1]);
-        update(&cfg, &mut st, 0.1, &mut p, &[vec![0.5]]);
+        update(&cfg, &mut st, 0.1, &mut p, &[vec![0.5]], &[]);
         assert!((p[0][0] - 0.886).abs() < 1e-6);
-        update(&cfg, &mut st, 0.1, &mut p, &[vec![0.5]]);
+        update(&cfg, &mut st, 0.1, &mut p, &[vec![0.5]], &[]);
         assert!((p[0][0] - 0.725566).abs() < 1e-5, "{}", p[0][0]);
+    }
+
+    #[test]
+    fn masked_weights_and_their_state_stay_exactly_zero() {
+        // Element 1 is pruned (zero, zero state): with weight decay, momentum and Adam, and a
+        // nonzero gradient, it stays 0 while element 0 moves.
+        for kind in [Optimizer::Sgd, Optimizer::Adam] {
+            let cfg = Config {
+                kind,
+                momentum: 0.9,
+                nesterov: true,
+                weight_decay: 0.1,
+            };
+            let mut p = vec![vec![1.0f32, 0.0]];
+            let mut st = State::new(&cfg, &[2]);
+            let masks = [Some(vec![true, false])];
+            for _ in 0..3 {
+                update(&cfg, &mut st, 0.1, &mut p, &[vec![0.5, 0.7]], &masks);
+            }
+            assert_eq!(p[0][1], 0.0, "{kind:?}");
+            assert_eq!(st.m[0][1], 0.0, "{kind:?}");
+            assert!(p[0][0] < 1.0, "{kind:?}");
+            // Without the mask the same gradient moves it.
+            update(&cfg, &mut st, 0.1, &mut p, &[vec![0.5, 0.7]], &[]);
+            assert!(p[0][1] != 0.0, "{kind:?}");
+        }
     }
 
     #[test]
@@ -183,7 +231,7 @@ mod tests {
         };
         let mut p = vec![vec![1.0f32, -1.0]];
         let mut st = State::new(&cfg, &[2]);
-        update(&cfg, &mut st, 0.01, &mut p, &[vec![3.0, -0.2]]);
+        update(&cfg, &mut st, 0.01, &mut p, &[vec![3.0, -0.2]], &[]);
         assert!((p[0][0] - 0.99).abs() < 1e-6 && (p[0][1] + 0.99).abs() < 1e-6);
     }
 

@@ -15,6 +15,7 @@ mod hostile_files;
 mod kill_resume;
 mod memory_estimate;
 mod paths_cli;
+mod prune_cli;
 mod run_folders;
 mod study_cli;
 mod study_shards;

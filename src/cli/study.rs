@@ -23,6 +23,10 @@ Experiments on trained networks, from their topology: the empirical half of the 
                      per source (DenseNet Fig. 5), as JSON and a heat map.
   study lesion       test accuracy with layers removed at test time (Veit et al. 2016): each
                      layer alone, then k random layers; JSON and figures.
+  study prune        magnitude pruning as Han et al. 2015 do it: per layer a threshold of q
+                     times the standard deviation of its weights, survivors retrained at a
+                     tenth of the learning rate with the pruned weights held at zero, iterated;
+                     prune.json, the pruned checkpoint (masks in it) and figures.
   study search       search block patterns (offset sets, random DAGs, operators) at a
                      parameter budget: the graph analysis filters for free (budget, limits,
                      isomorphic duplicates), successive halving spends the training; every
@@ -41,6 +45,7 @@ Examples:
   study efficiency --grid my-grid.txt --epochs 20 --dataset cifar10 --data-dir data/cifar-10
   study weights --checkpoint runs/study-quick/runs/sparsenet-22-12-s1/best.safetensors
   study lesion --checkpoint runs/a/best.safetensors --checkpoint runs/b/best.safetensors --out lesions
+  study prune --checkpoint runs/lenet-5/last.safetensors --rate 12 --iterations 3 --retrain-epochs 2
   study search --budget-params 77000 --space offsets --candidates 24
   study correlate runs/study-quick runs/search-offsets-77000/rung-0
   study efficiency --preset quick --out runs/q --shard 0/2 &  study efficiency --preset quick --out runs/q --shard 1/2
@@ -66,6 +71,8 @@ pub enum StudyCommand {
     Weights(WeightsArgs),
     /// Test accuracy with layers removed at test time.
     Lesion(LesionArgs),
+    /// Magnitude pruning and retraining of a trained network (Han et al. 2015).
+    Prune(PruneArgs),
     /// Rank correlations of the networks' graph metrics with test error over studies' runs.
     Correlate(CorrelateArgs),
     /// Search block patterns at a parameter budget (analysis as a filter, successive halving).
@@ -371,6 +378,86 @@ pub struct WeightsArgs {
     pub out: Option<PathBuf>,
 }
 
+/// Arguments of `study prune`.
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    /// A checkpoint written by train (its recipe is the retraining's, at --lr-scale).
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+
+    /// Keep this fraction of the prunable weights after the last iteration (e.g. 0.08).
+    #[arg(long, allow_hyphen_values = true, conflicts_with_all = ["rate", "quality"], value_parser = parse_keep)]
+    pub keep: Option<f64>,
+
+    /// Compression rate: keep 1/R of the prunable weights (e.g. 12, the paper's LeNet rate).
+    #[arg(long, allow_hyphen_values = true, conflicts_with = "quality", value_parser = parse_rate)]
+    pub rate: Option<f64>,
+
+    /// Instead of a target: this quality parameter in every layer and iteration (threshold
+    /// q·σ of the layer's surviving weights).
+    #[arg(long, allow_hyphen_values = true)]
+    pub quality: Option<f64>,
+
+    /// Prune–retrain iterations (iteration i of n keeps keep^(i/n)).
+    #[arg(long, default_value = "3", value_parser = |s: &str| parse_in_range(s, "iterations", 1, 1000))]
+    pub iterations: usize,
+
+    /// Which layers are pruned: conv, fc or both.
+    #[arg(long, value_enum, default_value = "both")]
+    pub layers: study::prune::Layers,
+
+    /// Retraining epochs per iteration (0: prune without retraining).
+    #[arg(long, default_value = "1", value_parser = |s: &str| parse_in_range(s, "retrain epochs", 0, 100_000))]
+    pub retrain_epochs: usize,
+
+    /// The retraining's learning rate as a fraction of the checkpoint's (the paper: 0.1).
+    #[arg(long, default_value = "0.1")]
+    pub lr_scale: f32,
+
+    /// Steps per retraining epoch (quick runs).
+    #[arg(long, value_parser = |s: &str| parse_in_range(s, "max steps", 1, usize::MAX / 2))]
+    pub max_steps: Option<usize>,
+
+    /// Evaluate on at most this many test images.
+    #[arg(long, value_parser = |s: &str| parse_in_range(s, "max test", 1, usize::MAX / 2))]
+    pub max_test: Option<usize>,
+
+    /// Folder with the dataset's files (default: as in training).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+
+    /// Worker threads.
+    #[arg(long, value_parser = |s: &str| parse_in_range(s, "threads", 1, 1024))]
+    pub threads: Option<usize>,
+
+    /// Output folder (default: `prune/` beside the checkpoint).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+fn parse_keep(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v < 1.0 => Ok(v),
+        Ok(v) => Err(format!(
+            "--keep {v} keeps {}: give a fraction strictly between 0 and 1 (e.g. 0.08)",
+            if v <= 0.0 { "nothing" } else { "everything" }
+        )),
+        Err(_) => Err(format!(
+            "'{s}' is not a number: give a fraction such as 0.08"
+        )),
+    }
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 1.0 && v.is_finite() => Ok(v),
+        Ok(v) => Err(format!(
+            "--rate {v} keeps everything or more: give a compression rate above 1 (e.g. 12)"
+        )),
+        Err(_) => Err(format!("'{s}' is not a number: give a rate such as 12")),
+    }
+}
+
 /// Arguments of `study lesion`.
 #[derive(Args, Debug)]
 pub struct LesionArgs {
@@ -417,6 +504,7 @@ pub fn run_study(a: &StudyArgs, w: &mut (dyn Write + Send)) -> ExitCode {
         StudyCommand::Efficiency(e) => run_efficiency(e, w),
         StudyCommand::Weights(e) => run_weights(e, w),
         StudyCommand::Lesion(e) => run_lesion(e, w),
+        StudyCommand::Prune(e) => run_prune(e, w),
         StudyCommand::Correlate(e) => run_correlate(e, w),
         StudyCommand::Search(e) => run_search(e, w),
         StudyCommand::Merge(e) => run_merge(e, w),
@@ -747,6 +835,51 @@ fn run_weights(a: &WeightsArgs, w: &mut (dyn Write + Send)) -> ExitCode {
             for f in files {
                 let _ = writeln!(w, "wrote {}", f.display());
             }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+fn run_prune(a: &PruneArgs, w: &mut (dyn Write + Send)) -> ExitCode {
+    let rule = match (a.keep, a.rate, a.quality) {
+        (Some(k), _, _) => study::prune::Rule::Keep(k),
+        (None, Some(r), _) => study::prune::Rule::Keep(1.0 / r),
+        (None, None, Some(q)) => study::prune::Rule::Quality(q),
+        (None, None, None) => return exit_bad_input(
+            "study prune needs a target: --keep F (e.g. 0.08), --rate R (e.g. 12) or --quality Q",
+        ),
+    };
+    if !(a.lr_scale > 0.0 && a.lr_scale.is_finite()) {
+        return exit_bad_input("--lr-scale must be positive (the paper retrains at 0.1)");
+    }
+    set_threads(a.threads);
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| checkpoint_dir(&a.checkpoint).join("prune"));
+    let o = study::prune::PruneOptions {
+        checkpoint: a.checkpoint.clone(),
+        rule,
+        iterations: a.iterations,
+        layers: a.layers,
+        retrain_epochs: a.retrain_epochs,
+        lr_scale: a.lr_scale,
+        out: out.clone(),
+        data_dir: a.data_dir.clone(),
+        max_test: a.max_test,
+        max_steps: a.max_steps,
+    };
+    let r = match study::prune::run(&o, w) {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    match study::prune::report(&r, &out) {
+        Ok(files) => {
+            for f in files {
+                let _ = writeln!(w, "wrote {}", f.display());
+            }
+            let _ = writeln!(w, "wrote {}", out.join("pruned.safetensors").display());
             ExitCode::SUCCESS
         }
         Err(e) => fail(&e),

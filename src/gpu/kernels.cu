@@ -259,6 +259,12 @@ extern "C" __global__ void add_scaled(const float* x, float* y, float a, long lo
     GRID_STRIDE(i, total) { y[i] += a * x[i]; }
 }
 
+// y *= keep elementwise (a pruned network's gradient: keep is 1 for kept weights, 0 for pruned
+// ones, so a pruned weight, zero with zero optimiser state, stays exactly zero).
+extern "C" __global__ void mask_grad(const float* keep, float* y, long long total) {
+    GRID_STRIDE(i, total) { y[i] *= keep[i]; }
+}
+
 // x *= a (a rank's share of a data-parallel gradient before the all-reduce).
 extern "C" __global__ void scale_by(float* x, float a, long long total) {
     GRID_STRIDE(i, total) { x[i] *= a; }

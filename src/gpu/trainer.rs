@@ -23,6 +23,8 @@ pub struct GpuTrainer {
     pub(super) stats: Vec<Option<GStats>>,
     pub(super) moment1: CudaSlice<f32>,
     pub(super) moment2: Option<CudaSlice<f32>>,
+    /// A pruned model's masks, flat like the parameters (1 kept, 0 pruned); None when dense.
+    pub(super) keep: Option<CudaSlice<f32>>,
     /// Optimiser updates taken (mirrors [`State::steps`]).
     pub steps: u64,
 }
@@ -76,6 +78,23 @@ impl GpuTrainer {
             OptKind::Adam => Some(kit.upload(&flatten(&state.v))?),
             OptKind::Sgd => None,
         };
+        let keep = if model.is_pruned() {
+            let flat: Vec<f32> = model
+                .values
+                .iter()
+                .enumerate()
+                .flat_map(|(k, v)| match model.masks.get(k).and_then(Option::as_ref) {
+                    Some(m) => m
+                        .iter()
+                        .map(|&b| f32::from(u8::from(b)))
+                        .collect::<Vec<_>>(),
+                    None => vec![1.0; v.len()],
+                })
+                .collect();
+            Some(kit.upload(&flat)?)
+        } else {
+            None
+        };
         Ok(GpuTrainer {
             kit,
             params,
@@ -84,6 +103,7 @@ impl GpuTrainer {
             stats,
             moment1,
             moment2,
+            keep,
             steps: state.steps,
         })
     }
@@ -214,6 +234,11 @@ impl GpuTrainer {
         self.steps += 1;
         let n = self.handles.iter().map(|h| h.len).sum::<usize>();
         let (w, g, m) = (addr(&self.params), addr(&self.grads), addr(&self.moment1));
+        if let Some(keep) = &self.keep {
+            self.kit
+                .kernels()
+                .mask_grad(Grid::Elems(n), addr(keep), g, n as i64)?;
+        }
         match (cfg.kind, &self.moment2) {
             (OptKind::Sgd, _) => self.kit.kernels().sgd_update(
                 Grid::Elems(n),

@@ -10,6 +10,7 @@ pub mod correlate;
 pub mod efficiency;
 pub mod graph_metrics;
 pub mod lesion;
+pub mod prune;
 pub mod search;
 pub mod weights;
 

@@ -138,9 +138,16 @@ pub fn safetensors_bytes(
     sorted_header(safetensors::serialize(views, &info)?)
 }
 
-/// Save the model, its BN statistics and the optimiser state.
+/// Save the model, its BN statistics, its pruning masks (`mask.<param>`, 1 kept and 0 pruned,
+/// for the pruned parameters only) and the optimiser state.
 pub fn save(dir: &Path, stem: &str, model: &Model<f32>, opt: &State, meta: &Meta) -> Result<()> {
     let mut named = model_tensors(model);
+    for (p, m) in model.params.iter().zip(&model.masks) {
+        if let Some(m) = m {
+            let v: Vec<f32> = m.iter().map(|&k| if k { 1.0 } else { 0.0 }).collect();
+            named.push((format!("mask.{}", p.name), p.shape.clone(), f32_bytes(&v)));
+        }
+    }
     for (k, (p, m)) in model.params.iter().zip(&opt.m).enumerate() {
         named.push((
             format!("optimizer.m.{}", p.name),
@@ -377,6 +384,7 @@ pub fn load_into_named(
         .into_iter()
         .filter(|n| {
             !n.starts_with("optimizer.")
+                && !n.starts_with("mask.")
                 && !n.ends_with(".num_batches_tracked")
                 && !expected.contains(*n)
         })
@@ -409,6 +417,37 @@ pub fn load_into_named(
             }
         }
     }
+    // Pruning masks: every `mask.*` tensor names a parameter of this network, holds only 0 and
+    // 1, and the weights it clears are zero (else it is the mask of other weights).
+    let mut masks = vec![None; model.params.len()];
+    for name in t.names() {
+        let Some(param) = name.strip_prefix("mask.") else {
+            continue;
+        };
+        let Some(k) = model.params.iter().position(|p| p.name == param) else {
+            bail!(
+                "{}: {name} masks no parameter of this network (checkpoint of another model?)",
+                st.display()
+            );
+        };
+        let v = get(name, &model.params[k].shape.clone())?;
+        if let Some(bad) = v.iter().find(|x| **x != 0.0 && **x != 1.0) {
+            bail!(
+                "{}: {name} holds {bad}: a mask holds 0 (pruned) and 1 (kept) only",
+                st.display()
+            );
+        }
+        let keep: Vec<bool> = v.iter().map(|x| *x == 1.0).collect();
+        if let Some(i) = (0..keep.len()).find(|&i| !keep[i] && model.values[k][i] != 0.0) {
+            bail!(
+                "{}: {name} prunes element {i} of {param}, which is {} and not 0: the mask of other weights",
+                st.display(),
+                model.values[k][i]
+            );
+        }
+        masks[k] = Some(keep);
+    }
+    model.masks = masks;
     if let Some(o) = opt {
         for k in 0..model.params.len() {
             let name = &model.params[k].name;

@@ -236,7 +236,7 @@ impl Engine {
             Engine::Cpu => {
                 let (l, c, grads) = model.step(x, y, true)?;
                 if l.is_finite() {
-                    optim::update(cfg, state, lr, &mut model.values, &grads);
+                    optim::update(cfg, state, lr, &mut model.values, &grads, &model.masks);
                 }
                 Ok((l, c))
             }

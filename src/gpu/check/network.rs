@@ -70,7 +70,7 @@ fn cpu_trajectory(
             stats = all_stats(&m);
             grads0 = g.clone();
         }
-        optim::update(&opt, &mut st, CHECK_LR, &mut m.values, &g);
+        optim::update(&opt, &mut st, CHECK_LR, &mut m.values, &g, &m.masks);
     }
     Ok(Trajectory {
         logits,

@@ -4,11 +4,11 @@
 //! [`ConvAlgo::choose`] picks the algorithm once from the layer's [`ConvCfg`]:
 //! * [`ConvAlgo::Pointwise`] (`pointwise.rs`): 1×1, stride 1, unpadded — one product per
 //!   sample, no column matrix;
-//! * [`ConvAlgo::Direct3x3`] (`direct3x3.rs`): 3×3, stride 1, padding 1 — every 3×3 layer of
-//!   DenseNet, SparseNet and the CIFAR ResNets — by the SIMD kernels of `direct.rs` over a
-//!   zero-padded copy of the sample;
+//! * [`ConvAlgo::Direct3x3`] (`direct3x3.rs`): 3×3, stride 1, padding 1, fewer than
+//!   [`WIDE_3X3`] outputs — every 3×3 layer of DenseNet, SparseNet and the CIFAR ResNets — by
+//!   the SIMD kernels of `direct.rs` over a zero-padded copy of the sample;
 //! * [`ConvAlgo::Im2col`] (`im2col.rs`): everything else (strided layers, the 7×7 stem, other
-//!   kernel sizes) — the column matrix and one product.
+//!   kernel sizes, wide 3×3 layers) — the column matrix and one product.
 //!
 //! A grouped convolution (DPN's 3×3 layers) is one plan per group of the algorithm its
 //! per-group shape chooses, each on its own slice of the weight and of every sample's
@@ -57,6 +57,15 @@ const SMALL_BATCH: usize = 4;
 /// how a product is cut can change its rounding, and results must not depend on the threads.
 const COLUMN_BLOCKS: usize = 4;
 
+/// Output channels from which a 3×3 "same" layer goes to im2col and one product instead of the
+/// direct kernels. Measured with `benches/conv_layer.rs` at batch 64 on 2 cores, 2026-12-07
+/// (ms per forward + weight gradient + input gradient, direct / im2col): 96→24 at 32×32 47 / 95,
+/// 64→64 at 16×16 24 / 23, 128→128 at 32×32 292 / 297, 128→128 at 8×8 31 / 21, 256→256 at
+/// 16×16 389 / 245, 512→512 at 8×8 946 / 325. The direct kernels win on DenseNet's and
+/// SparseNet's narrow layers; a wide layer's product is large enough for the GEMM to run near
+/// peak (Wide ResNet, VGG, FractalNet).
+pub const WIDE_3X3: usize = 128;
+
 /// The algorithms, by name (see the module documentation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConvAlgo {
@@ -73,7 +82,7 @@ impl ConvAlgo {
     pub fn choose(cfg: &ConvCfg) -> Self {
         if cfg.is_pointwise() {
             ConvAlgo::Pointwise
-        } else if cfg.is_3x3_same() {
+        } else if cfg.is_3x3_same() && cfg.out_ch < WIDE_3X3 {
             ConvAlgo::Direct3x3
         } else {
             ConvAlgo::Im2col

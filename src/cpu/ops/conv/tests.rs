@@ -185,6 +185,25 @@ fn grouped_convolutions_of_every_algorithm_against_the_naive_loops_and_finite_di
 }
 
 #[test]
+fn wide_3x3_layers_go_to_im2col_and_agree_with_the_naive_loops() {
+    let cfg = ConvCfg {
+        in_ch: 3,
+        out_ch: WIDE_3X3,
+        kernel: 3,
+        stride: 1,
+        padding: 1,
+        groups: 1,
+    };
+    assert_eq!(ConvAlgo::choose(&cfg), ConvAlgo::Im2col);
+    let narrower = ConvCfg {
+        out_ch: WIDE_3X3 - 1,
+        ..cfg
+    };
+    assert_eq!(ConvAlgo::choose(&narrower), ConvAlgo::Direct3x3);
+    check(cfg, 2, 4, 3);
+}
+
+#[test]
 fn conv3x3_padded() {
     check(
         ConvCfg {

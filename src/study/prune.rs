@@ -1,0 +1,689 @@
+//! `study prune`: magnitude pruning as Han et al. do it ("Learning both Weights and Connections
+//! for Efficient Neural Networks", NIPS 2015), set against sparsity by design.
+//!
+//! Each iteration removes, in every prunable layer (convolution and linear weights; biases and
+//! batch norms are kept), the weights whose magnitude is below the layer's threshold — a
+//! quality parameter `q` times the standard deviation of the layer's surviving weights — then
+//! retrains the survivors (not re-initialised) at a reduced learning rate, the pruned weights
+//! held at zero ([`crate::optim::update`] leaves them and their state alone). With a global
+//! target (`--keep` or `--rate`) one `q` for all layers is found by bisection so that iteration
+//! `i` of `n` keeps `keep^(i/n)` of the prunable weights; with `--quality` it is given.
+//!
+//! Where the network has dropout before a linear layer, the retraining's drop probability is
+//! adjusted as the paper does: `D_r = D_o·√(C_r/C_o)`, C the kept connections of the layers the
+//! dropout layers feed.
+//!
+//! One iteration costs one evaluation pass (the accuracy right after pruning) and the
+//! retraining; the retrained accuracy is the retraining run's own last evaluation.
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use sparsenet_net::count::node_count;
+use sparsenet_net::op::{Op, Prob};
+
+use crate::error::bad_input;
+use crate::io::write_atomic;
+use crate::model::Model;
+use crate::optim::{Schedule, State};
+use crate::plot::{self, Chart, Mark, Series};
+use crate::train::{self, checkpoint, evaluate, Engine, TrainOptions};
+
+/// Which layers are pruned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layers {
+    /// Convolution weights only.
+    Conv,
+    /// Fully connected (linear) weights only.
+    Fc,
+    /// Both.
+    Both,
+}
+
+/// How much each iteration prunes.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Rule {
+    /// Keep this fraction of the prunable weights after the last iteration.
+    Keep(f64),
+    /// Prune with this quality parameter in every layer and iteration.
+    Quality(f64),
+}
+
+/// What `study prune` is asked to do.
+#[derive(Clone, Debug)]
+pub struct PruneOptions {
+    /// The trained checkpoint.
+    pub checkpoint: PathBuf,
+    /// The target or the quality parameter.
+    pub rule: Rule,
+    /// Prune–retrain iterations.
+    pub iterations: usize,
+    /// Which layers.
+    pub layers: Layers,
+    /// Retraining epochs per iteration (0: prune only).
+    pub retrain_epochs: usize,
+    /// The retraining's learning rate as a fraction of the checkpoint's (the paper: 1/10).
+    pub lr_scale: f32,
+    /// Output folder.
+    pub out: PathBuf,
+    /// Data folder (default: the checkpoint's).
+    pub data_dir: Option<PathBuf>,
+    /// Test images per evaluation (all when None).
+    pub max_test: Option<usize>,
+    /// Steps per retraining epoch (all when None).
+    pub max_steps: Option<usize>,
+}
+
+/// One iteration's record.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Iteration {
+    /// 1-based.
+    pub iteration: usize,
+    /// The quality parameter used.
+    pub quality: f64,
+    /// Fraction of the prunable weights kept.
+    pub kept: f64,
+    /// Fraction kept per pruned layer (by parameter name).
+    pub kept_per_layer: BTreeMap<String, f64>,
+    /// Nonzero parameters of the whole network.
+    pub params_nonzero: u64,
+    /// FLOPs per image that remain (a pruned weight costs nothing).
+    pub flops_remaining: u64,
+    /// Test accuracy right after pruning.
+    pub acc_pruned: f64,
+    /// Test accuracy after retraining (None without retraining).
+    pub acc_retrained: Option<f64>,
+    /// The retraining's drop probability, where the network has dropout.
+    pub dropout: Option<f64>,
+}
+
+/// What `study prune` writes (`prune.json`).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct PruneRecord {
+    /// The checkpoint pruned.
+    pub checkpoint: String,
+    /// The network.
+    pub network: String,
+    /// The test data.
+    pub data: String,
+    /// Test images per evaluation.
+    pub images: usize,
+    /// The trained network's test accuracy.
+    pub baseline_acc: f64,
+    /// Trainable parameters of the dense network.
+    pub params: u64,
+    /// Prunable weights (the layers pruned).
+    pub prunable: u64,
+    /// FLOPs per image of the dense network.
+    pub flops: u64,
+    /// The target or quality parameter.
+    pub target: Rule,
+    /// Which layers were pruned.
+    pub layers: Layers,
+    /// Retraining epochs per iteration and learning rate.
+    pub retrain_epochs: usize,
+    /// The retraining's learning rate.
+    pub retrain_lr: f32,
+    /// The pruned layers' parameter names in network order.
+    pub layer_order: Vec<String>,
+    /// Every iteration.
+    pub iterations: Vec<Iteration>,
+    /// The pruning rule, in words.
+    pub rule: String,
+}
+
+/// The prunable parameters of `model`: (parameter index, node index) of every convolution and
+/// linear weight that `layers` names.
+pub fn prunable(model: &Model<f32>, layers: Layers) -> Vec<(usize, usize)> {
+    model
+        .params
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.name.ends_with(".weight"))
+        .filter_map(|(k, p)| {
+            let op = &model.net.graph[petgraph::graph::NodeIndex::new(p.node)].op;
+            let take = match op {
+                Op::Conv { .. } => layers != Layers::Fc,
+                Op::Linear { .. } => layers != Layers::Conv,
+                _ => false,
+            };
+            take.then_some((k, p.node))
+        })
+        .collect()
+}
+
+/// Mean and standard deviation of the surviving weights of parameter `k`.
+fn surviving_std(model: &Model<f32>, k: usize) -> f64 {
+    let v = &model.values[k];
+    let mask = model.masks.get(k).and_then(Option::as_ref);
+    let alive = |i: usize| mask.is_none_or(|m| m[i]);
+    let (mut n, mut sum, mut sq) = (0usize, 0f64, 0f64);
+    for (i, &w) in v.iter().enumerate() {
+        if alive(i) {
+            n += 1;
+            sum += w as f64;
+            sq += (w as f64) * (w as f64);
+        }
+    }
+    if n < 2 {
+        return 0.0;
+    }
+    let mean = sum / n as f64;
+    ((sq / n as f64 - mean * mean).max(0.0)).sqrt()
+}
+
+/// The masks quality `q` gives: a surviving weight stays when `|w| ≥ q·σ` of its layer.
+pub fn masks_for(model: &Model<f32>, layers: &[(usize, usize)], q: f64) -> Vec<(usize, Vec<bool>)> {
+    layers
+        .iter()
+        .map(|&(k, _)| {
+            let t = q * surviving_std(model, k);
+            let mask = model.masks.get(k).and_then(Option::as_ref);
+            let keep = model.values[k]
+                .iter()
+                .enumerate()
+                .map(|(i, &w)| mask.is_none_or(|m| m[i]) && (w as f64).abs() >= t)
+                .collect();
+            (k, keep)
+        })
+        .collect()
+}
+
+fn kept_of(masks: &[(usize, Vec<bool>)]) -> (u64, u64) {
+    masks.iter().fold((0, 0), |(kept, all), (_, m)| {
+        (
+            kept + m.iter().filter(|&&b| b).count() as u64,
+            all + m.len() as u64,
+        )
+    })
+}
+
+/// The quality parameter whose masks keep `target` of the prunable weights: every surviving
+/// weight's `|w|/σ` of its layer, and the value that many of them reach (one selection, no
+/// search; ties may keep a few more).
+pub fn quality_for(model: &Model<f32>, layers: &[(usize, usize)], target: f64) -> f64 {
+    let mut ratios: Vec<f32> = Vec::new();
+    let mut all = 0usize;
+    for &(k, _) in layers {
+        let s = surviving_std(model, k);
+        let mask = model.masks.get(k).and_then(Option::as_ref);
+        all += model.values[k].len();
+        for (i, &w) in model.values[k].iter().enumerate() {
+            if mask.is_none_or(|m| m[i]) {
+                ratios.push(if s > 0.0 {
+                    (w.abs() as f64 / s) as f32
+                } else {
+                    0.0
+                });
+            }
+        }
+    }
+    let want = ((target * all as f64).round() as usize).clamp(1, ratios.len().max(1));
+    if ratios.len() <= want {
+        return 0.0;
+    }
+    // The want-th largest ratio: weights at or above it survive.
+    let (_, q, _) = ratios.select_nth_unstable_by(want - 1, |a, b| b.total_cmp(a));
+    // Back to f64 the way masks_for compares (|w| ≥ q·σ), a hair low so the boundary weight
+    // itself survives the f32 → f64 rounding.
+    *q as f64 * (1.0 - 1e-6)
+}
+
+/// Apply masks: pruned weights set to zero, the masks kept in the model, the optimiser state
+/// of pruned weights zeroed.
+pub fn apply(model: &mut Model<f32>, masks: Vec<(usize, Vec<bool>)>, opt: Option<&mut State>) {
+    if model.masks.len() < model.params.len() {
+        model.masks.resize(model.params.len(), None);
+    }
+    let mut opt = opt;
+    for (k, keep) in masks {
+        for (i, w) in model.values[k].iter_mut().enumerate() {
+            if !keep[i] {
+                *w = 0.0;
+            }
+        }
+        if let Some(o) = opt.as_deref_mut() {
+            for buf in [o.m.get_mut(k), o.v.get_mut(k)].into_iter().flatten() {
+                for (i, x) in buf.iter_mut().enumerate() {
+                    if !keep[i] {
+                        *x = 0.0;
+                    }
+                }
+            }
+        }
+        model.masks[k] = Some(keep);
+    }
+}
+
+/// FLOPs per image that remain: each convolution's and linear layer's multiply-adds scale with
+/// the fraction of its weight kept; everything else costs what it did.
+pub fn flops_remaining(model: &Model<f32>) -> u64 {
+    let mut macs = 0f64;
+    let mut bn = 0u64;
+    for n in model.net.graph.node_indices() {
+        let node = &model.net.graph[n];
+        let c = node_count(node);
+        let kept = model
+            .params
+            .iter()
+            .enumerate()
+            .find(|(_, p)| p.node == n.index() && p.name.ends_with(".weight"))
+            .and_then(|(k, _)| model.masks.get(k).and_then(Option::as_ref))
+            .map_or(1.0, |m| {
+                m.iter().filter(|&&b| b).count() as f64 / m.len().max(1) as f64
+            });
+        macs += c.macs as f64 * kept;
+        bn += c.bn_elements;
+    }
+    (2.0 * macs).round() as u64 + 2 * bn
+}
+
+/// The dense network's FLOPs per image at the model's input.
+fn flops_dense(model: &Model<f32>) -> u64 {
+    let (mut macs, mut bn) = (0u64, 0u64);
+    for node in model.net.graph.node_weights() {
+        let c = node_count(node);
+        macs += c.macs;
+        bn += c.bn_elements;
+    }
+    2 * macs + 2 * bn
+}
+
+/// The paper's dropout adjustment: `D_o·√(C_r/C_o)` over the linear layers that dropout feeds
+/// (None where the network has no dropout).
+fn adjusted_dropout(model: &Model<f32>, d_o: Option<Prob>) -> Option<f64> {
+    let d_o = d_o?.get();
+    let g = &model.net.graph;
+    let (mut kept, mut all) = (0f64, 0f64);
+    for n in g.node_indices() {
+        if !matches!(g[n].op, Op::Dropout { .. }) {
+            continue;
+        }
+        for reader in g.neighbors_directed(n, petgraph::Direction::Outgoing) {
+            if let Some((k, p)) = model
+                .params
+                .iter()
+                .enumerate()
+                .find(|(_, p)| p.node == reader.index() && p.name.ends_with(".weight"))
+            {
+                let len = model.values[k].len() as f64;
+                all += len;
+                kept += model
+                    .masks
+                    .get(k)
+                    .and_then(Option::as_ref)
+                    .map_or(len, |m| m.iter().filter(|&&b| b).count() as f64);
+                let _ = p;
+            }
+        }
+    }
+    (all > 0.0).then(|| d_o * (kept / all).sqrt())
+}
+
+/// Run `study prune`; `log` gets a line per step.
+pub fn run(o: &PruneOptions, log: &mut dyn Write) -> Result<PruneRecord> {
+    if o.iterations == 0 {
+        return Err(bad_input(anyhow::anyhow!(
+            "--iterations 0 prunes nothing: give at least 1"
+        )));
+    }
+    match o.rule {
+        Rule::Keep(k) if !(k > 0.0 && k < 1.0) => {
+            return Err(bad_input(anyhow::anyhow!(
+                "a target that keeps {k} of the weights keeps {}: give --keep in (0, 1) or --rate above 1",
+                if k <= 0.0 { "nothing" } else { "everything" }
+            )))
+        }
+        Rule::Quality(q) if !(q.is_finite() && q > 0.0) => {
+            return Err(bad_input(anyhow::anyhow!(
+                "--quality {q}: the quality parameter is a positive multiple of each layer's standard deviation"
+            )))
+        }
+        _ => {}
+    }
+    let (checkpoint::Loaded { meta, mut model }, split) = checkpoint::open_for_eval(
+        &o.checkpoint,
+        o.data_dir.as_deref(),
+        crate::data::DataChoice::Auto,
+    )
+    .map_err(|e| e.context(format!("--checkpoint {}", o.checkpoint.display())))?;
+    let layers = prunable(&model, o.layers);
+    if layers.is_empty() {
+        return Err(bad_input(anyhow::anyhow!(
+            "{}: the network has no {} weights to prune (--layers conv, fc or both)",
+            o.checkpoint.display(),
+            match o.layers {
+                Layers::Conv => "convolution",
+                Layers::Fc => "fully connected",
+                Layers::Both => "convolution or fully connected",
+            }
+        )));
+    }
+    std::fs::create_dir_all(&o.out)
+        .with_context(|| format!("cannot create {}", o.out.display()))?;
+    let test = &split.test;
+    let mut engine = Engine::Cpu;
+    let batch = meta.batch_size.max(1);
+    let eval = |model: &mut Model<f32>, engine: &mut Engine| -> Result<f64> {
+        Ok(evaluate(
+            model, engine, test, &meta.mean, &meta.std, batch, o.max_test,
+        )?
+        .1)
+    };
+    let baseline = eval(&mut model, &mut engine)?;
+    let prunable_count: u64 = layers
+        .iter()
+        .map(|&(k, _)| model.values[k].len() as u64)
+        .sum();
+    let network = super::network_name(&meta);
+    writeln!(
+        log,
+        "prune: {network}, {} prunable weights in {} layers, test accuracy {:.4}",
+        prunable_count,
+        layers.len(),
+        baseline
+    )?;
+    let retrain_lr = meta.lr * o.lr_scale;
+    let mut spec = meta.spec.clone();
+    let mut iterations = Vec::new();
+    for i in 1..=o.iterations {
+        let q = match o.rule {
+            Rule::Keep(k) => quality_for(&model, &layers, k.powf(i as f64 / o.iterations as f64)),
+            Rule::Quality(q) => q,
+        };
+        let masks = masks_for(&model, &layers, q);
+        let (kept, all) = kept_of(&masks);
+        if kept == 0 {
+            return Err(bad_input(anyhow::anyhow!(
+                "quality {q} prunes every weight: give a smaller --quality or a larger --keep"
+            )));
+        }
+        apply(&mut model, masks, None);
+        let acc_pruned = eval(&mut model, &mut engine)?;
+        let kept_per_layer: BTreeMap<String, f64> = layers
+            .iter()
+            .map(|&(k, _)| {
+                let m = model.masks[k].as_ref().expect("just pruned");
+                (
+                    model.params[k].name.clone(),
+                    m.iter().filter(|&&b| b).count() as f64 / m.len() as f64,
+                )
+            })
+            .collect();
+        let dropout = adjusted_dropout(&model, meta.spec.dropout_p());
+        if let Some(d) = dropout {
+            spec.dropout = Some(Prob::new(d).map_err(|e| anyhow::anyhow!(e))?);
+        }
+        // The pruned weights as a checkpoint: what the retraining starts from.
+        let stem = format!("pruned-{i}");
+        let mut m2 = meta.clone();
+        m2.spec = spec.clone();
+        m2.test_acc = Some(acc_pruned);
+        let fresh = State::new(
+            &meta.optimizer,
+            &model.values.iter().map(Vec::len).collect::<Vec<_>>(),
+        );
+        checkpoint::save(&o.out, &stem, &model, &fresh, &m2)?;
+        let pruned_path = checkpoint::paths(&o.out, &stem).0;
+        let mut acc_retrained = None;
+        if o.retrain_epochs > 0 {
+            let out = o.out.join(format!("retrain-{i}"));
+            let resume = checkpoint::paths(&out, "last").0.is_file();
+            let opts = retrain_options(
+                &meta,
+                &spec,
+                (i, o),
+                &pruned_path,
+                out.clone(),
+                resume,
+                retrain_lr,
+            );
+            let summary = train::run(&opts, &mut std::io::sink())?;
+            acc_retrained = summary.epochs.last().map(|e| e.test_acc);
+            // The next iteration prunes the retrained weights.
+            checkpoint::load_into(&checkpoint::paths(&out, "last").0, &mut model, None)?;
+        }
+        let it = Iteration {
+            iteration: i,
+            quality: q,
+            kept: kept as f64 / all as f64,
+            kept_per_layer,
+            params_nonzero: model.nonzero_param_count(),
+            flops_remaining: flops_remaining(&model),
+            acc_pruned,
+            acc_retrained,
+            dropout,
+        };
+        writeln!(
+            log,
+            "iteration {i}/{}: q = {q:.3}, kept {:.2} % of the prunable weights ({}× fewer), accuracy {:.4} pruned{}",
+            o.iterations,
+            100.0 * it.kept,
+            format_rate(it.kept),
+            acc_pruned,
+            acc_retrained.map_or(String::new(), |a| format!(", {a:.4} retrained"))
+        )?;
+        iterations.push(it);
+    }
+    // The final pruned network (its masks included) under a stable name.
+    let mut m2 = meta.clone();
+    m2.spec = spec.clone();
+    let fresh = State::new(
+        &meta.optimizer,
+        &model.values.iter().map(Vec::len).collect::<Vec<_>>(),
+    );
+    checkpoint::save(&o.out, "pruned", &model, &fresh, &m2)?;
+    Ok(PruneRecord {
+        checkpoint: o.checkpoint.display().to_string(),
+        network,
+        data: split.source.clone(),
+        images: o.max_test.map_or(test.n(), |l| l.min(test.n())),
+        baseline_acc: baseline,
+        params: model.param_count(),
+        prunable: prunable_count,
+        flops: flops_dense(&model),
+        target: o.rule,
+        layers: o.layers,
+        retrain_epochs: o.retrain_epochs,
+        retrain_lr,
+        layer_order: layers
+            .iter()
+            .map(|&(k, _)| model.params[k].name.clone())
+            .collect(),
+        iterations,
+        rule: "Han et al. 2015: in each pruned layer a weight survives when |w| ≥ q·σ, σ the standard deviation of the layer's surviving weights; one q for every layer, found by bisection so that iteration i of n keeps keep^(i/n) of the prunable weights (or given by --quality); survivors retrained from their values at lr × --lr-scale, constant, pruned weights held at zero; dropout before a linear layer scaled by √(C_r/C_o)".into(),
+    })
+}
+
+fn format_rate(kept: f64) -> String {
+    format!("{:.1}", 1.0 / kept.max(1e-12))
+}
+
+/// The retraining run of iteration `i`: the checkpoint's recipe at the reduced, constant
+/// learning rate, starting from the pruned weights (their masks with them).
+fn retrain_options(
+    meta: &checkpoint::Meta,
+    spec: &sparsenet_net::zoo::NetSpec,
+    (i, o): (usize, &PruneOptions),
+    pruned: &Path,
+    out: PathBuf,
+    resume: bool,
+    lr: f32,
+) -> TrainOptions {
+    let data = if o.data_dir.is_none()
+        && meta.data_dir.is_none()
+        && meta
+            .data
+            .as_ref()
+            .is_some_and(|d| d.location == crate::data::EMBEDDED)
+    {
+        crate::data::DataChoice::Embedded
+    } else {
+        crate::data::DataChoice::Auto
+    };
+    TrainOptions {
+        spec: spec.clone(),
+        name: format!("{} pruned {i}", super::network_name(meta)),
+        dataset: meta.dataset,
+        data_dir: o.data_dir.clone().or_else(|| meta.data_dir.clone()),
+        data,
+        folder: meta.folder.clone(),
+        epochs: o.retrain_epochs,
+        batch_size: meta.batch_size,
+        lr,
+        schedule: Schedule::Constant,
+        optimizer: meta.optimizer,
+        seed: meta.seed.wrapping_add(i as u64),
+        max_steps: o.max_steps,
+        out,
+        resume,
+        overwrite: !resume,
+        init_from: Some(pruned.to_path_buf()),
+        key_map: train::KeyMap::Ours,
+        progress: false,
+        epoch_bar: None,
+        max_test: o.max_test,
+        stop_after: None,
+        device: train::DeviceKind::Cpu,
+        gpus: None,
+        group: None,
+        max_memory: None,
+    }
+}
+
+/// Write `prune.json` and the figures `prune_accuracy` (test accuracy against the fraction of
+/// prunable weights kept, after pruning and after retraining) and `prune_layers` (the fraction
+/// kept per layer after each iteration).
+pub fn report(r: &PruneRecord, out: &Path) -> Result<Vec<PathBuf>> {
+    let p = out.join("prune.json");
+    write_atomic(&p, serde_json::to_string_pretty(r)?.as_bytes())?;
+    let mut written = vec![p];
+    let mut pruned = vec![(100.0, 100.0 * r.baseline_acc)];
+    pruned.extend(
+        r.iterations
+            .iter()
+            .map(|i| (100.0 * i.kept, 100.0 * i.acc_pruned)),
+    );
+    let mut series = vec![Series::new("after pruning", pruned, Mark::LinePoints)];
+    if r.iterations.iter().all(|i| i.acc_retrained.is_some()) {
+        let mut re = vec![(100.0, 100.0 * r.baseline_acc)];
+        re.extend(
+            r.iterations
+                .iter()
+                .map(|i| (100.0 * i.kept, 100.0 * i.acc_retrained.expect("checked"))),
+        );
+        series.push(Series::new("after retraining", re, Mark::LinePoints));
+    }
+    let acc = Chart {
+        title: format!("{}: test accuracy against weights kept", r.network),
+        x_label: "prunable weights kept (%)".into(),
+        y_label: "test accuracy (%)".into(),
+        series,
+    };
+    plot::save(&acc, out, "prune_accuracy")?;
+    written.push(out.join("prune_accuracy.png"));
+    let names = &r.layer_order;
+    let layers = Chart {
+        title: format!("{}: weights kept per layer (layers in order)", r.network),
+        x_label: "layer".into(),
+        y_label: "weights kept (%)".into(),
+        series: r
+            .iterations
+            .iter()
+            .map(|i| {
+                Series::new(
+                    format!("iteration {}", i.iteration),
+                    names
+                        .iter()
+                        .enumerate()
+                        .map(|(x, n)| ((x + 1) as f64, 100.0 * i.kept_per_layer[n]))
+                        .collect(),
+                    Mark::LinePoints,
+                )
+            })
+            .collect(),
+    };
+    plot::save(&layers, out, "prune_layers")?;
+    written.push(out.join("prune_layers.png"));
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sparsenet_net::zoo::named;
+
+    /// AlexNet and VGG-16 are not trainable here, but they build, count and prune: at q = 1 a
+    /// He-normal convolution keeps P(|Z| ≥ 1) = 31.73 % of its weights and a linear layer
+    /// (uniform in ±a, σ = a/√3) keeps 1 − 1/√3 = 42.26 %, layer by layer; the bisection hits a
+    /// global target; the remaining FLOPs fall with the kept weights.
+    #[test]
+    fn alexnet_and_vgg_16_keep_what_their_thresholds_give() {
+        for name in ["alexnet", "vgg-16"] {
+            let spec = named(name).unwrap().spec(None);
+            let mut model = Model::<f32>::new(&spec, spec.input_shape(), 1).unwrap();
+            let layers = prunable(&model, Layers::Both);
+            assert_eq!(
+                layers.len(),
+                if name == "alexnet" { 8 } else { 16 },
+                "{name}"
+            );
+            for (k, keep) in masks_for(&model, &layers, 1.0) {
+                let frac = keep.iter().filter(|&&b| b).count() as f64 / keep.len() as f64;
+                let linear = model.params[k].shape.len() == 2;
+                let want = if linear {
+                    1.0 - 1.0 / 3f64.sqrt()
+                } else {
+                    0.3173
+                };
+                // The first convolution has only 23 232 (AlexNet) or 1 728 (VGG) weights.
+                let tol = if keep.len() < 30_000 { 0.02 } else { 0.003 };
+                assert!(
+                    (frac - want).abs() < tol,
+                    "{name} {}: kept {frac}, want {want}",
+                    model.params[k].name
+                );
+            }
+            let q = quality_for(&model, &layers, 0.08);
+            let (kept, all) = kept_of(&masks_for(&model, &layers, q));
+            assert!(
+                (kept as f64 / all as f64 - 0.08).abs() < 1e-5,
+                "{name}: {kept} of {all}"
+            );
+            let dense = flops_dense(&model);
+            let masks = masks_for(&model, &layers, q);
+            apply(&mut model, masks, None);
+            assert_eq!(
+                model.nonzero_param_count(),
+                model.param_count() - (all - kept)
+            );
+            let left = flops_remaining(&model);
+            assert!(left < dense / 5, "{name}: {left} of {dense}");
+            // Pruning again with the same q keeps only survivors: masks never grow back.
+            let again = masks_for(&model, &layers, q);
+            for (k, m) in &again {
+                let old = model.masks[*k].as_ref().unwrap();
+                assert!(m.iter().zip(old).all(|(n, o)| !n | o));
+            }
+        }
+    }
+
+    #[test]
+    fn dropout_is_scaled_by_the_root_of_the_connections_kept() {
+        let spec = named("alexnet").unwrap().spec(None);
+        let mut model = Model::<f32>::new(&spec, spec.input_shape(), 2).unwrap();
+        // Both dropout layers feed linear layers (fc6 and fc7); keep a quarter of those.
+        let fc = prunable(&model, Layers::Fc);
+        let q = quality_for(&model, &fc[..2], 0.25);
+        let masks = masks_for(&model, &fc[..2], q);
+        apply(&mut model, masks, None);
+        let d = adjusted_dropout(&model, spec.dropout_p()).unwrap();
+        assert!((d - 0.5 * 0.25f64.sqrt()).abs() < 1e-3, "{d}");
+        assert_eq!(adjusted_dropout(&model, None), None);
+    }
+}

@@ -1,0 +1,246 @@
+//! `study prune` as a user runs it: a trained LeNet-300-100 pruned 4× in two prune–retrain
+//! iterations, its pruned weights exactly zero through retraining and after a resume, the
+//! pruned checkpoint read by `evaluate`; bad input.
+
+use crate::common::{run, subset, tmp};
+use std::collections::HashMap;
+use std::path::Path;
+
+fn train(args: &[&str]) -> (i32, String, String) {
+    run(env!("CARGO_BIN_EXE_train"), args)
+}
+
+fn study(args: &[&str]) -> (i32, String, String) {
+    run(env!("CARGO_BIN_EXE_study"), args)
+}
+
+/// Every f32 tensor of a safetensors file by name.
+fn tensors(path: &Path) -> HashMap<String, Vec<f32>> {
+    let bytes = std::fs::read(path).unwrap();
+    let t = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    t.names()
+        .into_iter()
+        .map(|n| {
+            let v = t.tensor(n).unwrap();
+            let vals = v
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            (n.clone(), vals)
+        })
+        .collect()
+}
+
+/// (pruned elements, of which nonzero) over every `mask.*` of `masks`, read against the weights
+/// of `weights`.
+fn pruned_and_nonzero(
+    masks: &HashMap<String, Vec<f32>>,
+    weights: &HashMap<String, Vec<f32>>,
+) -> (usize, usize) {
+    let (mut pruned, mut nonzero) = (0, 0);
+    for (name, m) in masks {
+        let Some(param) = name.strip_prefix("mask.") else {
+            continue;
+        };
+        let w = &weights[param];
+        for (keep, v) in m.iter().zip(w) {
+            if *keep == 0.0 {
+                pruned += 1;
+                nonzero += usize::from(*v != 0.0);
+            }
+        }
+    }
+    (pruned, nonzero)
+}
+
+#[test]
+fn lenet_300_100_pruned_4x_keeps_its_pruned_weights_at_zero() {
+    let data = subset();
+    let base = tmp("prune-base");
+    let (code, _, err) = train(&[
+        "--model",
+        "lenet-300-100",
+        "--epochs",
+        "1",
+        "--max-steps",
+        "30",
+        "--max-test",
+        "200",
+        "--data-dir",
+        &data,
+        "--quiet",
+        "--out",
+        base.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let ckpt = base.join("last.safetensors");
+    let out = tmp("prune-out");
+    let (code, stdout, err) = study(&[
+        "prune",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--rate",
+        "4",
+        "--iterations",
+        "2",
+        "--retrain-epochs",
+        "2",
+        "--max-steps",
+        "5",
+        "--max-test",
+        "200",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("iteration 2/2"), "{stdout}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("prune.json")).unwrap()).unwrap();
+    let its = r["iterations"].as_array().unwrap();
+    assert_eq!(its.len(), 2);
+    // Iteration i of 2 keeps (1/4)^(i/2): 50 %, then 25 % of the prunable weights.
+    for (it, want) in its.iter().zip([0.5, 0.25]) {
+        let kept = it["kept"].as_f64().unwrap();
+        assert!((kept - want).abs() < 0.002, "kept {kept}, want {want}");
+        for k in ["acc_pruned", "acc_retrained"] {
+            let a = it[k].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&a), "{k} {a}");
+        }
+    }
+    let per_layer = its[1]["kept_per_layer"].as_object().unwrap();
+    let mut layers: Vec<&String> = per_layer.keys().collect();
+    layers.sort();
+    assert_eq!(layers, ["fc1.weight", "fc2.weight", "fc3.weight"]);
+    // 784·300 + 300·100 + 100·10 prunable weights; biases stay.
+    let prunable = 235_200 + 30_000 + 1_000;
+    assert_eq!(r["prunable"], prunable);
+    assert_eq!(r["params"], 266_610);
+    let kept = its[1]["kept"].as_f64().unwrap();
+    let nonzero = its[1]["params_nonzero"].as_u64().unwrap();
+    let want_nonzero = 266_610 - ((1.0 - kept) * prunable as f64).round() as u64;
+    assert_eq!(nonzero, want_nonzero);
+    assert!(its[1]["flops_remaining"].as_u64().unwrap() < r["flops"].as_u64().unwrap() / 3);
+    for f in [
+        "prune_accuracy.png",
+        "prune_layers.png",
+        "pruned.safetensors",
+    ] {
+        assert!(out.join(f).is_file(), "no {f}");
+    }
+    // The retraining kept every pruned weight at exactly zero, and its checkpoint carries the
+    // masks it started from.
+    for i in [1, 2] {
+        let start = tensors(&out.join(format!("pruned-{i}.safetensors")));
+        let end = tensors(&out.join(format!("retrain-{i}/last.safetensors")));
+        let (pruned, nonzero) = pruned_and_nonzero(&start, &end);
+        assert!(pruned > 0);
+        assert_eq!(
+            nonzero, 0,
+            "iteration {i}: pruned weights moved in retraining"
+        );
+        for (name, m) in start.iter().filter(|(n, _)| n.starts_with("mask.")) {
+            assert_eq!(&end[name], m, "iteration {i}: {name} changed");
+        }
+        // …and the retraining moved the survivors.
+        assert_ne!(start["fc1.weight"], end["fc1.weight"]);
+    }
+    // A pruned checkpoint is an ordinary one to evaluate.
+    let (code, stdout, err) = run(
+        env!("CARGO_BIN_EXE_evaluate"),
+        &[
+            "--checkpoint",
+            out.join("pruned.safetensors").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("accuracy"), "{stdout}");
+
+    // A retraining killed after an epoch and resumed ends with the uninterrupted run's bytes:
+    // the masks come back with the checkpoint.
+    let pruned = out.join("pruned-1.safetensors");
+    let retrain = |dir: &Path, extra: &[&str]| {
+        let resume = extra.contains(&"--resume");
+        let mut args = vec!["--model", "lenet-300-100"];
+        if !resume {
+            args.extend(["--init-from", pruned.to_str().unwrap()]);
+        }
+        args.extend([
+            "--epochs",
+            "2",
+            "--max-steps",
+            "4",
+            "--max-test",
+            "50",
+            "--lr",
+            "0.01",
+            "--schedule",
+            "constant",
+            "--data-dir",
+            &data,
+            "--quiet",
+            "--out",
+            dir.to_str().unwrap(),
+        ]);
+        args.extend_from_slice(extra);
+        let (code, _, err) = train(&args);
+        assert_eq!(code, 0, "{err}");
+    };
+    let (whole, parts) = (tmp("prune-whole"), tmp("prune-parts"));
+    retrain(&whole, &[]);
+    retrain(&parts, &["--stop-after", "1"]);
+    retrain(&parts, &["--resume"]);
+    let a = std::fs::read(whole.join("last.safetensors")).unwrap();
+    let b = std::fs::read(parts.join("last.safetensors")).unwrap();
+    assert!(
+        a == b,
+        "a resumed prune retraining differs from the uninterrupted one"
+    );
+    let t = tensors(&whole.join("last.safetensors"));
+    assert_eq!(pruned_and_nonzero(&tensors(&pruned), &t).1, 0);
+}
+
+#[test]
+fn bad_prune_requests_are_one_line_errors_and_write_nothing() {
+    let data = subset();
+    let base = tmp("prune-bad-base");
+    let (code, _, err) = train(&[
+        "--model",
+        "lenet-300-100",
+        "--epochs",
+        "1",
+        "--max-steps",
+        "2",
+        "--max-test",
+        "20",
+        "--data-dir",
+        &data,
+        "--quiet",
+        "--out",
+        base.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let ckpt = base.join("last.safetensors");
+    let c = ckpt.to_str().unwrap();
+    let out = tmp("prune-bad-out");
+    let o = out.to_str().unwrap();
+    for (args, says) in [
+        (vec!["--keep", "0"], "keeps nothing"),
+        (vec!["--keep", "1"], "keeps everything"),
+        (vec!["--rate", "1"], "above 1"),
+        (vec![], "needs a target"),
+        (
+            vec!["--rate", "4", "--layers", "conv"],
+            "no convolution weights",
+        ),
+        (vec!["--quality", "-1"], "positive"),
+    ] {
+        let mut a = vec!["prune", "--checkpoint", c, "--out", o];
+        a.extend_from_slice(&args);
+        let (code, _, err) = study(&a);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        assert!(!out.exists(), "{args:?} wrote {}", out.display());
+    }
+}
