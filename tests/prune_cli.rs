@@ -155,6 +155,12 @@ fn lenet_300_100_pruned_4x_keeps_its_pruned_weights_at_zero() {
     );
     assert_eq!(code, 0, "{err}");
     assert!(stdout.contains("accuracy"), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "pruned:     {nonzero} of 266610 parameters nonzero"
+        )),
+        "{stdout}"
+    );
 
     // A retraining killed after an epoch and resumed ends with the uninterrupted run's bytes:
     // the masks come back with the checkpoint.
@@ -243,4 +249,94 @@ fn bad_prune_requests_are_one_line_errors_and_write_nothing() {
         assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
         assert!(!out.exists(), "{args:?} wrote {}", out.display());
     }
+}
+
+#[test]
+fn a_densenet_pruned_to_a_sparsenets_count_has_exactly_its_parameters() {
+    let data = subset();
+    let base = tmp("prune-match-base");
+    let (code, _, err) = train(&[
+        "--family",
+        "dense",
+        "--depth",
+        "10",
+        "--growth",
+        "8",
+        "--epochs",
+        "1",
+        "--max-steps",
+        "3",
+        "--max-test",
+        "50",
+        "--data-dir",
+        &data,
+        "--quiet",
+        "--out",
+        base.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let out = tmp("prune-match-out");
+    let words = "--family sparse --depth 10 --growth 4";
+    let (code, _, err) = study(&[
+        "prune",
+        "--checkpoint",
+        base.join("last.safetensors").to_str().unwrap(),
+        "--match",
+        words,
+        "--iterations",
+        "1",
+        "--retrain-epochs",
+        "0",
+        "--max-test",
+        "50",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("prune.json")).unwrap()).unwrap();
+    // The SparseNet's own count, from train on the same data (1×28×28, 10 classes).
+    let (code, stdout, err) = train(&[
+        "--family",
+        "sparse",
+        "--depth",
+        "10",
+        "--growth",
+        "4",
+        "--epochs",
+        "1",
+        "--max-steps",
+        "1",
+        "--max-test",
+        "10",
+        "--data-dir",
+        &data,
+        "--quiet",
+        "--out",
+        tmp("prune-match-sparse").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let want: u64 = stdout
+        .split(" trainable parameters")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {stdout}"));
+    assert_eq!(r["target"]["match"]["params"], want);
+    let got = r["iterations"][0]["params_nonzero"].as_u64().unwrap();
+    // Ties at the threshold may keep a weight or two more.
+    assert!(got >= want && got <= want + 2, "{got} nonzero, want {want}");
+    assert!(r["iterations"][0]["acc_retrained"].is_null());
+    // A count the dense network cannot be pruned to is refused.
+    let (code, _, err) = study(&[
+        "prune",
+        "--checkpoint",
+        base.join("last.safetensors").to_str().unwrap(),
+        "--match",
+        "--family dense --depth 40 --growth 12",
+        "--out",
+        tmp("prune-match-bad").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("cannot be reached"), "{err}");
 }

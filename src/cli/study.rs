@@ -398,6 +398,12 @@ pub struct PruneArgs {
     #[arg(long, allow_hyphen_values = true)]
     pub quality: Option<f64>,
 
+    /// Instead of a target: prune to the parameter count of this network, in train's words
+    /// (e.g. "--model sparsenet-40-24" or "--family sparse --depth 22 --growth 12"): sparsity
+    /// by pruning against sparsity by design.
+    #[arg(long = "match", value_name = "WORDS", allow_hyphen_values = true, conflicts_with_all = ["keep", "rate", "quality"])]
+    pub matched: Option<String>,
+
     /// Prune–retrain iterations (iteration i of n keeps keep^(i/n)).
     #[arg(long, default_value = "3", value_parser = |s: &str| parse_in_range(s, "iterations", 1, 1000))]
     pub iterations: usize,
@@ -842,12 +848,23 @@ fn run_weights(a: &WeightsArgs, w: &mut (dyn Write + Send)) -> ExitCode {
 }
 
 fn run_prune(a: &PruneArgs, w: &mut (dyn Write + Send)) -> ExitCode {
+    let matched = match &a.matched {
+        Some(words) => match super::grid::parse_line(words, "--match") {
+            Ok(e) => Some((e.words, e.spec)),
+            Err(e) => return fail(&e),
+        },
+        None => None,
+    };
     let rule = match (a.keep, a.rate, a.quality) {
+        _ if matched.is_some() => study::prune::Rule::Match {
+            words: matched.as_ref().expect("matched").0.clone(),
+            params: 0,
+        },
         (Some(k), _, _) => study::prune::Rule::Keep(k),
         (None, Some(r), _) => study::prune::Rule::Keep(1.0 / r),
         (None, None, Some(q)) => study::prune::Rule::Quality(q),
         (None, None, None) => return exit_bad_input(
-            "study prune needs a target: --keep F (e.g. 0.08), --rate R (e.g. 12) or --quality Q",
+            "study prune needs a target: --keep F (e.g. 0.08), --rate R (e.g. 12), --quality Q or --match WORDS",
         ),
     };
     if !(a.lr_scale > 0.0 && a.lr_scale.is_finite()) {
@@ -860,6 +877,7 @@ fn run_prune(a: &PruneArgs, w: &mut (dyn Write + Send)) -> ExitCode {
         .unwrap_or_else(|| checkpoint_dir(&a.checkpoint).join("prune"));
     let o = study::prune::PruneOptions {
         checkpoint: a.checkpoint.clone(),
+        matched: matched.map(|m| m.1),
         rule,
         iterations: a.iterations,
         layers: a.layers,

@@ -562,6 +562,17 @@ pub fn run_evaluate(a: &EvalArgs, w: &mut dyn Write) -> ExitCode {
             meta.epochs,
             model.param_count()
         )?;
+        if model.is_pruned() {
+            writeln!(
+                w,
+                "pruned:     {} of {} parameters nonzero ({:.2} %), {:.1} of {:.1} MFLOPs per image remain",
+                model.nonzero_param_count(),
+                model.param_count(),
+                100.0 * model.nonzero_param_count() as f64 / model.param_count() as f64,
+                crate::study::prune::flops_remaining(&model) as f64 / 1e6,
+                crate::study::prune::flops_dense(&model) as f64 / 1e6
+            )?;
+        }
         writeln!(w, "data:       {}", split.source)?;
         writeln!(
             w,

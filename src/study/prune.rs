@@ -45,13 +45,22 @@ pub enum Layers {
 }
 
 /// How much each iteration prunes.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Rule {
     /// Keep this fraction of the prunable weights after the last iteration.
     Keep(f64),
     /// Prune with this quality parameter in every layer and iteration.
     Quality(f64),
+    /// Keep as many parameters as this network has (sparsity by pruning against sparsity by
+    /// design at the same count): its words, and its parameters at the checkpoint's input
+    /// and classes (filled in by [`run`]).
+    Match {
+        /// The network, in `train`'s words.
+        words: String,
+        /// Its trainable parameters.
+        params: u64,
+    },
 }
 
 /// What `study prune` is asked to do.
@@ -59,6 +68,8 @@ pub enum Rule {
 pub struct PruneOptions {
     /// The trained checkpoint.
     pub checkpoint: PathBuf,
+    /// With [`Rule::Match`]: the network whose count to reach.
+    pub matched: Option<sparsenet_net::zoo::NetSpec>,
     /// The target or the quality parameter.
     pub rule: Rule,
     /// Prune–retrain iterations.
@@ -100,6 +111,12 @@ pub struct Iteration {
     pub acc_retrained: Option<f64>,
     /// The retraining's drop probability, where the network has dropout.
     pub dropout: Option<f64>,
+    /// Seconds spent choosing the threshold and masking (the pruning proper).
+    pub seconds_prune: f64,
+    /// Seconds of the evaluation after pruning.
+    pub seconds_eval: f64,
+    /// Seconds of the retraining (its own evaluations included).
+    pub seconds_retrain: f64,
 }
 
 /// What `study prune` writes (`prune.json`).
@@ -284,7 +301,7 @@ pub fn flops_remaining(model: &Model<f32>) -> u64 {
 }
 
 /// The dense network's FLOPs per image at the model's input.
-fn flops_dense(model: &Model<f32>) -> u64 {
+pub fn flops_dense(model: &Model<f32>) -> u64 {
     let (mut macs, mut bn) = (0u64, 0u64);
     for node in model.net.graph.node_weights() {
         let c = node_count(node);
@@ -388,13 +405,43 @@ pub fn run(o: &PruneOptions, log: &mut dyn Write) -> Result<PruneRecord> {
         layers.len(),
         baseline
     )?;
+    // A matched network: the fraction of the prunable weights that leaves the whole network
+    // with that network's parameter count.
+    let mut rule = o.rule.clone();
+    if let (Rule::Match { words, .. }, Some(spec)) = (&o.rule, &o.matched) {
+        let mut spec = spec.clone();
+        spec.classes = meta.spec.classes;
+        let other = Model::<f32>::new(&spec, meta.input, 0).map_err(bad_input)?;
+        let target = other.param_count();
+        let fixed = model.param_count() - prunable_count;
+        if target <= fixed || target >= model.param_count() {
+            return Err(bad_input(anyhow::anyhow!(
+                "--match {words}: {target} parameters cannot be reached by pruning {network} ({} parameters, {fixed} of them not prunable)",
+                model.param_count()
+            )));
+        }
+        rule = Rule::Match {
+            words: words.clone(),
+            params: target,
+        };
+    }
+    let keep_target = match &rule {
+        Rule::Keep(k) => Some(*k),
+        Rule::Match { params, .. } => {
+            let fixed = model.param_count() - prunable_count;
+            Some((params - fixed) as f64 / prunable_count as f64)
+        }
+        Rule::Quality(_) => None,
+    };
     let retrain_lr = meta.lr * o.lr_scale;
     let mut spec = meta.spec.clone();
     let mut iterations = Vec::new();
     for i in 1..=o.iterations {
-        let q = match o.rule {
-            Rule::Keep(k) => quality_for(&model, &layers, k.powf(i as f64 / o.iterations as f64)),
-            Rule::Quality(q) => q,
+        let t0 = std::time::Instant::now();
+        let q = match (keep_target, &o.rule) {
+            (Some(k), _) => quality_for(&model, &layers, k.powf(i as f64 / o.iterations as f64)),
+            (None, Rule::Quality(q)) => *q,
+            (None, _) => unreachable!("every rule but a quality has a target"),
         };
         let masks = masks_for(&model, &layers, q);
         let (kept, all) = kept_of(&masks);
@@ -404,7 +451,10 @@ pub fn run(o: &PruneOptions, log: &mut dyn Write) -> Result<PruneRecord> {
             )));
         }
         apply(&mut model, masks, None);
+        let seconds_prune = t0.elapsed().as_secs_f64();
+        let t1 = std::time::Instant::now();
         let acc_pruned = eval(&mut model, &mut engine)?;
+        let seconds_eval = t1.elapsed().as_secs_f64();
         let kept_per_layer: BTreeMap<String, f64> = layers
             .iter()
             .map(|&(k, _)| {
@@ -431,6 +481,7 @@ pub fn run(o: &PruneOptions, log: &mut dyn Write) -> Result<PruneRecord> {
         checkpoint::save(&o.out, &stem, &model, &fresh, &m2)?;
         let pruned_path = checkpoint::paths(&o.out, &stem).0;
         let mut acc_retrained = None;
+        let t2 = std::time::Instant::now();
         if o.retrain_epochs > 0 {
             let out = o.out.join(format!("retrain-{i}"));
             let resume = checkpoint::paths(&out, "last").0.is_file();
@@ -458,15 +509,21 @@ pub fn run(o: &PruneOptions, log: &mut dyn Write) -> Result<PruneRecord> {
             acc_pruned,
             acc_retrained,
             dropout,
+            seconds_prune,
+            seconds_eval,
+            seconds_retrain: t2.elapsed().as_secs_f64(),
         };
         writeln!(
             log,
-            "iteration {i}/{}: q = {q:.3}, kept {:.2} % of the prunable weights ({}× fewer), accuracy {:.4} pruned{}",
+            "iteration {i}/{}: q = {q:.3}, kept {:.2} % of the prunable weights ({}× fewer), accuracy {:.4} pruned{} (pruning {:.2} s, evaluation {:.1} s, retraining {:.1} s)",
             o.iterations,
             100.0 * it.kept,
             format_rate(it.kept),
             acc_pruned,
-            acc_retrained.map_or(String::new(), |a| format!(", {a:.4} retrained"))
+            acc_retrained.map_or(String::new(), |a| format!(", {a:.4} retrained")),
+            it.seconds_prune,
+            it.seconds_eval,
+            it.seconds_retrain
         )?;
         iterations.push(it);
     }
@@ -487,7 +544,7 @@ pub fn run(o: &PruneOptions, log: &mut dyn Write) -> Result<PruneRecord> {
         params: model.param_count(),
         prunable: prunable_count,
         flops: flops_dense(&model),
-        target: o.rule,
+        target: rule,
         layers: o.layers,
         retrain_epochs: o.retrain_epochs,
         retrain_lr,
