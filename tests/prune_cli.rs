@@ -162,6 +162,100 @@ fn lenet_300_100_pruned_4x_keeps_its_pruned_weights_at_zero() {
         "{stdout}"
     );
 
+    // The sensitivity scan (the paper's Fig. 6): each layer alone at 90 … 5 %, the pick the
+    // smallest fraction within the tolerance, reached in one iteration.
+    let sens = tmp("prune-sens");
+    let (code, stdout, err) = study(&[
+        "prune",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--sensitivity",
+        "--tolerance",
+        "0.02",
+        "--iterations",
+        "1",
+        "--retrain-epochs",
+        "0",
+        "--max-test",
+        "200",
+        "--out",
+        sens.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("sensitivity of fc1.weight"), "{stdout}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sens.join("prune.json")).unwrap()).unwrap();
+    let baseline = r["baseline_acc"].as_f64().unwrap();
+    let scan = r["sensitivity"].as_array().unwrap();
+    assert_eq!(scan.len(), 3);
+    let it = &r["iterations"][0];
+    for layer in scan {
+        let pts = layer["points"].as_array().unwrap();
+        assert_eq!(pts.len(), 6);
+        for (p, want) in pts.iter().zip([0.9, 0.75, 0.5, 0.25, 0.1, 0.05]) {
+            assert!((p[0].as_f64().unwrap() - want).abs() < 0.01, "{p}");
+        }
+        let picked = layer["picked"].as_f64().unwrap();
+        let ok: Vec<f64> = pts
+            .iter()
+            .filter(|p| p[1].as_f64().unwrap() >= baseline - 0.02)
+            .map(|p| p[0].as_f64().unwrap())
+            .collect();
+        let want = ok.iter().copied().fold(1.0, f64::min);
+        assert_eq!(picked, want, "{layer}");
+        let name = layer["layer"].as_str().unwrap();
+        let kept = it["kept_per_layer"][name].as_f64().unwrap();
+        assert!(
+            (kept - picked).abs() < 0.01,
+            "{name}: kept {kept}, picked {picked}"
+        );
+    }
+    assert!(sens.join("prune_sensitivity.png").is_file());
+    // Per-layer quality parameters: fc1 alone at q = 1, the others untouched.
+    let per = tmp("prune-per-layer");
+    let (code, _, err) = study(&[
+        "prune",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--quality-per-layer",
+        "fc1.weight=1.0",
+        "--iterations",
+        "1",
+        "--retrain-epochs",
+        "0",
+        "--max-test",
+        "50",
+        "--out",
+        per.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(per.join("prune.json")).unwrap()).unwrap();
+    let k = &r["iterations"][0]["kept_per_layer"];
+    assert_eq!(k["fc2.weight"], 1.0);
+    assert_eq!(k["fc3.weight"], 1.0);
+    // The trained fc1's weights against its own σ, counted here from the checkpoint.
+    let w = &tensors(&ckpt)["fc1.weight"];
+    let n = w.len() as f64;
+    let mean = w.iter().map(|&v| v as f64).sum::<f64>() / n;
+    let sd = (w.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n).sqrt();
+    let want = w.iter().filter(|&&v| (v as f64).abs() >= sd).count() as f64 / n;
+    assert!((k["fc1.weight"].as_f64().unwrap() - want).abs() < 1e-4);
+    let (code, _, err) = study(&[
+        "prune",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--quality-per-layer",
+        "conv9.weight=1.0",
+        "--out",
+        tmp("prune-per-layer-bad").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("not a pruned layer") && err.contains("fc1.weight"),
+        "{err}"
+    );
+
     // A retraining killed after an epoch and resumed ends with the uninterrupted run's bytes:
     // the masks come back with the checkpoint.
     let pruned = out.join("pruned-1.safetensors");

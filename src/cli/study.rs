@@ -404,6 +404,22 @@ pub struct PruneArgs {
     #[arg(long = "match", value_name = "WORDS", allow_hyphen_values = true, conflicts_with_all = ["keep", "rate", "quality"])]
     pub matched: Option<String>,
 
+    /// Instead of a target: a quality parameter per layer, NAME=Q,… with the layers' parameter
+    /// names (e.g. fc1.weight=1.3,fc2.weight=1.0); layers not named are not pruned.
+    #[arg(long, value_name = "NAME=Q,…", conflicts_with_all = ["keep", "rate", "quality", "matched"])]
+    pub quality_per_layer: Option<String>,
+
+    /// Instead of a target: the paper's sensitivity scan picks each layer's kept fraction
+    /// (each layer pruned alone to 90 … 5 %; the smallest within --tolerance of the trained
+    /// accuracy), reached over the iterations.
+    #[arg(long, conflicts_with_all = ["keep", "rate", "quality", "matched", "quality_per_layer"])]
+    pub sensitivity: bool,
+
+    /// With --sensitivity: the accuracy loss accepted per layer, as a fraction (0.01: one
+    /// point).
+    #[arg(long, default_value = "0.01", requires = "sensitivity")]
+    pub tolerance: f64,
+
     /// Prune–retrain iterations (iteration i of n keeps keep^(i/n)).
     #[arg(long, default_value = "3", value_parser = |s: &str| parse_in_range(s, "iterations", 1, 1000))]
     pub iterations: usize,
@@ -855,7 +871,38 @@ fn run_prune(a: &PruneArgs, w: &mut (dyn Write + Send)) -> ExitCode {
         },
         None => None,
     };
+    let per_layer = match &a.quality_per_layer {
+        Some(list) => {
+            let mut map = std::collections::BTreeMap::new();
+            for item in list.split(',').filter(|s| !s.is_empty()) {
+                let parsed = item
+                    .split_once('=')
+                    .and_then(|(n, q)| Some((n.trim().to_string(), q.trim().parse::<f64>().ok()?)));
+                match parsed {
+                    Some((n, q)) => {
+                        map.insert(n, q);
+                    }
+                    None => {
+                        return exit_bad_input(&format!(
+                            "--quality-per-layer: '{item}' is not NAME=Q (e.g. fc1.weight=1.3)"
+                        ))
+                    }
+                }
+            }
+            Some(map)
+        }
+        None => None,
+    };
+    if a.sensitivity && !(a.tolerance >= 0.0 && a.tolerance < 1.0) {
+        return exit_bad_input(
+            "--tolerance is an accuracy loss in [0, 1), e.g. 0.01 for one point",
+        );
+    }
     let rule = match (a.keep, a.rate, a.quality) {
+        _ if a.sensitivity => study::prune::Rule::Sensitivity {
+            tolerance: a.tolerance,
+        },
+        _ if per_layer.is_some() => study::prune::Rule::PerLayer(per_layer.clone().expect("given")),
         _ if matched.is_some() => study::prune::Rule::Match {
             words: matched.as_ref().expect("matched").0.clone(),
             params: 0,
@@ -864,7 +911,7 @@ fn run_prune(a: &PruneArgs, w: &mut (dyn Write + Send)) -> ExitCode {
         (None, Some(r), _) => study::prune::Rule::Keep(1.0 / r),
         (None, None, Some(q)) => study::prune::Rule::Quality(q),
         (None, None, None) => return exit_bad_input(
-            "study prune needs a target: --keep F (e.g. 0.08), --rate R (e.g. 12), --quality Q or --match WORDS",
+            "study prune needs a target: --keep F (e.g. 0.08), --rate R (e.g. 12), --quality Q, --quality-per-layer, --sensitivity or --match WORDS",
         ),
     };
     if !(a.lr_scale > 0.0 && a.lr_scale.is_finite()) {

@@ -61,6 +61,30 @@ pub enum Rule {
         /// Its trainable parameters.
         params: u64,
     },
+    /// A quality parameter per layer (by parameter name, as `kept_per_layer` names them);
+    /// layers not named are not pruned.
+    PerLayer(BTreeMap<String, f64>),
+    /// The paper's sensitivity analysis picks each layer's target: every layer pruned alone
+    /// to each of [`SCAN_KEEP`], and the smallest fraction whose accuracy stays within
+    /// `tolerance` of the trained network's is that layer's final kept fraction.
+    Sensitivity {
+        /// Largest accuracy loss accepted (a fraction: 0.01 is one point).
+        tolerance: f64,
+    },
+}
+
+/// The kept fractions the sensitivity scan tries in each layer.
+pub const SCAN_KEEP: [f64; 6] = [0.9, 0.75, 0.5, 0.25, 0.1, 0.05];
+
+/// One layer's sensitivity (the paper's Fig. 6): accuracy with this layer alone pruned.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Sensitivity {
+    /// The layer's parameter name.
+    pub layer: String,
+    /// (kept fraction, test accuracy) at each of [`SCAN_KEEP`].
+    pub points: Vec<(f64, f64)>,
+    /// The kept fraction chosen (1: the layer is too sensitive to prune within the tolerance).
+    pub picked: f64,
 }
 
 /// What `study prune` is asked to do.
@@ -95,8 +119,10 @@ pub struct PruneOptions {
 pub struct Iteration {
     /// 1-based.
     pub iteration: usize,
-    /// The quality parameter used.
-    pub quality: f64,
+    /// The quality parameter used, when one serves every layer.
+    pub quality: Option<f64>,
+    /// The quality parameter of each pruned layer.
+    pub quality_per_layer: BTreeMap<String, f64>,
     /// Fraction of the prunable weights kept.
     pub kept: f64,
     /// Fraction kept per pruned layer (by parameter name).
@@ -148,6 +174,9 @@ pub struct PruneRecord {
     pub retrain_lr: f32,
     /// The pruned layers' parameter names in network order.
     pub layer_order: Vec<String>,
+    /// The sensitivity scan, when asked for.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sensitivity: Vec<Sensitivity>,
     /// Every iteration.
     pub iterations: Vec<Iteration>,
     /// The pruning rule, in words.
@@ -431,25 +460,101 @@ pub fn run(o: &PruneOptions, log: &mut dyn Write) -> Result<PruneRecord> {
             let fixed = model.param_count() - prunable_count;
             Some((params - fixed) as f64 / prunable_count as f64)
         }
-        Rule::Quality(_) => None,
+        Rule::Quality(_) | Rule::PerLayer(_) | Rule::Sensitivity { .. } => None,
+    };
+    if let Rule::PerLayer(map) = &rule {
+        if let Some(bad) = map
+            .keys()
+            .find(|n| !layers.iter().any(|&(k, _)| &model.params[k].name == *n))
+        {
+            return Err(bad_input(anyhow::anyhow!(
+                "--quality-per-layer: {bad} is not a pruned layer of {network}; its layers are {}",
+                layers
+                    .iter()
+                    .map(|&(k, _)| model.params[k].name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        if let Some((n, q)) = map.iter().find(|(_, q)| !(q.is_finite() && **q >= 0.0)) {
+            return Err(bad_input(anyhow::anyhow!(
+                "--quality-per-layer: {n}={q}; a quality parameter is a non-negative multiple of σ"
+            )));
+        }
+    }
+    let sensitivity = match &rule {
+        Rule::Sensitivity { tolerance } => {
+            let s = scan(&mut model, &layers, baseline, *tolerance, |m| {
+                eval(m, &mut engine)
+            })?;
+            for x in &s {
+                writeln!(
+                    log,
+                    "sensitivity of {}: {} → keep {:.0} %",
+                    x.layer,
+                    x.points
+                        .iter()
+                        .map(|(k, a)| format!("{:.0} % {a:.4}", 100.0 * k))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    100.0 * x.picked
+                )?;
+            }
+            s
+        }
+        _ => Vec::new(),
     };
     let retrain_lr = meta.lr * o.lr_scale;
     let mut spec = meta.spec.clone();
     let mut iterations = Vec::new();
     for i in 1..=o.iterations {
         let t0 = std::time::Instant::now();
-        let q = match (keep_target, &o.rule) {
-            (Some(k), _) => quality_for(&model, &layers, k.powf(i as f64 / o.iterations as f64)),
-            (None, Rule::Quality(q)) => *q,
-            (None, _) => unreachable!("every rule but a quality has a target"),
+        let step = i as f64 / o.iterations as f64;
+        let (global, qs): (Option<f64>, Vec<f64>) = match (keep_target, &rule) {
+            (Some(k), _) => {
+                let q = quality_for(&model, &layers, k.powf(step));
+                (Some(q), vec![q; layers.len()])
+            }
+            (None, Rule::Quality(q)) => (Some(*q), vec![*q; layers.len()]),
+            (None, Rule::PerLayer(map)) => (
+                None,
+                layers
+                    .iter()
+                    .map(|&(k, _)| map.get(&model.params[k].name).copied().unwrap_or(0.0))
+                    .collect(),
+            ),
+            (None, Rule::Sensitivity { .. }) => (
+                None,
+                layers
+                    .iter()
+                    .zip(&sensitivity)
+                    .map(|(l, s)| {
+                        if s.picked >= 1.0 {
+                            0.0
+                        } else {
+                            quality_for(&model, std::slice::from_ref(l), s.picked.powf(step))
+                        }
+                    })
+                    .collect(),
+            ),
+            (None, _) => unreachable!("every other rule has a target"),
         };
-        let masks = masks_for(&model, &layers, q);
+        let masks: Vec<(usize, Vec<bool>)> = layers
+            .iter()
+            .zip(&qs)
+            .flat_map(|(l, &q)| masks_for(&model, std::slice::from_ref(l), q))
+            .collect();
         let (kept, all) = kept_of(&masks);
         if kept == 0 {
             return Err(bad_input(anyhow::anyhow!(
-                "quality {q} prunes every weight: give a smaller --quality or a larger --keep"
+                "these quality parameters prune every weight: give smaller ones or a larger --keep"
             )));
         }
+        let quality_per_layer: BTreeMap<String, f64> = layers
+            .iter()
+            .zip(&qs)
+            .map(|(&(k, _), &q)| (model.params[k].name.clone(), q))
+            .collect();
         apply(&mut model, masks, None);
         let seconds_prune = t0.elapsed().as_secs_f64();
         let t1 = std::time::Instant::now();
@@ -501,7 +606,8 @@ pub fn run(o: &PruneOptions, log: &mut dyn Write) -> Result<PruneRecord> {
         }
         let it = Iteration {
             iteration: i,
-            quality: q,
+            quality: global,
+            quality_per_layer,
             kept: kept as f64 / all as f64,
             kept_per_layer,
             params_nonzero: model.nonzero_param_count(),
@@ -515,8 +621,9 @@ pub fn run(o: &PruneOptions, log: &mut dyn Write) -> Result<PruneRecord> {
         };
         writeln!(
             log,
-            "iteration {i}/{}: q = {q:.3}, kept {:.2} % of the prunable weights ({}× fewer), accuracy {:.4} pruned{} (pruning {:.2} s, evaluation {:.1} s, retraining {:.1} s)",
+            "iteration {i}/{}: q = {}, kept {:.2} % of the prunable weights ({}× fewer), accuracy {:.4} pruned{} (pruning {:.2} s, evaluation {:.1} s, retraining {:.1} s)",
             o.iterations,
+            global.map_or("per layer".to_string(), |q| format!("{q:.3}")),
             100.0 * it.kept,
             format_rate(it.kept),
             acc_pruned,
@@ -552,9 +659,54 @@ pub fn run(o: &PruneOptions, log: &mut dyn Write) -> Result<PruneRecord> {
             .iter()
             .map(|&(k, _)| model.params[k].name.clone())
             .collect(),
+        sensitivity,
         iterations,
         rule: "Han et al. 2015: in each pruned layer a weight survives when |w| ≥ q·σ, σ the standard deviation of the layer's surviving weights; one q for every layer, found by bisection so that iteration i of n keeps keep^(i/n) of the prunable weights (or given by --quality); survivors retrained from their values at lr × --lr-scale, constant, pruned weights held at zero; dropout before a linear layer scaled by √(C_r/C_o)".into(),
     })
+}
+
+/// The sensitivity scan: each layer pruned alone (its surviving weights, the others whole) to
+/// each of [`SCAN_KEEP`], evaluated, and restored; the pick is the smallest fraction within
+/// `tolerance` of `baseline`.
+fn scan(
+    model: &mut Model<f32>,
+    layers: &[(usize, usize)],
+    baseline: f64,
+    tolerance: f64,
+    mut eval: impl FnMut(&mut Model<f32>) -> Result<f64>,
+) -> Result<Vec<Sensitivity>> {
+    let mut out = Vec::new();
+    for l in layers {
+        let k = l.0;
+        let mut points = Vec::new();
+        for f in SCAN_KEEP {
+            let q = quality_for(model, std::slice::from_ref(l), f);
+            let (_, keep) = masks_for(model, std::slice::from_ref(l), q)
+                .pop()
+                .expect("one layer");
+            let whole = model.values[k].clone();
+            for (w, kept) in model.values[k].iter_mut().zip(&keep) {
+                if !kept {
+                    *w = 0.0;
+                }
+            }
+            let acc = eval(model);
+            model.values[k] = whole;
+            let share = keep.iter().filter(|&&b| b).count() as f64 / keep.len() as f64;
+            points.push((share, acc?));
+        }
+        let picked = points
+            .iter()
+            .filter(|(_, a)| *a >= baseline - tolerance)
+            .map(|(f, _)| *f)
+            .fold(1.0, f64::min);
+        out.push(Sensitivity {
+            layer: model.params[k].name.clone(),
+            points,
+            picked,
+        });
+    }
+    Ok(out)
 }
 
 fn format_rate(kept: f64) -> String {
@@ -667,6 +819,27 @@ pub fn report(r: &PruneRecord, out: &Path) -> Result<Vec<PathBuf>> {
     };
     plot::save(&layers, out, "prune_layers")?;
     written.push(out.join("prune_layers.png"));
+    if !r.sensitivity.is_empty() {
+        let chart = Chart {
+            title: format!(
+                "{}: sensitivity, each layer pruned alone (Han et al. Fig. 6)",
+                r.network
+            ),
+            x_label: "weights of the layer kept (%)".into(),
+            y_label: "test accuracy (%)".into(),
+            series: r
+                .sensitivity
+                .iter()
+                .map(|s| {
+                    let mut pts = vec![(100.0, 100.0 * r.baseline_acc)];
+                    pts.extend(s.points.iter().map(|(k, a)| (100.0 * k, 100.0 * a)));
+                    Series::new(s.layer.clone(), pts, Mark::LinePoints)
+                })
+                .collect(),
+        };
+        plot::save(&chart, out, "prune_sensitivity")?;
+        written.push(out.join("prune_sensitivity.png"));
+    }
     Ok(written)
 }
 
