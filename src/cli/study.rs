@@ -883,7 +883,7 @@ fn run_prune(a: &PruneArgs, w: &mut (dyn Write + Send)) -> ExitCode {
                         map.insert(n, q);
                     }
                     None => {
-                        return exit_bad_input(&format!(
+                        return exit_bad_input(format!(
                             "--quality-per-layer: '{item}' is not NAME=Q (e.g. fc1.weight=1.3)"
                         ))
                     }
