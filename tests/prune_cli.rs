@@ -162,6 +162,45 @@ fn lenet_300_100_pruned_4x_keeps_its_pruned_weights_at_zero() {
         "{stdout}"
     );
 
+    // A mask that clears a nonzero weight belongs to other weights: refused in one line.
+    let bytes = std::fs::read(out.join("pruned-1.safetensors")).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let t = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut all = tensors(&out.join("pruned-1.safetensors"));
+    let i = all["fc1.weight"].iter().position(|v| *v != 0.0).unwrap();
+    all.get_mut("mask.fc1.weight").unwrap()[i] = 0.0;
+    let raw: Vec<(String, Vec<usize>, Vec<u8>)> = all
+        .iter()
+        .map(|(n, v)| {
+            let shape = t.tensor(n).unwrap().shape().to_vec();
+            (
+                n.clone(),
+                shape,
+                v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            )
+        })
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = raw
+        .iter()
+        .map(|(n, s, b)| {
+            let v = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b);
+            (n.clone(), v.unwrap())
+        })
+        .collect();
+    let forged = tmp("prune-forged").with_extension("safetensors");
+    std::fs::write(
+        &forged,
+        safetensors::serialize(views, &meta.metadata().clone()).unwrap(),
+    )
+    .unwrap();
+    let (code, _, err) = run(
+        env!("CARGO_BIN_EXE_evaluate"),
+        &["--checkpoint", forged.to_str().unwrap()],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("the mask of other weights"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+
     // The sensitivity scan (the paper's Fig. 6): each layer alone at 90 … 5 %, the pick the
     // smallest fraction within the tolerance, reached in one iteration.
     let sens = tmp("prune-sens");
@@ -421,6 +460,44 @@ fn a_densenet_pruned_to_a_sparsenets_count_has_exactly_its_parameters() {
     // Ties at the threshold may keep a weight or two more.
     assert!(got >= want && got <= want + 2, "{got} nonzero, want {want}");
     assert!(r["iterations"][0]["acc_retrained"].is_null());
+    // The pruned DenseNet is an ordinary checkpoint to the other studies and to export.
+    let pruned = out.join("pruned.safetensors");
+    let p = pruned.to_str().unwrap();
+    for args in [
+        vec![
+            "weights",
+            "--checkpoint",
+            p,
+            "--out",
+            tmp("prune-match-w").to_str().unwrap(),
+        ],
+        vec![
+            "lesion",
+            "--checkpoint",
+            p,
+            "--max-k",
+            "1",
+            "--draws",
+            "1",
+            "--max-test",
+            "20",
+            "--out",
+            tmp("prune-match-l").to_str().unwrap(),
+        ],
+    ] {
+        let (code, _, err) = study(&args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+    }
+    let (code, _, err) = run(
+        env!("CARGO_BIN_EXE_export"),
+        &[
+            "--checkpoint",
+            p,
+            "--out",
+            tmp("prune-match-x").join("m.py").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
     // A count the dense network cannot be pruned to is refused.
     let (code, _, err) = study(&[
         "prune",
