@@ -408,26 +408,7 @@ fn a_densenet_pruned_to_a_sparsenets_count_has_exactly_its_parameters() {
         base.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{err}");
-    let out = tmp("prune-match-out");
-    let words = "--family sparse --depth 10 --growth 4";
-    let (code, _, err) = study(&[
-        "prune",
-        "--checkpoint",
-        base.join("last.safetensors").to_str().unwrap(),
-        "--match",
-        words,
-        "--iterations",
-        "1",
-        "--retrain-epochs",
-        "0",
-        "--max-test",
-        "50",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{err}");
-    let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("prune.json")).unwrap()).unwrap();
+    let sparse = tmp("prune-match-sparse");
     // The SparseNet's own count, from train on the same data (1×28×28, 10 classes).
     let (code, stdout, err) = train(&[
         "--family",
@@ -446,7 +427,7 @@ fn a_densenet_pruned_to_a_sparsenets_count_has_exactly_its_parameters() {
         &data,
         "--quiet",
         "--out",
-        tmp("prune-match-sparse").to_str().unwrap(),
+        sparse.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{err}");
     let want: u64 = stdout
@@ -455,7 +436,32 @@ fn a_densenet_pruned_to_a_sparsenets_count_has_exactly_its_parameters() {
         .and_then(|s| s.rsplit(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no count in {stdout}"));
+    let out = tmp("prune-match-out");
+    let words = "--family sparse --depth 10 --growth 4";
+    let (code, _, err) = study(&[
+        "prune",
+        "--checkpoint",
+        base.join("last.safetensors").to_str().unwrap(),
+        "--match",
+        words,
+        "--iterations",
+        "1",
+        "--retrain-epochs",
+        "0",
+        "--max-test",
+        "50",
+        "--against",
+        sparse.join("last.safetensors").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("prune.json")).unwrap()).unwrap();
     assert_eq!(r["target"]["match"]["params"], want);
+    // The SparseNet trained directly, evaluated beside it on the same images.
+    assert_eq!(r["against"][0]["params"], want);
+    assert!((0.0..=1.0).contains(&r["against"][0]["acc"].as_f64().unwrap()));
     let got = r["iterations"][0]["params_nonzero"].as_u64().unwrap();
     // Ties at the threshold may keep a weight or two more.
     assert!(got >= want && got <= want + 2, "{got} nonzero, want {want}");

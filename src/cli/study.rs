@@ -436,6 +436,11 @@ pub struct PruneArgs {
     #[arg(long, default_value = "0.1")]
     pub lr_scale: f32,
 
+    /// A network to compare with, trained otherwise (e.g. the SparseNet of --match trained
+    /// directly; repeat for several): evaluated on the same test images, recorded and drawn.
+    #[arg(long)]
+    pub against: Vec<PathBuf>,
+
     /// Steps per retraining epoch (quick runs).
     #[arg(long, value_parser = |s: &str| parse_in_range(s, "max steps", 1, usize::MAX / 2))]
     pub max_steps: Option<usize>,
@@ -934,6 +939,7 @@ fn run_prune(a: &PruneArgs, w: &mut (dyn Write + Send)) -> ExitCode {
         data_dir: a.data_dir.clone(),
         max_test: a.max_test,
         max_steps: a.max_steps,
+        against: a.against.clone(),
     };
     let r = match study::prune::run(&o, w) {
         Ok(r) => r,

@@ -112,6 +112,22 @@ pub struct PruneOptions {
     pub max_test: Option<usize>,
     /// Steps per retraining epoch (all when None).
     pub max_steps: Option<usize>,
+    /// Networks to compare with, trained otherwise (a SparseNet trained directly): each is
+    /// evaluated on the same test images and drawn beside the pruned network.
+    pub against: Vec<PathBuf>,
+}
+
+/// A network compared with the pruned one.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Against {
+    /// Its checkpoint.
+    pub checkpoint: String,
+    /// The network.
+    pub network: String,
+    /// Its trainable parameters.
+    pub params: u64,
+    /// Its test accuracy on the same images.
+    pub acc: f64,
 }
 
 /// One iteration's record.
@@ -174,6 +190,9 @@ pub struct PruneRecord {
     pub retrain_lr: f32,
     /// The pruned layers' parameter names in network order.
     pub layer_order: Vec<String>,
+    /// The networks compared with (`--against`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub against: Vec<Against>,
     /// The sensitivity scan, when asked for.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sensitivity: Vec<Sensitivity>,
@@ -422,6 +441,40 @@ pub fn run(o: &PruneOptions, log: &mut dyn Write) -> Result<PruneRecord> {
         .1)
     };
     let baseline = eval(&mut model, &mut engine)?;
+    let mut against = Vec::new();
+    for path in &o.against {
+        let (
+            checkpoint::Loaded {
+                meta: m,
+                model: mut other,
+            },
+            s,
+        ) = checkpoint::open_for_eval(path, o.data_dir.as_deref(), crate::data::DataChoice::Auto)
+            .map_err(|e| e.context(format!("--against {}", path.display())))?;
+        if s.identity() != split.identity() {
+            return Err(bad_input(anyhow::anyhow!(
+                "--against {}: its test data ({}) is not the pruned network's ({})",
+                path.display(),
+                s.source,
+                split.source
+            )));
+        }
+        let (_, acc) = evaluate(
+            &mut other,
+            &mut engine,
+            &s.test,
+            &m.mean,
+            &m.std,
+            batch,
+            o.max_test,
+        )?;
+        against.push(Against {
+            checkpoint: path.display().to_string(),
+            network: super::network_name(&m),
+            params: other.nonzero_param_count(),
+            acc,
+        });
+    }
     let prunable_count: u64 = layers
         .iter()
         .map(|&(k, _)| model.values[k].len() as u64)
@@ -659,6 +712,7 @@ pub fn run(o: &PruneOptions, log: &mut dyn Write) -> Result<PruneRecord> {
             .iter()
             .map(|&(k, _)| model.params[k].name.clone())
             .collect(),
+        against,
         sensitivity,
         iterations,
         rule: "Han et al. 2015: in each pruned layer a weight survives when |w| ≥ q·σ, σ the standard deviation of the layer's surviving weights; one q for every layer, found by bisection so that iteration i of n keeps keep^(i/n) of the prunable weights (or given by --quality); survivors retrained from their values at lr × --lr-scale, constant, pruned weights held at zero; dropout before a linear layer scaled by √(C_r/C_o)".into(),
@@ -787,6 +841,16 @@ pub fn report(r: &PruneRecord, out: &Path) -> Result<Vec<PathBuf>> {
                 .map(|i| (100.0 * i.kept, 100.0 * i.acc_retrained.expect("checked"))),
         );
         series.push(Series::new("after retraining", re, Mark::LinePoints));
+    }
+    // A compared network at the share of the prunable weights that gives its count.
+    let fixed = r.params.saturating_sub(r.prunable) as f64;
+    for a in &r.against {
+        let x = 100.0 * (a.params as f64 - fixed) / r.prunable.max(1) as f64;
+        series.push(Series::new(
+            format!("{} ({} parameters)", a.network, a.params),
+            vec![(x, 100.0 * a.acc)],
+            Mark::Points,
+        ));
     }
     let acc = Chart {
         title: format!("{}: test accuracy against weights kept", r.network),
