@@ -98,8 +98,8 @@ kernels! {
     fn dropout_bwd(dy: DevPtr, dx: DevPtr, key: i64, threshold: i64, scale: f32, total: i64);
     fn add_into(x: DevPtr, y: DevPtr, total: i64);
     fn add_scaled(x: DevPtr, y: DevPtr, a: f32, total: i64);
-    fn scale_by(x: DevPtr, a: f32, total: i64);
     fn mask_grad(keep: DevPtr, y: DevPtr, total: i64);
+    fn scale_by(x: DevPtr, a: f32, total: i64);
     fn copy_channels(src: DevPtr, dst: DevPtr, cs: i32, cd: i32, off: i32, hw: i32, planes: i64);
     fn slice_channels_add(ddst: DevPtr, dsrc: DevPtr, cs: i32, cd: i32, off: i32, hw: i32, planes: i64);
     fn shortcut_fwd(x: DevPtr, y: DevPtr, n_: i32, c_: i32, h: i32, w: i32, co: i32, before: i32, s_: i32, ho: i32, wo: i32);
