@@ -299,29 +299,35 @@ pub fn quality_for(model: &Model<f32>, layers: &[(usize, usize)], target: f64) -
     *q as f64 * (1.0 - 1e-6)
 }
 
-/// Apply masks: pruned weights set to zero, the masks kept in the model, the optimiser state
-/// of pruned weights zeroed.
-pub fn apply(model: &mut Model<f32>, masks: Vec<(usize, Vec<bool>)>, opt: Option<&mut State>) {
+/// Apply masks: pruned weights set to zero, the masks kept in the model. (The retraining
+/// starts from fresh optimiser state, zero everywhere, so no state needs clearing.)
+pub fn apply(model: &mut Model<f32>, masks: Vec<(usize, Vec<bool>)>) {
     if model.masks.len() < model.params.len() {
         model.masks.resize(model.params.len(), None);
     }
-    let mut opt = opt;
     for (k, keep) in masks {
-        for (i, w) in model.values[k].iter_mut().enumerate() {
-            if !keep[i] {
+        for (w, &kept) in model.values[k].iter_mut().zip(&keep) {
+            if !kept {
                 *w = 0.0;
             }
         }
-        if let Some(o) = opt.as_deref_mut() {
-            for buf in [o.m.get_mut(k), o.v.get_mut(k)].into_iter().flatten() {
-                for (i, x) in buf.iter_mut().enumerate() {
-                    if !keep[i] {
-                        *x = 0.0;
-                    }
-                }
-            }
-        }
         model.masks[k] = Some(keep);
+    }
+}
+
+/// The index of node `node`'s weight parameter (a convolution's or linear layer's), if any.
+fn weight_of(model: &Model<f32>, node: usize) -> Option<usize> {
+    model
+        .params
+        .iter()
+        .position(|p| p.node == node && p.name.ends_with(".weight"))
+}
+
+/// Elements of parameter `k` kept (all of them when it has no mask).
+fn kept_elements(model: &Model<f32>, k: usize) -> usize {
+    match model.masks.get(k).and_then(Option::as_ref) {
+        Some(m) => m.iter().filter(|&&b| b).count(),
+        None => model.values[k].len(),
     }
 }
 
@@ -333,30 +339,18 @@ pub fn flops_remaining(model: &Model<f32>) -> u64 {
     for n in model.net.graph.node_indices() {
         let node = &model.net.graph[n];
         let c = node_count(node);
-        let kept = model
-            .params
-            .iter()
-            .enumerate()
-            .find(|(_, p)| p.node == n.index() && p.name.ends_with(".weight"))
-            .and_then(|(k, _)| model.masks.get(k).and_then(Option::as_ref))
-            .map_or(1.0, |m| {
-                m.iter().filter(|&&b| b).count() as f64 / m.len().max(1) as f64
-            });
+        let kept = weight_of(model, n.index()).map_or(1.0, |k| {
+            kept_elements(model, k) as f64 / model.values[k].len().max(1) as f64
+        });
         macs += c.macs as f64 * kept;
         bn += c.bn_elements;
     }
     (2.0 * macs).round() as u64 + 2 * bn
 }
 
-/// The dense network's FLOPs per image at the model's input.
+/// The dense network's FLOPs per image at the model's input (the zoo's count).
 pub fn flops_dense(model: &Model<f32>) -> u64 {
-    let (mut macs, mut bn) = (0u64, 0u64);
-    for node in model.net.graph.node_weights() {
-        let c = node_count(node);
-        macs += c.macs;
-        bn += c.bn_elements;
-    }
-    2 * macs + 2 * bn
+    sparsenet_net::count::count(&model.net).flops
 }
 
 /// The paper's dropout adjustment: `D_o·√(C_r/C_o)` over the linear layers that dropout feeds
@@ -370,20 +364,9 @@ fn adjusted_dropout(model: &Model<f32>, d_o: Option<Prob>) -> Option<f64> {
             continue;
         }
         for reader in g.neighbors_directed(n, petgraph::Direction::Outgoing) {
-            if let Some((k, p)) = model
-                .params
-                .iter()
-                .enumerate()
-                .find(|(_, p)| p.node == reader.index() && p.name.ends_with(".weight"))
-            {
-                let len = model.values[k].len() as f64;
-                all += len;
-                kept += model
-                    .masks
-                    .get(k)
-                    .and_then(Option::as_ref)
-                    .map_or(len, |m| m.iter().filter(|&&b| b).count() as f64);
-                let _ = p;
+            if let Some(k) = weight_of(model, reader.index()) {
+                all += model.values[k].len() as f64;
+                kept += kept_elements(model, k) as f64;
             }
         }
     }
@@ -490,12 +473,12 @@ pub fn run(o: &PruneOptions, log: &mut dyn Write) -> Result<PruneRecord> {
     // A matched network: the fraction of the prunable weights that leaves the whole network
     // with that network's parameter count.
     let mut rule = o.rule.clone();
+    let fixed = model.param_count() - prunable_count;
     if let (Rule::Match { words, .. }, Some(spec)) = (&o.rule, &o.matched) {
         let mut spec = spec.clone();
         spec.classes = meta.spec.classes;
         let other = Model::<f32>::new(&spec, meta.input, 0).map_err(bad_input)?;
         let target = other.param_count();
-        let fixed = model.param_count() - prunable_count;
         if target <= fixed || target >= model.param_count() {
             return Err(bad_input(anyhow::anyhow!(
                 "--match {words}: {target} parameters cannot be reached by pruning {network} ({} parameters, {fixed} of them not prunable)",
@@ -509,10 +492,7 @@ pub fn run(o: &PruneOptions, log: &mut dyn Write) -> Result<PruneRecord> {
     }
     let keep_target = match &rule {
         Rule::Keep(k) => Some(*k),
-        Rule::Match { params, .. } => {
-            let fixed = model.param_count() - prunable_count;
-            Some((params - fixed) as f64 / prunable_count as f64)
-        }
+        Rule::Match { params, .. } => Some((params - fixed) as f64 / prunable_count as f64),
         Rule::Quality(_) | Rule::PerLayer(_) | Rule::Sensitivity { .. } => None,
     };
     if let Rule::PerLayer(map) = &rule {
@@ -558,6 +538,12 @@ pub fn run(o: &PruneOptions, log: &mut dyn Write) -> Result<PruneRecord> {
         _ => Vec::new(),
     };
     let retrain_lr = meta.lr * o.lr_scale;
+    // What each pruned checkpoint stores as optimiser state: none yet (the retraining starts
+    // afresh).
+    let fresh = State::new(
+        &meta.optimizer,
+        &model.values.iter().map(Vec::len).collect::<Vec<_>>(),
+    );
     let mut spec = meta.spec.clone();
     let mut iterations = Vec::new();
     for i in 1..=o.iterations {
@@ -608,7 +594,7 @@ pub fn run(o: &PruneOptions, log: &mut dyn Write) -> Result<PruneRecord> {
             .zip(&qs)
             .map(|(&(k, _), &q)| (model.params[k].name.clone(), q))
             .collect();
-        apply(&mut model, masks, None);
+        apply(&mut model, masks);
         let seconds_prune = t0.elapsed().as_secs_f64();
         let t1 = std::time::Instant::now();
         let acc_pruned = eval(&mut model, &mut engine)?;
@@ -632,10 +618,6 @@ pub fn run(o: &PruneOptions, log: &mut dyn Write) -> Result<PruneRecord> {
         let mut m2 = meta.clone();
         m2.spec = spec.clone();
         m2.test_acc = Some(acc_pruned);
-        let fresh = State::new(
-            &meta.optimizer,
-            &model.values.iter().map(Vec::len).collect::<Vec<_>>(),
-        );
         checkpoint::save(&o.out, &stem, &model, &fresh, &m2)?;
         let pruned_path = checkpoint::paths(&o.out, &stem).0;
         let mut acc_retrained = None;
@@ -690,10 +672,9 @@ pub fn run(o: &PruneOptions, log: &mut dyn Write) -> Result<PruneRecord> {
     // The final pruned network (its masks included) under a stable name.
     let mut m2 = meta.clone();
     m2.spec = spec.clone();
-    let fresh = State::new(
-        &meta.optimizer,
-        &model.values.iter().map(Vec::len).collect::<Vec<_>>(),
-    );
+    m2.test_acc = iterations
+        .last()
+        .map(|it: &Iteration| it.acc_retrained.unwrap_or(it.acc_pruned));
     checkpoint::save(&o.out, "pruned", &model, &fresh, &m2)?;
     Ok(PruneRecord {
         checkpoint: o.checkpoint.display().to_string(),
@@ -778,22 +759,13 @@ fn retrain_options(
     resume: bool,
     lr: f32,
 ) -> TrainOptions {
-    let data = if o.data_dir.is_none()
-        && meta.data_dir.is_none()
-        && meta
-            .data
-            .as_ref()
-            .is_some_and(|d| d.location == crate::data::EMBEDDED)
-    {
-        crate::data::DataChoice::Embedded
-    } else {
-        crate::data::DataChoice::Auto
-    };
+    let (data_dir, data) =
+        checkpoint::data_source(meta, o.data_dir.as_deref(), crate::data::DataChoice::Auto);
     TrainOptions {
         spec: spec.clone(),
         name: format!("{} pruned {i}", super::network_name(meta)),
         dataset: meta.dataset,
-        data_dir: o.data_dir.clone().or_else(|| meta.data_dir.clone()),
+        data_dir,
         data,
         folder: meta.folder.clone(),
         epochs: o.retrain_epochs,
@@ -951,7 +923,7 @@ mod tests {
             );
             let dense = flops_dense(&model);
             let masks = masks_for(&model, &layers, q);
-            apply(&mut model, masks, None);
+            apply(&mut model, masks);
             assert_eq!(
                 model.nonzero_param_count(),
                 model.param_count() - (all - kept)
@@ -975,7 +947,7 @@ mod tests {
         let fc = prunable(&model, Layers::Fc);
         let q = quality_for(&model, &fc[..2], 0.25);
         let masks = masks_for(&model, &fc[..2], q);
-        apply(&mut model, masks, None);
+        apply(&mut model, masks);
         let d = adjusted_dropout(&model, spec.dropout_p()).unwrap();
         assert!((d - 0.5 * 0.25f64.sqrt()).abs() < 1e-3, "{d}");
         assert_eq!(adjusted_dropout(&model, None), None);

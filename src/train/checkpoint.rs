@@ -519,6 +519,29 @@ pub fn check_classes(meta: &Meta, split: &Split) -> Result<()> {
     Ok(())
 }
 
+/// Where a checkpoint's data comes from: `data_dir` (or the copy `data` names) when given, else
+/// what it was trained on (the folder its description records, or the embedded subset).
+pub fn data_source(
+    meta: &Meta,
+    data_dir: Option<&Path>,
+    data: crate::data::DataChoice,
+) -> (Option<PathBuf>, crate::data::DataChoice) {
+    use crate::data::DataChoice;
+    if data_dir.is_some() || data != DataChoice::Auto {
+        (data_dir.map(Path::to_path_buf), data)
+    } else if meta.data_dir.is_some() {
+        (meta.data_dir.clone(), DataChoice::Auto)
+    } else if meta
+        .data
+        .as_ref()
+        .is_some_and(|d| d.location == crate::data::EMBEDDED)
+    {
+        (None, DataChoice::Embedded)
+    } else {
+        (None, DataChoice::Auto)
+    }
+}
+
 /// [`open`], and the data it is evaluated on: from `data_dir` (or the copy `data` names), else
 /// the data it was trained on (the folder its description records, or the embedded subset),
 /// checked to have the images the network takes (what `evaluate` and `study lesion` read).
@@ -531,19 +554,7 @@ pub fn open_for_eval(
     let loaded = open(path)?;
     let meta = &loaded.meta;
     let given = data_dir.is_some() || data != DataChoice::Auto;
-    let (dir, choice) = if given {
-        (data_dir.map(Path::to_path_buf), data)
-    } else if meta.data_dir.is_some() {
-        (meta.data_dir.clone(), DataChoice::Auto)
-    } else if meta
-        .data
-        .as_ref()
-        .is_some_and(|d| d.location == crate::data::EMBEDDED)
-    {
-        (None, DataChoice::Embedded)
-    } else {
-        (None, DataChoice::Auto)
-    };
+    let (dir, choice) = data_source(meta, data_dir, data);
     let split = match (
         crate::data::load_choice(meta.dataset, dir.as_deref(), choice, meta.folder.as_ref()),
         &dir,
