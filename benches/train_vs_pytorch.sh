@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 steps=${1:-10}
 py=${PYTHON:-python3}
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), flags: $(grep -m1 '^flags' /proc/cpuinfo | grep -o 'avx[0-9a-z_]*\|fma\|amx[a-z_]*' | sort -u | xargs), $(date -u +%Y-%m-%d)"
-models=${MODELS:-densenet-40-12 sparsenet-40-24 densenet-bc-100-12 sparsenet-bc-100-24}
+models=${MODELS:-densenet-40-12 sparsenet-40-24 densenet-bc-100-12 sparsenet-bc-100-24 wrn-16-8}
 cargo build --release --bench train_step --bin zoo >/dev/null 2>&1
 tmp=$(mktemp -d)
 for model in $models; do

@@ -20,6 +20,23 @@ pub fn arch() -> pulp::Arch {
     })
 }
 
+/// `f()` compiled for this machine's instruction set ([`arch`]), for plain loops over slices
+/// that the compiler vectorises by itself (element-wise transforms): the closure and every
+/// function it calls must be inlined into it (`#[inline(always)]`) for the wider vectors to
+/// apply. The results are those of the same scalar operations, in the same order.
+#[inline(always)]
+pub fn vectorised<R>(f: impl FnOnce() -> R) -> R {
+    struct Run<F>(F);
+    impl<R, F: FnOnce() -> R> pulp::WithSimd for Run<F> {
+        type Output = R;
+        #[inline(always)]
+        fn with_simd<S: Simd>(self, _: S) -> R {
+            (self.0)()
+        }
+    }
+    arch().dispatch(Run(f))
+}
+
 /// Elements no wider a vector of any instruction set holds (16 `f32` in a 512-bit register):
 /// buffers that kernels read or write a vector at a time are padded by this much.
 pub const MAX_LANES: usize = 16;

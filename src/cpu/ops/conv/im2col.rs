@@ -4,7 +4,7 @@
 
 use std::mem::MaybeUninit;
 
-use super::{weight_product, zeroed, ConvCfg};
+use super::{weight_product, zeroed, ConvCfg, PRODUCT_COLUMNS};
 use crate::cpu::gemm::Gemm;
 use crate::cpu::{Elem, Real};
 
@@ -44,17 +44,19 @@ impl<'a, E: Elem> Im2col<'a, E> {
             // Its own buffer, not the thread's scratch: the column blocks read it from other
             // threads of the pool.
             let mut col = vec![E::zero(); ckk * hw];
-            im2col(x, &self.cfg, self.h, self.w, &mut col);
+            im2col(x, &self.cfg, self.h, self.w, &mut col, hw);
             weight_product(self.weight, &col, dims, out, true);
         } else {
             E::with_scratch(ckk * hw, 0, |col, _| {
-                im2col(x, &self.cfg, self.h, self.w, col);
+                im2col(x, &self.cfg, self.h, self.w, col, hw);
                 weight_product(self.weight, col, dims, out, false);
             });
         }
     }
 
-    /// Per sample: `gW += gy · colᵀ`, and, when asked, `gx = col2im(Wᵀ · gy)`.
+    /// Per group of samples side by side: `gW += gy · colᵀ`, and, when asked,
+    /// `gx = col2im(Wᵀ · gy)`, with `col` and `gy` the group's column matrices and output
+    /// gradients set side by side ([`PRODUCT_COLUMNS`]).
     pub(super) fn backward(
         &self,
         x: &[E],
@@ -65,21 +67,42 @@ impl<'a, E: Elem> Im2col<'a, E> {
     ) {
         let (o, hw, ckk) = (self.cfg.out_ch, self.hw, self.ckk());
         let in_sz = self.cfg.in_ch * self.h * self.w;
-        let gcol_len = if gx.is_some() { ckk * hw } else { 0 };
-        E::with_scratch(ckk * hw, gcol_len, |col, gcol| {
-            for s in 0..samples {
-                let gi = &gy[s * o * hw..][..o * hw];
-                im2col(&x[s * in_sz..][..in_sz], &self.cfg, self.h, self.w, col);
-                Gemm::new(o, ckk, hw)
+        let group = (PRODUCT_COLUMNS / hw).clamp(1, samples.max(1));
+        let cols = group * hw;
+        let gcol_len = if gx.is_some() { ckk * cols } else { 0 };
+        E::with_scratch(ckk * cols, gcol_len + o * cols, |col, rest| {
+            let (gcol, gys) = rest.split_at_mut(gcol_len);
+            for s0 in (0..samples).step_by(group) {
+                let g = group.min(samples - s0);
+                let ld = g * hw;
+                for s in 0..g {
+                    let xi = &x[(s0 + s) * in_sz..][..in_sz];
+                    im2col(xi, &self.cfg, self.h, self.w, &mut col[s * hw..], ld);
+                }
+                // One sample's gradient is already `o × hw`; a group's rows are gathered.
+                let gi: &[E] = if g == 1 {
+                    &gy[s0 * o * hw..][..o * hw]
+                } else {
+                    for s in 0..g {
+                        let src = &gy[(s0 + s) * o * hw..][..o * hw];
+                        for (r, row) in src.chunks(hw).enumerate() {
+                            gys[r * ld + s * hw..][..hw].copy_from_slice(row);
+                        }
+                    }
+                    &gys[..o * ld]
+                };
+                Gemm::new(o, ckk, ld)
                     .b_transposed()
                     .accumulating()
                     .run(gw, gi, col);
                 if let Some(gx) = gx.as_deref_mut() {
-                    Gemm::new(ckk, hw, o)
+                    Gemm::new(ckk, ld, o)
                         .a_transposed()
                         .run(gcol, self.weight, gi);
-                    let dst = zeroed(&mut gx[s * in_sz..][..in_sz]);
-                    col2im(gcol, &self.cfg, self.h, self.w, dst);
+                    for s in 0..g {
+                        let dst = zeroed(&mut gx[(s0 + s) * in_sz..][..in_sz]);
+                        col2im(&gcol[s * hw..], &self.cfg, self.h, self.w, dst, ld);
+                    }
                 }
             }
         });
@@ -98,14 +121,22 @@ fn valid_cols(w: usize, wo: usize, s: usize, j: usize, p: usize) -> (usize, usiz
     (lo.min(hi), hi)
 }
 
-/// `col[(c·k + i)·k + j][y·wo + x] = x[c][y·s + i − p][x·s + j − p]` (0 outside).
-pub(super) fn im2col<E: Real>(x: &[E], cfg: &ConvCfg, h: usize, w: usize, col: &mut [E]) {
+/// `col[((c·k + i)·k + j)·ld + y·wo + x] = x[c][y·s + i − p][x·s + j − p]` (0 outside): the
+/// column matrix, its rows `ld ≥ ho·wo` apart (a group's matrices side by side).
+pub(super) fn im2col<E: Real>(
+    x: &[E],
+    cfg: &ConvCfg,
+    h: usize,
+    w: usize,
+    col: &mut [E],
+    ld: usize,
+) {
     let (k, s, p) = (cfg.kernel, cfg.stride, cfg.padding);
     let (ho, wo) = (cfg.out_size(h), cfg.out_size(w));
     for c in 0..cfg.in_ch {
         for i in 0..k {
             for j in 0..k {
-                let row = &mut col[((c * k + i) * k + j) * ho * wo..][..ho * wo];
+                let row = &mut col[((c * k + i) * k + j) * ld..][..ho * wo];
                 let (lo, hi) = valid_cols(w, wo, s, j, p);
                 for y in 0..ho {
                     let dst = &mut row[y * wo..(y + 1) * wo];
@@ -134,14 +165,21 @@ pub(super) fn im2col<E: Real>(x: &[E], cfg: &ConvCfg, h: usize, w: usize, col: &
     }
 }
 
-/// The adjoint of [`im2col`]: accumulate `col` back into `x`.
-pub(super) fn col2im<E: Real>(col: &[E], cfg: &ConvCfg, h: usize, w: usize, x: &mut [E]) {
+/// The adjoint of [`im2col`]: accumulate `col` (rows `ld` apart) back into `x`.
+pub(super) fn col2im<E: Real>(
+    col: &[E],
+    cfg: &ConvCfg,
+    h: usize,
+    w: usize,
+    x: &mut [E],
+    ld: usize,
+) {
     let (k, s, p) = (cfg.kernel, cfg.stride, cfg.padding);
     let (ho, wo) = (cfg.out_size(h), cfg.out_size(w));
     for c in 0..cfg.in_ch {
         for i in 0..k {
             for j in 0..k {
-                let row = &col[((c * k + i) * k + j) * ho * wo..][..ho * wo];
+                let row = &col[((c * k + i) * k + j) * ld..][..ho * wo];
                 let (lo, hi) = valid_cols(w, wo, s, j, p);
                 if lo >= hi {
                     continue;

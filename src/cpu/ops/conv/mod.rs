@@ -7,8 +7,12 @@
 //! * [`ConvAlgo::Direct3x3`] (`direct3x3.rs`): 3×3, stride 1, padding 1, fewer than
 //!   [`WIDE_3X3`] outputs — every 3×3 layer of DenseNet, SparseNet and the CIFAR ResNets — by
 //!   the SIMD kernels of `direct.rs` over a zero-padded copy of the sample;
+//! * [`ConvAlgo::Winograd`] (`winograd.rs`): 3×3, stride 1, padding 1, at least [`WIDE_3X3`]
+//!   outputs and [`WINOGRAD_MIN_IN`] inputs — Wide ResNet's, VGG's and FractalNet's wide
+//!   layers — by Winograd's F(2×2, 3×3): 16 products with 2.25× fewer multiplications than
+//!   im2col's one;
 //! * [`ConvAlgo::Im2col`] (`im2col.rs`): everything else (strided layers, the 7×7 stem, other
-//!   kernel sizes, wide 3×3 layers) — the column matrix and one product.
+//!   kernel sizes, wide 3×3 layers of few inputs) — the column matrix and one product.
 //!
 //! A grouped convolution (DPN's 3×3 layers) is one plan per group of the algorithm its
 //! per-group shape chooses, each on its own slice of the weight and of every sample's
@@ -34,11 +38,13 @@ mod im2col;
 mod pointwise;
 #[cfg(test)]
 mod tests;
+mod winograd;
 
 use self::direct3x3::Direct3x3;
 use self::grouped::Grouped;
 use self::im2col::Im2col;
 use self::pointwise::Pointwise;
+use self::winograd::Winograd;
 pub use crate::backend::ConvCfg;
 use crate::backend::ConvOps;
 use crate::cpu::gemm::{Gemm, Strided};
@@ -57,14 +63,27 @@ const SMALL_BATCH: usize = 4;
 /// how a product is cut can change its rounding, and results must not depend on the threads.
 const COLUMN_BLOCKS: usize = 4;
 
-/// Output channels from which a 3×3 "same" layer goes to im2col and one product instead of the
-/// direct kernels. Measured with `benches/conv_layer.rs` at batch 64 on 2 cores, 2026-12-07
+/// Columns of one product in im2col's backward pass, which sets several samples side by side
+/// (Winograd has its own, narrower `TILE_COLUMNS`): a layer with few output positions (`ho·wo` = 64 in an
+/// 8×8 stage) takes this many columns' worth of samples at once, so that the weight gradient
+/// sums over more than 64 terms per pass over its accumulator and the weight is packed once per
+/// group, not once per sample. A constant, so the grouping (and the rounding) never depends on
+/// the threads.
+const PRODUCT_COLUMNS: usize = 512;
+
+/// Output channels from which a 3×3 "same" layer leaves the direct kernels for the product
+/// algorithms (im2col, Winograd). Measured with `benches/conv_layer.rs` at batch 64 on 2 cores, 2026-12-07
 /// (ms per forward + weight gradient + input gradient, direct / im2col): 96→24 at 32×32 47 / 95,
 /// 64→64 at 16×16 24 / 23, 128→128 at 32×32 292 / 297, 128→128 at 8×8 31 / 21, 256→256 at
 /// 16×16 389 / 245, 512→512 at 8×8 946 / 325. The direct kernels win on DenseNet's and
 /// SparseNet's narrow layers; a wide layer's product is large enough for the GEMM to run near
 /// peak (Wide ResNet, VGG, FractalNet).
 pub const WIDE_3X3: usize = 128;
+
+/// Input channels from which a wide 3×3 "same" layer goes to Winograd rather than im2col: each
+/// of its 16 products sums over the input channels, too few of which (a stem's 3, Wide
+/// ResNet's first 16) leave the products too thin to pay for the transforms.
+pub const WINOGRAD_MIN_IN: usize = 64;
 
 /// The algorithms, by name (see the module documentation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,6 +94,8 @@ pub enum ConvAlgo {
     Direct3x3,
     /// Any other shape: im2col and one product.
     Im2col,
+    /// 3×3, stride 1, padding 1, wide: Winograd's F(2×2, 3×3) and 16 products.
+    Winograd,
 }
 
 impl ConvAlgo {
@@ -84,6 +105,8 @@ impl ConvAlgo {
             ConvAlgo::Pointwise
         } else if cfg.is_3x3_same() && cfg.out_ch < WIDE_3X3 {
             ConvAlgo::Direct3x3
+        } else if cfg.is_3x3_same() && cfg.in_ch >= WINOGRAD_MIN_IN {
+            ConvAlgo::Winograd
         } else {
             ConvAlgo::Im2col
         }
@@ -96,6 +119,7 @@ enum Plan<'a, E> {
     Pointwise(Pointwise<'a, E>),
     Direct3x3(Direct3x3<'a, E>),
     Im2col(Im2col<'a, E>),
+    Winograd(Winograd<E>),
     Grouped(Grouped<'a, E>),
 }
 
@@ -126,6 +150,28 @@ impl<'a, E: Elem> Plan<'a, E> {
             ConvAlgo::Pointwise => Plan::Pointwise(Pointwise::new(cfg, h, w, &weight.data)),
             ConvAlgo::Direct3x3 => Plan::Direct3x3(Direct3x3::new(cfg, h, w, weight, input_grad)),
             ConvAlgo::Im2col => Plan::Im2col(Im2col::new(cfg, h, w, &weight.data)),
+            ConvAlgo::Winograd => Plan::Winograd(Winograd::new(cfg, h, w, &weight.data)),
+        }
+    }
+
+    /// Samples whose columns one product sets side by side (1 where products are per
+    /// sample): a forward call takes this many, and a backward chunk at least this many.
+    fn samples_per_product(&self) -> usize {
+        match self {
+            Plan::Winograd(a) => a.group(),
+            _ => 1,
+        }
+    }
+
+    /// `samples` samples' outputs (`out_ch × ho × wo` each, written whole), computed in
+    /// parallel within a sample when `blocks`.
+    fn forward_samples(&self, x: &[E], out: &mut [E], samples: usize, blocks: bool) {
+        if let Plan::Winograd(a) = self {
+            return a.forward(x, out, samples, blocks);
+        }
+        let (in_sz, out_sz) = (x.len() / samples, out.len() / samples);
+        for (xs, o) in x.chunks(in_sz).zip(out.chunks_mut(out_sz)) {
+            self.forward(xs, o, blocks);
         }
     }
 
@@ -133,6 +179,7 @@ impl<'a, E: Elem> Plan<'a, E> {
     /// computed in parallel when `blocks`.
     fn forward(&self, x: &[E], out: &mut [E], blocks: bool) {
         match self {
+            Plan::Winograd(a) => a.forward(x, out, 1, blocks),
             Plan::Pointwise(a) => a.forward(x, out, blocks),
             Plan::Direct3x3(a) => a.forward(x, out, blocks),
             Plan::Im2col(a) => a.forward(x, out, blocks),
@@ -154,6 +201,7 @@ impl<'a, E: Elem> Plan<'a, E> {
             Plan::Pointwise(a) => a.backward(x, gy, samples, gw, gx),
             Plan::Direct3x3(a) => a.backward(x, gy, samples, gw, gx),
             Plan::Im2col(a) => a.backward(x, gy, samples, gw, gx),
+            Plan::Winograd(a) => a.backward(x, gy, samples, gw, gx),
             Plan::Grouped(a) => a.backward(x, gy, samples, gw, gx),
         }
     }
@@ -186,15 +234,20 @@ impl<E: Elem> ConvOps for CpuBackend<E> {
         let plan = Plan::new(cfg, (h, wd), w, &parts, false);
         let mut out = vec![E::zero(); n * out_sz];
         let blocks = n < SMALL_BATCH;
-        let one = |i: usize, o: &mut [E]| plan.forward(&xv[i * in_sz..][..in_sz], o, blocks);
+        let group = plan.samples_per_product();
+        let some = |i: usize, o: &mut [E]| {
+            let samples = o.len() / out_sz;
+            let xs = &xv[i * group * in_sz..][..samples * in_sz];
+            plan.forward_samples(xs, o, samples, blocks);
+        };
         if blocks {
-            out.chunks_mut(out_sz)
+            out.chunks_mut(out_sz * group)
                 .enumerate()
-                .for_each(|(i, o)| one(i, o));
+                .for_each(|(i, o)| some(i, o));
         } else {
-            out.par_chunks_mut(out_sz)
+            out.par_chunks_mut(out_sz * group)
                 .enumerate()
-                .for_each(|(i, o)| one(i, o));
+                .for_each(|(i, o)| some(i, o));
         }
         if let Some(b) = bias {
             add_bias(&mut out, &b.data, ho * wo);
@@ -221,12 +274,16 @@ impl<E: Elem> ConvOps for CpuBackend<E> {
         let [n, cin, h, wd] = dims;
         let (ho, wo) = (cfg.out_size(h), cfg.out_size(wd));
         let (in_sz, out_sz) = (cin * h * wd, cfg.out_ch * ho * wo);
-        let per = n.div_ceil(CHUNKS).max(1);
+        let parts = group_weights(w, &cfg);
+        let x_grad = dx.is_some();
+        let plan = Plan::new(cfg, (h, wd), w, &parts, x_grad);
+        // Fewer chunks than `CHUNKS` where a chunk would not fill one product (Winograd at
+        // 8×8 and batch 16: 8 samples' tiles make one); a function of the batch alone.
+        let per = n.div_ceil(CHUNKS).max(plan.samples_per_product()).max(1);
         let chunks = n.div_ceil(per);
         // The input gradient is allocated uninitialised: every algorithm writes each sample's
         // part whole (an overwriting product, or zeros first where a scatter adds into it), so
         // no zero-fill pass over this — often the widest — buffer is spent.
-        let x_grad = dx.is_some();
         let mut gx: Vec<E> = Vec::with_capacity(if x_grad { n * in_sz } else { 0 });
         let slots: Vec<Option<&mut [MaybeUninit<E>]>> = if x_grad {
             gx.spare_capacity_mut()[..n * in_sz]
@@ -236,8 +293,6 @@ impl<E: Elem> ConvOps for CpuBackend<E> {
         } else {
             (0..chunks).map(|_| None).collect()
         };
-        let parts = group_weights(w, &cfg);
-        let plan = Plan::new(cfg, (h, wd), w, &parts, x_grad);
         let wlen = w.data.len();
         let partial: Vec<Vec<E>> = slots
             .into_par_iter()

@@ -40,6 +40,44 @@ fn naive(x: &[f64], w: &[f64], n: usize, h: usize, wd: usize, cfg: &ConvCfg) -> 
     out
 }
 
+/// Both gradients of an ungrouped convolution by the definition: `gx[b][c][iy][ix]` and
+/// `gw[o][c][i][j]` summed over every output that reads that input pixel with that tap.
+fn naive_grads(
+    x: &[f64],
+    w: &[f64],
+    gy: &[f64],
+    (n, h, wd): (usize, usize, usize),
+    cfg: &ConvCfg,
+) -> (Vec<f64>, Vec<f64>) {
+    let (ho, wo, k) = (cfg.out_size(h), cfg.out_size(wd), cfg.kernel);
+    let (mut gx, mut gw) = (vec![0.0; x.len()], vec![0.0; w.len()]);
+    for b in 0..n {
+        for o in 0..cfg.out_ch {
+            for y in 0..ho {
+                for xo in 0..wo {
+                    let g = gy[((b * cfg.out_ch + o) * ho + y) * wo + xo];
+                    for c in 0..cfg.in_ch {
+                        for i in 0..k {
+                            for j in 0..k {
+                                let iy = (y * cfg.stride + i) as isize - cfg.padding as isize;
+                                let ix = (xo * cfg.stride + j) as isize - cfg.padding as isize;
+                                if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < wd {
+                                    let xi =
+                                        ((b * cfg.in_ch + c) * h + iy as usize) * wd + ix as usize;
+                                    let wi = ((o * cfg.in_ch + c) * k + i) * k + j;
+                                    gx[xi] += g * w[wi];
+                                    gw[wi] += g * x[xi];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (gx, gw)
+}
+
 fn check(cfg: ConvCfg, n: usize, h: usize, wd: usize) {
     check_with(cfg, n, h, wd, false)
 }
@@ -488,5 +526,110 @@ fn backward_does_not_depend_on_the_thread_count() {
         let one = run(1);
         assert_eq!(one, run(3), "{n} samples of {hw}×{hw}");
         assert!(one.0.iter().any(|&v| v != 0.0) && one.1.iter().any(|&v| v != 0.0));
+    }
+}
+
+#[test]
+fn winograd_against_the_naive_loops_on_odd_and_even_planes_and_several_groups() {
+    // The algorithm itself on small layers (the dispatcher sends only wide ones to it): odd
+    // planes (tiles past the edge), planes smaller than a tile, and products of 8 columns so
+    // that a chunk of samples spans several groups, the last one short.
+    for (in_ch, out_ch, h, wd, n) in [
+        (3, 4, 5, 7, 5),
+        (2, 3, 4, 4, 3),
+        (4, 2, 1, 2, 4),
+        (5, 6, 6, 3, 1),
+    ] {
+        let cfg = same3(in_ch, out_ch);
+        let xv = rand_vec(n * in_ch * h * wd, 61);
+        let wv = rand_vec(cfg.weight_len(), 62);
+        let gy = rand_vec(n * out_ch * h * wd, 63);
+        let (in_sz, out_sz) = (in_ch * h * wd, out_ch * h * wd);
+        let want = naive(&xv, &wv, n, h, wd, &cfg);
+        let (want_gx, want_gw) = naive_grads(&xv, &wv, &gy, (n, h, wd), &cfg);
+        let plan = winograd::Winograd::new(cfg, h, wd, &wv).with_columns(8);
+        for blocks in [false, true] {
+            let mut out = vec![f64::NAN; n * out_sz];
+            plan.forward(&xv, &mut out, n, blocks);
+            assert!(rel_err(&out, &want) < 1e-13, "{cfg:?} {h}×{wd} forward");
+        }
+        let mut one = vec![f64::NAN; out_sz];
+        plan.forward(&xv[..in_sz], &mut one, 1, false);
+        assert!(rel_err(&one, &want[..out_sz]) < 1e-13, "{cfg:?} one sample");
+        let mut gw = vec![0.0; wv.len()];
+        let mut gx: Vec<f64> = Vec::with_capacity(n * in_sz);
+        plan.backward(
+            &xv,
+            &gy,
+            n,
+            &mut gw,
+            Some(&mut gx.spare_capacity_mut()[..n * in_sz]),
+        );
+        // SAFETY: the backward pass writes every sample's input gradient whole.
+        unsafe { gx.set_len(n * in_sz) };
+        assert!(rel_err(&gw, &want_gw) < 1e-13, "{cfg:?} {h}×{wd} dw");
+        assert!(rel_err(&gx, &want_gx) < 1e-13, "{cfg:?} {h}×{wd} dx");
+        // The weight gradient alone, added onto what is there.
+        let mut gw2 = vec![1.0; wv.len()];
+        plan.backward(&xv, &gy, n, &mut gw2, None);
+        let shifted: Vec<f64> = want_gw.iter().map(|v| v + 1.0).collect();
+        assert!(rel_err(&gw2, &shifted) < 1e-13, "{cfg:?} dw alone");
+    }
+}
+
+#[test]
+fn wide_3x3_layers_with_wide_inputs_go_to_winograd_and_agree_with_the_naive_loops() {
+    let cfg = same3(WINOGRAD_MIN_IN, WIDE_3X3);
+    assert_eq!(ConvAlgo::choose(&cfg), ConvAlgo::Winograd);
+    let thin = same3(WINOGRAD_MIN_IN - 1, WIDE_3X3);
+    assert_eq!(ConvAlgo::choose(&thin), ConvAlgo::Im2col);
+    let strided = ConvCfg { stride: 2, ..cfg };
+    assert_eq!(ConvAlgo::choose(&strided), ConvAlgo::Im2col);
+    // Through the dispatcher (forward groups, backward chunks), batches on both sides of
+    // SMALL_BATCH, against the naive loops.
+    for (n, h, wd) in [(1, 3, 5), (CHUNKS + 3, 4, 3)] {
+        let xv = rand_vec(n * cfg.in_ch * h * wd, 71);
+        let wv = rand_vec(cfg.weight_len(), 72);
+        let gy = rand_vec(n * cfg.out_ch * h * wd, 73);
+        let mut ctx = CpuBackend::new(true, true);
+        let x = ctx.act(xv.clone(), [n, cfg.in_ch, h, wd]);
+        let w = Param::new(0, wv.clone());
+        let (y, saved) = ctx.conv2d(&x, &w, None, cfg).unwrap();
+        assert!(rel_err(&read(&y), &naive(&xv, &wv, n, h, wd, &cfg)) < 1e-12);
+        let mut dx = None;
+        ctx.conv2d_backward(saved, &w, None, cfg, gy.clone(), Some(&mut dx))
+            .unwrap();
+        let gw = ctx.take_param_grads(std::slice::from_ref(&w)).remove(0);
+        let (want_gx, want_gw) = naive_grads(&xv, &wv, &gy, (n, h, wd), &cfg);
+        assert!(rel_err(&gw, &want_gw) < 1e-12, "{n} samples dw");
+        assert!(rel_err(&dx.unwrap(), &want_gx) < 1e-12, "{n} samples dx");
+    }
+}
+
+#[test]
+fn winograd_does_not_depend_on_the_thread_count() {
+    // Forward and both gradients of a Winograd layer in f32 on pools of 1 and 3 threads, on a
+    // batch of 1 (products split over threads) and one of several chunks: the same bits.
+    let cfg = same3(WINOGRAD_MIN_IN, WIDE_3X3);
+    for (n, hw) in [(1, 6), (CHUNKS + 3, 4)] {
+        let xv = f32s(n * cfg.in_ch * hw * hw, 81);
+        let wv = f32s(cfg.weight_len(), 82);
+        let gy = f32s(n * cfg.out_ch * hw * hw, 83);
+        let run = |threads: usize| -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+            on_pool(threads, || {
+                let mut ctx = CpuBackend::new(true, true);
+                let x = ctx.act(xv.clone(), [n, cfg.in_ch, hw, hw]);
+                let w = Param::new(0, wv.clone());
+                let (y, saved) = ctx.conv2d(&x, &w, None, cfg).unwrap();
+                let mut dx = None;
+                ctx.conv2d_backward(saved, &w, None, cfg, gy.clone(), Some(&mut dx))
+                    .unwrap();
+                let gw = ctx.take_param_grads(std::slice::from_ref(&w)).remove(0);
+                (read(&y), gw, dx.expect("an input gradient"))
+            })
+        };
+        let one = run(1);
+        assert_eq!(one, run(3), "{n} samples of {hw}×{hw}");
+        assert!(one.0.iter().any(|&v| v != 0.0) && one.2.iter().any(|&v| v != 0.0));
     }
 }
