@@ -64,16 +64,16 @@ const SMALL_BATCH: usize = 4;
 const COLUMN_BLOCKS: usize = 4;
 
 /// Columns of one product in im2col's backward pass, which sets several samples side by side
-/// (Winograd has its own, narrower `TILE_COLUMNS`): a layer with few output positions (`ho·wo` = 64 in an
-/// 8×8 stage) takes this many columns' worth of samples at once, so that the weight gradient
-/// sums over more than 64 terms per pass over its accumulator and the weight is packed once per
-/// group, not once per sample. A constant, so the grouping (and the rounding) never depends on
-/// the threads.
+/// (Winograd has its own, narrower `TILE_COLUMNS`): a layer with few output positions
+/// (`ho·wo` = 64 in an 8×8 stage) takes this many columns' worth of samples at once, so that
+/// the weight gradient sums over more than 64 terms per pass over its accumulator and the
+/// weight is packed once per group, not once per sample. A constant, so the grouping (and the
+/// rounding) never depends on the threads.
 const PRODUCT_COLUMNS: usize = 512;
 
 /// Output channels from which a 3×3 "same" layer leaves the direct kernels for the product
-/// algorithms (im2col, Winograd). Measured with `benches/conv_layer.rs` at batch 64 on 2 cores, 2026-12-07
-/// (ms per forward + weight gradient + input gradient, direct / im2col): 96→24 at 32×32 47 / 95,
+/// algorithms (im2col, Winograd). Measured with `benches/conv_layer.rs` at batch 64 on 2
+/// cores, 2026-12-07 (ms per forward + weight gradient + input gradient, direct / im2col): 96→24 at 32×32 47 / 95,
 /// 64→64 at 16×16 24 / 23, 128→128 at 32×32 292 / 297, 128→128 at 8×8 31 / 21, 256→256 at
 /// 16×16 389 / 245, 512→512 at 8×8 946 / 325. The direct kernels win on DenseNet's and
 /// SparseNet's narrow layers; a wide layer's product is large enough for the GEMM to run near

@@ -500,6 +500,29 @@ fn small_planes_sum_a_chunk_of_samples_in_one_pass() {
     }
 }
 
+/// One forward and backward pass of `cfg` in f32 on a pool of `threads`: the output, the
+/// weight gradient and the input gradient.
+fn pass_on_pool(
+    threads: usize,
+    cfg: ConvCfg,
+    dims: [usize; 4],
+    xv: &[f32],
+    wv: &[f32],
+    gy: &[f32],
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    on_pool(threads, || {
+        let mut ctx = CpuBackend::new(true, true);
+        let x = ctx.act(xv.to_vec(), dims);
+        let w = Param::new(0, wv.to_vec());
+        let (y, saved) = ctx.conv2d(&x, &w, None, cfg).unwrap();
+        let mut dx = None;
+        ctx.conv2d_backward(saved, &w, None, cfg, gy.to_vec(), Some(&mut dx))
+            .unwrap();
+        let gw = ctx.take_param_grads(std::slice::from_ref(&w)).remove(0);
+        (read(&y), gw, dx.expect("an input gradient"))
+    })
+}
+
 #[test]
 fn backward_does_not_depend_on_the_thread_count() {
     // Both gradients of a narrowing 3×3 layer in f32 on pools of 1 and 3 threads: the same
@@ -510,22 +533,10 @@ fn backward_does_not_depend_on_the_thread_count() {
         let xv = f32s(n * cfg.in_ch * hw * hw, 51);
         let wv = f32s(cfg.out_ch * cfg.in_ch * 9, 52);
         let gy = f32s(n * cfg.out_ch * hw * hw, 53);
-        let run = |threads: usize| -> (Vec<f32>, Vec<f32>) {
-            on_pool(threads, || {
-                let mut ctx = CpuBackend::new(true, true);
-                let x = ctx.act(xv.clone(), [n, cfg.in_ch, hw, hw]);
-                let w = Param::new(0, wv.clone());
-                let (_, saved) = ctx.conv2d(&x, &w, None, cfg).unwrap();
-                let mut dx = None;
-                ctx.conv2d_backward(saved, &w, None, cfg, gy.clone(), Some(&mut dx))
-                    .unwrap();
-                let gw = ctx.take_param_grads(std::slice::from_ref(&w)).remove(0);
-                (gw, dx.expect("an input gradient"))
-            })
-        };
+        let run = |threads| pass_on_pool(threads, cfg, [n, cfg.in_ch, hw, hw], &xv, &wv, &gy);
         let one = run(1);
         assert_eq!(one, run(3), "{n} samples of {hw}×{hw}");
-        assert!(one.0.iter().any(|&v| v != 0.0) && one.1.iter().any(|&v| v != 0.0));
+        assert!(one.1.iter().any(|&v| v != 0.0) && one.2.iter().any(|&v| v != 0.0));
     }
 }
 
@@ -587,7 +598,9 @@ fn wide_3x3_layers_with_wide_inputs_go_to_winograd_and_agree_with_the_naive_loop
     assert_eq!(ConvAlgo::choose(&strided), ConvAlgo::Im2col);
     // Through the dispatcher (forward groups, backward chunks), batches on both sides of
     // SMALL_BATCH, against the naive loops.
-    for (n, h, wd) in [(1, 3, 5), (CHUNKS + 3, 4, 3)] {
+    // 9×10: 25 tiles a sample, 5 samples a product: 11 samples make 3 forward calls and 3
+    // backward chunks, the last of one sample.
+    for (n, h, wd) in [(1, 3, 5), (CHUNKS + 3, 9, 10)] {
         let xv = rand_vec(n * cfg.in_ch * h * wd, 71);
         let wv = rand_vec(cfg.weight_len(), 72);
         let gy = rand_vec(n * cfg.out_ch * h * wd, 73);
@@ -611,23 +624,12 @@ fn winograd_does_not_depend_on_the_thread_count() {
     // Forward and both gradients of a Winograd layer in f32 on pools of 1 and 3 threads, on a
     // batch of 1 (products split over threads) and one of several chunks: the same bits.
     let cfg = same3(WINOGRAD_MIN_IN, WIDE_3X3);
-    for (n, hw) in [(1, 6), (CHUNKS + 3, 4)] {
+    // 12×12: 36 tiles a sample, 3 samples a product, so 11 samples make 4 backward chunks.
+    for (n, hw) in [(1, 6), (CHUNKS + 3, 12)] {
         let xv = f32s(n * cfg.in_ch * hw * hw, 81);
         let wv = f32s(cfg.weight_len(), 82);
         let gy = f32s(n * cfg.out_ch * hw * hw, 83);
-        let run = |threads: usize| -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-            on_pool(threads, || {
-                let mut ctx = CpuBackend::new(true, true);
-                let x = ctx.act(xv.clone(), [n, cfg.in_ch, hw, hw]);
-                let w = Param::new(0, wv.clone());
-                let (y, saved) = ctx.conv2d(&x, &w, None, cfg).unwrap();
-                let mut dx = None;
-                ctx.conv2d_backward(saved, &w, None, cfg, gy.clone(), Some(&mut dx))
-                    .unwrap();
-                let gw = ctx.take_param_grads(std::slice::from_ref(&w)).remove(0);
-                (read(&y), gw, dx.expect("an input gradient"))
-            })
-        };
+        let run = |threads| pass_on_pool(threads, cfg, [n, cfg.in_ch, hw, hw], &xv, &wv, &gy);
         let one = run(1);
         assert_eq!(one, run(3), "{n} samples of {hw}×{hw}");
         assert!(one.0.iter().any(|&v| v != 0.0) && one.2.iter().any(|&v| v != 0.0));

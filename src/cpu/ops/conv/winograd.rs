@@ -274,7 +274,7 @@ impl<E: Elem> Winograd<E> {
                     let (y0, y1) = y.split_at_mut(tx);
                     zip3(y0, s(0), s(1), s(2), |p, q, r| p + q + r);
                     zip3(y1, s(1), s(2), s(3), |p, q, r| p - q - r);
-                    join_columns(&mut plane[(2 * r + dy) * w..][..w], y0, y1);
+                    join_columns(&mut plane[(2 * r + dy) * w..][..w], y0, y1, |d, v| *d = v);
                 }
             }
         }
@@ -385,7 +385,9 @@ impl<E: Elem> Winograd<E> {
             let plane = &mut gx[ch * h * w..][..h * w];
             for (y, row) in plane.chunks_exact_mut(w).enumerate() {
                 let at = (y + 1) * n;
-                join_columns_uninit(row, &odd[at..][..tx], &even[at + 1..][..tx]);
+                join_columns(row, &odd[at..][..tx], &even[at + 1..][..tx], |d, v| {
+                    d.write(v);
+                });
             }
         }
     }
@@ -428,31 +430,18 @@ fn split_columns<E: Copy>(row: &[E], even: &mut [E], odd: &mut [E]) {
     }
 }
 
-/// The inverse of [`split_columns`]: `row[2q] = even[q]`, `row[2q + 1] = odd[q]`.
+/// The inverse of [`split_columns`]: `row[2q] = even[q]`, `row[2q + 1] = odd[q]`, each
+/// stored by `put` (an assignment, or the first write of a row not yet initialised).
 #[inline(always)]
-fn join_columns<E: Copy>(row: &mut [E], even: &[E], odd: &[E]) {
+fn join_columns<T, E: Copy>(row: &mut [T], even: &[E], odd: &[E], put: impl Fn(&mut T, E)) {
     let w = row.len();
     let mut pairs = row.chunks_exact_mut(2);
     for ((p, &e), &o) in pairs.by_ref().zip(even).zip(odd) {
-        p[0] = e;
-        p[1] = o;
+        put(&mut p[0], e);
+        put(&mut p[1], o);
     }
     if let [last] = pairs.into_remainder() {
-        *last = even[w / 2];
-    }
-}
-
-/// [`join_columns`] into a row not yet written.
-#[inline(always)]
-fn join_columns_uninit<E: Copy>(row: &mut [MaybeUninit<E>], even: &[E], odd: &[E]) {
-    let w = row.len();
-    let mut pairs = row.chunks_exact_mut(2);
-    for ((p, &e), &o) in pairs.by_ref().zip(even).zip(odd) {
-        p[0].write(e);
-        p[1].write(o);
-    }
-    if let [last] = pairs.into_remainder() {
-        last.write(even[w / 2]);
+        put(last, even[w / 2]);
     }
 }
 
