@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use super::spec::bad;
 use super::study::{efficiency_study, SlurmArgs, StudyArgs, StudyCommand};
 
-/// A word quoted for bash: itself when it is plain, else in single quotes.
+/// A word quoted for bash, always on one line: itself when it is plain, else in single quotes
+/// (`'` as `'\''`), or, when it holds a control character such as a newline, in ANSI-C quotes
+/// (`$'…'` with `\n`, `\xNN`), so that no word can end a comment or a command line.
 pub fn sh_quote(word: &str) -> String {
     let plain = !word.is_empty()
         && word
@@ -18,23 +20,102 @@ pub fn sh_quote(word: &str) -> String {
             .all(|c| c.is_ascii_alphanumeric() || "-_./,=:+@%".contains(c));
     if plain {
         word.to_string()
-    } else {
+    } else if !word.chars().any(char::is_control) {
         format!("'{}'", word.replace('\'', r"'\''"))
+    } else {
+        let mut q = String::from("$'");
+        for c in word.chars() {
+            match c {
+                '\\' => q.push_str(r"\\"),
+                '\'' => q.push_str(r"\'"),
+                '\n' => q.push_str(r"\n"),
+                '\t' => q.push_str(r"\t"),
+                '\r' => q.push_str(r"\r"),
+                c if c.is_control() => {
+                    let mut b = [0u8; 4];
+                    for byte in c.encode_utf8(&mut b).bytes() {
+                        q.push_str(&format!("\\x{byte:02x}"));
+                    }
+                }
+                c => q.push(c),
+            }
+        }
+        q.push('\'');
+        q
     }
 }
 
-/// A Slurm word (time, partition, …) that must not break the `#SBATCH` line it goes on.
-fn slurm_word(what: &str, v: &str) -> anyhow::Result<String> {
-    if v.is_empty()
-        || !v
-            .chars()
-            .all(|c| c.is_ascii_graphic() && c != '\'' && c != '"')
-    {
+/// The Slurm fields the script writes, each checked against what Slurm accepts for it (and
+/// nothing a shell or an `#SBATCH` line would read as more than one word).
+#[derive(Clone, Copy, Debug)]
+enum SlurmField {
+    /// `--job-name`: letters, digits, `-`, `_`, `.`.
+    JobName,
+    /// `--partition`, `--account`: names (letters, digits, `-`, `_`, `.`), partitions as a
+    /// comma-separated list.
+    Name,
+    /// `--time`: minutes, `M:S`, `H:M:S`, `D-H`, `D-H:M`, `D-H:M:S` (digits, `-`, `:`).
+    Time,
+    /// `--mem`: a number with an optional unit K, M, G or T.
+    Mem,
+}
+
+/// `v` checked as the Slurm field `what` takes.
+fn slurm_word(what: &str, field: SlurmField, v: &str) -> anyhow::Result<String> {
+    let name_char = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
+    let (ok, accepted) = match field {
+        SlurmField::JobName => (
+            v.len() <= 200 && v.chars().all(name_char),
+            "letters, digits, '-', '_' and '.'",
+        ),
+        SlurmField::Name => (
+            v.len() <= 200
+                && v.split(',')
+                    .all(|p| !p.is_empty() && p.chars().all(name_char)),
+            "names of letters, digits, '-', '_' and '.', separated by commas",
+        ),
+        SlurmField::Time => {
+            let (days, rest) = v.split_once('-').unwrap_or(("0", v));
+            let parts: Vec<&str> = rest.split(':').collect();
+            let num =
+                |p: &str| !p.is_empty() && p.len() <= 6 && p.chars().all(|c| c.is_ascii_digit());
+            (
+                num(days) && parts.len() <= 3 && parts.iter().all(|p| num(p)),
+                "minutes, M:S, H:M:S, D-H, D-H:M or D-H:M:S",
+            )
+        }
+        SlurmField::Mem => {
+            let digits = v.trim_end_matches(['K', 'M', 'G', 'T']);
+            (
+                !digits.is_empty()
+                    && digits.len() <= 12
+                    && digits.chars().all(|c| c.is_ascii_digit())
+                    && v.len() - digits.len() <= 1,
+                "a number with an optional unit K, M, G or T (e.g. 16G)",
+            )
+        }
+    };
+    if v.is_empty() || !ok {
         return Err(bad(format!(
-            "--{what} '{v}': give one word of letters, digits and punctuation (no quotes or spaces)"
+            "--{what} {}: Slurm takes {accepted}",
+            sh_quote(v)
         )));
     }
     Ok(v.to_string())
+}
+
+/// A path that goes on an `#SBATCH` line, which sbatch reads without shell quoting: no
+/// whitespace, quotes, control characters or shell expansions.
+fn sbatch_path(what: &str, p: &str) -> anyhow::Result<()> {
+    if p.chars()
+        .any(|c| c.is_whitespace() || c.is_control() || "'\"$`\\;&|<>(){}".contains(c))
+    {
+        return Err(bad(format!(
+            "the {what} {} has a space, quote or shell character, which #SBATCH --output cannot take: give --logs",
+            sh_quote(p)
+        )));
+    }
+    Ok(())
 }
 
 fn absolute(p: &Path, cwd: &Path) -> PathBuf {
@@ -84,8 +165,8 @@ pub fn script(a: &SlurmArgs) -> anyhow::Result<String> {
     let exe = std::env::current_exe().context("cannot find this study binary's path")?;
     let out = absolute(&st.out, &cwd);
     let logs = absolute(a.logs.as_deref().unwrap_or(&out.join("slurm-logs")), &cwd);
-    let name = slurm_word("job-name", &a.job_name)?;
-    let time = slurm_word("time", &a.time)?;
+    let name = slurm_word("job-name", SlurmField::JobName, &a.job_name)?;
+    let time = slurm_word("time", SlurmField::Time, &a.time)?;
     let mut directives = vec![
         format!("--job-name={name}"),
         match a.max_running {
@@ -101,23 +182,32 @@ pub fn script(a: &SlurmArgs) -> anyhow::Result<String> {
     }
     let mut shared = Vec::new();
     if let Some(m) = &a.mem {
-        directives.push(format!("--mem={}", slurm_word("mem", m)?));
+        directives.push(format!("--mem={}", slurm_word("mem", SlurmField::Mem, m)?));
     }
     if let Some(p) = &a.partition {
-        let p = slurm_word("partition", p)?;
+        let p = slurm_word("partition", SlurmField::Name, p)?;
         directives.push(format!("--partition={p}"));
         shared.push(format!("--partition={p}"));
     }
     if let Some(acc) = &a.account {
-        let acc = slurm_word("account", acc)?;
+        let acc = slurm_word("account", SlurmField::Name, acc)?;
         directives.push(format!("--account={acc}"));
         shared.push(format!("--account={acc}"));
     }
     let logs_s = logs.to_string_lossy();
-    if logs_s.contains(char::is_whitespace) {
-        return Err(bad(format!(
-            "the log folder {logs_s} has a space, which #SBATCH --output cannot take: give --logs"
-        )));
+    sbatch_path("log folder", &logs_s)?;
+    // The merge job runs under sbatch's /bin/sh, which has no quoting for a newline.
+    for (what, p) in [
+        ("study folder", &out),
+        ("current folder", &cwd),
+        ("study binary", &exe),
+    ] {
+        if p.to_string_lossy().chars().any(char::is_control) {
+            return Err(bad(format!(
+                "the {what} {} has a control character (a newline?), which a Slurm script cannot carry safely",
+                sh_quote(&p.to_string_lossy())
+            )));
+        }
     }
     directives.push(format!("--output={logs_s}/%x-%A_%a.out"));
     let study_words: Vec<String> = a.study.iter().map(|w| sh_quote(w)).collect();
@@ -127,7 +217,7 @@ pub fn script(a: &SlurmArgs) -> anyhow::Result<String> {
     let _ = writeln!(
         s,
         "# The study `study {}`\n# as a Slurm job array of {} shards ({} networks × {} seeds = {runs} runs), written by `study slurm`.",
-        a.study.join(" "),
+        study_words.join(" "),
         a.shards,
         st.grid.len(),
         st.seeds.len()
@@ -168,8 +258,8 @@ pub fn script(a: &SlurmArgs) -> anyhow::Result<String> {
         "--time=00:30:00".to_string(),
     ];
     merge_flags.extend(shared);
-    merge_flags.push(format!("--output={logs_s}/%x-%j.out"));
-    merge_flags.push(format!("--chdir={}", sh_quote(&cwd.to_string_lossy())));
+    merge_flags.push(sh_quote(&format!("--output={logs_s}/%x-%j.out")));
+    merge_flags.push(sh_quote(&format!("--chdir={}", cwd.to_string_lossy())));
     let _ = writeln!(
         s,
         "merge=$(sbatch {} --wrap={})",
@@ -178,8 +268,9 @@ pub fn script(a: &SlurmArgs) -> anyhow::Result<String> {
     );
     let _ = writeln!(
         s,
-        "echo \"submitted the {} shards as job $array and the merge as job $merge (logs in {})\"",
-        a.shards, logs_s
+        "echo \"submitted the {} shards as job $array and the merge as job $merge (logs in \"{}\")\"",
+        a.shards,
+        sh_quote(&logs_s)
     );
     Ok(s)
 }

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Issue 42's converged runs on full Fashion-MNIST, in the order the conclusions need them. Each
+# line is an ordinary resumable `study efficiency`: run this script again after any stop and
+# finished runs are read back, an interrupted one resumes from its last checkpoint.
+# Recipe: SGD + Nesterov 0.9, lr 0.1, cosine to 0 over 15 epochs, batch 64, weight decay as train's
+# default, standard augmentation (train's defaults). Seeds outer so that each study is one seed of
+# every network: a stop costs at most one run.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../../.." && pwd)
+study=${STUDY:-$top/target/release/study}
+out=${OUT:-$top/runs/converged}
+common=(--epochs 15 --schedule cosine --data installed)
+for s in 1 2 3; do
+  "$study" efficiency --grid "$here/grid-77k.txt" --seeds "$s" "${common[@]}" --out "$out/c77-s$s"
+done
+for s in 4 5; do
+  "$study" efficiency --grid "$here/grid-77k-pairs.txt" --seeds "$s" "${common[@]}" --out "$out/c77-pairs-s$s"
+done
+"$study" efficiency --grid "$here/grid-20k.txt" --seeds 1,2,3 "${common[@]}" --out "$out/c20"
