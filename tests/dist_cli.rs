@@ -17,11 +17,16 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// `dist-check` as rank `rank` of `world` (torchrun's variables), with `args`.
+/// The group's secret in these tests (as a launcher would export it to every rank).
+const TOKEN: &str = "dist-cli-test-token-0123456789abcdef";
+
+/// `dist-check` as rank `rank` of `world` (torchrun's variables and the group's token), with
+/// `args`.
 fn rank(rank: usize, world: usize, port: u16, args: &[&str]) -> Command {
     let mut c = Command::new(CHECK);
     c.args(args)
         .env_clear()
+        .env("SPARSENET_DIST_TOKEN", TOKEN)
         .env("RANK", rank.to_string())
         .env("WORLD_SIZE", world.to_string())
         .env("LOCAL_RANK", rank.to_string())
@@ -161,6 +166,42 @@ fn a_rank_that_dies_ends_every_other_rank() {
     }
 }
 
+/// Without SPARSENET_DIST_TOKEN the group still forms, and rank 0 says once that its store is
+/// unauthenticated; ranks that disagree on having a token are refused (exit 2).
+#[test]
+fn a_group_without_a_token_forms_and_says_so() {
+    let port = free_port();
+    let outs = all((0..2)
+        .map(|r| {
+            rank(r, 2, port, &["--timeout", "30"])
+                .env_remove("SPARSENET_DIST_TOKEN")
+                .spawn()
+                .unwrap()
+        })
+        .collect());
+    for (r, (code, _, err)) in outs.iter().enumerate() {
+        assert_eq!(*code, 0, "rank {r}: {err}");
+        let warned = err.matches("unauthenticated").count();
+        assert_eq!(warned, usize::from(r == 0), "rank {r}: {err}");
+    }
+    let port = free_port();
+    let r0 = rank(0, 2, port, &["--timeout", "5"]).spawn().unwrap();
+    let r1 = rank(1, 2, port, &["--timeout", "5"])
+        .env("SPARSENET_DIST_TOKEN", "another-token-0123456789abcdef")
+        .spawn()
+        .unwrap();
+    let outs = all(vec![r0, r1]);
+    let (code, _, err) = &outs[1];
+    assert_eq!(*code, 2, "{err}");
+    assert!(err.contains("wrong SPARSENET_DIST_TOKEN"), "{err}");
+    // Rank 0 waited for a rank 1 that never proved itself: it timed out naming it.
+    assert!(
+        outs[0].2.contains("rank 1 of 2 did not join"),
+        "{}",
+        outs[0].2
+    );
+}
+
 #[test]
 fn a_port_in_use_and_bad_variables_are_one_line_errors() {
     let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -208,6 +249,35 @@ fn a_port_in_use_and_bad_variables_are_one_line_errors() {
             "{vars:?}: {err}"
         );
     }
+    // A MASTER_ADDR that does not resolve, or is not this machine's (rank 0 listens on that
+    // address only; 192.0.2.1 is TEST-NET, nobody's): bad input, exit 2.
+    for (addr, want) in [
+        ("no-such-host.invalid", "does not resolve"),
+        ("192.0.2.1", "not an address of this machine"),
+    ] {
+        let o = rank(0, 2, free_port(), &["--timeout", "2"])
+            .env("MASTER_ADDR", addr)
+            .output()
+            .unwrap();
+        let (code, _, err) = text(&o);
+        assert_eq!(code, 2, "{addr}: {err}");
+        assert!(
+            err.contains(want) && err.lines().count() == 1,
+            "{addr}: {err}"
+        );
+    }
+    // A huge world whose ranks never come: one short line, not a list of 65 535 ranks.
+    let o = rank(0, 65_536, free_port(), &["--timeout", "1"])
+        .output()
+        .unwrap();
+    let (code, _, err) = text(&o);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.lines().count() == 1 && err.len() < 300,
+        "{} bytes: {}",
+        err.len(),
+        &err[..err.len().min(300)]
+    );
     // train under a launcher's variables on the CPU: refused before anything runs.
     let o = Command::new(env!("CARGO_BIN_EXE_train"))
         .args(["--family", "res", "--depth", "8", "--epochs", "1"])

@@ -233,7 +233,7 @@ fn stand_in_sbatch(dir: &Path) -> PathBuf {
     std::fs::write(
         &s,
         format!(
-            "#!/bin/bash\nprintf '%s\\n' \"$*\" >> '{}'\necho 77\n",
+            "#!/bin/bash\nprintf '%s token=%s\\n' \"$*\" \"${{#SPARSENET_DIST_TOKEN}}\" >> '{}'\necho 77\n",
             log.display()
         ),
     )
@@ -381,6 +381,9 @@ fn slurm_scripts_carry_hostile_study_arguments_as_data() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let calls = std::fs::read_to_string(dir.join("sbatch.log")).unwrap();
+    // Both submissions carry one fresh 64-hex-digit secret for the job's ranks.
+    assert_eq!(calls.matches(" token=64").count(), 2, "{calls}");
+    let calls = calls.replace(" token=64", "");
     assert!(
         calls.contains(&format!("merge {}", out.display())) || calls.contains("merge '"),
         "{calls}"

@@ -242,6 +242,13 @@ pub fn script(a: &SlurmArgs) -> anyhow::Result<String> {
     );
     let _ = writeln!(s, "fi");
     let _ = writeln!(s, "mkdir -p {}", sh_quote(&logs_s));
+    // Every task of the job inherits sbatch's environment: one fresh secret for the job, so
+    // that a multi-process group inside it authenticates its ranks (README, "Training across
+    // processes and nodes").
+    let _ = writeln!(
+        s,
+        "export SPARSENET_DIST_TOKEN=\"${{SPARSENET_DIST_TOKEN:-$(od -An -N32 -tx1 /dev/urandom | tr -d ' \\n')}}\""
+    );
     let _ = writeln!(s, "array=$(sbatch --parsable \"$0\")");
     let _ = writeln!(s, "array=${{array%%;*}}");
     let merge_cmd = format!(

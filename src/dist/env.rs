@@ -12,6 +12,39 @@ pub const DEFAULT_PORT: u16 = 29500;
 /// The most ranks a group may have.
 pub const MAX_WORLD: usize = 65_536;
 
+/// The variable that holds the group's shared secret.
+pub const TOKEN_VAR: &str = "SPARSENET_DIST_TOKEN";
+
+/// The group's shared secret (`SPARSENET_DIST_TOKEN`): every rank proves it holds it before the
+/// store answers anything else. Never printed: its `Debug` says only that it is set.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(Vec<u8>);
+
+impl Token {
+    /// A token from the variable's text (at least 16 bytes: a guessable secret protects
+    /// nothing).
+    pub fn new(text: &str) -> Result<Token> {
+        if text.len() < 16 {
+            return Err(anyhow!(
+                "{TOKEN_VAR} has {} characters: give at least 16 (e.g. export {TOKEN_VAR}=$(openssl rand -hex 32))",
+                text.len()
+            ));
+        }
+        Ok(Token(text.as_bytes().to_vec()))
+    }
+
+    /// The secret's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(set)")
+    }
+}
+
 /// One process's place in a multi-process group.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Launch {
@@ -27,6 +60,8 @@ pub struct Launch {
     pub master_port: u16,
     /// Which launcher's variables these are (`torchrun` or `slurm`).
     pub source: &'static str,
+    /// The group's secret, when `SPARSENET_DIST_TOKEN` is set.
+    pub token: Option<Token>,
 }
 
 fn int(get: &dyn Fn(&str) -> Option<String>, name: &str) -> Result<Option<usize>> {
@@ -86,6 +121,10 @@ pub fn first_host(list: &str) -> Option<String> {
     (!host.is_empty()).then_some(host)
 }
 
+fn token(get: &dyn Fn(&str) -> Option<String>) -> Result<Option<Token>> {
+    get(TOKEN_VAR).map(|t| Token::new(&t)).transpose()
+}
+
 /// The launch described by the variables `get` reads, or None for a single process (none
 /// set, or a world of one). torchrun's variables win over Slurm's.
 pub fn launch_from(get: &dyn Fn(&str) -> Option<String>) -> Result<Option<Launch>> {
@@ -118,6 +157,7 @@ pub fn launch_from(get: &dyn Fn(&str) -> Option<String>) -> Result<Option<Launch
             master_addr: master_addr.trim().to_string(),
             master_port: port(get)?,
             source: "torchrun",
+            token: token(get)?,
         }
     } else if let Some(world) = int(get, "SLURM_NTASKS")? {
         if world <= 1 || get("SLURM_PROCID").is_none() {
@@ -145,6 +185,7 @@ pub fn launch_from(get: &dyn Fn(&str) -> Option<String>) -> Result<Option<Launch
             master_addr,
             master_port: port(get)?,
             source: "slurm",
+            token: token(get)?,
         }
     } else {
         return Ok(None);
@@ -219,9 +260,25 @@ mod tests {
                 local_rank: 1,
                 master_addr: "node07".into(),
                 master_port: 29400,
-                source: "torchrun"
+                source: "torchrun",
+                token: None,
             }
         );
+        // The token: read, never printed, refused when too short to be a secret.
+        let base = [
+            ("RANK", "1"),
+            ("WORLD_SIZE", "2"),
+            ("LOCAL_RANK", "1"),
+            ("MASTER_ADDR", "h"),
+        ];
+        let mut v = base.to_vec();
+        v.push((TOKEN_VAR, "0123456789abcdef0123"));
+        let l = with(&v).unwrap().unwrap();
+        assert_eq!(l.token.as_ref().unwrap().bytes(), b"0123456789abcdef0123");
+        assert!(!format!("{l:?}").contains("0123456789abcdef"));
+        let mut v = base.to_vec();
+        v.push((TOKEN_VAR, "short"));
+        assert!(err(&v).contains("at least 16"));
         let l = with(&[
             ("RANK", "0"),
             ("WORLD_SIZE", "2"),

@@ -50,11 +50,13 @@ impl Group {
                 l.master_port,
                 l.world,
                 j.timeout,
+                l.token.as_ref(),
             )?)
         } else {
             None
         };
-        let mut client = store::Client::connect(&l.master_addr, l.master_port, j.timeout)?;
+        let mut client =
+            store::Client::connect(&l.master_addr, l.master_port, j.timeout, l.token.as_ref())?;
         client
             .hello(l.rank, l.world)
             .with_context(|| format!("rank {} joining the group", l.rank))?;
@@ -140,7 +142,12 @@ impl Group {
     /// once.
     pub fn watch(&self, on_fail: impl FnOnce(String) + Send + 'static) -> Result<()> {
         let l = &self.launch;
-        let watcher = store::Client::connect(&l.master_addr, l.master_port, self.timeout)?;
+        let watcher = store::Client::connect(
+            &l.master_addr,
+            l.master_port,
+            self.timeout,
+            l.token.as_ref(),
+        )?;
         let finished = self.finished.clone();
         // Rank 0 hosts the store: before it ends, the others must have heard why.
         let linger = self.server.as_ref().map(|s| s.lingerer());
