@@ -4,6 +4,7 @@
 pub mod args;
 pub mod dist_check;
 pub mod export;
+mod flag_sweep;
 #[cfg(feature = "cuda")]
 pub mod gpu_check;
 pub mod grid;

@@ -148,11 +148,11 @@ pub struct FolderArgs {
 
     /// Normalize's per-channel mean, comma-separated (with --std); default: the preset's
     /// (imagenet), or computed once over the training images and stored in the checkpoint.
-    #[arg(long, value_parser = parse_floats)]
+    #[arg(long, value_delimiter = ',', value_parser = parse_float)]
     pub mean: Option<Vec<f32>>,
 
     /// Normalize's per-channel std, comma-separated (with --mean).
-    #[arg(long, value_parser = parse_floats)]
+    #[arg(long, value_delimiter = ',', value_parser = parse_float)]
     pub std: Option<Vec<f32>>,
 
     /// Convert every image to 1 (grey) or 3 (RGB) channels; default: the images' own, which
@@ -186,14 +186,12 @@ fn parse_pair(s: &str) -> Result<(f64, f64), String> {
     }
 }
 
-fn parse_floats(s: &str) -> Result<Vec<f32>, String> {
-    s.split(',')
-        .map(|v| {
-            v.trim()
-                .parse::<f32>()
-                .map_err(|_| format!("{s}: give numbers separated by commas, e.g. 0.5,0.5,0.5"))
-        })
-        .collect()
+/// One number of a comma-separated list (clap splits the list: the field is a `Vec<f32>`,
+/// which clap's derive reads element by element).
+fn parse_float(s: &str) -> Result<f32, String> {
+    s.trim()
+        .parse::<f32>()
+        .map_err(|_| format!("{s}: give numbers separated by commas, e.g. 0.5,0.5,0.5"))
 }
 
 impl FolderArgs {
