@@ -517,3 +517,99 @@ fn a_densenet_pruned_to_a_sparsenets_count_has_exactly_its_parameters() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("cannot be reached"), "{err}");
 }
+
+/// Issue 40, item 6: a prune folder belongs to one request. The same options again resume
+/// (the same pruned network); other options are refused in one line with the folder untouched,
+/// or replace it with --overwrite; a target that would empty a layer is refused before
+/// anything is written.
+#[test]
+fn a_prune_folder_holds_one_request() {
+    let data = subset();
+    let base = tmp("prune-request-base");
+    let (code, _, err) = train(&[
+        "--model",
+        "lenet-300-100",
+        "--epochs",
+        "1",
+        "--max-steps",
+        "5",
+        "--max-test",
+        "50",
+        "--data-dir",
+        &data,
+        "--quiet",
+        "--out",
+        base.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let ckpt = base.join("last.safetensors");
+    let out = tmp("prune-request-out");
+    let prune = |extra: &[&str]| {
+        let mut a = vec![
+            "prune",
+            "--checkpoint",
+            ckpt.to_str().unwrap(),
+            "--iterations",
+            "1",
+            "--retrain-epochs",
+            "1",
+            "--max-steps",
+            "2",
+            "--max-test",
+            "50",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        a.extend_from_slice(extra);
+        study(&a)
+    };
+    let (code, _, err) = prune(&["--keep", "0.3"]);
+    assert_eq!(code, 0, "{err}");
+    let first = std::fs::read(out.join("pruned.safetensors")).unwrap();
+    let record = std::fs::read(out.join("prune.json")).unwrap();
+    // Other options: refused, nothing changed.
+    let (code, _, err) = prune(&["--keep", "0.5"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.trim().lines().count() == 1
+            && err.contains("other options")
+            && err.contains("--overwrite"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(out.join("pruned.safetensors")).unwrap(),
+        first
+    );
+    assert_eq!(std::fs::read(out.join("prune.json")).unwrap(), record);
+    // The same options: read back, the same pruned network.
+    let (code, _, err) = prune(&["--keep", "0.3"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        std::fs::read(out.join("pruned.safetensors")).unwrap(),
+        first
+    );
+    // --overwrite: the new request, pruned afresh to its own target.
+    let (code, _, err) = prune(&["--keep", "0.5", "--overwrite"]);
+    assert_eq!(code, 0, "{err}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("prune.json")).unwrap()).unwrap();
+    let kept = r["iterations"][0]["kept"].as_f64().unwrap();
+    assert!((kept - 0.5).abs() < 0.01, "kept {kept}");
+    // A keep so small that a layer would lose every weight: refused, nothing written.
+    let empty = tmp("prune-request-empty");
+    let (code, _, err) = study(&[
+        "prune",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--keep",
+        "0.000001",
+        "--out",
+        empty.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.trim().lines().count() == 1 && err.contains("every weight of"),
+        "{err}"
+    );
+    assert!(!empty.exists());
+}

@@ -457,9 +457,16 @@ pub struct PruneArgs {
     #[arg(long, value_parser = |s: &str| parse_in_range(s, "threads", 1, 1024))]
     pub threads: Option<usize>,
 
-    /// Output folder (default: `prune/` beside the checkpoint).
+    /// Output folder (default: `prune/` beside the checkpoint). Run again with the same
+    /// options and a finished run is read back, an interrupted retraining resumes; other
+    /// options are refused unless --overwrite.
     #[arg(long)]
     pub out: Option<PathBuf>,
+
+    /// Replace a prune run of other options in --out (its pruned checkpoints, retrainings,
+    /// records and figures) instead of refusing.
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 fn parse_keep(s: &str) -> Result<f64, String> {
@@ -940,6 +947,7 @@ fn run_prune(a: &PruneArgs, w: &mut (dyn Write + Send)) -> ExitCode {
         max_test: a.max_test,
         max_steps: a.max_steps,
         against: a.against.clone(),
+        overwrite: a.overwrite,
     };
     let r = match study::prune::run(&o, w) {
         Ok(r) => r,

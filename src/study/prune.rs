@@ -115,6 +115,101 @@ pub struct PruneOptions {
     /// Networks to compare with, trained otherwise (a SparseNet trained directly): each is
     /// evaluated on the same test images and drawn beside the pruned network.
     pub against: Vec<PathBuf>,
+    /// Replace a prune run of other options in `out` instead of refusing.
+    pub overwrite: bool,
+}
+
+/// The file in a prune folder that records which request it holds.
+pub const REQUEST_FILE: &str = "prune-request.json";
+
+/// The lock a prune run holds on its folder.
+const PRUNE_LOCK: &str = ".prune.lock";
+
+/// The identity of a prune request: the checkpoint's bytes and every option that changes the
+/// pruned network or its records (`--against` only adds evaluations and is left out). The first
+/// 16 hex digits of a SHA-256, as a study's grid hash.
+fn request(o: &PruneOptions) -> Result<serde_json::Value> {
+    use sha2::Digest;
+    let bytes = std::fs::read(&o.checkpoint)
+        .with_context(|| format!("cannot read {}", o.checkpoint.display()))?;
+    let options = serde_json::json!({
+        "checkpoint_sha256": crate::dist::store::hex(&sha2::Sha256::digest(&bytes)),
+        "rule": o.rule,
+        "iterations": o.iterations,
+        "layers": o.layers,
+        "retrain_epochs": o.retrain_epochs,
+        "lr_scale": o.lr_scale,
+        "data_dir": o.data_dir.as_ref().map(|d| d.display().to_string()),
+        "max_test": o.max_test,
+        "max_steps": o.max_steps,
+    });
+    let hash = crate::dist::store::hex(&sha2::Sha256::digest(options.to_string().as_bytes())[..8]);
+    Ok(serde_json::json!({
+        "hash": hash,
+        "checkpoint": o.checkpoint.display().to_string(),
+        "options": options,
+    }))
+}
+
+/// Whether `name` is a file or folder `study prune` writes in its folder.
+fn prune_product(name: &str) -> bool {
+    name == "prune.json"
+        || name == REQUEST_FILE
+        || name.starts_with("pruned")
+        || name.starts_with("retrain-")
+        || name.starts_with("prune_")
+}
+
+/// Claim `o.out` for this request: a folder holding the same request resumes; one holding
+/// another (or a prune run without a record) is refused, or cleared with `overwrite`.
+fn claim_folder(o: &PruneOptions) -> Result<()> {
+    let mine = request(o)?;
+    let path = o.out.join(REQUEST_FILE);
+    let there = match std::fs::symlink_metadata(&path) {
+        Ok(_) => {
+            let bytes = crate::io::read_regular(&path, "prune request", 1 << 20)?;
+            let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+                bad_input(anyhow::anyhow!(
+                    "{}: not a prune request ({e})",
+                    path.display()
+                ))
+            })?;
+            Some(v["hash"].as_str().unwrap_or("?").to_string())
+        }
+        Err(_) => None,
+    };
+    let products: Vec<PathBuf> = std::fs::read_dir(&o.out)
+        .with_context(|| format!("cannot read {}", o.out.display()))?
+        .flatten()
+        .filter(|e| prune_product(&e.file_name().to_string_lossy()))
+        .map(|e| e.path())
+        .collect();
+    let conflict = match &there {
+        Some(h) if h == mine["hash"].as_str().unwrap_or("") => None,
+        Some(h) => Some(format!(
+            "a prune run of other options (request {h}, this one {})",
+            mine["hash"].as_str().unwrap_or("?")
+        )),
+        None if products.is_empty() => None,
+        None => Some("a prune run without a request record (an older version's)".to_string()),
+    };
+    if let Some(what) = conflict {
+        if !o.overwrite {
+            return Err(bad_input(anyhow::anyhow!(
+                "{} holds {what}: rerun with the same options to resume it, or give another --out, or --overwrite to replace it",
+                o.out.display()
+            )));
+        }
+        for p in products {
+            let removed = if p.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+            removed.with_context(|| format!("cannot remove {}", p.display()))?;
+        }
+    }
+    write_atomic(&path, serde_json::to_string_pretty(&mine)?.as_bytes())
 }
 
 /// A network compared with the pruned one.
@@ -412,8 +507,6 @@ pub fn run(o: &PruneOptions, log: &mut dyn Write) -> Result<PruneRecord> {
             }
         )));
     }
-    std::fs::create_dir_all(&o.out)
-        .with_context(|| format!("cannot create {}", o.out.display()))?;
     let test = &split.test;
     let mut engine = Engine::Cpu;
     let batch = meta.batch_size.max(1);
@@ -515,6 +608,24 @@ pub fn run(o: &PruneOptions, log: &mut dyn Write) -> Result<PruneRecord> {
             )));
         }
     }
+    // A target that would leave a layer without a weight is refused before anything is
+    // written (checked again at each iteration, on the retrained weights).
+    if let Some(k) = keep_target {
+        let q = quality_for(&model, &layers, k);
+        if let Some((p, _)) = masks_for(&model, &layers, q)
+            .iter()
+            .find(|(_, m)| !m.iter().any(|&b| b))
+        {
+            return Err(bad_input(anyhow::anyhow!(
+                "keeping {k:.3e} of the prunable weights would prune every weight of {}: give a larger --keep (or a smaller --rate)",
+                model.params[*p].name
+            )));
+        }
+    }
+    std::fs::create_dir_all(&o.out)
+        .with_context(|| format!("cannot create {}", o.out.display()))?;
+    let _lock = crate::io::try_lock_folder(&o.out, PRUNE_LOCK, "study prune")?;
+    claim_folder(o)?;
     let sensitivity = match &rule {
         Rule::Sensitivity { tolerance } => {
             let s = scan(&mut model, &layers, baseline, *tolerance, |m| {
@@ -587,6 +698,13 @@ pub fn run(o: &PruneOptions, log: &mut dyn Write) -> Result<PruneRecord> {
         if kept == 0 {
             return Err(bad_input(anyhow::anyhow!(
                 "these quality parameters prune every weight: give smaller ones or a larger --keep"
+            )));
+        }
+        // A layer left without a weight cuts the network in two: refused, not obeyed.
+        if let Some((k, _)) = masks.iter().find(|(_, m)| !m.iter().any(|&b| b)) {
+            return Err(bad_input(anyhow::anyhow!(
+                "iteration {i} would prune every weight of {}: give a larger --keep (or a smaller --rate or quality parameter)",
+                model.params[*k].name
             )));
         }
         let quality_per_layer: BTreeMap<String, f64> = layers
