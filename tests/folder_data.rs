@@ -7,7 +7,9 @@ use image::{Rgb, RgbImage};
 use sparsenet::data::folder::FolderOptions;
 use sparsenet::data::transform::Preset;
 use sparsenet::data::{load_folder, BatchPlan, Images};
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use crate::common::{fresh_dir, metrics, run, status, tmp};
 
@@ -590,4 +592,80 @@ fn the_evaluation_transform_matches_torchvision_within_one_level() {
         v[0]
     );
     assert!(v[1] < 0.34, "{} of the pixels differ", v[1]);
+}
+
+/// A grey PNG of `w×h` written row by row with the png crate: a 10⁷ × 1 image costs a few kB on
+/// disk (the decompression bomb of issue 40, item 7).
+fn wide_png(path: &Path, w: u32, h: u32) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut e = png::Encoder::new(std::io::BufWriter::new(file), w, h);
+    e.set_color(png::ColorType::Grayscale);
+    e.set_compression(png::Compression::High);
+    let mut writer = e.write_header().unwrap().into_stream_writer().unwrap();
+    let row = vec![128u8; w as usize];
+    for _ in 0..h {
+        std::io::Write::write_all(&mut writer, &row).unwrap();
+    }
+    writer.finish().unwrap();
+}
+
+/// Issue 40, item 7: image geometry is bounded from the header, before decoding. A 10⁶ × 1 and
+/// a 10⁷ × 1 PNG (a few kB each) are skipped with a warning that says why, the run stays small
+/// (an address-space limit of 3 GB, which the 6 GB and 30 GB they once cost would break);
+/// `--resize 1000000` is refused; a class folder whose name is not UTF-8 is read; a symbolic
+/// link loop is named in a warning. And the README's `--mean`/`--std` example runs.
+#[test]
+fn image_geometry_is_bounded_before_decoding() {
+    let root = colour_folders("geometry", 4, 2);
+    wide_png(&root.join("train/red/zz-wide.png"), 1_000_000, 1);
+    wide_png(&root.join("train/green/zz-bomb.png"), 10_000_000, 1);
+    std::os::unix::fs::symlink("loop", root.join("train/loop")).unwrap();
+    let odd = std::ffi::OsString::from_vec(b"purple\xff".to_vec());
+    let d = root.join("train").join(&odd);
+    std::fs::create_dir_all(&d).unwrap();
+    let vd = root.join("val").join(&odd);
+    std::fs::create_dir_all(&vd).unwrap();
+    for i in 0..4 {
+        save(&colour_image(i % 3, 500 + i), &d, i);
+        save(&colour_image(i % 3, 600 + i), &vd, i);
+    }
+    let out = tmp("geometry-run");
+    let o = Command::new("bash")
+        .arg("-c")
+        .arg("ulimit -v 3000000; exec \"$@\"")
+        .arg("train")
+        .arg(TRAIN)
+        .args(["--dataset", "folder", "--data-dir"])
+        .arg(&root)
+        .args([
+            "--family", "sparse", "--depth", "10", "--growth", "4", "--epochs", "1",
+        ])
+        .args(["--batch-size", "8", "--quiet", "--workers", "2", "--out"])
+        .arg(&out)
+        .args(["--mean", "0.5,0.5,0.5", "--std", "0.25,0.25,0.25"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    for (file, why) in [
+        ("zz-wide.png", "aspect ratio"),
+        ("zz-bomb.png", "more than"),
+    ] {
+        assert!(
+            err.lines().any(|l| l.contains(file) && l.contains(why)),
+            "{file}: {err}"
+        );
+    }
+    assert!(err.contains("train/loop: a symbolic link loop"), "{err}");
+    // Four classes, the non-UTF-8 one among them.
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("last.json")).unwrap()).unwrap();
+    assert!(r.to_string().contains("purple"), "{r}");
+    // --resize beyond any image's need: one line, exit 2.
+    let (code, _, err) = train_on(&root, &tmp("geometry-resize"), &["--resize", "1000000"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.trim().lines().count() == 1 && err.contains("--resize 1000000"),
+        "{err}"
+    );
 }

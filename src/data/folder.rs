@@ -68,6 +68,40 @@ fn default_prefetch() -> usize {
 /// loader would find them among PNG and JPEG.
 pub const EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
 
+/// The most pixels an image may have to be decoded: PIL's decompression-bomb limit
+/// (`Image.MAX_IMAGE_PIXELS`), read from the header before anything is allocated. A 29 kB PNG
+/// can claim 10⁷ × 1 pixels; past this it is skipped with a warning (an error with
+/// `--strict-data`).
+pub const MAX_IMAGE_PIXELS: u64 = 89_478_485;
+
+/// The most pixels `Resize` may produce from one image: an extreme aspect ratio (10⁶ × 1
+/// resized so that its short side is 256) would otherwise ask for gigabytes.
+pub const MAX_RESIZED_PIXELS: u64 = 1 << 24;
+
+/// Whether an image of `w×h` can go through the transforms `t` within the bounds above; the
+/// reason otherwise.
+pub fn check_geometry(w: usize, h: usize, t: &transform::Transforms) -> Result<()> {
+    let pixels = w as u64 * h as u64;
+    if pixels > MAX_IMAGE_PIXELS {
+        bail!("{w}×{h} is {pixels} pixels, more than the {MAX_IMAGE_PIXELS} this loader decodes");
+    }
+    if t.resize != 0 && w > 0 && h > 0 {
+        let short = w.min(h) as u64;
+        let long = w.max(h) as u64;
+        let resized = (t.resize as u64)
+            .saturating_mul(t.resize as u64)
+            .saturating_mul(long)
+            / short;
+        if resized > MAX_RESIZED_PIXELS {
+            bail!(
+                "{w}×{h} resized to a short side of {} would be about {resized} pixels, more than the {MAX_RESIZED_PIXELS} allowed (an extreme aspect ratio)",
+                t.resize
+            );
+        }
+    }
+    Ok(())
+}
+
 /// One image of a folder dataset.
 #[derive(Clone, Debug)]
 pub struct Item {
@@ -125,6 +159,22 @@ fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(v)
 }
 
+/// Warn about each entry of `dir` that cannot be inspected (a symbolic link to itself or to
+/// nothing): it is left out, and named rather than passed over in silence.
+fn unreadable_entries(dir: &Path, warn: &mut dyn FnMut(&str)) -> Result<()> {
+    for p in sorted_entries(dir)? {
+        if let Err(e) = std::fs::metadata(&p) {
+            let why = if e.raw_os_error() == Some(libc::ELOOP) {
+                "a symbolic link loop".to_string()
+            } else {
+                e.to_string()
+            };
+            warn(&format!("warning: skipped {}: {why}", p.display()));
+        }
+    }
+    Ok(())
+}
+
 /// The class folders of `dir`, sorted by name.
 pub fn class_folders(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
     let classes: Vec<(String, PathBuf)> = sorted_entries(dir)?
@@ -156,15 +206,25 @@ pub fn class_folders(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
     Ok(classes)
 }
 
-/// What a header says: (width, height, channels as the network would see them, file size).
-fn header(p: &Path) -> Result<(usize, usize, usize, u64)> {
+/// What a header says: (width, height, channels as the network would see them, file size);
+/// an image the transforms `t` cannot take within the loader's bounds is an error (skipped).
+fn header(p: &Path, t: &transform::Transforms) -> Result<(usize, usize, usize, u64)> {
     use image::ImageDecoder;
     let bytes = std::fs::metadata(p)?.len();
     let d = image::ImageReader::open(p)?
         .with_guessed_format()?
         .into_decoder()?;
     let (w, h) = d.dimensions();
+    check_geometry(w as usize, h as usize, t)?;
     Ok((w as usize, h as usize, channels_of(d.color_type()), bytes))
+}
+
+/// The image crate's own limits, as a second line behind [`check_geometry`]: a file that grew
+/// between the scan and the decoding is still bounded.
+fn limits() -> image::Limits {
+    let mut l = image::Limits::default();
+    l.max_alloc = Some(MAX_IMAGE_PIXELS * 4 + (64 << 20));
+    l
 }
 
 fn channels_of(c: image::ColorType) -> usize {
@@ -177,9 +237,16 @@ fn channels_of(c: image::ColorType) -> usize {
 
 /// Decode one image to `channels` (1: grey, 3: RGB; alpha dropped, palettes expanded).
 pub fn decode(p: &Path, channels: usize) -> Result<Decoded> {
-    let img = image::ImageReader::open(p)?
-        .with_guessed_format()?
-        .decode()?;
+    let mut reader = image::ImageReader::open(p)?.with_guessed_format()?;
+    reader.limits(limits());
+    let img = reader.decode()?;
+    if img.width() as u64 * img.height() as u64 > MAX_IMAGE_PIXELS {
+        bail!(
+            "{}×{} is more than the {MAX_IMAGE_PIXELS} pixels this loader decodes",
+            img.width(),
+            img.height()
+        );
+    }
     let (w, h) = (img.width() as usize, img.height() as usize);
     let pixels = if channels == 1 {
         img.into_luma8().into_raw()
@@ -207,6 +274,7 @@ impl ImageFolder {
         holdout: Option<(bool, f64)>,
         warn: &mut dyn FnMut(&str),
     ) -> Result<ImageFolder> {
+        unreadable_entries(root, warn)?;
         let found = class_folders(root)?;
         let names: Vec<String> = found.iter().map(|(n, _)| n.clone()).collect();
         if let Some(want) = classes {
@@ -221,6 +289,7 @@ impl ImageFolder {
         }
         let mut items: Vec<(PathBuf, Label)> = Vec::new();
         for (label, (name, dir)) in found.iter().enumerate() {
+            unreadable_entries(dir, warn)?;
             let files: Vec<PathBuf> = sorted_entries(dir)?
                 .into_iter()
                 .filter(|p| p.is_file() && is_image(p))
@@ -237,8 +306,12 @@ impl ImageFolder {
             };
             items.extend(files.into_iter().map(|p| (p, label as Label)));
         }
-        let headers: Vec<Result<(usize, usize, usize, u64)>> =
-            pool.install(|| items.par_iter().map(|(p, _)| header(p)).collect());
+        let headers: Vec<Result<(usize, usize, usize, u64)>> = pool.install(|| {
+            items
+                .par_iter()
+                .map(|(p, _)| header(p, &opts.transforms))
+                .collect()
+        });
         let t = &opts.transforms;
         // Without a resize the centre crop (evaluation, and the training set's statistics)
         // needs the whole square.

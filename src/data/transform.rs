@@ -110,6 +110,12 @@ impl Transforms {
         if self.size == 0 || self.size > 4096 {
             bail!("--size {}: give a side from 1 to 4096 pixels", self.size);
         }
+        if self.resize > 16_384 {
+            bail!(
+                "--resize {}: give a short side from 1 to 16384 pixels (0 resizes nothing)",
+                self.resize
+            );
+        }
         if self.resize != 0 && self.resize < self.size {
             bail!(
                 "--resize {} is below --size {}: the centre crop would not fit (0 resizes nothing)",
