@@ -12,6 +12,7 @@ mod folder_data;
 mod full_disk;
 mod gpu_launches;
 mod hostile_files;
+mod hostile_study_files;
 mod injection;
 mod kill_resume;
 mod memory_estimate;

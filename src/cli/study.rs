@@ -805,6 +805,7 @@ fn run_correlate(a: &CorrelateArgs, w: &mut (dyn Write + Send)) -> ExitCode {
         }
     });
     let r = study::correlate::read(&a.results).and_then(|studies| {
+        study::correlate::check_work(&studies, &o)?;
         let c = study::correlate::correlate(&studies, &o);
         let files = study::correlate::report(&studies, &c, &out)?;
         Ok((c, files))

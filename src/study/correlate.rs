@@ -201,6 +201,24 @@ pub fn read(paths: &[PathBuf]) -> Result<Vec<(String, Vec<RunResult>)>> {
         .collect()
 }
 
+/// The most work `correlate` takes on: resamples × runs × log₂ runs, summed over its metrics
+/// and both correlations (about a minute on one core). A million resamples of 10⁵ runs would
+/// otherwise spin for days.
+pub const MAX_WORK: f64 = 2e10;
+
+/// Refuse, before any resampling, a request whose work passes [`MAX_WORK`].
+pub fn check_work(studies: &[(String, Vec<RunResult>)], o: &Options) -> Result<()> {
+    let n: usize = studies.iter().map(|(_, r)| r.len()).sum();
+    let work = 2.0 * METRICS.len() as f64 * o.bootstrap as f64 * n as f64 * (n as f64 + 1.0).log2();
+    if work > MAX_WORK {
+        return Err(bad_input(anyhow!(
+            "{n} runs × {} resamples is about {work:.1e} steps of work, more than the {MAX_WORK:.0e} correlate takes on: give a smaller --bootstrap",
+            o.bootstrap
+        )));
+    }
+    Ok(())
+}
+
 /// The correlations over every row of `studies`.
 pub fn correlate(studies: &[(String, Vec<RunResult>)], o: &Options) -> Correlation {
     let rows: Vec<&RunResult> = studies.iter().flat_map(|(_, r)| r).collect();

@@ -171,16 +171,100 @@ impl Study {
     }
 }
 
+/// The largest study file a command reads (`results.jsonl` of a large study is a few MB).
+pub const MAX_STUDY_FILE: u64 = 256 << 20;
+
+/// A study file's text: a regular file (a FIFO would hang, `/dev/zero` never ends) of at most
+/// [`MAX_STUDY_FILE`] bytes, in UTF-8.
+pub fn read_study_file(path: &Path, what: &str) -> Result<String> {
+    let bytes = crate::io::read_regular(path, what, MAX_STUDY_FILE)?;
+    String::from_utf8(bytes)
+        .map_err(|_| bad_input(anyhow!("{what} {} is not UTF-8 text", path.display())))
+}
+
+impl RunResult {
+    /// Refuse values no run produces: accuracies outside [0, 1], a non-finite or absurd loss,
+    /// time or graph metric (a metric of 1.7·10³⁰⁸ once sent `correlate`'s figure into an
+    /// endless loop). Returns what is wrong.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        const ABSURD: f64 = 1e12;
+        let sane = |v: f64| v.is_finite() && v.abs() <= ABSURD;
+        for (what, v) in [
+            ("final_test_acc", self.final_test_acc),
+            ("best_test_acc", self.best_test_acc),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(format!("{what} {v} is not an accuracy in [0, 1]"));
+            }
+        }
+        for (what, v) in [
+            ("final_test_loss", self.final_test_loss),
+            ("seconds", self.seconds),
+        ] {
+            if !(sane(v) && v >= 0.0) {
+                return Err(format!(
+                    "{what} {v} is not a non-negative number below {ABSURD:e}"
+                ));
+            }
+        }
+        if self.params == 0 || self.params as f64 > ABSURD || self.flops as f64 > 1e18 {
+            return Err(format!(
+                "{} parameters and {} FLOPs are not a network's",
+                self.params, self.flops
+            ));
+        }
+        if let Some(g) = &self.graph {
+            for (name, _) in super::graph_metrics::METRICS {
+                let v = g.get(name).unwrap_or(0.0);
+                if !(sane(v) && v >= 0.0) {
+                    return Err(format!(
+                        "graph metric {name} {v} is not a non-negative number below {ABSURD:e}"
+                    ));
+                }
+            }
+            for b in &g.blocks {
+                let m = &b.metrics;
+                for v in [
+                    m.log10_paths,
+                    m.mean_path_length,
+                    m.mean_gradient_path,
+                    m.output_reads,
+                ] {
+                    if !(sane(v) && v >= 0.0) {
+                        return Err(format!(
+                            "block {}'s metric {v} is not a non-negative number below {ABSURD:e}",
+                            b.block
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A run's row from `text` (one JSON object), checked ([`RunResult::check`]); `place` names it
+/// in errors.
+fn parse_row(text: &str, place: &str) -> Result<RunResult> {
+    let r: RunResult = serde_json::from_str(text)
+        .with_context(|| format!("{place}: not a study result"))
+        .map_err(bad_input)?;
+    r.check()
+        .map_err(|why| bad_input(anyhow!("{place}: {why}")))?;
+    Ok(r)
+}
+
 /// Read a study folder's `study.json`.
 pub fn read_record(out: &Path) -> Result<StudyRecord> {
     let path = out.join("study.json");
-    let text = std::fs::read_to_string(&path).with_context(|| {
-        format!(
+    if std::fs::symlink_metadata(&path).is_err() {
+        return Err(anyhow!(
             "cannot read {} (is {} a study folder?)",
             path.display(),
             out.display()
-        )
-    })?;
+        ));
+    }
+    let text = read_study_file(&path, "study record")?;
     let r: StudyRecord = serde_json::from_str(&text)
         .with_context(|| format!("{}: not a study record", path.display()))
         .map_err(bad_input)?;
@@ -314,9 +398,8 @@ pub fn short_name(e: &GridEntry) -> String {
 /// Check (or write) a run folder's `study-run.json`: a folder of another study is refused.
 fn claim_run(dir: &Path, hash: &str, e: &GridEntry, seed: u64) -> Result<()> {
     let path = dir.join("study-run.json");
-    if path.exists() {
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
+    if std::fs::symlink_metadata(&path).is_ok() {
+        let text = read_study_file(&path, "run record")?;
         let r: RunRecord = serde_json::from_str(&text)
             .with_context(|| format!("{}: not a run record", path.display()))
             .map_err(bad_input)?;
@@ -364,7 +447,10 @@ fn one_run(
     let summary = train::run_holding_lock(&opts, &mut log);
     // The run's own log, whole or not at all.
     let log_path = dir.join("train.log");
-    let mut previous = std::fs::read(&log_path).unwrap_or_default();
+    let mut previous = match std::fs::symlink_metadata(&log_path) {
+        Ok(_) => crate::io::read_regular(&log_path, "run log", MAX_STUDY_FILE)?,
+        Err(_) => Vec::new(),
+    };
     previous.extend_from_slice(&log);
     write_atomic(&log_path, &previous)?;
     let summary = summary.with_context(|| format!("{} (seed {seed})", opts.name))?;
@@ -409,15 +495,10 @@ pub fn read_results(out: &Path) -> Result<Vec<RunResult>> {
 
 /// Read a `results.jsonl` file.
 pub fn read_results_file(path: &Path) -> Result<Vec<RunResult>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = read_study_file(path, "results file")?;
     text.lines()
         .enumerate()
-        .map(|(i, l)| {
-            serde_json::from_str(l)
-                .with_context(|| format!("{} line {}: not a study result", path.display(), i + 1))
-                .map_err(crate::error::bad_input)
-        })
+        .map(|(i, l)| parse_row(l, &format!("{} line {}", path.display(), i + 1)))
         .collect()
 }
 
@@ -587,12 +668,11 @@ pub fn merge(study: &Study) -> Result<Merge> {
     let mut first_missing = None;
     for &(e, seed) in &runs {
         let path = run_dir(&study.out, &short_name(e), seed).join(RESULT_FILE);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => results.push(
-                serde_json::from_str::<RunResult>(&text)
-                    .with_context(|| format!("{}: not a run result", path.display()))
-                    .map_err(bad_input)?,
-            ),
+        match std::fs::symlink_metadata(&path) {
+            Ok(_) => results.push(parse_row(
+                &read_study_file(&path, "run result")?,
+                &path.display().to_string(),
+            )?),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                 first_missing
                     .get_or_insert(path.parent().map(Path::to_path_buf).unwrap_or_default());
