@@ -279,3 +279,59 @@ fn a_million_node_chain_answers_at_once() {
         "{table}"
     );
 }
+
+/// Issue 40, item 9: the exact path counts are sized before they are counted. A Watts–Strogatz
+/// block of 500 000 nodes (k = 40, within the edge limit) once grew its counts to 8 GB and
+/// aborted; now the count is estimated in floating point and said so, under a 4 GB
+/// address-space limit, and a small block still gets the exact count and the same estimate.
+#[test]
+fn path_counts_past_their_budget_are_estimated_and_said_so() {
+    let o = std::process::Command::new("bash")
+        .arg("-c")
+        .arg("ulimit -v 4000000; exec \"$@\"")
+        .arg("paths")
+        .arg(env!("CARGO_BIN_EXE_paths"))
+        .args([
+            "--random",
+            "ws:k=40,p=0.1",
+            "--nodes",
+            "500000",
+            "-f",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let a = &v["analysis"];
+    assert!(a["paths"].is_null(), "{}", a["paths"]);
+    assert!(a["paths_skipped"]
+        .as_str()
+        .unwrap()
+        .contains("GB of big integers"));
+    // Every node has at least 20 sources: well over 10^100 000 paths.
+    assert!(
+        a["log10_paths"].as_f64().unwrap() > 1e5,
+        "{}",
+        a["log10_paths"]
+    );
+    let (code, out, err) = run(
+        env!("CARGO_BIN_EXE_paths"),
+        &["--random", "ws:k=4,p=0.1", "--nodes", "300", "-f", "json"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let a = &v["analysis"];
+    let exact = a["paths"].as_str().unwrap();
+    // log10 of the exact decimal count, from its digits.
+    let digits = exact.len() as f64 - 1.0
+        + format!("0.{}", &exact[..15.min(exact.len())])
+            .parse::<f64>()
+            .unwrap()
+            .log10()
+        + 1.0;
+    assert!(
+        (a["log10_paths"].as_f64().unwrap() - digits).abs() < 1e-9,
+        "{a}"
+    );
+}

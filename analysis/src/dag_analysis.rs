@@ -13,7 +13,6 @@
 use num_bigint::BigUint;
 use num_traits::{One, Zero};
 
-use crate::analysis::big_as_string;
 use crate::dag::BlockDag;
 use crate::distance::GradientStats;
 use crate::paths::{summarize_lengths, LengthSummary};
@@ -41,9 +40,15 @@ pub struct DagAnalysis {
     pub nodes: usize,
     /// Edges.
     pub connections: u64,
-    /// Paths from the block input to its output.
-    #[serde(serialize_with = "big_as_string")]
-    pub paths: BigUint,
+    /// Paths from the block input to its output, exact; None when their big integers would
+    /// pass [`PATH_COUNT_BYTES_LIMIT`] (then `log10_paths` estimates it and `paths_skipped`
+    /// says why).
+    #[serde(serialize_with = "opt_big_as_string")]
+    pub paths: Option<BigUint>,
+    /// log₁₀ of the number of paths: from the exact count, or estimated in floating point.
+    pub log10_paths: f64,
+    /// Why the exact count was skipped, if it was.
+    pub paths_skipped: Option<String>,
     /// Shortest, longest, most common and mean path length (edges), when the histogram was
     /// computed.
     pub lengths: Option<LengthSummary>,
@@ -58,6 +63,36 @@ pub struct DagAnalysis {
     pub gradient_skipped: Option<String>,
 }
 
+fn opt_big_as_string<S: serde::Serializer>(p: &Option<BigUint>, s: S) -> Result<S::Ok, S::Error> {
+    match p {
+        Some(v) => s.serialize_str(&v.to_string()),
+        None => s.serialize_none(),
+    }
+}
+
+/// The most bytes the exact path counts of one block may take (every node's count is kept
+/// until the output's is known): beyond it the count is estimated and said so, unless forced.
+pub const PATH_COUNT_BYTES_LIMIT: f64 = (1u64 << 30) as f64;
+
+/// log₂ of the number of paths from node 0 to every node, in floating point (log-sum-exp over
+/// each node's sources): what the exact counts will cost is known before one is added.
+pub fn log2_path_counts(d: &BlockDag) -> Vec<f64> {
+    let mut l = Vec::with_capacity(d.nodes());
+    l.push(0.0f64);
+    for v in 1..d.nodes() {
+        let src = d.sources(v);
+        let m = src.iter().map(|&j| l[j]).fold(f64::NEG_INFINITY, f64::max);
+        let sum: f64 = src.iter().map(|&j| (l[j] - m).exp2()).sum();
+        l.push(m + sum.log2());
+    }
+    l
+}
+
+/// The bytes the exact counts of [`dag_path_count`] hold at once (every node's, at its size).
+pub fn path_count_bytes(log2_counts: &[f64]) -> f64 {
+    log2_counts.iter().map(|b| (b.max(0.0) + 64.0) / 8.0).sum()
+}
+
 fn hist_as_strings<S: serde::Serializer>(
     h: &Option<Vec<BigUint>>,
     s: S,
@@ -66,6 +101,19 @@ fn hist_as_strings<S: serde::Serializer>(
         Some(v) => s.collect_seq(v.iter().map(|c| c.to_string())),
         None => s.serialize_none(),
     }
+}
+
+/// log₁₀ of a big integer (its leading bits and its length: exact to f64 precision).
+pub fn big_log10(p: &BigUint) -> f64 {
+    let bits = p.bits();
+    if bits <= 1000 {
+        return num_traits::ToPrimitive::to_f64(p)
+            .unwrap_or(f64::INFINITY)
+            .log10();
+    }
+    let shift = bits - 64;
+    let top = num_traits::ToPrimitive::to_f64(&(p >> shift)).unwrap_or(0.0);
+    top.log10() + shift as f64 * std::f64::consts::LOG10_2
 }
 
 /// Number of paths from node 0 to node `N`.
@@ -217,10 +265,36 @@ pub fn dag_gradient_stats(d: &BlockDag) -> GradientStats {
 /// [`HISTOGRAM_WORK_LIMIT`], the all-pairs statistics within [`GRADIENT_WORK_LIMIT`] — both
 /// whatever their cost when `force`.
 pub fn analyze_dag(d: &BlockDag, histogram: bool, force: bool) -> DagAnalysis {
-    let paths = dag_path_count(d);
+    let log2 = log2_path_counts(d);
+    let bytes = path_count_bytes(&log2);
+    let (paths, paths_skipped) = if bytes > PATH_COUNT_BYTES_LIMIT && !force {
+        (
+            None,
+            Some(format!(
+                "the exact counts would hold about {:.1} GB of big integers, more than the {:.0} GB this tool spends unasked; log10_paths is a floating-point estimate; --force-histograms counts exactly",
+                bytes / 1e9,
+                PATH_COUNT_BYTES_LIMIT / 1e9
+            )),
+        )
+    } else {
+        (Some(dag_path_count(d)), None)
+    };
+    let log10_paths = match &paths {
+        Some(p) => big_log10(p),
+        None => log2.last().copied().unwrap_or(0.0) * std::f64::consts::LOG10_2,
+    };
+    // The histogram holds more than the counts: without them, not without force.
+    let histogram = histogram && paths.is_some();
     let work = histogram_work(d);
     let (hist, skipped) = if !histogram {
-        (None, Some("not asked for".to_string()))
+        (
+            None,
+            Some(if paths.is_some() {
+                "not asked for".to_string()
+            } else {
+                "the exact path counts were skipped".to_string()
+            }),
+        )
     } else if work > HISTOGRAM_WORK_LIMIT && !force {
         (
             None,
@@ -247,6 +321,8 @@ pub fn analyze_dag(d: &BlockDag, histogram: bool, force: bool) -> DagAnalysis {
         connections: d.edges() as u64,
         lengths: hist.as_deref().and_then(summarize_lengths),
         paths,
+        log10_paths,
+        paths_skipped,
         histogram: hist,
         histogram_skipped: skipped,
         gradient,
@@ -315,6 +391,32 @@ mod tests {
             );
             let sum: BigUint = dag_path_length_histogram(&d).iter().sum();
             assert_eq!(sum, dag_path_count(&d));
+        }
+    }
+}
+
+#[cfg(test)]
+mod estimate_tests {
+    use super::*;
+
+    /// The floating-point estimate agrees with the exact count on random blocks whose counts
+    /// are small and huge.
+    #[test]
+    fn the_log_estimate_matches_the_exact_count() {
+        use crate::dag::{BlockDag, RandomModel};
+        for (model, n) in [
+            (RandomModel::parse("ws:k=4,p=0.2").unwrap(), 50),
+            (RandomModel::parse("er:p=0.3").unwrap(), 200),
+            (RandomModel::parse("ba:m=3").unwrap(), 400),
+        ] {
+            let d = BlockDag::random(model, n, 7).unwrap();
+            let exact = big_log10(&dag_path_count(&d));
+            let est = log2_path_counts(&d).last().unwrap() * std::f64::consts::LOG10_2;
+            assert!(
+                (exact - est).abs() < 1e-9 * exact.max(1.0),
+                "{exact} vs {est}"
+            );
+            assert_eq!(analyze_dag(&d, false, false).log10_paths, exact);
         }
     }
 }

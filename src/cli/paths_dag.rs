@@ -77,7 +77,15 @@ pub fn write_table(r: &DagReport, w: &mut dyn Write) -> std::io::Result<()> {
             f64::NAN
         }
     )?;
-    writeln!(w, "paths x0→x{n} (exact): {}", a.paths)?;
+    match (&a.paths, &a.paths_skipped) {
+        (Some(p), _) => writeln!(w, "paths x0→x{n} (exact): {p}")?,
+        (None, why) => writeln!(
+            w,
+            "paths x0→x{n}: about 10^{:.3} (estimated; exact count skipped: {})",
+            a.log10_paths,
+            why.as_deref().unwrap_or("")
+        )?,
+    }
     match (&a.lengths, &a.histogram_skipped) {
         (Some(l), _) => writeln!(
             w,
