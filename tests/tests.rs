@@ -13,6 +13,7 @@ mod full_disk;
 mod gpu_launches;
 mod hostile_files;
 mod hostile_study_files;
+mod hostile_sweep;
 mod injection;
 mod kill_resume;
 mod memory_estimate;
