@@ -257,13 +257,14 @@ fn parse_row(text: &str, place: &str) -> Result<RunResult> {
 /// Read a study folder's `study.json`.
 pub fn read_record(out: &Path) -> Result<StudyRecord> {
     let path = out.join("study.json");
-    if std::fs::symlink_metadata(&path).is_err() {
-        return Err(anyhow!(
+    // A missing record keeps its io::Error (exit 3, as any unreadable file).
+    std::fs::symlink_metadata(&path).with_context(|| {
+        format!(
             "cannot read {} (is {} a study folder?)",
             path.display(),
             out.display()
-        ));
-    }
+        )
+    })?;
     let text = read_study_file(&path, "study record")?;
     let r: StudyRecord = serde_json::from_str(&text)
         .with_context(|| format!("{}: not a study record", path.display()))

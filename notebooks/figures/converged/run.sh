@@ -11,6 +11,12 @@ top=$(cd "$here/../../.." && pwd)
 study=${STUDY:-$top/target/release/study}
 out=${OUT:-$top/runs/converged}
 common=(--epochs 15 --schedule cosine --data installed)
+# The runs a session finished are kept in the repository (save.sh): start from them, so a new
+# machine resumes where the last session stopped instead of training them again.
+if [ -d "$here/study" ]; then
+  mkdir -p "$out"
+  cp -rn "$here/study/." "$out/"
+fi
 for s in 1 2 3; do
   "$study" efficiency --grid "$here/grid-77k.txt" --seeds "$s" "${common[@]}" --out "$out/c77-s$s"
 done

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Capture what the layering rebuild (issue 41) must leave byte-identical: `paths` and `zoo`
+# outputs (text, JSON, CSV, DOT, DAGs), and, for the record of one machine, a short training
+# run's checkpoint and metrics. Writes DIR (default tests/baseline). `tests/baseline.rs`
+# compares the text outputs with a fresh run in CI; the training hashes are compared by hand
+# (`scripts/capture-outputs.sh /tmp/now && diff -r tests/baseline /tmp/now`), since their bits
+# follow the CPU's instruction set.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dir=${1:-tests/baseline}
+mkdir -p "$dir"
+bin=${BIN:-target/release}
+cargo build --release --bins >/dev/null 2>&1 || cargo build --release --bins
+"$bin/paths" --depth 16 > "$dir/paths-16.txt"
+"$bin/paths" --depth 100 --format json > "$dir/paths-100.json"
+"$bin/paths" --depth 40 --base 3 --offsets 1,2,3,5,8 --format csv > "$dir/paths-40-custom.csv"
+"$bin/paths" --depth 12 --format dot > "$dir/paths-12.dot"
+"$bin/paths" --random ws:k=4,p=0.25 --nodes 40 --seed 3 --format json > "$dir/paths-ws.json"
+"$bin/zoo" > "$dir/zoo.txt"
+"$bin/zoo" --format json > "$dir/zoo.json"
+for m in sparsenet-40-24 densenet-bc-100-12 resnet-50 fractalnet-21 wrn-16-8; do
+  "$bin/zoo" --model "$m" --dag > "$dir/zoo-dag-$m.txt"
+done
+"$bin/zoo" --random ba:m=2 --nodes 12 --seed 3 --dag > "$dir/zoo-dag-ba.txt"
+"$bin/zoo" --family sparse --depth 22 --growth 12 --aggregate mixed --dag > "$dir/zoo-dag-mixed.txt"
+# One machine's training bits: 1 epoch of 20 steps on the embedded subset, 2 threads.
+run=$(mktemp -d)
+"$bin/train" --family sparse --depth 10 --growth 4 --epochs 1 --max-steps 20 --max-test 200 \
+  --data embedded --threads 2 --seed 7 --quiet --out "$run" >/dev/null
+{
+  echo "# $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(date -u +%F), $(git rev-parse --short HEAD)"
+  (cd "$run" && sha256sum last.safetensors best.safetensors)
+  sed 's/"seconds":[0-9.e+-]*//; s/"images_per_sec":[0-9.e+-]*//' "$run/metrics.jsonl"
+} > "$dir/training.machine.txt"
+rm -rf "$run"
+echo "captured into $dir"
