@@ -2,6 +2,7 @@
 //! one set of helpers (`common`) for scratch folders, the embedded data and running the
 //! binaries. Run one module with `cargo test --test tests <module>::`.
 
+mod baseline;
 mod common;
 
 mod dag_cli;
