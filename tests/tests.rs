@@ -18,6 +18,7 @@ mod hostile_sweep;
 mod injection;
 mod kill_resume;
 mod memory_estimate;
+mod one_program;
 mod paths_cli;
 mod prune_cli;
 mod run_folders;

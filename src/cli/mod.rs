@@ -1,6 +1,7 @@
 //! The command-line front ends. Each binary in `src/bin/` only parses its arguments and calls
 //! `run` here, so the commands can be driven from tests and notebooks too.
 
+pub mod app;
 pub mod args;
 pub mod dist_check;
 pub mod export;
