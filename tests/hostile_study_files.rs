@@ -43,12 +43,6 @@ fn study_within(dir: &Path, args: &[&str]) -> (i32, String) {
     }
 }
 
-fn fifo(path: &Path) {
-    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
-    // SAFETY: a valid NUL-terminated path; mkfifo reads it and touches nothing else.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-}
-
 fn refused(code: i32, err: &str, says: &str) {
     assert_eq!(code, 2, "{err}");
     assert!(
@@ -62,14 +56,14 @@ fn results_files_that_hang_flood_or_lie_are_refused() {
     let dir = fresh_dir("results");
     let rows = std::fs::read_to_string(RUNG0).unwrap();
     // A FIFO and /dev/zero as the results file.
-    fifo(&dir.join("fifo.jsonl"));
+    crate::common::mkfifo(&dir.join("fifo.jsonl"));
     let (code, err) = study_within(&dir, &["correlate", "fifo.jsonl", "--out", "o"]);
     refused(code, &err, "not a regular file");
     let (code, err) = study_within(&dir, &["correlate", "/dev/zero", "--out", "o"]);
     refused(code, &err, "not a regular file");
     // A FIFO as a study folder's results.jsonl.
     std::fs::create_dir_all(dir.join("study")).unwrap();
-    fifo(&dir.join("study/results.jsonl"));
+    crate::common::mkfifo(&dir.join("study/results.jsonl"));
     let (code, err) = study_within(&dir, &["correlate", "study", "--out", "o"]);
     refused(code, &err, "not a regular file");
     // Values no run produces: a metric of 1.7e308, an accuracy of 2, a number past f64.
@@ -175,7 +169,7 @@ fn study_folders_with_fifos_for_records_are_refused() {
     ] {
         let saved = std::fs::read(&file).unwrap();
         std::fs::remove_file(&file).unwrap();
-        fifo(&file);
+        crate::common::mkfifo(&file);
         let (code, err) = run(cmd);
         refused(code, &err, "not a regular file");
         std::fs::remove_file(&file).unwrap();

@@ -224,24 +224,6 @@ fn export_never_writes_over_a_runs_files() {
 
 const STUDY: &str = env!("CARGO_BIN_EXE_study");
 
-/// A stand-in `sbatch` that records its arguments, one call a line, and answers with a job id.
-fn stand_in_sbatch(dir: &Path) -> PathBuf {
-    let bin = dir.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let s = bin.join("sbatch");
-    let log = dir.join("sbatch.log");
-    std::fs::write(
-        &s,
-        format!(
-            "#!/bin/bash\nprintf '%s token=%s\\n' \"$*\" \"${{#SPARSENET_DIST_TOKEN}}\" >> '{}'\necho 77\n",
-            log.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&s, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    bin
-}
-
 #[test]
 fn slurm_fields_that_are_not_slurm_words_are_refused() {
     let dir = fresh_dir("slurm-fields");
@@ -366,7 +348,7 @@ fn slurm_scripts_carry_hostile_study_arguments_as_data() {
         out.join("runs").is_dir(),
         "shard 0 did not train into the hostile folder"
     );
-    let bin = stand_in_sbatch(&dir);
+    let bin = crate::common::stand_in_sbatch(&dir);
     let path = format!(
         "{}:{}",
         bin.display(),

@@ -108,3 +108,33 @@ pub fn ort_python() -> Option<String> {
             .unwrap_or(false)
     })
 }
+
+/// Make a FIFO at `path` (a reader of it blocks until a writer comes: the file that hangs a
+/// careless reader).
+pub fn mkfifo(path: &Path) {
+    let made = Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success(), "mkfifo {}", path.display());
+}
+
+/// A stand-in `sbatch` in `dir/bin`: it appends its arguments to `dir/sbatch.log`, one call a
+/// line, followed by ` token=N` (the length of the `SPARSENET_DIST_TOKEN` it was given), and
+/// answers with job id 4242, then 4243. Returns the folder to put first on `PATH`.
+pub fn stand_in_sbatch(dir: &Path) -> PathBuf {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let s = bin.join("sbatch");
+    let log = dir.join("sbatch.log");
+    std::fs::write(
+        &s,
+        format!(
+            "#!/bin/bash\nprintf '%s token=%s\\n' \"$*\" \"${{#SPARSENET_DIST_TOKEN}}\" >> '{log}'\nif [ $(wc -l < '{log}') -eq 1 ]; then echo 4242; else echo 4243; fi\n",
+            log = log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&s, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    bin
+}
