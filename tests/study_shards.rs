@@ -4,7 +4,7 @@
 //! with the Slurm variables set by hand and submits the array and the merge job.
 
 use crate::common::{run, subset, tmp};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
