@@ -109,6 +109,41 @@ fn exported_modules_hold_hostile_names_as_data() {
             "SPARSENET_REQUIRE_TORCH is set but no Python imports torch"
         );
     }
+    // The ONNX export carries the same names as metadata: data that onnxruntime loads and
+    // checks like any other model.
+    let o = Command::new(env!("CARGO_BIN_EXE_export"))
+        .current_dir(&work)
+        .arg("--checkpoint")
+        .arg(&ckpt)
+        .args(["--format", "onnx", "--out", "net.onnx", "--sample", "4"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    if let Some(py) = crate::common::ort_python() {
+        let check = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/check-onnx.py");
+        let o = Command::new(&py)
+            .current_dir(&work)
+            .arg(&check)
+            .args(["net.onnx", "net.sample.safetensors"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let meta = Command::new(&py)
+            .current_dir(&work)
+            .args([
+                "-c",
+                "import onnxruntime as o; print(o.InferenceSession('net.onnx').get_modelmeta().description)",
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&meta.stdout);
+        assert!(text.contains(HOSTILE), "{text}");
+    } else {
+        assert!(
+            std::env::var_os("SPARSENET_REQUIRE_ORT").is_none(),
+            "SPARSENET_REQUIRE_ORT is set but no Python imports onnxruntime"
+        );
+    }
     assert!(!work.join("PWNED").exists() && !dir.join("PWNED").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
