@@ -152,8 +152,11 @@ if want dp; then
   if [ "$gpus" -gt 1 ]; then
     stage dp-two 120 "$G/train" --device cuda --gpus 2 "${small[@]}" --epochs 1 --out "$d/dp2"
     ranks() {
+      # The group's secret (the store authenticates every rank with it).
+      local token
+      token=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
       for r in 0 1; do
-        RANK=$r WORLD_SIZE=2 LOCAL_RANK=$r MASTER_ADDR=127.0.0.1 MASTER_PORT=29517 \
+        SPARSENET_DIST_TOKEN=$token RANK=$r WORLD_SIZE=2 LOCAL_RANK=$r MASTER_ADDR=127.0.0.1 MASTER_PORT=29517 \
           "$G/train" --device cuda "${small[@]}" --epochs 1 --dist-timeout 60 --out "$d/ranks" &
       done
       wait -n && wait -n && cmp "$d/ranks/last.safetensors" "$d/dp2/last.safetensors" \
