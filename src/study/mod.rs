@@ -12,6 +12,7 @@ pub mod graph_metrics;
 pub mod lesion;
 pub mod prune;
 pub mod search;
+pub mod stats;
 pub mod weights;
 
 use crate::train::checkpoint;
