@@ -21,10 +21,14 @@ under the launcher you will train with:
 
 Variables: RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT (default 29500), as torchrun
 exports them; else, under srun, SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID and the first host of
-SLURM_STEP_NODELIST. Each rank prints one line. Exit status: 0 when every rank holds the same id,
-1 when the group failed (a rank missing past --timeout, a rank that died), 2 for bad variables
-(also ranks that disagree on the world size, or one rank given twice), 3 when rank 0 cannot
-listen (the port is in use).";
+SLURM_STEP_NODELIST. SPARSENET_DIST_TOKEN, the same secret on every rank (at least 16
+characters, e.g. `export SPARSENET_DIST_TOKEN=$(openssl rand -hex 32)`), makes every rank and
+rank 0's store prove to each other that they hold it before anything else; without it the group
+forms unauthenticated and rank 0 says so. Each rank prints one line. Exit status: 0 when every
+rank holds the same id, 1 when the group failed (a rank missing past --timeout, a rank that
+died), 2 for bad variables (also ranks that disagree on the world size or the token, one rank
+given twice, a MASTER_ADDR that does not resolve or is not rank 0's machine), 3 when rank 0
+cannot listen (the port is in use).";
 
 /// Arguments of `dist-check`.
 #[derive(Parser, Debug)]
