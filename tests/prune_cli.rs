@@ -14,6 +14,29 @@ fn study(args: &[&str]) -> (i32, String, String) {
     run(env!("CARGO_BIN_EXE_study"), args)
 }
 
+/// A LeNet-300-100 trained for `steps` steps on the embedded subset into the scratch folder
+/// `name`, evaluated on `max_test` images: its `last.safetensors`.
+fn trained_lenet(name: &str, steps: &str, max_test: &str) -> std::path::PathBuf {
+    let base = tmp(name);
+    let (code, _, err) = train(&[
+        "--model",
+        "lenet-300-100",
+        "--epochs",
+        "1",
+        "--max-steps",
+        steps,
+        "--max-test",
+        max_test,
+        "--data-dir",
+        &subset(),
+        "--quiet",
+        "--out",
+        base.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    base.join("last.safetensors")
+}
+
 /// Every f32 tensor of a safetensors file by name.
 fn tensors(path: &Path) -> HashMap<String, Vec<f32>> {
     let bytes = std::fs::read(path).unwrap();
@@ -57,24 +80,7 @@ fn pruned_and_nonzero(
 #[test]
 fn lenet_300_100_pruned_4x_keeps_its_pruned_weights_at_zero() {
     let data = subset();
-    let base = tmp("prune-base");
-    let (code, _, err) = train(&[
-        "--model",
-        "lenet-300-100",
-        "--epochs",
-        "1",
-        "--max-steps",
-        "30",
-        "--max-test",
-        "200",
-        "--data-dir",
-        &data,
-        "--quiet",
-        "--out",
-        base.to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{err}");
-    let ckpt = base.join("last.safetensors");
+    let ckpt = trained_lenet("prune-base", "30", "200");
     let out = tmp("prune-out");
     let (code, stdout, err) = study(&[
         "prune",
@@ -341,25 +347,7 @@ fn lenet_300_100_pruned_4x_keeps_its_pruned_weights_at_zero() {
 
 #[test]
 fn bad_prune_requests_are_one_line_errors_and_write_nothing() {
-    let data = subset();
-    let base = tmp("prune-bad-base");
-    let (code, _, err) = train(&[
-        "--model",
-        "lenet-300-100",
-        "--epochs",
-        "1",
-        "--max-steps",
-        "2",
-        "--max-test",
-        "20",
-        "--data-dir",
-        &data,
-        "--quiet",
-        "--out",
-        base.to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{err}");
-    let ckpt = base.join("last.safetensors");
+    let ckpt = trained_lenet("prune-bad-base", "2", "20");
     let c = ckpt.to_str().unwrap();
     let out = tmp("prune-bad-out");
     let o = out.to_str().unwrap();
@@ -524,25 +512,7 @@ fn a_densenet_pruned_to_a_sparsenets_count_has_exactly_its_parameters() {
 /// anything is written.
 #[test]
 fn a_prune_folder_holds_one_request() {
-    let data = subset();
-    let base = tmp("prune-request-base");
-    let (code, _, err) = train(&[
-        "--model",
-        "lenet-300-100",
-        "--epochs",
-        "1",
-        "--max-steps",
-        "5",
-        "--max-test",
-        "50",
-        "--data-dir",
-        &data,
-        "--quiet",
-        "--out",
-        base.to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{err}");
-    let ckpt = base.join("last.safetensors");
+    let ckpt = trained_lenet("prune-request-base", "5", "50");
     let out = tmp("prune-request-out");
     let prune = |extra: &[&str]| {
         let mut a = vec![
