@@ -129,30 +129,28 @@ fn on_stdout(buffered: bool, run: impl FnOnce(&mut dyn Write) -> ExitCode) -> Ex
 
 /// Run the command: its exit status ([`crate::error`]).
 pub fn exec(cmd: &Command) -> ExitCode {
+    if !matches!(
+        cmd,
+        Command::Paths(_) | Command::Zoo(_) | Command::DistCheck(_)
+    ) {
+        // The training commands keep freed memory for reuse (see `alloc`).
+        crate::alloc::retain_freed_memory();
+    }
     match cmd {
         Command::Paths(a) => on_stdout(true, |w| paths::run(a, w)),
         Command::Zoo(a) => on_stdout(true, |w| zoo::run(a, w)),
         Command::DistCheck(a) => dist_check::run(a),
-        heavy => {
-            // The training commands keep freed memory for reuse (see `alloc`).
-            crate::alloc::retain_freed_memory();
-            match heavy {
-                Command::Train(a) => on_stdout(false, |w| train::run_train(a, w)),
-                Command::Evaluate(a) => on_stdout(false, |w| train::run_evaluate(a, w)),
-                Command::Export(a) => on_stdout(false, |w| export::run_export(a, w)),
-                Command::Study(a) => {
-                    let mut out = std::io::stdout();
-                    let code = study::run_study(a, &mut out);
-                    let flushed = out.flush();
-                    ExitCode::from(finish_output(code, flushed))
-                }
-                #[cfg(feature = "cuda")]
-                Command::GpuCheck(a) => on_stdout(false, |w| super::gpu_check::run(a, w)),
-                Command::Paths(_) | Command::Zoo(_) | Command::DistCheck(_) => {
-                    unreachable!("matched above")
-                }
-            }
+        Command::Train(a) => on_stdout(false, |w| train::run_train(a, w)),
+        Command::Evaluate(a) => on_stdout(false, |w| train::run_evaluate(a, w)),
+        Command::Export(a) => on_stdout(false, |w| export::run_export(a, w)),
+        Command::Study(a) => {
+            let mut out = std::io::stdout();
+            let code = study::run_study(a, &mut out);
+            let flushed = out.flush();
+            ExitCode::from(finish_output(code, flushed))
         }
+        #[cfg(feature = "cuda")]
+        Command::GpuCheck(a) => on_stdout(false, |w| super::gpu_check::run(a, w)),
     }
 }
 

@@ -130,8 +130,11 @@ const PRUNE_LOCK: &str = ".prune.lock";
 /// 16 hex digits of a SHA-256, as a study's grid hash.
 fn request(o: &PruneOptions) -> Result<serde_json::Value> {
     use sha2::Digest;
-    let bytes = std::fs::read(&o.checkpoint)
-        .with_context(|| format!("cannot read {}", o.checkpoint.display()))?;
+    let bytes = crate::io::read_regular(
+        &o.checkpoint,
+        "checkpoint",
+        checkpoint::MAX_CHECKPOINT_BYTES,
+    )?;
     let options = serde_json::json!({
         "checkpoint_sha256": crate::dist::store::hex(&sha2::Sha256::digest(&bytes)),
         "rule": o.rule,
