@@ -26,6 +26,24 @@ for m in sparsenet-40-24 densenet-bc-100-12 resnet-50 fractalnet-21 wrn-16-8; do
 done
 "$bin/zoo" --random ba:m=2 --nodes 12 --seed 3 --dag > "$dir/zoo-dag-ba.txt"
 "$bin/zoo" --family sparse --depth 22 --aggregate mixed --mix 6,6 --dag > "$dir/zoo-dag-mixed.txt"
+# Study identities, which a study folder written before a change must keep to resume after it:
+# each study's grid hash and each run's id (the training itself is 2 steps; its bits are not kept).
+for recipe in "" "--optimizer adam --schedule cosine --lr 0.05 --batch-size 32 --weight-decay 0.0002"; do
+  st=$(mktemp -d)
+  printf '%s\n' "--family sparse --depth 10 --growth 4" "--family dense --depth 10 --growth 3 --bc" \
+    "--random ws:k=4,p=0.5 --nodes 6 --dag-seed 2 --growth 4" > "$st/grid.txt"
+  # shellcheck disable=SC2086 # the recipe is words
+  "$bin/study" efficiency --grid "$st/grid.txt" --seeds 3 --epochs 1 --max-steps 2 --max-test 20 \
+    --data embedded --threads 1 $recipe --out "$st/s" >/dev/null
+  {
+    echo "# study efficiency $recipe"
+    grep -o '"grid_hash": *"[0-9a-f]*"' "$st/s/study.json"
+    for m in "$st"/s/runs/*/metrics.jsonl; do
+      echo "$(basename "$(dirname "$m")") $(grep -o '"run":"[0-9a-f]*"' "$m" | head -1)"
+    done
+  }
+  rm -rf "$st"
+done > "$dir/study-ids.txt"
 # One machine's training bits: 1 epoch of 20 steps on the embedded subset, 2 threads.
 [ -n "${SKIP_TRAINING:-}" ] && { echo "captured into $dir (no training)"; exit 0; }
 run=$(mktemp -d)

@@ -37,6 +37,6 @@ fn paths_and_zoo_outputs_match_the_captured_baseline() {
         );
         compared += 1;
     }
-    assert_eq!(compared, 14, "the baseline's files");
+    assert_eq!(compared, 15, "the baseline's files");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -910,6 +910,19 @@ mod tests {
         assert!((m - 2.5).abs() < 1e-12 && (s - (5.0f64 / 3.0).sqrt()).abs() < 1e-12);
     }
 
+    /// A study folder written by an earlier build (issue 42's first converged study, kept in
+    /// the repository) still has its hash: the recipe reads back and serialises as it did, so
+    /// the folder resumes under this build.
+    #[test]
+    fn a_recorded_study_keeps_its_grid_hash() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("notebooks/figures/converged/study/c77-s1/study.json");
+        let rec: StudyRecord =
+            serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+        assert_eq!(rec.grid_hash, "70c779a721d39865");
+        assert_eq!(grid_hash(&rec.grid, &rec.seeds, &rec.recipe), rec.grid_hash);
+    }
+
     #[test]
     fn run_dirs_are_safe_names() {
         let d = run_dir(Path::new("o"), "sparsenet-22-12 [offsets 1,2]", 3);
