@@ -2,10 +2,10 @@
 //! for every network of a built-in grid, the time to build its DAG and compute every block's
 //! metrics (`study::graph_metrics`), the median of 5 repeats. A row costs this once, beside a
 //! run of minutes. Usage: `cargo bench --bench graph_metrics -- [quick|paper-cifar]` (one line
-//! per network, then the total), or `-- draw` (the time `study search` spends drawing and
+//! per network, then the total), or `-- draw` (the time `sparsenet study search` spends drawing and
 //! filtering 24 candidates of each space at 77 000 parameters, the analysis included).
 
-use sparsenet::cli::grid::{preset, Preset};
+use sparsenet::study::grid::{preset, Preset};
 use sparsenet::study::graph_metrics::graph_metrics;
 use std::time::Instant;
 

@@ -10,13 +10,13 @@ runs=${1:-7}
 threads=${2:-2}
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), flags: $(grep -m1 '^flags' /proc/cpuinfo | grep -o 'avx[0-9a-z_]*\|fma\|amx[a-z_]*' | sort -u | xargs), $(date -u +%Y-%m-%d)"
 py=${PYTHON:-python3}
-cargo build --release --bench infer_latency --bin zoo >/dev/null 2>&1
+cargo build --release --bench infer_latency --bin sparsenet >/dev/null 2>&1
 bin=$(ls -t target/release/deps/infer_latency-* | grep -v '\.d$' | head -1)
 out=$(mktemp)
 for m in densenet-121 sparsenet-121-32 densenet-169 sparsenet-169-32 densenet-201 sparsenet-201-32; do
   "$bin" "$m" "$runs" "$threads" | tee -a "$out"
   if "$py" -c "import torch" 2>/dev/null; then
-    ./target/release/zoo --model "$m" --dag > "$out.dag"
+    ./target/release/sparsenet zoo --model "$m" --dag > "$out.dag"
     "$py" benches/torch_peer.py "$out.dag" --latency "$runs" --threads "$threads" --name "$m" | tee -a "$out"
   fi
 done

@@ -1,7 +1,7 @@
 """PyTorch peer of `benches/train_step.rs`: the same network, built from the same DAG.
 
-Reads the JSON of `zoo --model NAME --dag` (so the architecture is not written twice), builds
-it as torch modules with the interpreter `export` ships (src/export/module.py), and times training steps (forward, cross-entropy, backward, SGD with
+Reads the JSON of `sparsenet zoo --model NAME --dag` (so the architecture is not written twice), builds
+it as torch modules with the interpreter `sparsenet export` ships (src/export/module.py), and times training steps (forward, cross-entropy, backward, SGD with
 Nesterov momentum 0.9, weight decay 1e-4) on random 32x32x3 batches. Prints one JSON line.
 
 usage: python3 benches/torch_peer.py DAG.json --batch 64 --steps 10 --threads 2
@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 
-# The network is built by the interpreter `export --format pytorch` ships (src/export/module.py,
+# The network is built by the interpreter `sparsenet export --format pytorch` ships (src/export/module.py,
 # whose template imports as a module): one description of our DAG in torch, for the peer, the
 # parity test and the export alike.
 _spec = importlib.util.spec_from_file_location(

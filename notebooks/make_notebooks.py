@@ -192,7 +192,7 @@ assert!(sparse.best.unwrap().0 > 0.5 && dense.best.unwrap().0 > 0.5, "both learn
 # Experiments on trained networks: efficiency, connection usage, lesions
 
 The three `study` experiments through the library. With `SPARSENET_STUDY` set to a finished
-study's folder (e.g. `runs/study-quick` after `study efficiency --preset quick`), the notebook
+study's folder (e.g. `runs/study-quick` after `sparsenet study efficiency --preset quick`), the notebook
 reads it and trains nothing. Otherwise it runs the quick preset at smoke size — one seed,
 2 epochs of 4 steps, 100 test images — so the figures below then show the pipeline working, not
 the paper's claims: the README shows the figures of a full quick-preset run."""),
@@ -200,7 +200,7 @@ the paper's claims: the README shows the figures of a full quick-preset run.""")
         code(SHOW),
         code("""
 use sparsenet::study::{self, efficiency, lesion};
-use sparsenet::cli::grid;
+use sparsenet::study::grid;
 use sparsenet::optim::{Config, Optimizer, Schedule};
 use sparsenet::train::TrainOptions;
 let finished = std::env::var_os("SPARSENET_STUDY").map(std::path::PathBuf::from);

@@ -19,13 +19,13 @@ bin=${BIN:-target/release}
 "$bin/paths" --depth 40 --base 3 --offsets 1,2,3,5,8 --format csv > "$dir/paths-40-custom.csv"
 "$bin/paths" --depth 12 --format dot > "$dir/paths-12.dot"
 "$bin/paths" --random ws:k=4,p=0.25 --nodes 40 --seed 3 --format json > "$dir/paths-ws.json"
-"$bin/zoo" > "$dir/zoo.txt"
-"$bin/zoo" --format json > "$dir/zoo.json"
+"$bin/sparsenet" zoo > "$dir/zoo.txt"
+"$bin/sparsenet" zoo --format json > "$dir/zoo.json"
 for m in sparsenet-40-24 densenet-bc-100-12 resnet-50 fractalnet-21 wrn-16-8; do
-  "$bin/zoo" --model "$m" --dag > "$dir/zoo-dag-$m.txt"
+  "$bin/sparsenet" zoo --model "$m" --dag > "$dir/zoo-dag-$m.txt"
 done
-"$bin/zoo" --random ba:m=2 --nodes 12 --seed 3 --dag > "$dir/zoo-dag-ba.txt"
-"$bin/zoo" --family sparse --depth 22 --aggregate mixed --mix 6,6 --dag > "$dir/zoo-dag-mixed.txt"
+"$bin/sparsenet" zoo --random ba:m=2 --nodes 12 --seed 3 --dag > "$dir/zoo-dag-ba.txt"
+"$bin/sparsenet" zoo --family sparse --depth 22 --aggregate mixed --mix 6,6 --dag > "$dir/zoo-dag-mixed.txt"
 # Study identities, which a study folder written before a change must keep to resume after it:
 # each study's grid hash and each run's id (the training itself is 2 steps; its bits are not kept).
 for recipe in "" "--optimizer adam --schedule cosine --lr 0.05 --batch-size 32 --weight-decay 0.0002"; do
@@ -33,7 +33,7 @@ for recipe in "" "--optimizer adam --schedule cosine --lr 0.05 --batch-size 32 -
   printf '%s\n' "--family sparse --depth 10 --growth 4" "--family dense --depth 10 --growth 3 --bc" \
     "--random ws:k=4,p=0.5 --nodes 6 --dag-seed 2 --growth 4" > "$st/grid.txt"
   # shellcheck disable=SC2086 # the recipe is words
-  "$bin/study" efficiency --grid "$st/grid.txt" --seeds 3 --epochs 1 --max-steps 2 --max-test 20 \
+  "$bin/sparsenet" study efficiency --grid "$st/grid.txt" --seeds 3 --epochs 1 --max-steps 2 --max-test 20 \
     --data embedded --threads 1 $recipe --out "$st/s" >/dev/null
   {
     echo "# study efficiency $recipe"
@@ -47,7 +47,7 @@ done > "$dir/study-ids.txt"
 # One machine's training bits: 1 epoch of 20 steps on the embedded subset, 2 threads.
 [ -n "${SKIP_TRAINING:-}" ] && { echo "captured into $dir (no training)"; exit 0; }
 run=$(mktemp -d)
-"$bin/train" --family sparse --depth 10 --growth 4 --epochs 1 --max-steps 20 --max-test 200 \
+"$bin/sparsenet" train --family sparse --depth 10 --growth 4 --epochs 1 --max-steps 20 --max-test 200 \
   --data embedded --threads 2 --seed 7 --quiet --out "$run" >/dev/null
 {
   echo "# $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(date -u +%F), $(git rev-parse --short HEAD)"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU check, run ON the GPU machine (which has the NVIDIA driver, Python with PyTorch and
 # CUDA 13 wheels, but no Rust). Everything it needs travels in .gpu/ (see scripts/gpu-prepare.sh):
-# the `gpu-check`, `train` and `study` binaries built with the `cuda` feature (they load cuBLAS,
+# the `sparsenet` program (`gpu-check`, `train`, `study`) built with the `cuda` feature (they load cuBLAS,
 # NVRTC, cuDNN and NCCL at run time from PyTorch's wheels), the DAG exports of the benchmarked
 # models, and the Fashion-MNIST files.
 #
@@ -72,9 +72,9 @@ stage() { # name limit command...
 }
 
 tf32_flag=both; [ "$TF32" = "off" ] && tf32_flag=off; [ "$TF32" = "on" ] && tf32_flag=on
-want libs && stage libs 20 "$G/gpu-check" --libs
-want check && stage check 150 "$G/gpu-check" --conv both --json "$OUT/check.json"
-want profile && SPARSENET_PROFILE=1 stage profile 60 "$G/gpu-check" --skip-ops --skip-networks \
+want libs && stage libs 20 "$G/sparsenet" gpu-check --libs
+want check && stage check 150 "$G/sparsenet" gpu-check --conv both --json "$OUT/check.json"
+want profile && SPARSENET_PROFILE=1 stage profile 60 "$G/sparsenet" gpu-check --skip-ops --skip-networks \
   --bench sparsenet-40-24,densenet-40-12 --batch 64 --tf32 off --steps 5
 # Batches per model: a list of numbers or `max`. Batch 64 is timed over 10 steps after 3
 # warm-up steps; larger ones over 3 after 1 (each step takes seconds).
@@ -88,7 +88,7 @@ bench_ours() {
     bs=$DENSE_BATCHES; [[ $model == sparse* ]] && bs=$SPARSE_BATCHES
     for b in $(echo "$bs" | tr , ' '); do
       steps=10; warm=3; [ "$b" = 64 ] || { steps=3; warm=1; }
-      .gpu/gpu-check --skip-ops --skip-networks --bench "$model" --batch "$b" --tf32 "$tf32_flag" \
+      .gpu/sparsenet gpu-check --skip-ops --skip-networks --bench "$model" --batch "$b" --tf32 "$tf32_flag" \
         --conv "$CONV" --steps $steps --warmup $warm || return 1
     done
   done
@@ -110,7 +110,7 @@ export -f bench_ours bench_peer
 want bench && stage bench 150 bash -c bench_ours
 want pytorch && stage pytorch 150 bash -c bench_peer
 latency_both() {
-  .gpu/gpu-check --skip-ops --skip-networks --latency densenet-121,sparsenet-121-32 --steps 20 \
+  .gpu/sparsenet gpu-check --skip-ops --skip-networks --latency densenet-121,sparsenet-121-32 --steps 20 \
     --tf32 "$tf32_flag" --conv "$CONV" || return 1
   for m in densenet-121 sparsenet-121-32; do
     for tf32 in $TF32; do
@@ -127,37 +127,37 @@ export SMALL="--data-dir $SUB --model sparsenet-40-24 --batch-size 64 --lr 0.1 -
 small=($SMALL)
 resume_check() { # dir: the same 2-epoch run whole, stopped and resumed on the GPU, and on the CPU
   set -e
-  "$G/train" --device cuda $SMALL --epochs 2 --out "$1/whole"
-  "$G/train" --device cuda $SMALL --epochs 2 --stop-after 1 --out "$1/gpu"
+  "$G/sparsenet" train --device cuda $SMALL --epochs 2 --out "$1/whole"
+  "$G/sparsenet" train --device cuda $SMALL --epochs 2 --stop-after 1 --out "$1/gpu"
   cp -r "$1/gpu" "$1/cpu"
-  "$G/train" --device cuda $SMALL --epochs 2 --resume --out "$1/gpu"
-  "$G/train" --device cpu $SMALL --epochs 2 --resume --out "$1/cpu"
+  "$G/sparsenet" train --device cuda $SMALL --epochs 2 --resume --out "$1/gpu"
+  "$G/sparsenet" train --device cpu $SMALL --epochs 2 --resume --out "$1/cpu"
   for d in whole gpu cpu; do echo "$d: $(tail -n 1 "$1/$d/metrics.jsonl")"; done
 }
 export -f resume_check
 want resume && stage resume 240 bash -c 'resume_check "$0"' "$(mktemp -d)"
-want adam && stage adam 120 "$G/train" --device cuda "${small[@]}" --optimizer adam --lr 0.001 \
+want adam && stage adam 120 "$G/sparsenet" train --device cuda "${small[@]}" --optimizer adam --lr 0.001 \
   --epochs 2 --out "$(mktemp -d)/adam"
-want study && stage study 240 "$G/study" efficiency --preset quick --seeds 1 --epochs 2 \
+want study && stage study 240 "$G/sparsenet" study efficiency --preset quick --seeds 1 --epochs 2 \
   --data-dir "$SUB" --device cuda --jobs 3 --out "$(mktemp -d)/study"
 if want dp; then
   gpus=$(nvidia-smi --query-gpu=name --format=csv,noheader | wc -l)
   d=$(mktemp -d)
-  stage dp-one 120 "$G/train" --device cuda --gpus 1 "${small[@]}" --epochs 1 --out "$d/dp1"
-  stage dp-ref 120 "$G/train" --device cuda "${small[@]}" --epochs 1 --out "$d/ref"
+  stage dp-one 120 "$G/sparsenet" train --device cuda --gpus 1 "${small[@]}" --epochs 1 --out "$d/dp1"
+  stage dp-ref 120 "$G/sparsenet" train --device cuda "${small[@]}" --epochs 1 --out "$d/ref"
   echo "dp world size 1: $(tail -n 1 "$d/dp1/metrics.jsonl")" | tee -a "$OUT/summary.txt"
   echo "single GPU:      $(tail -n 1 "$d/ref/metrics.jsonl")" | tee -a "$OUT/summary.txt"
-  [ "$gpus" -gt 1 ] && stage dp-all 180 "$G/train" --device cuda --gpus "$gpus" "${small[@]}" \
+  [ "$gpus" -gt 1 ] && stage dp-all 180 "$G/sparsenet" train --device cuda --gpus "$gpus" "${small[@]}" \
     --epochs 1 --out "$d/dpN"
   if [ "$gpus" -gt 1 ]; then
-    stage dp-two 120 "$G/train" --device cuda --gpus 2 "${small[@]}" --epochs 1 --out "$d/dp2"
+    stage dp-two 120 "$G/sparsenet" train --device cuda --gpus 2 "${small[@]}" --epochs 1 --out "$d/dp2"
     ranks() {
       # The group's secret (the store authenticates every rank with it).
       local token
       token=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
       for r in 0 1; do
         SPARSENET_DIST_TOKEN=$token RANK=$r WORLD_SIZE=2 LOCAL_RANK=$r MASTER_ADDR=127.0.0.1 MASTER_PORT=29517 \
-          "$G/train" --device cuda "${small[@]}" --epochs 1 --dist-timeout 60 --out "$d/ranks" &
+          "$G/sparsenet" train --device cuda "${small[@]}" --epochs 1 --dist-timeout 60 --out "$d/ranks" &
       done
       wait -n && wait -n && cmp "$d/ranks/last.safetensors" "$d/dp2/last.safetensors" \
         && echo "2 processes = --gpus 2, bit for bit"
@@ -168,7 +168,7 @@ if want dp; then
 fi
 if want train; then
   run=$(mktemp -d)
-  stage train 120 "$G/train" --device cuda --data-dir "$G/fashion-mnist" --model sparsenet-40-24 \
+  stage train 120 "$G/sparsenet" train --device cuda --data-dir "$G/fashion-mnist" --model sparsenet-40-24 \
     --epochs "${EPOCHS:-3}" --batch-size 128 --lr 0.1 --schedule cosine --quiet --out "$run"
   cp "$run/metrics.jsonl" "$OUT/" 2>/dev/null
 fi

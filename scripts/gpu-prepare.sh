@@ -1,23 +1,20 @@
 #!/usr/bin/env bash
 # Fill .gpu/ (ignored by git) with what scripts/gpu-device.sh needs on the GPU machine: the
-# stripped binaries built with the `cuda` feature (no CUDA needed to build: the libraries load at
+# stripped program built with the `cuda` feature (no CUDA needed to build: the libraries load at
 # run time), the DAGs of the benchmarked models (for the PyTorch peer) and the Fashion-MNIST
 # files. Then, with the device tool:
 #   run  command: scripts/gpu-device.sh $OUT   carry: [".gpu"]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .gpu
-cargo build --release -q --features cuda --bin gpu-check --bin train --bin study
-for b in gpu-check train study; do
-  cp target/release/$b .gpu/$b
-  strip .gpu/$b
-done
-cargo build --release -q --bin zoo
+cargo build --release -q --features cuda --bin sparsenet
+cp target/release/sparsenet .gpu/sparsenet
+strip .gpu/sparsenet
 for m in densenet-121 sparsenet-121-32; do   # batch-1 latency, the paper's 1000-class heads
-  ./target/release/zoo --model $m --dag > .gpu/$m-latency.json
+  ./.gpu/sparsenet zoo --model $m --dag > .gpu/$m-latency.json
 done
 for m in sparsenet-40-24 densenet-40-12 sparsenet-bc-100-24 densenet-bc-100-12; do
-  ./target/release/zoo --model $m --classes 10 --dag > .gpu/$m.json
+  ./.gpu/sparsenet zoo --model $m --classes 10 --dag > .gpu/$m.json
 done
 src=${FASHION_MNIST:-/usr/share/datasets/fashion-mnist}
 if [ -f "$src/train-images-idx3-ubyte.gz" ]; then

@@ -12,6 +12,7 @@
 pub mod alloc;
 pub mod autodiff;
 pub mod backend;
+pub mod choice;
 pub mod cli;
 pub mod cpu;
 pub mod data;
@@ -24,9 +25,11 @@ pub mod io;
 pub mod metrics;
 pub mod model;
 pub mod optim;
+pub mod parse;
 pub mod plot;
 pub mod profile;
 pub mod real;
+pub mod spec;
 pub mod study;
 #[cfg(test)]
 mod testutil;

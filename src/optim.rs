@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Which optimiser.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Optimizer {
     /// SGD with Nesterov momentum (the paper's choice).
@@ -12,6 +12,11 @@ pub enum Optimizer {
     /// Adam (β = 0.9, 0.999; ε = 1e-8, PyTorch's defaults), weight decay added to the gradient.
     Adam,
 }
+
+crate::choice_table!(Optimizer {
+    Sgd => "sgd", "SGD with Nesterov momentum (the paper's choice)",
+    Adam => "adam", "Adam (β = 0.9, 0.999; ε = 1e-8, PyTorch's defaults), weight decay added to the gradient",
+});
 
 /// Adam's fixed coefficients (PyTorch's defaults). Every backend reads them from [`ADAM`].
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -138,7 +143,7 @@ pub fn update(
 }
 
 /// Learning-rate schedules.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Schedule {
     /// The paper's: ÷10 at 50 % and again at 75 % of the epochs.
@@ -148,6 +153,12 @@ pub enum Schedule {
     /// Constant.
     Constant,
 }
+
+crate::choice_table!(Schedule {
+    Step => "step", "The paper's: ÷10 at 50 % and again at 75 % of the epochs",
+    Cosine => "cosine", "Cosine annealing from the base rate to 0 over the epochs",
+    Constant => "constant", "Constant",
+});
 
 /// Learning rate for `epoch` (0-based) of `epochs`.
 pub fn learning_rate(s: Schedule, base: f32, epoch: usize, epochs: usize) -> f32 {

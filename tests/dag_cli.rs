@@ -10,7 +10,7 @@ fn paths_on_dag_files_and_random_blocks() {
     let f = dir.join("diamond.edges");
     std::fs::write(&f, "# diamond\n0 1\n0 2\n1 3\n2 3\n0 3\n").unwrap();
     let (code, out, err) = run(
-        env!("CARGO_BIN_EXE_paths"),
+        "paths",
         &["--dag-file", f.to_str().unwrap(), "--format", "json"],
     );
     assert_eq!(code, 0, "{err}");
@@ -26,12 +26,12 @@ fn paths_on_dag_files_and_random_blocks() {
     // DOT in, the same block.
     let dot = dir.join("diamond.dot");
     let (_, dot_text, _) = run(
-        env!("CARGO_BIN_EXE_paths"),
+        "paths",
         &["--dag-file", f.to_str().unwrap(), "--format", "dot"],
     );
     std::fs::write(&dot, dot_text).unwrap();
     let (code, out2, _) = run(
-        env!("CARGO_BIN_EXE_paths"),
+        "paths",
         &["--dag-file", dot.to_str().unwrap(), "--format", "json"],
     );
     assert_eq!(code, 0);
@@ -39,7 +39,7 @@ fn paths_on_dag_files_and_random_blocks() {
     assert_eq!(v2["analysis"], v["analysis"]);
 
     let (code, out, err) = run(
-        env!("CARGO_BIN_EXE_paths"),
+        "paths",
         &["--random", "ba:m=2", "--nodes", "32", "--seed", "3"],
     );
     assert_eq!(code, 0, "{err}");
@@ -60,7 +60,7 @@ fn paths_on_dag_files_and_random_blocks() {
         (vec!["--random", "ws:k=3,p=0.1"], 2, "even k"),
         (vec!["--random", "zz:p=1"], 2, "unknown random graph"),
     ] {
-        let (code, _, err) = run(env!("CARGO_BIN_EXE_paths"), &args);
+        let (code, _, err) = run("paths", &args);
         assert_eq!(code, status, "{args:?}: {err}");
         assert!(
             err.contains(needle) && err.trim_end().lines().count() == 1,
@@ -70,11 +70,8 @@ fn paths_on_dag_files_and_random_blocks() {
     // The same bad blocks in zoo and train (which build networks from them): the same status.
     let cyc = cyc.to_str().unwrap();
     for (bin, extra) in [
-        (env!("CARGO_BIN_EXE_zoo"), vec![]),
-        (
-            env!("CARGO_BIN_EXE_train"),
-            vec!["--epochs", "1", "--max-steps", "1"],
-        ),
+        ("zoo", vec![]),
+        ("train", vec!["--epochs", "1", "--max-steps", "1"]),
     ] {
         for (file, status, needle) in [(cyc, 2, "cycle"), ("/nonexistent/x.edges", 3, "x.edges")] {
             let mut args = vec!["--dag-file", file];
@@ -97,7 +94,7 @@ fn zoo_and_train_build_dag_networks() {
     std::fs::write(&f, "0 1\n0 2\n1 2\n").unwrap();
     // The count of net's dag_blocks_by_hand: 577 parameters.
     let (code, out, err) = run(
-        env!("CARGO_BIN_EXE_zoo"),
+        "zoo",
         &[
             "--dag-file",
             f.to_str().unwrap(),
@@ -112,21 +109,18 @@ fn zoo_and_train_build_dag_networks() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("\"params\": 577"), "{out}");
     let (code, out, err) = run(
-        env!("CARGO_BIN_EXE_zoo"),
+        "zoo",
         &["--random", "ba:m=2", "--nodes", "32", "--seed", "3"],
     );
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("dag(34 nodes"), "{out}");
-    let (code, _, err) = run(
-        env!("CARGO_BIN_EXE_zoo"),
-        &["--dag-file", f.to_str().unwrap(), "--depth", "13"],
-    );
+    let (code, _, err) = run("zoo", &["--dag-file", f.to_str().unwrap(), "--depth", "13"]);
     assert_eq!(code, 2);
     assert!(err.contains("--depth 10"), "{err}");
 
     let out_dir = dir.join("run");
     let (code, stdout, err) = run(
-        env!("CARGO_BIN_EXE_train"),
+        "train",
         &[
             "--random",
             "ws:k=4,p=0.25",
@@ -172,7 +166,7 @@ fn aggregation_operators_from_the_command_line() {
             "json",
         ];
         all.extend(args.iter().copied());
-        let (code, out, err) = run(env!("CARGO_BIN_EXE_zoo"), &all);
+        let (code, out, err) = run("zoo", &all);
         assert_eq!(code, 0, "{args:?}: {err}");
         assert!(
             out.contains(&format!("\"params\": {params}")),
@@ -223,7 +217,7 @@ fn aggregation_operators_from_the_command_line() {
             "two widths",
         ),
     ] {
-        let (code, _, err) = run(env!("CARGO_BIN_EXE_zoo"), &args);
+        let (code, _, err) = run("zoo", &args);
         assert_eq!(code, 2, "{args:?}: {err}");
         assert!(
             err.contains(needle) && err.trim_end().lines().count() == 1,
@@ -242,10 +236,7 @@ fn a_million_node_chain_answers_at_once() {
     let text: String = (0..999_999).map(|i| format!("{i} {}\n", i + 1)).collect();
     std::fs::write(&f, text).unwrap();
     let t = std::time::Instant::now();
-    let (code, out, err) = run(
-        env!("CARGO_BIN_EXE_paths"),
-        &["--dag-file", f.to_str().unwrap(), "-f", "json"],
-    );
+    let (code, out, err) = run("paths", &["--dag-file", f.to_str().unwrap(), "-f", "json"]);
     assert_eq!(code, 0, "{err}");
     assert!(t.elapsed().as_secs() < 30, "{:?}", t.elapsed());
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -264,16 +255,13 @@ fn a_million_node_chain_answers_at_once() {
     );
     // A small block still gets them, and the table says where they were skipped.
     let (code, out, _) = run(
-        env!("CARGO_BIN_EXE_paths"),
+        "paths",
         &["--random", "ba:m=2", "--nodes", "50", "-f", "json"],
     );
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert!(v["analysis"]["gradient"]["max"].as_u64().unwrap() >= 1);
-    let (_, table, _) = run(
-        env!("CARGO_BIN_EXE_paths"),
-        &["--dag-file", f.to_str().unwrap()],
-    );
+    let (_, table, _) = run("paths", &["--dag-file", f.to_str().unwrap()]);
     assert!(
         table.contains("gradient paths over all pairs: skipped"),
         "{table}"
@@ -290,7 +278,8 @@ fn path_counts_past_their_budget_are_estimated_and_said_so() {
         .arg("-c")
         .arg("ulimit -v 4000000; exec \"$@\"")
         .arg("paths")
-        .arg(env!("CARGO_BIN_EXE_paths"))
+        .arg(crate::common::SPARSENET)
+        .arg("paths")
         .args([
             "--random",
             "ws:k=40,p=0.1",
@@ -316,7 +305,7 @@ fn path_counts_past_their_budget_are_estimated_and_said_so() {
         a["log10_paths"]
     );
     let (code, out, err) = run(
-        env!("CARGO_BIN_EXE_paths"),
+        "paths",
         &["--random", "ws:k=4,p=0.1", "--nodes", "300", "-f", "json"],
     );
     assert_eq!(code, 0, "{err}");

@@ -3,10 +3,12 @@
 //! world size is refused; a rank that dies ends the others within seconds; a port in use and bad
 //! variables are one-line errors with their statuses. `train` refuses a group on the CPU.
 
+use crate::common::sparsenet;
+
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const CHECK: &str = env!("CARGO_BIN_EXE_dist-check");
+const CHECK: &str = "dist-check";
 
 /// A loopback port that was free a moment ago.
 fn free_port() -> u16 {
@@ -23,7 +25,7 @@ const TOKEN: &str = "dist-cli-test-token-0123456789abcdef";
 /// `dist-check` as rank `rank` of `world` (torchrun's variables and the group's token), with
 /// `args`.
 fn rank(rank: usize, world: usize, port: u16, args: &[&str]) -> Command {
-    let mut c = Command::new(CHECK);
+    let mut c = sparsenet(CHECK);
     c.args(args)
         .env_clear()
         .env("SPARSENET_DIST_TOKEN", TOKEN)
@@ -74,7 +76,7 @@ fn every_rank_receives_rank_zeros_id() {
     let port = free_port();
     let outs = all((0..2)
         .map(|r| {
-            let mut c = Command::new(CHECK);
+            let mut c = sparsenet(CHECK);
             c.args(["--timeout", "30"])
                 .env_clear()
                 .env("SLURM_PROCID", r.to_string())
@@ -237,7 +239,7 @@ fn a_port_in_use_and_bad_variables_are_one_line_errors() {
         ),
     ];
     for (vars, want) in cases {
-        let o = Command::new(CHECK)
+        let o = sparsenet(CHECK)
             .env_clear()
             .envs(vars.iter().copied())
             .output()
@@ -279,7 +281,7 @@ fn a_port_in_use_and_bad_variables_are_one_line_errors() {
         &err[..err.len().min(300)]
     );
     // train under a launcher's variables on the CPU: refused before anything runs.
-    let o = Command::new(env!("CARGO_BIN_EXE_train"))
+    let o = sparsenet("train")
         .args(["--family", "res", "--depth", "8", "--epochs", "1"])
         .env_clear()
         .envs([

@@ -2,7 +2,7 @@
 //! failed check or run, 2 bad input, 3 a file that could not be read or written. Every error
 //! is one line on stderr.
 
-use crate::common::{fresh_dir as tmp, status, SUBSET};
+use crate::common::{fresh_dir as tmp, sparsenet, status, SUBSET};
 
 fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
@@ -59,14 +59,8 @@ fn every_command_follows_the_table() {
     ]);
     let corrupt = dir.join("corrupt.safetensors");
     std::fs::write(&corrupt, b"not a checkpoint").unwrap();
-    let (paths, zoo, train, evaluate, study, dist_check) = (
-        env!("CARGO_BIN_EXE_paths"),
-        env!("CARGO_BIN_EXE_zoo"),
-        env!("CARGO_BIN_EXE_train"),
-        env!("CARGO_BIN_EXE_evaluate"),
-        env!("CARGO_BIN_EXE_study"),
-        env!("CARGO_BIN_EXE_dist-check"),
-    );
+    let (paths, zoo, train, evaluate, study, dist_check) =
+        ("paths", "zoo", "train", "evaluate", "study", "dist-check");
     let nowhere = dir.join("nowhere");
     let last = run_dir.join("last.safetensors");
     let cases: Vec<(&str, Vec<&str>, i32)> = vec![
@@ -129,7 +123,7 @@ fn every_command_follows_the_table() {
     assert!(err.contains("--shards <SHARDS>"), "{err}");
     let (_, err) = status(study, &[]);
     assert!(
-        err.contains("Usage: study")
+        err.contains("Usage: sparsenet study")
             && err.trim_end().ends_with("give a subcommand (listed above)"),
         "{err}"
     );
@@ -148,28 +142,19 @@ fn a_failed_stdout_write_is_status_3_in_every_binary() {
     let out = tmp("stdout");
     let out = out.to_str().unwrap();
     let cases: Vec<(&str, Vec<&str>)> = vec![
-        (env!("CARGO_BIN_EXE_zoo"), vec![]),
-        (env!("CARGO_BIN_EXE_zoo"), vec!["--list"]),
+        ("zoo", vec![]),
+        ("zoo", vec!["--list"]),
+        ("zoo", vec!["--model", "sparsenet-40-24", "--dag"]),
+        ("zoo", vec!["--sweep-depth", "-f", "csv"]),
+        ("paths", vec!["--depth", "10"]),
         (
-            env!("CARGO_BIN_EXE_zoo"),
-            vec!["--model", "sparsenet-40-24", "--dag"],
-        ),
-        (
-            env!("CARGO_BIN_EXE_zoo"),
-            vec!["--sweep-depth", "-f", "csv"],
-        ),
-        (env!("CARGO_BIN_EXE_paths"), vec!["--depth", "10"]),
-        (
-            env!("CARGO_BIN_EXE_paths"),
+            "paths",
             vec!["--random", "ba:m=2", "--nodes", "20", "-f", "dot"],
         ),
+        ("paths", vec!["--random", "ba:m=2", "--nodes", "20"]),
+        ("train", vec!["--help"]),
         (
-            env!("CARGO_BIN_EXE_paths"),
-            vec!["--random", "ba:m=2", "--nodes", "20"],
-        ),
-        (env!("CARGO_BIN_EXE_train"), vec!["--help"]),
-        (
-            env!("CARGO_BIN_EXE_train"),
+            "train",
             vec![
                 "--family",
                 "sparse",
@@ -190,13 +175,13 @@ fn a_failed_stdout_write_is_status_3_in_every_binary() {
                 out,
             ],
         ),
-        (env!("CARGO_BIN_EXE_evaluate"), vec!["--version"]),
-        (env!("CARGO_BIN_EXE_export"), vec!["--help"]),
-        (env!("CARGO_BIN_EXE_study"), vec!["--help"]),
-        (env!("CARGO_BIN_EXE_dist-check"), vec!["--help"]),
+        ("evaluate", vec!["--version"]),
+        ("export", vec!["--help"]),
+        ("study", vec!["--help"]),
+        ("dist-check", vec!["--help"]),
     ];
     for (bin, args) in cases {
-        let o = std::process::Command::new(bin)
+        let o = sparsenet(bin)
             .args(&args)
             .stdout(full.try_clone().unwrap())
             .output()
@@ -221,11 +206,12 @@ fn hostile_command_lines_end_in_one_line_within_limits() {
     let made = std::process::Command::new("mkfifo").arg(&fifo).status();
     let fifo = fifo.to_str().unwrap().to_string();
     let out = dir.join("run").to_str().unwrap().to_string();
+    let command = |c: &str| format!("{} {c}", crate::common::SPARSENET);
     let (paths, zoo, train, evaluate) = (
-        env!("CARGO_BIN_EXE_paths"),
-        env!("CARGO_BIN_EXE_zoo"),
-        env!("CARGO_BIN_EXE_train"),
-        env!("CARGO_BIN_EXE_evaluate"),
+        command("paths"),
+        command("zoo"),
+        command("train"),
+        command("evaluate"),
     );
     let run_flags = format!("--epochs 1 --max-steps 1 --data-dir {SUBSET} --out {out}");
     let mut rows: Vec<(String, i32)> = vec![

@@ -8,7 +8,7 @@
 //! `common::ort_python`; without one its half says "skipped", unless `SPARSENET_REQUIRE_TORCH` /
 //! `SPARSENET_REQUIRE_ORT` is set (as `.ci/run` sets both).
 
-use crate::common::{fresh_dir, ort_python, run, torch_python};
+use crate::common::{fresh_dir, ort_python, run, sparsenet, torch_python};
 use std::process::Command;
 
 fn tiny_run(dir: &std::path::Path, spec: &[&str]) -> std::path::PathBuf {
@@ -29,7 +29,7 @@ fn tiny_run(dir: &std::path::Path, spec: &[&str]) -> std::path::PathBuf {
         "--out",
         out.to_str().unwrap(),
     ]);
-    let (code, _, err) = run(env!("CARGO_BIN_EXE_train"), &args);
+    let (code, _, err) = run("train", &args);
     assert_eq!(code, 0, "{spec:?}: {err}");
     out.join("last.safetensors")
 }
@@ -141,7 +141,7 @@ fn exported_modules_load_strictly_and_give_our_logits_in_pytorch() {
         let ckpt = tiny_run(&dir, spec);
         let module = dir.join("exported.py");
         let (code, out, err) = run(
-            env!("CARGO_BIN_EXE_export"),
+            "export",
             &[
                 "--checkpoint",
                 ckpt.to_str().unwrap(),
@@ -162,7 +162,7 @@ fn exported_modules_load_strictly_and_give_our_logits_in_pytorch() {
         }
         let onnx = dir.join("exported.onnx");
         let (code, out, err) = run(
-            env!("CARGO_BIN_EXE_export"),
+            "export",
             &[
                 "--checkpoint",
                 ckpt.to_str().unwrap(),
@@ -312,10 +312,7 @@ fn torchvision_twin(py: &str, dir: &std::path::Path, spec: &[&str], check: &Twin
         a.push("--init-from".to_string());
         a.push(dir.join(init).display().to_string());
         a.extend(["--out".to_string(), out.display().to_string()]);
-        run(
-            env!("CARGO_BIN_EXE_train"),
-            &a.iter().map(String::as_str).collect::<Vec<_>>(),
-        )
+        run("train", &a.iter().map(String::as_str).collect::<Vec<_>>())
     };
     let (code, out, err) = train("exported.torchvision.safetensors", spec);
     assert_eq!(code, 0, "{err}");
@@ -379,10 +376,10 @@ fn densenet_121_exports_load_into_torchvisions_densenet121() {
         "--out",
         ckpt.to_str().unwrap(),
     ]);
-    let (code, _, err) = run(env!("CARGO_BIN_EXE_train"), &args);
+    let (code, _, err) = run("train", &args);
     assert_eq!(code, 0, "{err}");
     let (code, out, err) = run(
-        env!("CARGO_BIN_EXE_export"),
+        "export",
         &[
             "--checkpoint",
             ckpt.join("last.safetensors").to_str().unwrap(),
@@ -445,7 +442,7 @@ fn bad_exports_are_one_line_errors_and_write_nothing() {
         ),
     ];
     for (args, status, names) in cases {
-        let o = Command::new(env!("CARGO_BIN_EXE_export"))
+        let o = sparsenet("export")
             .current_dir(&dir)
             .args(&args)
             .output()
@@ -475,7 +472,7 @@ fn bad_exports_are_one_line_errors_and_write_nothing() {
 #[test]
 fn init_from_starts_a_run_from_given_weights_and_names_the_first_mismatch() {
     let dir = fresh_dir("init");
-    let train = |args: &[&str]| run(env!("CARGO_BIN_EXE_train"), args);
+    let train = |args: &[&str]| run("train", args);
     let net = ["--family", "sparse", "--depth", "10", "--growth", "8"];
     let out = |name: &str| dir.join(name).to_str().unwrap().to_string();
     let common = ["--data", "embedded", "--quiet", "--max-test", "500"];
@@ -503,7 +500,7 @@ fn init_from_starts_a_run_from_given_weights_and_names_the_first_mismatch() {
     // From the checkpoint, and from an export of it.
     let module = dir.join("trained_net.py");
     let (code, _, err) = run(
-        env!("CARGO_BIN_EXE_export"),
+        "export",
         &[
             "--checkpoint",
             &format!("{trained}/last.safetensors"),

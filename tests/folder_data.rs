@@ -13,8 +13,8 @@ use std::process::Command;
 
 use crate::common::{fresh_dir, metrics, run, status, tmp};
 
-const TRAIN: &str = env!("CARGO_BIN_EXE_train");
-const EVALUATE: &str = env!("CARGO_BIN_EXE_evaluate");
+const TRAIN: &str = "train";
+const EVALUATE: &str = "evaluate";
 
 /// Three classes told apart by colour: class k's image is mostly channel k, with noise; sizes
 /// vary from 34 to 57 pixels a side. Image `i` is saved as JPEG, RGB PNG, RGBA PNG or a
@@ -468,7 +468,7 @@ fn a_study_grid_trains_on_class_folders_and_reads_its_runs_back() {
         "--out",
         out.to_str().unwrap(),
     ];
-    let (code, stdout, err) = run(env!("CARGO_BIN_EXE_study"), &args);
+    let (code, stdout, err) = run("study", &args);
     assert_eq!(code, 0, "{stdout}{err}");
     let rows: Vec<serde_json::Value> = std::fs::read_to_string(out.join("results.jsonl"))
         .unwrap()
@@ -491,7 +491,7 @@ fn a_study_grid_trains_on_class_folders_and_reads_its_runs_back() {
     // classes included), none trained twice: the checkpoints are not rewritten.
     let ck = out.join("runs/sparsenet-10-4-s1/last.safetensors");
     let written = std::fs::metadata(&ck).unwrap().modified().unwrap();
-    let (code, again, err) = run(env!("CARGO_BIN_EXE_study"), &args);
+    let (code, again, err) = run("study", &args);
     assert_eq!(code, 0, "{err}");
     assert!(again.contains("read back"), "{again}");
     assert_eq!(std::fs::metadata(&ck).unwrap().modified().unwrap(), written);
@@ -634,6 +634,7 @@ fn image_geometry_is_bounded_before_decoding() {
         .arg("-c")
         .arg("ulimit -v 3000000; exec \"$@\"")
         .arg("train")
+        .arg(crate::common::SPARSENET)
         .arg(TRAIN)
         .args(["--dataset", "folder", "--data-dir"])
         .arg(&root)

@@ -3,7 +3,7 @@
 //! and loadable. The filesystems are small tmpfs mounts (CI runs as root); where mounting is
 //! not permitted the test says so and skips.
 
-use crate::common::fresh_dir;
+use crate::common::{fresh_dir, sparsenet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -46,7 +46,7 @@ impl Drop for Tmpfs {
 /// Two epochs of a tiny network; `first_only` stops after the first (as if interrupted),
 /// `resume` continues.
 fn train(out: &Path, first_only: bool, resume: bool) -> (i32, String) {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_train"));
+    let mut c = sparsenet("train");
     c.args([
         "--family",
         "sparse",
@@ -81,7 +81,7 @@ fn train(out: &Path, first_only: bool, resume: bool) -> (i32, String) {
 
 /// `evaluate` on a checkpoint: its exit status and printed accuracy line.
 fn evaluate(st: &Path) -> (i32, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_evaluate"))
+    let o = sparsenet("evaluate")
         .arg("--checkpoint")
         .arg(st)
         .output()

@@ -8,7 +8,7 @@
 //! Failures proptest finds are kept in `tests/proptest-regressions/hostile_files.txt` and
 //! replayed first on every run; the hand-made regression cases are the `#[test]`s below.
 
-use crate::common::{fresh_dir, shared_dir, tmp};
+use crate::common::{fresh_dir, shared_dir, sparsenet, tmp};
 use proptest::prelude::*;
 use sparsenet::data::{cifar, idx};
 use sparsenet::model::Model;
@@ -167,7 +167,7 @@ fn checkpoint_bytes() -> &'static [u8] {
     static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
     BYTES.get_or_init(|| {
         let out = tmp("trained");
-        let status = std::process::Command::new(env!("CARGO_BIN_EXE_train"))
+        let status = sparsenet("train")
             .args([
                 "--family",
                 "sparse",
@@ -394,15 +394,14 @@ fn every_description_field_and_tensor_is_checked() {
     assert!(made.success());
     for path in [fifo.to_str().unwrap(), "/dev/zero"] {
         let t0 = std::time::Instant::now();
-        let (code, err) =
-            crate::common::status(env!("CARGO_BIN_EXE_evaluate"), &["--checkpoint", path]);
+        let (code, err) = crate::common::status("evaluate", &["--checkpoint", path]);
         assert_eq!(code, 2, "{path}: {err}");
         assert!(
             err.contains("not a regular file") && err.trim_end().lines().count() == 1,
             "{err}"
         );
         assert!(t0.elapsed() < std::time::Duration::from_secs(10));
-        let (code, err) = crate::common::status(env!("CARGO_BIN_EXE_paths"), &["--dag-file", path]);
+        let (code, err) = crate::common::status("paths", &["--dag-file", path]);
         assert_eq!(code, 2, "{path}: {err}");
         assert!(err.contains("not a regular file"), "{err}");
     }
@@ -525,7 +524,7 @@ fn evaluate_names_both_layouts_when_the_data_does_not_fit() {
     }
     let ck = dir.join("ck.safetensors");
     std::fs::write(&ck, checkpoint_bytes()).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_evaluate"))
+    let out = sparsenet("evaluate")
         .arg("--checkpoint")
         .arg(&ck)
         .arg("--data-dir")

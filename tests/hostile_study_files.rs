@@ -4,12 +4,12 @@
 //! `--bootstrap` whose work no machine finishes. Each is refused in one line (exit 2), within
 //! seconds; none hangs.
 
-use crate::common::{fresh_dir, subset};
+use crate::common::{fresh_dir, sparsenet, subset};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-const STUDY: &str = env!("CARGO_BIN_EXE_study");
+const STUDY: &str = "study";
 
 /// A real results file: the full-data search's first rung (27 runs).
 const RUNG0: &str = concat!(
@@ -20,7 +20,7 @@ const RUNG0: &str = concat!(
 /// Run `study` with `args` in `dir`, killing it after 30 s: (status, stderr). A hang fails the
 /// test instead of stalling the suite.
 fn study_within(dir: &Path, args: &[&str]) -> (i32, String) {
-    let mut child = Command::new(STUDY)
+    let mut child = sparsenet(STUDY)
         .args(args)
         .current_dir(dir)
         .stdin(Stdio::null())

@@ -8,19 +8,6 @@ use crate::common::fresh_dir;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn bin(name: &str) -> &'static str {
-    match name {
-        "paths" => env!("CARGO_BIN_EXE_paths"),
-        "zoo" => env!("CARGO_BIN_EXE_zoo"),
-        "train" => env!("CARGO_BIN_EXE_train"),
-        "evaluate" => env!("CARGO_BIN_EXE_evaluate"),
-        "export" => env!("CARGO_BIN_EXE_export"),
-        "study" => env!("CARGO_BIN_EXE_study"),
-        "dist-check" => env!("CARGO_BIN_EXE_dist-check"),
-        _ => unreachable!("{name}"),
-    }
-}
-
 /// (command, arguments separated by spaces, launcher variables).
 const CASES: &[(&str, &str, &str)] = &[
     ("paths", "--depth 0", ""),
@@ -109,7 +96,8 @@ fn no_command_panics_hangs_or_floods_on_hostile_input() {
         c.arg("-c")
             .arg("ulimit -v 6000000; exec \"$@\"")
             .arg(cmd)
-            .arg(bin(cmd))
+            .arg(crate::common::SPARSENET)
+            .arg(cmd)
             .args(args.split(' ').filter(|a| !a.is_empty()))
             .current_dir(&dir)
             .stdin(Stdio::null())

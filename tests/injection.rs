@@ -3,7 +3,7 @@
 //! — quotes, triple quotes, backslashes, newlines, `$(…)`, non-UTF-8 bytes — and must run
 //! nothing of them; `export` never writes over a file it did not create.
 
-use crate::common::{fresh_dir, run, torch_python, SUBSET};
+use crate::common::{fresh_dir, run, sparsenet, torch_python, SUBSET};
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
@@ -15,7 +15,7 @@ const HOSTILE: &str =
     "evil\"\"\"\nimport os; os.system('touch PWNED') #\\x'$(touch PWNED)`touch PWNED`";
 
 fn train_tiny(data_dir: &Path, out: &Path) {
-    let o = Command::new(env!("CARGO_BIN_EXE_train"))
+    let o = sparsenet("train")
         .args(["--family", "sparse", "--depth", "7", "--growth", "2"])
         .args(["--epochs", "1", "--max-steps", "2", "--batch-size", "8"])
         .args(["--max-test", "20", "--quiet", "--data-dir"])
@@ -68,7 +68,7 @@ fn exported_modules_hold_hostile_names_as_data() {
     let ckpt = hostile_checkpoint(&dir);
     let work = dir.join("work");
     std::fs::create_dir_all(&work).unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_export"))
+    let o = sparsenet("export")
         .current_dir(&work)
         .arg("--checkpoint")
         .arg(&ckpt)
@@ -111,7 +111,7 @@ fn exported_modules_hold_hostile_names_as_data() {
     }
     // The ONNX export carries the same names as metadata: data that onnxruntime loads and
     // checks like any other model.
-    let o = Command::new(env!("CARGO_BIN_EXE_export"))
+    let o = sparsenet("export")
         .current_dir(&work)
         .arg("--checkpoint")
         .arg(&ckpt)
@@ -156,7 +156,7 @@ fn module_names_python_would_misread_are_refused() {
     let ckpt = out.join("last.safetensors");
     for name in ["torch.py", "json.py", "import.py", "sys.py"] {
         let (code, _, err) = run(
-            env!("CARGO_BIN_EXE_export"),
+            "export",
             &[
                 "--checkpoint",
                 ckpt.to_str().unwrap(),
@@ -197,7 +197,7 @@ fn export_never_writes_over_a_runs_files() {
         let ext = if format == "onnx" { "onnx" } else { "py" };
         let target = out.join(format!("{stem}.{ext}"));
         let (code, _, err) = run(
-            env!("CARGO_BIN_EXE_export"),
+            "export",
             &[
                 "--checkpoint",
                 out.join("last.safetensors").to_str().unwrap(),
@@ -244,7 +244,7 @@ fn export_never_writes_over_a_runs_files() {
     let again = dir.join("again.py");
     for _ in 0..2 {
         let (code, _, err) = run(
-            env!("CARGO_BIN_EXE_export"),
+            "export",
             &[
                 "--checkpoint",
                 out.join("last.safetensors").to_str().unwrap(),
@@ -257,7 +257,7 @@ fn export_never_writes_over_a_runs_files() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-const STUDY: &str = env!("CARGO_BIN_EXE_study");
+const STUDY: &str = "study";
 
 #[test]
 fn slurm_fields_that_are_not_slurm_words_are_refused() {
@@ -412,7 +412,7 @@ fn slurm_scripts_carry_hostile_study_arguments_as_data() {
         .expect("a --wrap in the merge call");
     let echoed = Command::new("sh")
         .arg("-c")
-        .arg(format!("set -- {wrap}; printf '%s' \"$3\""))
+        .arg(format!("set -- {wrap}; printf '%s' \"$4\""))
         .current_dir(&dir)
         .output()
         .unwrap();

@@ -6,7 +6,7 @@
 //! half-way (`SPARSENET_SLOW_WRITES`, the trainer's fault-injection knob), so a good share of
 //! the kills land inside a checkpoint or metrics write; the test counts how many did.
 
-use crate::common::tmp;
+use crate::common::{sparsenet, tmp};
 use rand::{Rng, SeedableRng};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -17,7 +17,7 @@ const SLOW_WRITE_MS: u64 = 15;
 
 /// The run under test: a small SparseNet, 4 epochs of 3 steps on the embedded subset.
 fn command(out: &Path, resume: bool) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_train"));
+    let mut c = sparsenet("train");
     c.args([
         "--family",
         "sparse",
@@ -269,7 +269,7 @@ fn a_search_killed_at_eight_instants_and_run_again_equals_an_uninterrupted_one()
     let dir = tmp("search-kill");
     let _ = std::fs::remove_dir_all(&dir);
     let search = |out: &Path| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_study"));
+        let mut c = sparsenet("study");
         c.args([
             "search",
             "--budget-params",

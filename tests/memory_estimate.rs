@@ -3,7 +3,7 @@
 
 use super::common::{fresh_dir, run, subset};
 
-const TRAIN: &str = env!("CARGO_BIN_EXE_train");
+const TRAIN: &str = "train";
 
 /// A byte count as `train` prints it (`812 MB`, `3.2 GB`).
 fn bytes(text: &str) -> f64 {

@@ -5,7 +5,7 @@ use num_bigint::BigUint;
 use num_traits::One;
 
 fn paths(args: &[&str]) -> (i32, String, String) {
-    run(env!("CARGO_BIN_EXE_paths"), args)
+    run("paths", args)
 }
 
 #[test]

@@ -7,11 +7,11 @@ use std::collections::HashMap;
 use std::path::Path;
 
 fn train(args: &[&str]) -> (i32, String, String) {
-    run(env!("CARGO_BIN_EXE_train"), args)
+    run("train", args)
 }
 
 fn study(args: &[&str]) -> (i32, String, String) {
-    run(env!("CARGO_BIN_EXE_study"), args)
+    run("study", args)
 }
 
 /// A LeNet-300-100 trained for `steps` steps on the embedded subset into the scratch folder
@@ -153,7 +153,7 @@ fn lenet_300_100_pruned_4x_keeps_its_pruned_weights_at_zero() {
     }
     // A pruned checkpoint is an ordinary one to evaluate.
     let (code, stdout, err) = run(
-        env!("CARGO_BIN_EXE_evaluate"),
+        "evaluate",
         &[
             "--checkpoint",
             out.join("pruned.safetensors").to_str().unwrap(),
@@ -199,10 +199,7 @@ fn lenet_300_100_pruned_4x_keeps_its_pruned_weights_at_zero() {
         safetensors::serialize(views, &meta.metadata().clone()).unwrap(),
     )
     .unwrap();
-    let (code, _, err) = run(
-        env!("CARGO_BIN_EXE_evaluate"),
-        &["--checkpoint", forged.to_str().unwrap()],
-    );
+    let (code, _, err) = run("evaluate", &["--checkpoint", forged.to_str().unwrap()]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("the mask of other weights"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
@@ -483,7 +480,7 @@ fn a_densenet_pruned_to_a_sparsenets_count_has_exactly_its_parameters() {
         assert_eq!(code, 0, "{args:?}: {err}");
     }
     let (code, _, err) = run(
-        env!("CARGO_BIN_EXE_export"),
+        "export",
         &[
             "--checkpoint",
             p,

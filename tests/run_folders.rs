@@ -4,13 +4,12 @@
 //! continues only the same data and its own metrics rows, a study refuses a reused run whose
 //! data changed, `--data` chooses the copy, and a checkpoint's data folder is absolute.
 
-use crate::common::{fresh_dir, metrics, run, subset, tmp};
+use crate::common::{fresh_dir, metrics, run, sparsenet, subset, tmp};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 fn train(args: &[&str]) -> (i32, String, String) {
-    run(env!("CARGO_BIN_EXE_train"), args)
+    run("train", args)
 }
 
 /// A tiny run of `epochs` (one step each) of a network of `depth` into `out`, plus `extra`.
@@ -112,7 +111,7 @@ fn overwrite_keeps_the_old_run_until_the_new_one_has_a_checkpoint_even_when_kill
     let old_run = metrics(&dir)[0]["run"].as_str().unwrap().to_string();
     // Start replacing it with slowed writes and kill the new run inside its first write (the
     // metrics, which come before the first checkpoint).
-    let mut child = Command::new(env!("CARGO_BIN_EXE_train"))
+    let mut child = sparsenet("train")
         .args(tiny(d, "10", "2", &["--data", "embedded", "--overwrite"]))
         .env("SPARSENET_SLOW_WRITES", "3000")
         .stdout(std::process::Stdio::null())
@@ -237,11 +236,11 @@ fn a_study_refuses_a_reused_run_whose_data_changed_and_says_what_it_read_back() 
         "--out",
         out.to_str().unwrap(),
     ];
-    let (code, first, err) = run(env!("CARGO_BIN_EXE_study"), &args);
+    let (code, first, err) = run("study", &args);
     assert_eq!(code, 0, "{err}");
     assert!(!first.contains("read back"), "{first}");
     // Run again unchanged: the run is read back, and the line says so.
-    let (code, again, err) = run(env!("CARGO_BIN_EXE_study"), &args);
+    let (code, again, err) = run("study", &args);
     assert_eq!(code, 0, "{err}");
     assert!(again.contains("read back, trained before"), "{again}");
     // Another --data-dir is another study: refused before any run is looked at.
@@ -249,7 +248,7 @@ fn a_study_refuses_a_reused_run_whose_data_changed_and_says_what_it_read_back() 
     let mut other = args.to_vec();
     let i = other.iter().position(|a| *a == "--data-dir").unwrap();
     other[i + 1] = &subset;
-    let (code, _, err) = run(env!("CARGO_BIN_EXE_study"), &other);
+    let (code, _, err) = run("study", &other);
     assert_eq!(code, 2, "{err}");
     assert!(
         one_line(&err) && err.contains("holds another study"),
@@ -260,7 +259,7 @@ fn a_study_refuses_a_reused_run_whose_data_changed_and_says_what_it_read_back() 
     let mut raw = bytes(&labels);
     raw[9] = (raw[9] + 1) % 10;
     std::fs::write(&labels, raw).unwrap();
-    let (code, out, err) = run(env!("CARGO_BIN_EXE_study"), &args);
+    let (code, out, err) = run("study", &args);
     assert_eq!(code, 2, "{out}{err}");
     assert!(
         one_line(&err) && err.contains("trained on other data"),
@@ -316,7 +315,7 @@ fn a_checkpoint_records_its_data_folder_absolute_and_evaluate_says_where_a_missi
         std::fs::copy(e.path(), copy.join(e.file_name())).unwrap();
     }
     // Trained from a relative --data-dir, in `dir`.
-    let o = Command::new(env!("CARGO_BIN_EXE_train"))
+    let o = sparsenet("train")
         .current_dir(&dir)
         .args(tiny("run", "7", "1", &["--data-dir", "data"]))
         .output()
@@ -327,18 +326,12 @@ fn a_checkpoint_records_its_data_folder_absolute_and_evaluate_says_where_a_missi
         serde_json::from_str(&std::fs::read_to_string(dir.join("run/last.json")).unwrap()).unwrap();
     assert_eq!(meta["data_dir"].as_str(), Some(copy.to_str().unwrap()));
     // Evaluated from elsewhere, it finds its data.
-    let (code, out, err) = run(
-        env!("CARGO_BIN_EXE_evaluate"),
-        &["--checkpoint", ckpt.to_str().unwrap()],
-    );
+    let (code, out, err) = run("evaluate", &["--checkpoint", ckpt.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("test accuracy"), "{out}");
     // Moved away: the error names the folder and that the checkpoint recorded it.
     std::fs::rename(&copy, dir.join("moved")).unwrap();
-    let (code, _, err) = run(
-        env!("CARGO_BIN_EXE_evaluate"),
-        &["--checkpoint", ckpt.to_str().unwrap()],
-    );
+    let (code, _, err) = run("evaluate", &["--checkpoint", ckpt.to_str().unwrap()]);
     assert_eq!(code, 2, "{err}");
     assert!(
         one_line(&err) && err.contains("recorded in") && err.contains("--data-dir"),

@@ -5,7 +5,7 @@ use crate::common::{run, subset, tmp};
 use std::path::Path;
 
 fn study(args: &[&str]) -> (i32, String, String) {
-    run(env!("CARGO_BIN_EXE_study"), args)
+    run("study", args)
 }
 
 fn rows(dir: &Path) -> Vec<serde_json::Value> {
@@ -51,7 +51,7 @@ fn efficiency_trains_reads_back_and_resumes_without_training_twice() {
     // the study gives it, with the study's recipe.
     let interrupted = out.join("runs").join("resnet-8-s1");
     let (code, _, err) = run(
-        env!("CARGO_BIN_EXE_train"),
+        "train",
         &[
             "--family",
             "res",
@@ -496,13 +496,10 @@ fn search_draws_filters_halves_and_resumes() {
     let front = std::fs::read_to_string(out.join("front.txt")).unwrap();
     let first = front.lines().find(|l| !l.starts_with('#')).unwrap();
     let words: Vec<&str> = first.split_whitespace().collect();
-    let (code, _, err) = run(env!("CARGO_BIN_EXE_zoo"), &words);
+    let (code, _, err) = run("zoo", &words);
     assert_eq!(code, 0, "zoo {first}: {err}");
     let edges = out.join("front-1.edges");
-    let (code, _, err) = run(
-        env!("CARGO_BIN_EXE_paths"),
-        &["--dag-file", edges.to_str().unwrap()],
-    );
+    let (code, _, err) = run("paths", &["--dag-file", edges.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     // Again: everything read back, the same record.
     let (code, stdout, err) = study(&args);

@@ -3,12 +3,12 @@
 //! resumes; a shard of another grid is refused; `study slurm`'s script runs the right shard
 //! with the Slurm variables set by hand and submits the array and the merge job.
 
-use crate::common::{run, subset, tmp};
+use crate::common::{run, sparsenet, subset, tmp};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const STUDY: &str = env!("CARGO_BIN_EXE_study");
+const STUDY: &str = "study";
 
 const GRID: &str = "--family sparse --depth 10 --growth 4\n--family res --depth 8\n--family dense --depth 10 --growth 4\n";
 
@@ -39,7 +39,7 @@ fn args(grid: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
 }
 
 fn spawn(a: &[String]) -> Child {
-    Command::new(STUDY)
+    sparsenet(STUDY)
         .args(a)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -262,7 +262,7 @@ fn a_shard_of_another_grid_or_a_busy_folder_is_refused() {
     // into it is refused with one line, and so is the shard that owns that run.
     let busy = dir.join("busy");
     let train = |extra: &[&str]| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_train"));
+        let mut c = sparsenet("train");
         c.args([
             "--family",
             "res",

@@ -10,7 +10,7 @@
 use crate::common::{run, tmp, torch_python};
 use std::process::Command;
 
-const ZOO: &str = env!("CARGO_BIN_EXE_zoo");
+const ZOO: &str = "zoo";
 
 /// `zoo`'s exact parameter count and class count for these spec arguments.
 fn zoo_counts(spec: &[&str]) -> (u64, u64) {

@@ -3,7 +3,7 @@
 use crate::common::{metrics, run, subset, tmp};
 
 fn train(args: &[&str]) -> (i32, String, String) {
-    run(env!("CARGO_BIN_EXE_train"), args)
+    run("train", args)
 }
 
 /// A small network of each family learns the embedded subset far above chance (10 %).
@@ -158,7 +158,7 @@ fn resume_is_exact_and_seeded_runs_are_identical() {
     }
     // evaluate reports the accuracy training logged for that checkpoint (on all 500 images).
     let (code, out, err) = run(
-        env!("CARGO_BIN_EXE_evaluate"),
+        "evaluate",
         &[
             "--checkpoint",
             a.join("last.safetensors").to_str().unwrap(),
@@ -273,10 +273,7 @@ fn bad_input_and_failures_are_one_line() {
         assert!(err.contains(text), "{args:?}: {err}");
         assert!(!err.contains("panicked"));
     }
-    let (code, _, err) = run(
-        env!("CARGO_BIN_EXE_evaluate"),
-        &["--checkpoint", corrupt.to_str().unwrap()],
-    );
+    let (code, _, err) = run("evaluate", &["--checkpoint", corrupt.to_str().unwrap()]);
     assert_eq!(code, 2, "a corrupt checkpoint is bad input");
     assert!(err.contains("corrupt") && err.lines().count() == 1, "{err}");
     // A loss that becomes NaN stops the run with a clear message and leaves no partial file.

@@ -3,7 +3,7 @@
 use crate::common::{fresh_dir, run};
 
 fn zoo(args: &[&str]) -> (i32, String, String) {
-    run(env!("CARGO_BIN_EXE_zoo"), args)
+    run("zoo", args)
 }
 
 #[test]

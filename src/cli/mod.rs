@@ -3,12 +3,12 @@
 
 pub mod app;
 pub mod args;
+mod choices;
 pub mod dist_check;
 pub mod export;
 mod flag_sweep;
 #[cfg(feature = "cuda")]
 pub mod gpu_check;
-pub mod grid;
 pub mod paths;
 pub mod paths_dag;
 pub mod slurm;

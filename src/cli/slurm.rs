@@ -162,7 +162,7 @@ pub fn script(a: &SlurmArgs) -> anyhow::Result<String> {
         )));
     }
     let cwd = std::env::current_dir().context("cannot read the current folder")?;
-    let exe = std::env::current_exe().context("cannot find this study binary's path")?;
+    let exe = std::env::current_exe().context("cannot find this program's path")?;
     let out = absolute(&st.out, &cwd);
     let logs = absolute(a.logs.as_deref().unwrap_or(&out.join("slurm-logs")), &cwd);
     let name = slurm_word("job-name", SlurmField::JobName, &a.job_name)?;
@@ -200,7 +200,7 @@ pub fn script(a: &SlurmArgs) -> anyhow::Result<String> {
     for (what, p) in [
         ("study folder", &out),
         ("current folder", &cwd),
-        ("study binary", &exe),
+        ("program", &exe),
     ] {
         if p.to_string_lossy().chars().any(char::is_control) {
             return Err(bad(format!(
@@ -216,7 +216,7 @@ pub fn script(a: &SlurmArgs) -> anyhow::Result<String> {
     let _ = writeln!(s, "#!/bin/bash");
     let _ = writeln!(
         s,
-        "# The study `study {}`\n# as a Slurm job array of {} shards ({} networks × {} seeds = {runs} runs), written by `study slurm`.",
+        "# The study `sparsenet study {}`\n# as a Slurm job array of {} shards ({} networks × {} seeds = {runs} runs), written by `sparsenet study slurm`.",
         study_words.join(" "),
         a.shards,
         st.grid.len(),
@@ -231,13 +231,13 @@ pub fn script(a: &SlurmArgs) -> anyhow::Result<String> {
         let _ = writeln!(s, "#SBATCH {d}");
     }
     let _ = writeln!(s, "set -euo pipefail");
-    let _ = writeln!(s, "STUDY={}", sh_quote(&exe.to_string_lossy()));
+    let _ = writeln!(s, "SPARSENET={}", sh_quote(&exe.to_string_lossy()));
     let _ = writeln!(s, "SHARDS={}", a.shards);
     let _ = writeln!(s, "cd {}", sh_quote(&cwd.to_string_lossy()));
     let _ = writeln!(s, "if [ -n \"${{SLURM_ARRAY_TASK_ID:-}}\" ]; then");
     let _ = writeln!(
         s,
-        "  exec \"$STUDY\" {} --shard \"$SLURM_ARRAY_TASK_ID/$SHARDS\"",
+        "  exec \"$SPARSENET\" study {} --shard \"$SLURM_ARRAY_TASK_ID/$SHARDS\"",
         study_words.join(" ")
     );
     let _ = writeln!(s, "fi");
@@ -252,7 +252,7 @@ pub fn script(a: &SlurmArgs) -> anyhow::Result<String> {
     let _ = writeln!(s, "array=$(sbatch --parsable \"$0\")");
     let _ = writeln!(s, "array=${{array%%;*}}");
     let merge_cmd = format!(
-        "{} merge {}",
+        "{} study merge {}",
         sh_quote(&exe.to_string_lossy()),
         sh_quote(&out.to_string_lossy())
     );

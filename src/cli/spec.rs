@@ -1,10 +1,10 @@
 //! The model-selection flags shared by `zoo` and `train`: a named model or a free spec.
 
-use super::paths_dag::{load_dag, DagSource};
+use crate::spec::{parse_prob, AggregateKind, SpecFlags};
 use clap::Args;
-use sparsenet_analysis::dag::BlockDag;
-use sparsenet_analysis::topology::Pattern;
-use sparsenet_net::zoo::{named, Aggregate, Family, Head, Layout, NetSpec};
+use sparsenet_net::zoo::NetSpec;
+
+pub use crate::spec::bad;
 
 use super::args::{parse_in_range, parse_usize_list};
 
@@ -81,7 +81,7 @@ pub struct SpecArgs {
     /// C concatenated per layer) or dual (Dual Path: a residual path of the block input's width
     /// and a dense path of k per layer). Equations: README "Aggregation operators".
     #[arg(long, value_enum)]
-    pub aggregate: Option<AggregateArg>,
+    pub aggregate: Option<AggregateKind>,
 
     /// Free spec, --family wide: the widening factor K of WRN-D-K (stage widths 16K, 32K, 64K).
     #[arg(long, allow_hyphen_values = true, value_parser = |s: &str| parse_in_range(s, "widen", 1, 10_000))]
@@ -117,275 +117,118 @@ pub struct SpecArgs {
     pub mix: Option<GrowthList>,
 }
 
-/// `--aggregate` values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum AggregateArg {
-    /// Channel concatenation.
-    Concat,
-    /// Summation.
-    Sum,
-    /// Mixed link (with --mix).
-    Mixed,
-    /// Dual path.
-    Dual,
-}
-
 /// A parsed integer list (a newtype so clap takes the whole list as one value).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GrowthList(pub Vec<usize>);
 
 impl SpecArgs {
+    /// The flags' values for the library's grammar, with the command's `--layout`.
+    pub fn flags(&self, layout: Option<&str>) -> SpecFlags {
+        let list = |l: &Option<GrowthList>| l.as_ref().map(|l| l.0.clone());
+        SpecFlags {
+            model: self.model.clone(),
+            classes: self.classes,
+            family: self.family.clone(),
+            depth: self.depth,
+            growth: list(&self.growth),
+            bc: self.bc,
+            base: self.base,
+            offsets: list(&self.offsets),
+            stem: self.stem,
+            head: self.head.clone(),
+            dag_file: self.dag_file.clone(),
+            random: self.random.clone(),
+            nodes: self.nodes,
+            dag_seed: self.dag_seed,
+            aggregate: self.aggregate,
+            widen: self.widen,
+            hidden: list(&self.hidden),
+            columns: self.columns,
+            blocks: self.blocks,
+            drop_path: self.drop_path,
+            dropout: self.dropout,
+            mix: list(&self.mix),
+            layout: layout.map(str::to_string),
+        }
+    }
+
     /// Whether any free-spec flag was given.
     pub fn has_free_spec(&self) -> bool {
-        self.family.is_some()
-            || self.depth.is_some()
-            || self.growth.is_some()
-            || self.bc
-            || self.base.is_some()
-            || self.offsets.is_some()
-            || self.dag_file.is_some()
-            || self.random.is_some()
-            || self.nodes.is_some()
-            || self.dag_seed.is_some()
-            || self.aggregate.is_some()
-            || self.mix.is_some()
-            || self.widen.is_some()
-            || self.hidden.is_some()
-            || self.columns.is_some()
-            || self.blocks.is_some()
+        self.flags(None).has_free_spec()
     }
 
-    /// The DAG block of `--dag-file` or `--random`, if given.
-    /// Errors are marked as bad input; a DAG file that cannot be read keeps its
-    /// `io::Error`, so it exits with status 3 in every command, as in `paths`.
-    pub fn dag(&self) -> anyhow::Result<Option<BlockDag>> {
-        if self.random.is_none() && (self.nodes.is_some() || self.dag_seed.is_some()) {
-            return Err(bad(
-                "--nodes and --dag-seed go with --random (e.g. --random ba:m=2 --nodes 32)",
-            ));
-        }
-        let src = match (&self.dag_file, &self.random) {
-            (Some(f), _) => DagSource::File(f),
-            (None, Some(m)) => DagSource::Random {
-                model: m,
-                nodes: self.nodes.unwrap_or(32),
-                seed: self.dag_seed.unwrap_or(0),
-            },
-            (None, None) => return Ok(None),
-        };
-        load_dag(&src).map(|(d, _)| Some(d))
-    }
-
-    /// The spec these flags describe (`None` when neither a model nor a family is given).
-    /// `layout` is the free spec's `cifar|imagenet` (`--layout` in every command).
-    /// Errors are marked as bad input (exit 2), except a DAG file that cannot be read (exit 3).
+    /// The spec these flags describe with `layout` ([`SpecFlags::to_spec`]).
     pub fn to_spec(&self, layout: Option<&str>) -> anyhow::Result<Option<NetSpec>> {
-        let dag = self.dag()?;
-        self.spec_with(layout, dag).map_err(bad)
-    }
-
-    /// [`SpecArgs::to_spec`] once the block DAG (if any) is known.
-    fn spec_with(
-        &self,
-        layout: Option<&str>,
-        dag: Option<BlockDag>,
-    ) -> Result<Option<NetSpec>, String> {
-        // A DAG block makes a concatenating (sparse-family) network unless told otherwise.
-        let implied = if dag.is_some() && self.model.is_none() && self.family.is_none() {
-            Some("sparse".to_string())
-        } else {
-            None
-        };
-        let mut spec = match (&self.model, self.family.as_ref().or(implied.as_ref())) {
-            (Some(_), Some(_)) => {
-                return Err("give either --model or --family (a free spec), not both".into())
-            }
-            (Some(m), None) => {
-                if self.has_free_spec() || layout.is_some() {
-                    return Err(format!(
-                        "--model {m} takes no free-spec flags (--depth, --growth, --bc, --base, --offsets, --layout); use --family to describe a network instead"
-                    ));
-                }
-                named(m).map_err(|e| e.to_string())?.spec(self.classes)
-            }
-            (None, Some(f)) => {
-                let family = Family::parse(f).map_err(|e| e.to_string())?;
-                let layout = match layout {
-                    Some(d) => Layout::parse(d).map_err(|e| e.to_string())?,
-                    None => family.only_layout().unwrap_or(Layout::Cifar),
-                };
-                if self.widen.is_some() && family != Family::Wide {
-                    return Err(format!(
-                        "--widen goes with --family wide (Wide ResNet), not {f}"
-                    ));
-                }
-                if (self.columns.is_some() || self.blocks.is_some()) && family != Family::Fractal {
-                    return Err(format!(
-                        "--columns and --blocks go with --family fractal, not {f}"
-                    ));
-                }
-                if self.hidden.is_some() && !matches!(family, Family::Mlp | Family::Lenet) {
-                    return Err(format!("--hidden goes with --family mlp or lenet, not {f}"));
-                }
-                if self.growth.is_some()
-                    && !matches!(family, Family::Sparse | Family::Dense | Family::Mixnet)
-                {
-                    return Err(format!(
-                        "--growth goes with --family sparse, dense or mixnet; {f} takes {}",
-                        match family {
-                            Family::Wide => "--widen K",
-                            Family::Mlp | Family::Lenet => "--hidden W1,W2,…",
-                            Family::Fractal => "--columns C --blocks B",
-                            _ => "no widths",
-                        }
-                    ));
-                }
-                let depth = match (&dag, self.depth) {
-                    (_, Some(d)) => d,
-                    (None, None) if family == Family::Mlp => {
-                        self.hidden.as_ref().map_or(0, |h| h.0.len()) + 1
-                    }
-                    (None, None) if family == Family::Lenet => 5,
-                    (None, None) if family == Family::Alexnet => 8,
-                    (None, None) if family == Family::Dpn => 92,
-                    (None, None) if family == Family::Fractal => {
-                        let c = self.columns.unwrap_or(3);
-                        self.blocks.unwrap_or(5) * (1 << (c - 1)) + 1
-                    }
-                    (Some(d), None) => NetSpec::dag_depth(d, self.bc),
-                    (None, None) => {
-                        return Err(format!("--family {f} needs --depth (e.g. --depth 40)"))
-                    }
-                };
-                let mix = match (&self.mix, self.aggregate) {
-                    (Some(m), Some(AggregateArg::Mixed)) => match m.0.as_slice() {
-                        [a, c] => Some((*a, *c)),
-                        _ => {
-                            return Err(format!(
-                                "--mix takes two widths, summed,concatenated (e.g. 12,12), not {} numbers",
-                                m.0.len()
-                            ))
-                        }
-                    },
-                    (Some(_), _) => return Err("--mix goes with --aggregate mixed".into()),
-                    (None, Some(AggregateArg::Mixed)) => {
-                        return Err("--aggregate mixed needs --mix A,C (A channels summed, C concatenated per layer, e.g. 12,12)".into())
-                    }
-                    (None, _) => None,
-                };
-                if let (Some((a, c)), Some(g)) = (mix, &self.growth) {
-                    if g.0 != [c] {
-                        return Err(format!(
-                            "--mix {a},{c} sets the concatenated width (the growth) to {c}; leave out --growth or make it {c}"
-                        ));
-                    }
-                }
-                let growth = match (&self.growth, family) {
-                    _ if mix.is_some() => vec![mix.map_or(0, |m| m.1)],
-                    (Some(g), _) => g.0.clone(),
-                    // DAG blocks default to the growth rate of the paper's smallest SparseNet
-                    // rows' neighbours: 12.
-                    (None, Family::Sparse) if dag.is_some() => vec![12],
-                    (None, Family::Sparse | Family::Dense) => {
-                        return Err(format!(
-                            "--family {f} needs --growth (e.g. --growth 12, or 16,32,64 per block)"
-                        ))
-                    }
-                    (None, Family::Mixnet) => {
-                        return Err(
-                            "--family mixnet needs --growth K, its k₁ = k₂ (e.g. --depth 100 --growth 12 for MixNet-100)".into(),
-                        )
-                    }
-                    (None, Family::Wide) => match self.widen {
-                        Some(k) => vec![k],
-                        None => {
-                            return Err("--family wide needs --widen K (e.g. --depth 16 --widen 8 for WRN-16-8)".into())
-                        }
-                    },
-                    (None, Family::Fractal) => vec![self.columns.unwrap_or(3)],
-                    (None, Family::Mlp | Family::Lenet) => {
-                        self.hidden.as_ref().map_or(Vec::new(), |h| h.0.clone())
-                    }
-                    (None, _) => Vec::new(),
-                };
-                let mut spec = NetSpec::new(
-                    family,
-                    layout,
-                    depth,
-                    &growth,
-                    self.bc,
-                    self.classes.unwrap_or(10),
-                );
-                spec.pattern = match (&self.offsets, self.base) {
-                    (Some(_), Some(_)) => {
-                        return Err(
-                            "give either --base or --offsets for the sparse pattern, not both"
-                                .into(),
-                        )
-                    }
-                    (Some(o), None) => Some(Pattern::custom(&o.0).map_err(|e| e.to_string())?),
-                    (None, Some(b)) => Some(Pattern::sparse(b).map_err(|e| e.to_string())?),
-                    (None, None) => None,
-                };
-                if let Some(d) = dag {
-                    spec.pattern = Some(Pattern::Dag(d));
-                }
-                if let Some(a) = self.aggregate {
-                    if !matches!(family, Family::Sparse | Family::Dense) {
-                        return Err(format!(
-                            "--aggregate applies to --family sparse or dense (res sums and plain chains already), not {f}"
-                        ));
-                    }
-                    spec.aggregate = match a {
-                        AggregateArg::Concat => Aggregate::Concat,
-                        AggregateArg::Sum => Aggregate::Sum,
-                        AggregateArg::Mixed => Aggregate::Mixed {
-                            sum: mix.map_or(0, |m| m.0),
-                        },
-                        AggregateArg::Dual => Aggregate::Dual,
-                    };
-                }
-                if spec.pattern.is_some() && family != Family::Sparse {
-                    return Err(
-                        "--base, --offsets, --dag-file and --random apply to --family sparse only"
-                            .into(),
-                    );
-                }
-                spec
-            }
-            (None, None) => {
-                if self.has_free_spec() || layout.is_some() {
-                    return Err(
-                        "a free spec needs --family (sparse, dense, res, preres, plain, wide, mlp, lenet, vgg, alexnet, fractal)".into(),
-                    );
-                }
-                return Ok(None);
-            }
-        };
-        spec.stem = self.stem;
-        // Named models take --dropout and --drop-path too: they change no count, only training.
-        if let Some(p) = self.drop_path {
-            spec.drop_path = Some(sparsenet_net::op::Prob::new(p)?);
-        }
-        if let Some(p) = self.dropout {
-            spec.dropout = Some(sparsenet_net::op::Prob::new(p)?);
-        }
-        if let Some(h) = &self.head {
-            spec.head = Some(Head::parse(h).map_err(|e| e.to_string())?);
-        }
-        Ok(Some(spec))
+        self.flags(layout).to_spec()
     }
 }
 
-/// A drop probability in [0, 1).
-fn parse_prob(s: &str) -> Result<f64, String> {
-    let p: f64 = s.parse().map_err(|_| {
-        format!("dropout '{s}' is not a number: give a probability in [0, 1), e.g. 0.5")
-    })?;
-    sparsenet_net::op::Prob::new(p).map(|p| p.get())
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
 
-/// An input error (exit status 2) from a message.
-pub fn bad(msg: impl std::fmt::Display) -> anyhow::Error {
-    crate::error::bad_input(anyhow::anyhow!("{msg}"))
+    /// A grid line as the command line reads it: the spec flags and `--layout`.
+    #[derive(Parser, Debug)]
+    #[command(no_binary_name = true, disable_help_flag = true)]
+    struct Line {
+        #[command(flatten)]
+        spec: SpecArgs,
+        #[arg(long)]
+        layout: Option<String>,
+    }
+
+    /// The library's reading of a network's words (grid lines, the search) and the command
+    /// line's are one grammar: the same flags, and the same values or a refusal for each line.
+    #[test]
+    fn the_words_grammar_is_the_command_lines() {
+        let mut clap_names: Vec<String> = Line::command()
+            .get_arguments()
+            .filter_map(|a| a.get_long().map(str::to_string))
+            .collect();
+        let mut ours: Vec<String> = crate::spec::FLAGS
+            .iter()
+            .map(|f| f.name.to_string())
+            .collect();
+        clap_names.sort();
+        ours.sort();
+        assert_eq!(clap_names, ours);
+        for line in [
+            "--model sparsenet-40-24",
+            "-m lenet-5",
+            "--family sparse --depth 22 --growth 12",
+            "--family sparse --depth=22 --growth=12,24,48 --bc --base 3 --stem 32 --head global",
+            "--family dense --depth 40 --growth 12 --aggregate mixed --mix 6,6 --layout imagenet",
+            "--random ws:k=4,p=0.75 --nodes 8 --dag-seed 1 --growth 12",
+            "--dag-file blocks.txt --bc",
+            "--family wide --depth 16 --widen 8 --dropout 0.3",
+            "--family mlp --hidden 300,100",
+            "--family fractal --columns 3 --blocks 5 --drop-path 0.15",
+            "--family sparse --depth 22 --offsets 1,2,5 --growth 12 --classes 7",
+            "--family sparse --depth -3",
+            "--family sparse --depth 0",
+            "--depth",
+            "--family --depth 3",
+            "--frobnicate 3",
+            "sparse",
+            "--bc --bc",
+            "--bc=yes",
+            "--depth 3 --depth 4",
+            "--aggregate max2",
+            "--random er:p=0.1 --offsets 1,2",
+            "--offsets 1,2 --dag-file f",
+            "--dag-seed x",
+            "--dropout 1.5",
+            "--growth 1,,2",
+        ] {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let by_clap = Line::try_parse_from(&words).map(|l| l.spec.flags(l.layout.as_deref()));
+            let by_words = crate::spec::parse_words(&words);
+            match (by_clap, by_words) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "{line}"),
+                (Err(_), Err(_)) => {}
+                (a, b) => panic!("{line}: the command line reads {a:?}, the words {b:?}"),
+            }
+        }
+    }
 }

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::args::{exit_bad_input, fail, parse_in_range, parse_usize_list};
-use super::grid;
 use super::spec::{bad, GrowthList, SpecArgs};
 use super::train::{options, set_threads, RecipeArgs, TrainArgs};
+use crate::study::grid;
 use crate::study::{self, efficiency, lesion};
 
 const LONG_ABOUT: &str = "\
@@ -878,7 +878,7 @@ fn run_weights(a: &WeightsArgs, w: &mut (dyn Write + Send)) -> ExitCode {
 
 fn run_prune(a: &PruneArgs, w: &mut (dyn Write + Send)) -> ExitCode {
     let matched = match &a.matched {
-        Some(words) => match super::grid::parse_line(words, "--match") {
+        Some(words) => match grid::parse_line(words, "--match") {
             Ok(e) => Some((e.words, e.spec)),
             Err(e) => return fail(&e),
         },

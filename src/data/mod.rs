@@ -75,9 +75,7 @@ impl Dataset {
 }
 
 /// Which dataset.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DatasetKind {
     /// Fashion-MNIST (28×28×1, 10 classes): embedded subset, the Debian package, or --data-dir.
@@ -92,6 +90,14 @@ pub enum DatasetKind {
     /// ImageFolder layout), read from disk batch by batch.
     Folder,
 }
+
+crate::choice_table!(DatasetKind {
+    FashionMnist => "fashion-mnist", "Fashion-MNIST (28×28×1, 10 classes): embedded subset, the Debian package, or --data-dir",
+    Mnist => "mnist", "MNIST (28×28×1, 10 classes) from --data-dir",
+    Cifar10 => "cifar10", "CIFAR-10 (32×32×3) binary batches from --data-dir",
+    Cifar100 => "cifar100", "CIFAR-100 (32×32×3, fine labels) binary batches from --data-dir",
+    Folder => "folder", "Your own images: class folders of PNG/JPEG files in --data-dir (torchvision's ImageFolder layout), read from disk batch by batch",
+});
 
 impl DatasetKind {
     /// Whether horizontal flips are a sensible augmentation (not for digits).
@@ -249,17 +255,7 @@ pub struct Split {
 pub const EMBEDDED: &str = "embedded";
 
 /// Which copy of the data to read when no `--data-dir` is given.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    clap::ValueEnum,
-    serde::Serialize,
-    serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DataChoice {
     /// `--data-dir` when given; else Fashion-MNIST's full set when installed, else the embedded
@@ -271,6 +267,12 @@ pub enum DataChoice {
     /// The full Fashion-MNIST set of the Debian package; an error when it is not installed.
     Installed,
 }
+
+crate::choice_table!(DataChoice {
+    Auto => "auto", "`--data-dir` when given; else Fashion-MNIST's full set when installed, else the embedded subset",
+    Embedded => "embedded", "The embedded 2 000/500 Fashion-MNIST subset, even when the full set is installed",
+    Installed => "installed", "The full Fashion-MNIST set of the Debian package; an error when it is not installed",
+});
 
 impl DataChoice {
     /// Whether this is the default (left out of recorded recipes, so their hashes do not change).
@@ -424,9 +426,7 @@ pub fn load_choice(
         (DataChoice::Auto, _, _) => {}
         (_, _, Some(d)) => bail!(
             "--data {} and --data-dir {} name two sources: give one",
-            clap::ValueEnum::to_possible_value(&choice)
-                .map(|v| v.get_name().to_string())
-                .unwrap_or_default(),
+            crate::choice::Choice::name(choice),
             d.display()
         ),
         (_, k, None) if k != DatasetKind::FashionMnist => bail!(

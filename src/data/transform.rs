@@ -13,9 +13,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 /// Named starting points of the transforms (`--transforms`).
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Preset {
     /// torchvision's ImageNet recipe: training `RandomResizedCrop(224)` + flip; evaluation
@@ -26,10 +24,13 @@ pub enum Preset {
     Cifar,
 }
 
+crate::choice_table!(Preset {
+    Imagenet => "imagenet", "torchvision's ImageNet recipe: training `RandomResizedCrop(224)` + flip; evaluation `Resize(256)` + `CenterCrop(224)`; the ImageNet mean and std",
+    Cifar => "cifar", "CIFAR-style: `Resize(32)` + `CenterCrop(32)`, training adds `RandomCrop(32, padding=4)` + flip; mean and std computed over the training images",
+});
+
 /// How a training image is cropped (`--train-crop`).
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TrainCrop {
     /// `RandomResizedCrop(size, scale, ratio)` of the whole image.
@@ -39,6 +40,12 @@ pub enum TrainCrop {
     /// As at evaluation: `Resize(resize)`, `CenterCrop(size)`.
     Center,
 }
+
+crate::choice_table!(TrainCrop {
+    RandomResized => "random-resized", "`RandomResizedCrop(size, scale, ratio)` of the whole image",
+    RandomPadded => "random-padded", "`Resize(resize)`, `CenterCrop(size)`, then `RandomCrop(size, padding=pad)`",
+    Center => "center", "As at evaluation: `Resize(resize)`, `CenterCrop(size)`",
+});
 
 /// The ImageNet statistics torchvision's models are trained with.
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];

@@ -9,6 +9,7 @@
 pub mod correlate;
 pub mod efficiency;
 pub mod graph_metrics;
+pub mod grid;
 pub mod lesion;
 pub mod prune;
 pub mod search;

@@ -33,7 +33,7 @@ use crate::plot::{self, Chart, Mark, Series};
 use crate::train::{self, checkpoint, evaluate, Engine, TrainOptions};
 
 /// Which layers are pruned.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Layers {
     /// Convolution weights only.
@@ -43,6 +43,12 @@ pub enum Layers {
     /// Both.
     Both,
 }
+
+crate::choice_table!(Layers {
+    Conv => "conv", "Convolution weights only",
+    Fc => "fc", "Fully connected (linear) weights only",
+    Both => "both", "Both",
+});
 
 /// How much each iteration prunes.
 #[derive(Clone, Debug, PartialEq, Serialize)]

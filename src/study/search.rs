@@ -251,7 +251,7 @@ fn fit(
         } else {
             format!("{words} {knob} {k}")
         };
-        let mut e = crate::cli::grid::parse_line(&line, "search")?;
+        let mut e = super::grid::parse_line(&line, "search")?;
         e.spec.input = Some(input);
         e.spec.classes = classes;
         let (_, c) = build_and_count(&e.spec)?;
@@ -453,7 +453,7 @@ pub fn run(s: &Search, log: &mut (dyn Write + Send)) -> Result<SearchRecord> {
         st.out = s.study.out.join(format!("rung-{rung}"));
         st.grid = alive
             .iter()
-            .map(|&i| crate::cli::grid::parse_line(&cands[i].words, "search"))
+            .map(|&i| super::grid::parse_line(&cands[i].words, "search"))
             .collect::<Result<_>>()?;
         writeln!(
             log,
@@ -545,7 +545,7 @@ fn write_outputs(
     for (i, words) in r.front_params.iter().enumerate() {
         front.push_str(words);
         front.push('\n');
-        let mut e = crate::cli::grid::parse_line(words, "front")?;
+        let mut e = super::grid::parse_line(words, "front")?;
         e.spec.input = Some(input);
         e.spec.classes = classes;
         let net = sparsenet_net::zoo::build(&e.spec)?;

@@ -25,17 +25,7 @@ use crate::optim::{self, Config as OptConfig, Schedule, State};
 use checkpoint::Meta;
 
 /// How a weights file names its tensors (`--key-map`).
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    clap::ValueEnum,
-    serde::Serialize,
-    serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum KeyMap {
     /// Our names (a checkpoint of ours, or an export's weights file).
@@ -46,6 +36,11 @@ pub enum KeyMap {
     /// torchvision state dict saved with `safetensors.torch.save_file`.
     Torchvision,
 }
+
+crate::choice_table!(KeyMap {
+    Ours => "ours", "Our names (a checkpoint of ours, or an export's weights file)",
+    Torchvision => "torchvision", "torchvision's names for the same network (the ImageNet ResNets: `conv1`, `layer1.0.conv1`, …, `fc`; the DenseNet-BCs of growth 32: `features.conv0`, …, `classifier`), e.g. a torchvision state dict saved with `safetensors.torch.save_file`",
+});
 
 impl KeyMap {
     /// Whether this is the default (left out of recorded recipes).
@@ -129,17 +124,7 @@ pub struct TrainOptions {
 }
 
 /// Where training runs.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    clap::ValueEnum,
-    serde::Serialize,
-    serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceKind {
     /// The CPU (all cores, or --threads).
@@ -147,8 +132,27 @@ pub enum DeviceKind {
     Cpu,
     /// GPU 0 through CUDA (binaries built with the `cuda` feature); TF32 off, so the numbers
     /// match the CPU's to f32 rounding.
-    #[cfg_attr(not(feature = "cuda"), value(hide = true))]
     Cuda,
+}
+
+impl crate::choice::Choice for DeviceKind {
+    const ALL: &'static [Self] = &[DeviceKind::Cpu, DeviceKind::Cuda];
+    fn name(self) -> &'static str {
+        match self {
+            DeviceKind::Cpu => "cpu",
+            DeviceKind::Cuda => "cuda",
+        }
+    }
+    fn help(self) -> &'static str {
+        match self {
+            DeviceKind::Cpu => "The CPU (all cores, or --threads)",
+            DeviceKind::Cuda => "GPU 0 through CUDA (binaries built with the `cuda` feature); TF32 off, so the numbers match the CPU's to f32 rounding",
+        }
+    }
+    /// Offered in every build (a CPU build says why it cannot), listed only in a CUDA build.
+    fn hidden(self) -> bool {
+        self == DeviceKind::Cuda && !cfg!(feature = "cuda")
+    }
 }
 
 /// The device-specific half of training: one step (forward, loss, backward, update) and the

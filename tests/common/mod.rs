@@ -1,4 +1,4 @@
-//! Helpers shared by every test module: the embedded data, scratch folders, running a binary.
+//! Helpers shared by every test module: the embedded data, scratch folders, running `sparsenet`.
 #![allow(dead_code)] // not every module uses every helper
 
 use std::path::{Path, PathBuf};
@@ -48,9 +48,19 @@ pub fn shared_dir(name: &str) -> PathBuf {
     d
 }
 
-/// Run a binary: (exit status, stdout, stderr).
-pub fn run(bin: &str, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(bin).args(args).output().expect("run");
+/// The one program, `sparsenet`.
+pub const SPARSENET: &str = env!("CARGO_BIN_EXE_sparsenet");
+
+/// `sparsenet <command>` (`"train"`, `"study"`, …), ready for its arguments.
+pub fn sparsenet(command: &str) -> Command {
+    let mut c = Command::new(SPARSENET);
+    c.arg(command);
+    c
+}
+
+/// Run `sparsenet <command> <args>`: (exit status, stdout, stderr).
+pub fn run(command: &str, args: &[&str]) -> (i32, String, String) {
+    let out = sparsenet(command).args(args).output().expect("run");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -58,9 +68,9 @@ pub fn run(bin: &str, args: &[&str]) -> (i32, String, String) {
     )
 }
 
-/// Run a binary: (exit status, stderr).
-pub fn status(bin: &str, args: &[&str]) -> (i32, String) {
-    let (code, _, err) = run(bin, args);
+/// Run `sparsenet <command> <args>`: (exit status, stderr).
+pub fn status(command: &str, args: &[&str]) -> (i32, String) {
+    let (code, _, err) = run(command, args);
     (code, err)
 }
 

@@ -6,9 +6,11 @@
 # default, standard augmentation (train's defaults). Seeds outer so that each study is one seed of
 # every network: a stop costs at most one run.
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
+# CONVERGED: this folder, where the script runs from a copy (a running bash script must not be
+# edited in place); SPARSENET: the program (default: the release build).
+here=${CONVERGED:-$(cd "$(dirname "$0")" && pwd)}
 top=$(cd "$here/../../.." && pwd)
-study=${STUDY:-$top/target/release/study}
+sparsenet=${SPARSENET:-$top/target/release/sparsenet}
 out=${OUT:-$top/runs/converged}
 common=(--epochs 15 --schedule cosine --data installed)
 # The runs a session finished are kept in the repository (save.sh): start from them, so a new
@@ -18,9 +20,9 @@ if [ -d "$here/study" ]; then
   cp -rn "$here/study/." "$out/"
 fi
 for s in 1 2 3; do
-  "$study" efficiency --grid "$here/grid-77k.txt" --seeds "$s" "${common[@]}" --out "$out/c77-s$s"
+  "$sparsenet" study efficiency --grid "$here/grid-77k.txt" --seeds "$s" "${common[@]}" --out "$out/c77-s$s"
 done
 for s in 4 5; do
-  "$study" efficiency --grid "$here/grid-77k-pairs.txt" --seeds "$s" "${common[@]}" --out "$out/c77-pairs-s$s"
+  "$sparsenet" study efficiency --grid "$here/grid-77k-pairs.txt" --seeds "$s" "${common[@]}" --out "$out/c77-pairs-s$s"
 done
-"$study" efficiency --grid "$here/grid-20k.txt" --seeds 1,2,3 "${common[@]}" --out "$out/c20"
+"$sparsenet" study efficiency --grid "$here/grid-20k.txt" --seeds 1,2,3 "${common[@]}" --out "$out/c20"

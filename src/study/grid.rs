@@ -1,52 +1,34 @@
-//! The networks of a `study efficiency`: a grid file (one network per line, in `train`'s spec
-//! flags) or a built-in preset.
+//! The networks of a study: a grid file (one network per line, in `sparsenet train`'s spec
+//! flags, read by [`crate::spec::parse_words`]) or a built-in preset. The search's candidates
+//! and `study prune --match` are grid lines too.
 
 use anyhow::Context;
-use clap::Parser;
-use sparsenet_net::zoo::Layout;
+use sparsenet_net::zoo::{Layout, ZOO};
 
-use super::spec::bad;
-use sparsenet_net::zoo::ZOO;
-
-use super::spec::SpecArgs;
+use crate::spec::{bad, parse_words};
 
 pub use crate::study::efficiency::GridEntry;
-
-/// The flags one grid line may carry: the spec flags of `train`.
-#[derive(Parser, Debug)]
-#[command(name = "grid line", no_binary_name = true, disable_help_flag = true)]
-struct LineArgs {
-    #[command(flatten)]
-    spec: SpecArgs,
-    /// Free spec: layout cifar|imagenet.
-    #[arg(long)]
-    layout: Option<String>,
-}
 
 /// Parse one grid line (`--model …` or `--family … --depth …`). `what` names it in errors
 /// (e.g. `grid.txt line 3`).
 pub fn parse_line(line: &str, what: &str) -> anyhow::Result<GridEntry> {
     let words: Vec<&str> = line.split_whitespace().collect();
-    let args = LineArgs::try_parse_from(&words).map_err(|e| {
-        let msg = e.to_string();
-        let first = msg.lines().next().unwrap_or("invalid flags");
+    let flags = parse_words(&words).map_err(|e| {
         bad(format!(
-            "{what}: {}; a line is train's spec flags, e.g. `--model sparsenet-40-24` or `--family sparse --depth 16 --growth 12`",
-            first.trim_start_matches("error: ")
+            "{what}: {e}; a line is train's spec flags, e.g. `--model sparsenet-40-24` or `--family sparse --depth 16 --growth 12`"
         ))
     })?;
-    if args.spec.classes.is_some() {
+    if flags.classes.is_some() {
         return Err(bad(format!(
             "{what}: --classes is not a grid flag (the classifier follows the dataset)"
         )));
     }
-    let spec = args
-        .spec
-        .to_spec(args.layout.as_deref())
+    let spec = flags
+        .to_spec()
         .with_context(|| what.to_string())?
         .ok_or_else(|| bad(format!("{what}: no network (give --model or --family)")))?;
     sparsenet_net::zoo::build(&spec).map_err(|e| bad(format!("{what}: {e}")))?;
-    let name = args.spec.model.clone().unwrap_or_else(|| spec.to_string());
+    let name = flags.model.clone().unwrap_or_else(|| spec.to_string());
     Ok(GridEntry {
         words: words.join(" "),
         name,
@@ -83,7 +65,7 @@ pub fn parse_grid(text: &str, file: &str) -> anyhow::Result<Vec<GridEntry>> {
 }
 
 /// The built-in grids.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Preset {
     /// Plain, ResNet, DenseNet and SparseNet at two matched sizes (about 77 K and 170 K
     /// parameters): small enough for 2 seeds on the embedded subset on a 2-core CPU.
@@ -91,6 +73,11 @@ pub enum Preset {
     /// The paper's CIFAR rows (every named CIFAR model with printed errors).
     PaperCifar,
 }
+
+crate::choice_table!(Preset {
+    Quick => "quick", "Plain, ResNet, DenseNet and SparseNet at two matched sizes (about 77 K and 170 K parameters): small enough for 2 seeds on the embedded subset on a 2-core CPU",
+    PaperCifar => "paper-cifar", "The paper's CIFAR rows (every named CIFAR model with printed errors)",
+});
 
 /// The grid of a preset.
 pub fn preset(p: Preset) -> Vec<GridEntry> {
