@@ -5,8 +5,8 @@
 //! per network, then the total), or `-- draw` (the time `sparsenet study search` spends drawing and
 //! filtering 24 candidates of each space at 77 000 parameters, the analysis included).
 
-use sparsenet::study::grid::{preset, Preset};
 use sparsenet::study::graph_metrics::graph_metrics;
+use sparsenet::study::grid::{preset, Preset};
 use std::time::Instant;
 
 fn main() {

@@ -19,7 +19,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::fmt;
 
-use crate::topology::BlockGraph;
+use crate::block_graph::BlockGraph;
 use crate::GraphError;
 
 /// Most nodes a DAG block may have.

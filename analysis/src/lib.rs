@@ -43,6 +43,7 @@
 pub mod analysis;
 pub mod bases;
 pub mod bijection;
+pub mod block_graph;
 pub mod block_metrics;
 pub mod claims;
 pub mod dag;

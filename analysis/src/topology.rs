@@ -167,9 +167,7 @@ pub struct Topology {
     pub depth: usize,
 }
 
-/// A block as a petgraph DAG: node weight = index `i` of `x_i`; an edge `x_j → x_ℓ` means layer
-/// `ℓ` aggregates `x_j`, and its weight is the slot of `x_j` in that aggregation (0 = first).
-pub type BlockGraph = DiGraph<usize, usize>;
+pub use crate::block_graph::BlockGraph;
 
 impl Topology {
     /// A validated block: `1 ≤ depth ≤ MAX_BLOCK_DEPTH`; a DAG block takes its own depth, or one

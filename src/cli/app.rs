@@ -127,6 +127,15 @@ fn on_stdout(buffered: bool, run: impl FnOnce(&mut dyn Write) -> ExitCode) -> Ex
     ExitCode::from(finish_output(code, flushed))
 }
 
+/// The exit status of a command's outcome: its error printed on one line and mapped to a status
+/// ([`crate::error`]) here, for every command.
+fn status(r: anyhow::Result<()>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => super::args::fail(&e),
+    }
+}
+
 /// Run the command: its exit status ([`crate::error`]).
 pub fn exec(cmd: &Command) -> ExitCode {
     if !matches!(
@@ -145,7 +154,7 @@ pub fn exec(cmd: &Command) -> ExitCode {
         Command::Export(a) => on_stdout(false, |w| export::run_export(a, w)),
         Command::Study(a) => {
             let mut out = std::io::stdout();
-            let code = study::run_study(a, &mut out);
+            let code = status(study::exec(a, &mut out));
             let flushed = out.flush();
             ExitCode::from(finish_output(code, flushed))
         }

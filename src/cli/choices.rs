@@ -31,4 +31,5 @@ value_enums!(
     crate::study::prune::Layers,
     crate::spec::AggregateKind,
     crate::study::grid::Preset,
+    crate::study::search::Space,
 );

@@ -11,7 +11,6 @@ mod flag_sweep;
 pub mod gpu_check;
 pub mod paths;
 pub mod paths_dag;
-pub mod slurm;
 pub mod spec;
 pub mod study;
 pub mod train;

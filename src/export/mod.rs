@@ -5,7 +5,7 @@
 
 pub mod files;
 pub mod onnx;
-pub mod torchvision;
+use crate::train::torchvision;
 
 use anyhow::{anyhow, bail, Context, Result};
 use std::collections::HashMap;

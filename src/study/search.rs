@@ -55,13 +55,15 @@ pub enum Space {
     Aggregate,
 }
 
+crate::choice_table!(Space {
+    Offsets => "offsets", "Offset sets {1, o2, …} over a block's layers (SparseNet's pattern family)",
+    Dag => "dag", "Random DAG blocks (Erdős–Rényi, Barabási–Albert, Watts–Strogatz, with their parameters)",
+    Aggregate => "aggregate", "Aggregation operators (concat, sum, mixed, dual) over the sparse and dense patterns",
+});
+
 impl std::fmt::Display for Space {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Space::Offsets => "offsets",
-            Space::Dag => "dag",
-            Space::Aggregate => "aggregate",
-        })
+        f.write_str(crate::choice::Choice::name(*self))
     }
 }
 

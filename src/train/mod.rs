@@ -4,6 +4,7 @@
 pub mod checkpoint;
 pub mod folder;
 pub mod memory;
+pub mod torchvision;
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -453,12 +454,12 @@ pub fn run_holding_lock(opts: &TrainOptions, log: &mut dyn Write) -> Result<RunS
         // Every tensor by name and shape, the first mismatch named (bad input).
         let loaded = match opts.key_map {
             KeyMap::Ours => checkpoint::load_into(init, &mut model, None),
-            KeyMap::Torchvision => match crate::export::torchvision::twin(&spec) {
+            KeyMap::Torchvision => match torchvision::twin(&spec) {
                 None => Err(anyhow::anyhow!(
                     "--key-map torchvision maps {}, not {spec}",
-                    crate::export::torchvision::TWINS
+                    torchvision::TWINS
                 )),
-                Some(twin) => crate::export::torchvision::load(init, &mut model, &twin),
+                Some(twin) => torchvision::load(init, &mut model, &twin),
             },
         };
         loaded.map_err(|e| bad_input(e.context(format!("--init-from {}", init.display()))))?;

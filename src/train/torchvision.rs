@@ -19,8 +19,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use super::checkpoint::{self, f32_bytes, f32_values, NamedTensor};
 use crate::model::Model;
-use crate::train::checkpoint::{self, f32_bytes, f32_values, NamedTensor};
 
 use petgraph::graph::NodeIndex;
 use sparsenet_net::zoo::{Aggregate, Family, Layout, NetSpec};

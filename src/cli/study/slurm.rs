@@ -3,12 +3,84 @@
 //! and run with the array variables set by hand it executes the shard they name.
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{Args, Parser};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::spec::bad;
-use super::study::{efficiency_study, SlurmArgs, StudyArgs, StudyCommand};
+use super::efficiency::{efficiency_study, EfficiencyArgs};
+use crate::cli::args::parse_in_range;
+use crate::cli::spec::bad;
+
+/// Arguments of `study slurm`.
+#[derive(Args, Debug)]
+#[command(long_about = "\
+Print a bash script for Slurm's sbatch that runs a study as a job array: one array task per
+shard (`--array=0-(N-1)%K`, SLURM_ARRAY_TASK_ID → --shard), with the resources given here and a
+log per task, then a merge job that starts once every task has succeeded
+(`--dependency=afterok`). `bash job.sh` submits both; `sbatch job.sh` submits the array alone
+(the last shard to finish merges too). The study's own arguments follow `--`, exactly as
+`study efficiency` takes them, and are checked now:
+
+  study slurm --shards 8 --max-running 4 --cpus-per-task 4 --time 02:00:00 --partition cpu \\
+      -- efficiency --preset quick --seeds 1,2,3 --out /shared/runs/quick > job.sh
+  bash job.sh
+
+The script runs this program (its absolute path) in the current folder, so relative paths
+in the study's arguments mean what they mean here; the study folder must be on a file system
+every node sees.")]
+pub struct SlurmArgs {
+    /// Shards (array tasks) to cut the study into.
+    #[arg(long, value_parser = |s: &str| parse_in_range(s, "shards", 1, 100_000))]
+    pub shards: usize,
+
+    /// Array tasks running at once (the array's %K); default: no limit.
+    #[arg(long, value_parser = |s: &str| parse_in_range(s, "max running", 1, 100_000))]
+    pub max_running: Option<usize>,
+
+    /// CPUs per task.
+    #[arg(long, default_value = "2", value_parser = |s: &str| parse_in_range(s, "cpus per task", 1, 4096))]
+    pub cpus_per_task: usize,
+
+    /// GPUs per task (--gres=gpu:G; give the study --device cuda too).
+    #[arg(long, default_value = "0", value_parser = |s: &str| parse_in_range(s, "gpus per task", 0, 64))]
+    pub gpus_per_task: usize,
+
+    /// Memory per task, in Slurm's words (e.g. 8G); default: the partition's.
+    #[arg(long)]
+    pub mem: Option<String>,
+
+    /// Time limit per task, in Slurm's words (e.g. 02:00:00 or 1-00:00:00).
+    #[arg(long, default_value = "04:00:00")]
+    pub time: String,
+
+    /// Partition.
+    #[arg(long)]
+    pub partition: Option<String>,
+
+    /// Account to charge.
+    #[arg(long)]
+    pub account: Option<String>,
+
+    /// Job name (the merge job adds -merge).
+    #[arg(long, default_value = "sparsenet-study")]
+    pub job_name: String,
+
+    /// Folder of the per-task logs (default: OUT/slurm-logs).
+    #[arg(long)]
+    pub logs: Option<PathBuf>,
+
+    /// The study, after `--`: `efficiency …` as `study efficiency` takes it (without --shard).
+    #[arg(last = true, required = true, num_args = 1..)]
+    pub study: Vec<String>,
+}
+
+/// The study after `--`: `efficiency` (the one study that shards) and its arguments.
+#[derive(Parser, Debug)]
+#[command(name = "efficiency")]
+struct StudyLine {
+    #[command(flatten)]
+    efficiency: EfficiencyArgs,
+}
 
 /// A word quoted for bash, always on one line: itself when it is plain, else in single quotes
 /// (`'` as `'\''`), or, when it holds a control character such as a newline, in ANSI-C quotes
@@ -129,9 +201,12 @@ fn absolute(p: &Path, cwd: &Path) -> PathBuf {
 /// The script for `a`: the study's arguments are checked (as `study efficiency` would check
 /// them) before anything is printed.
 pub fn script(a: &SlurmArgs) -> anyhow::Result<String> {
-    let mut argv = vec!["study".to_string()];
-    argv.extend(a.study.iter().cloned());
-    let parsed = StudyArgs::try_parse_from(&argv).map_err(|e| {
+    if a.study.first().map(String::as_str) != Some("efficiency") {
+        return Err(bad(
+            "the study after `--` must be `efficiency …` (the one study that shards)",
+        ));
+    }
+    let parsed = StudyLine::try_parse_from(&a.study).map_err(|e| {
         let msg = e.to_string();
         bad(format!(
             "the study after `--`: {}",
@@ -141,11 +216,7 @@ pub fn script(a: &SlurmArgs) -> anyhow::Result<String> {
                 .trim_start_matches("error: ")
         ))
     })?;
-    let StudyCommand::Efficiency(eff) = &parsed.command else {
-        return Err(bad(
-            "the study after `--` must be `efficiency …` (the one study that shards)",
-        ));
-    };
+    let eff = &parsed.efficiency;
     if eff.shard.is_some() {
         return Err(bad(
             "the study after `--` has --shard: the script gives each array task its own",
@@ -280,6 +351,14 @@ pub fn script(a: &SlurmArgs) -> anyhow::Result<String> {
         sh_quote(&logs_s)
     );
     Ok(s)
+}
+
+/// Run `study slurm`: print the script.
+pub fn exec(a: &SlurmArgs, w: &mut (dyn std::io::Write + Send)) -> anyhow::Result<()> {
+    let text = script(a)?;
+    w.write_all(text.as_bytes())
+        .and_then(|()| w.flush())
+        .context("cannot write the script to stdout")
 }
 
 #[cfg(test)]
