@@ -17,6 +17,7 @@ mod hostile_study_files;
 mod hostile_sweep;
 mod injection;
 mod kill_resume;
+mod layers;
 mod memory_estimate;
 mod one_program;
 mod paths_cli;

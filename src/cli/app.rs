@@ -111,24 +111,26 @@ impl FromArgMatches for Sparsenet {
 
 impl Parser for Sparsenet {}
 
-/// Run `w` on standard output (buffered where the command writes tables, line by line where
-/// it reports progress), then flush: the exit status, a failed write included.
-fn on_stdout(buffered: bool, run: impl FnOnce(&mut dyn Write) -> ExitCode) -> ExitCode {
-    let stdout = std::io::stdout();
+/// Run a command on standard output (buffered where it writes tables, line by line where it
+/// reports progress), flush, and map its outcome to the exit status — the one place that does,
+/// for every command ([`crate::error`]; a failed write of standard output is status 3).
+fn on_stdout(
+    buffered: bool,
+    run: impl FnOnce(&mut (dyn Write + Send)) -> anyhow::Result<()>,
+) -> ExitCode {
     let (code, flushed) = if buffered {
-        let mut out = std::io::BufWriter::new(stdout.lock());
-        let code = run(&mut out);
+        let mut out = std::io::BufWriter::new(std::io::stdout());
+        let code = status(run(&mut out));
         (code, out.flush())
     } else {
-        let mut out = stdout.lock();
-        let code = run(&mut out);
+        let mut out = std::io::stdout();
+        let code = status(run(&mut out));
         (code, out.flush())
     };
     ExitCode::from(finish_output(code, flushed))
 }
 
-/// The exit status of a command's outcome: its error printed on one line and mapped to a status
-/// ([`crate::error`]) here, for every command.
+/// The exit status of a command's outcome: its error printed on one line.
 fn status(r: anyhow::Result<()>) -> ExitCode {
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -146,20 +148,22 @@ pub fn exec(cmd: &Command) -> ExitCode {
         crate::alloc::retain_freed_memory();
     }
     match cmd {
-        Command::Paths(a) => on_stdout(true, |w| paths::run(a, w)),
-        Command::Zoo(a) => on_stdout(true, |w| zoo::run(a, w)),
-        Command::DistCheck(a) => dist_check::run(a),
-        Command::Train(a) => on_stdout(false, |w| train::run_train(a, w)),
-        Command::Evaluate(a) => on_stdout(false, |w| train::run_evaluate(a, w)),
-        Command::Export(a) => on_stdout(false, |w| export::run_export(a, w)),
-        Command::Study(a) => {
+        Command::Paths(a) => on_stdout(true, |w| paths::exec(a, w)),
+        Command::Zoo(a) => on_stdout(true, |w| zoo::exec(a, w)),
+        Command::DistCheck(a) => on_stdout(false, |_| dist_check::exec(a)),
+        Command::Train(a) => on_stdout(false, |w| train::exec_train(a, w)),
+        Command::Evaluate(a) => on_stdout(false, |w| train::exec_evaluate(a, w)),
+        Command::Export(a) => on_stdout(false, |w| export::exec(a, w)),
+        Command::Study(a) => on_stdout(false, |w| study::exec(a, w)),
+        // gpu-check reports each comparison itself and decides its own status (1 when one
+        // fails, 3 when a library is missing).
+        #[cfg(feature = "cuda")]
+        Command::GpuCheck(a) => {
             let mut out = std::io::stdout();
-            let code = status(study::exec(a, &mut out));
+            let code = super::gpu_check::run(a, &mut out);
             let flushed = out.flush();
             ExitCode::from(finish_output(code, flushed))
         }
-        #[cfg(feature = "cuda")]
-        Command::GpuCheck(a) => on_stdout(false, |w| super::gpu_check::run(a, w)),
     }
 }
 

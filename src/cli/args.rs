@@ -84,6 +84,17 @@ pub fn one_line(text: &str) -> String {
     format!("{first} {}", items.join(", "))
 }
 
+/// A command's output written, or the error of the write (status 3); a closed pipe (`| head`)
+/// is not an error of the command.
+pub fn written(r: std::io::Result<()>) -> anyhow::Result<()> {
+    match r {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(e).context("could not write output"))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Print a one-line error and return exit status 2.
 pub fn exit_bad_input(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {msg}");

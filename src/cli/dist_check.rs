@@ -4,10 +4,9 @@
 use anyhow::Context;
 use clap::Parser;
 use std::io::Write;
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use super::args::{fail, parse_in_range};
+use super::args::parse_in_range;
 use super::spec::bad;
 use crate::dist::{self, Group, Join};
 
@@ -45,15 +44,15 @@ pub struct DistCheckArgs {
 }
 
 /// Run `dist-check`.
-pub fn run(a: &DistCheckArgs) -> ExitCode {
-    match check(a) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) if dist::claim_failure() => fail(&e),
-        // The watch thread is reporting the group's failure and ending the process.
-        Err(_) => loop {
-            std::thread::park();
-        },
-    }
+pub fn exec(a: &DistCheckArgs) -> anyhow::Result<()> {
+    check(a).inspect_err(|_| {
+        if !dist::claim_failure() {
+            // The watch thread is reporting the group's failure and ending the process.
+            loop {
+                std::thread::park();
+            }
+        }
+    })
 }
 
 fn check(a: &DistCheckArgs) -> anyhow::Result<()> {

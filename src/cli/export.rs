@@ -4,12 +4,11 @@
 use clap::{Parser, ValueEnum};
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use crate::data::DataChoice;
 use crate::export::{onnx, pytorch, ExportJob};
 
-use super::args::{fail, parse_in_range};
+use super::args::parse_in_range;
 
 const LONG_ABOUT: &str = "Export a checkpoint's network.
 
@@ -75,8 +74,8 @@ pub struct ExportArgs {
     pub data: DataChoice,
 }
 
-/// Run `export`: the exit status of [`crate::error`].
-pub fn run_export(a: &ExportArgs, w: &mut dyn Write) -> ExitCode {
+/// Run `export`.
+pub fn exec(a: &ExportArgs, w: &mut dyn Write) -> anyhow::Result<()> {
     let e = ExportJob {
         checkpoint: a.checkpoint.clone(),
         out: a.out.clone(),
@@ -84,25 +83,20 @@ pub fn run_export(a: &ExportArgs, w: &mut dyn Write) -> ExitCode {
         data_dir: a.data_dir.clone(),
         data: a.data,
     };
-    let (written, check) = match a.format {
-        Format::Pytorch => (pytorch(&e), "python3 {model} --check {sample}"),
-        Format::Onnx => (onnx(&e), "python3 scripts/check-onnx.py {model} {sample}"),
+    let (files, check) = match a.format {
+        Format::Pytorch => (pytorch(&e)?, "python3 {model} --check {sample}"),
+        Format::Onnx => (onnx(&e)?, "python3 scripts/check-onnx.py {model} {sample}"),
     };
-    match written {
-        Ok(files) => {
-            for f in &files {
-                let _ = writeln!(w, "wrote {}", f.display());
-            }
-            if let (Some(model), Some(sample)) = (files.first(), files.last()) {
-                if sample.to_string_lossy().ends_with(".sample.safetensors") {
-                    let line = check
-                        .replace("{model}", &model.display().to_string())
-                        .replace("{sample}", &sample.display().to_string());
-                    let _ = writeln!(w, "check it: {line}");
-                }
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => fail(&e),
+    for f in &files {
+        let _ = writeln!(w, "wrote {}", f.display());
     }
+    if let (Some(model), Some(sample)) = (files.first(), files.last()) {
+        if sample.to_string_lossy().ends_with(".sample.safetensors") {
+            let line = check
+                .replace("{model}", &model.display().to_string())
+                .replace("{sample}", &sample.display().to_string());
+            let _ = writeln!(w, "check it: {line}");
+        }
+    }
+    Ok(())
 }

@@ -4,12 +4,11 @@
 use clap::{Parser, ValueEnum};
 use prettytable::{format, Cell, Row, Table};
 use std::io::Write;
-use std::process::ExitCode;
 
 use sparsenet_analysis::report::{Report, ReportOptions, TopologyAnalysis, HISTOGRAM_DEPTH_LIMIT};
 use sparsenet_analysis::topology::{Pattern, Topology, MAX_BLOCK_DEPTH};
 
-use super::args::{fail, parse_in_range, parse_range, parse_usize_list};
+use super::args::{parse_in_range, parse_range, parse_usize_list, written};
 use super::spec::bad;
 
 /// Largest depth `--format dot` draws (dense has N(N+1)/2 edges; beyond this no drawing is legible).
@@ -382,7 +381,7 @@ pub fn write_dot(args: &PathsArgs, r: &Report, w: &mut dyn Write) -> std::io::Re
 }
 
 /// `paths` on a DAG block (`--dag-file` or `--random`).
-fn run_dag(args: &PathsArgs, w: &mut dyn Write) -> ExitCode {
+fn exec_dag(args: &PathsArgs, w: &mut dyn Write) -> anyhow::Result<()> {
     use super::paths_dag::{load_dag, report, write_table, DagSource};
     use sparsenet_analysis::dag_report::all_hold;
     let src = match (&args.dag_file, &args.random) {
@@ -395,87 +394,69 @@ fn run_dag(args: &PathsArgs, w: &mut dyn Write) -> ExitCode {
             nodes: args.nodes,
             seed: args.seed,
         },
-        (None, None) => unreachable!("run_dag is called with a DAG"),
+        (None, None) => unreachable!("exec_dag is called with a DAG"),
     };
-    let (dag, source) = match load_dag(&src) {
-        Ok(d) => d,
-        Err(e) => return fail(&e),
-    };
-    let written = match args.format {
-        Format::Dot => w.write_all(dag.to_dot().as_bytes()),
-        Format::Csv => w.write_all(dag.to_edge_list().as_bytes()),
+    let (dag, source) = load_dag(&src)?;
+    match args.format {
+        Format::Dot => written(w.write_all(dag.to_dot().as_bytes())),
+        Format::Csv => written(w.write_all(dag.to_edge_list().as_bytes())),
         Format::Table | Format::Json => {
             let r = report(&dag, source, true, args.force_histograms);
-            let out = if args.format == Format::Json {
+            written(if args.format == Format::Json {
                 serde_json::to_writer_pretty(&mut *w, &r)
                     .map_err(std::io::Error::other)
                     .and_then(|_| writeln!(w))
             } else {
                 write_table(&r, w)
-            };
-            if let Err(e) = out {
-                if e.kind() != std::io::ErrorKind::BrokenPipe {
-                    return fail(&anyhow::Error::new(e).context("could not write output"));
-                }
-            }
-            return if all_hold(&r) {
-                ExitCode::SUCCESS
+            })?;
+            if all_hold(&r) {
+                Ok(())
             } else {
-                ExitCode::from(1)
-            };
+                Err(claims_failed())
+            }
         }
-    };
-    match written {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            fail(&anyhow::Error::new(e).context("could not write output"))
-        }
-        _ => ExitCode::SUCCESS,
     }
 }
 
-/// Run `paths` with parsed arguments, writing to `w`. Returns the process exit status.
-pub fn run(args: &PathsArgs, w: &mut dyn Write) -> ExitCode {
+/// The failure of a run whose claims do not all hold (status 1).
+fn claims_failed() -> anyhow::Error {
+    anyhow::anyhow!("a claim does not hold: see the checks marked ✗ in the output")
+}
+
+/// Run `paths`, writing to `w`: an error when the input is bad, the output cannot be written,
+/// or a claim does not hold.
+pub fn exec(args: &PathsArgs, w: &mut dyn Write) -> anyhow::Result<()> {
     if args.topology.iter().any(|t| t == "fractal") {
         if args.topology.len() > 1 || args.dag_file.is_some() || args.random.is_some() {
-            return fail(&bad(
+            return Err(bad(
                 "--topology fractal is a DAG block of its own: give it alone (with --columns C), without other topologies, --dag-file or --random",
             ));
         }
-        return run_dag(args, w);
+        return exec_dag(args, w);
     }
     if args.columns.is_some() {
-        return fail(&bad("--columns goes with --topology fractal"));
+        return Err(bad("--columns goes with --topology fractal"));
     }
     if args.dag_file.is_some() || args.random.is_some() {
-        return run_dag(args, w);
+        return exec_dag(args, w);
     }
-    let report = match build_report(args) {
-        Ok(r) => r,
-        Err(e) => return fail(&e),
-    };
-    let written = match args.format {
+    let report = build_report(args)?;
+    written(match args.format {
         Format::Table => write_tables(args, &report, w),
         Format::Json => serde_json::to_writer_pretty(&mut *w, &filtered(args, &report))
             .map_err(std::io::Error::other)
             .and_then(|_| writeln!(w)),
         Format::Csv => write_csv(args, &report, w),
         Format::Dot => write_dot(args, &report, w),
-    };
-    if let Err(e) = written {
-        // A closed pipe (e.g. `| head`) is not an error of the analysis.
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            return fail(&anyhow::Error::new(e).context("could not write output"));
-        }
-    }
+    })?;
     if let Some(dir) = &args.plot {
-        match crate::plot::figures::paths_figures(&filtered(args, &report), dir) {
-            Ok(files) => eprintln!("wrote {} figures to {}", files.len() / 2, dir.display()),
-            Err(e) => return fail(&e.context("could not draw the figures")),
-        }
+        let files = crate::plot::figures::paths_figures(&filtered(args, &report), dir)
+            .map_err(|e| e.context("could not draw the figures"))?;
+        eprintln!("wrote {} figures to {}", files.len() / 2, dir.display());
     }
     if report.all_claims_hold() {
-        ExitCode::SUCCESS
+        Ok(())
     } else {
-        ExitCode::from(1)
+        Err(claims_failed())
     }
 }

@@ -3,13 +3,12 @@
 use clap::{Args, Parser};
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use crate::data::{DataChoice, DatasetKind};
 use crate::optim::{Config as OptConfig, Optimizer as OptKind, Schedule};
 use crate::train::{checkpoint, evaluate, run, DeviceKind, Engine, KeyMap, TrainOptions};
 
-use super::args::{fail, parse_in_range};
+use super::args::parse_in_range;
 use super::spec::bad;
 use super::spec::SpecArgs;
 
@@ -469,41 +468,31 @@ pub fn group_from_env(a: &TrainArgs) -> anyhow::Result<Option<crate::dist::Join>
     }))
 }
 
-/// Run `train`: the exit status of [`crate::error`] (0 success, 1 the run failed, 2 bad input, 3
-/// a file could not be read or written).
-pub fn run_train(a: &TrainArgs, w: &mut dyn Write) -> ExitCode {
-    let opts = match options(a).and_then(|o| {
-        Ok(TrainOptions {
-            group: group_from_env(a)?,
-            ..o
-        })
-    }) {
-        Ok(o) => o,
-        Err(e) => return fail(&e),
+/// Run `train`.
+pub fn exec_train(a: &TrainArgs, w: &mut dyn Write) -> anyhow::Result<()> {
+    let opts = options(a)?;
+    let opts = TrainOptions {
+        group: group_from_env(a)?,
+        ..opts
     };
     set_threads(a.threads);
-    match run(&opts, w) {
-        Ok(s) => {
-            if let Some((acc, ep)) = s.best {
-                let _ = writeln!(
-                    w,
-                    "best test accuracy {acc:.4} at epoch {ep}; outputs in {}",
-                    opts.out.display()
-                );
+    let s = run(&opts, w).inspect_err(|_| {
+        let _ = w.flush();
+        if opts.group.is_some() && !crate::dist::claim_failure() {
+            // The group's watch thread is reporting its failure and ending the process.
+            loop {
+                std::thread::park();
             }
-            ExitCode::SUCCESS
         }
-        Err(e) => {
-            let _ = w.flush();
-            if opts.group.is_some() && !crate::dist::claim_failure() {
-                // The group's watch thread is reporting its failure and ending the process.
-                loop {
-                    std::thread::park();
-                }
-            }
-            fail(&e)
-        }
+    })?;
+    if let Some((acc, ep)) = s.best {
+        let _ = writeln!(
+            w,
+            "best test accuracy {acc:.4} at epoch {ep}; outputs in {}",
+            opts.out.display()
+        );
     }
+    Ok(())
 }
 
 /// Arguments of `evaluate`.
@@ -537,9 +526,9 @@ pub struct EvalArgs {
 }
 
 /// Run `evaluate`.
-pub fn run_evaluate(a: &EvalArgs, w: &mut dyn Write) -> ExitCode {
+pub fn exec_evaluate(a: &EvalArgs, w: &mut dyn Write) -> anyhow::Result<()> {
     set_threads(a.threads);
-    let result = (|| -> anyhow::Result<()> {
+    {
         let (checkpoint::Loaded { meta, mut model }, split) =
             checkpoint::open_for_eval(&a.checkpoint, a.data_dir.as_deref(), a.data)?;
         let mut engine = Engine::Cpu;
@@ -578,9 +567,5 @@ pub fn run_evaluate(a: &EvalArgs, w: &mut dyn Write) -> ExitCode {
             split.test.n()
         )?;
         Ok(())
-    })();
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(&e),
     }
 }

@@ -4,11 +4,10 @@
 use clap::{Parser, ValueEnum};
 use prettytable::{format, Cell, Row, Table};
 use std::io::Write;
-use std::process::ExitCode;
 
 use sparsenet_net::zoo::{depth_sweep, fit_exponent, model_row, named_row, ModelRow, ZOO};
 
-use super::args::{exit_bad_input, fail};
+use super::args::written;
 use super::spec::bad;
 use super::spec::SpecArgs;
 
@@ -351,8 +350,8 @@ fn rows_for(args: &ZooArgs) -> anyhow::Result<(Vec<ModelRow>, Vec<sparsenet_net:
     }
 }
 
-/// Run `zoo`; returns the exit status (0, or 2 for bad input).
-pub fn run(args: &ZooArgs, w: &mut dyn Write) -> ExitCode {
+/// Run `zoo`, writing to `w`.
+pub fn exec(args: &ZooArgs, w: &mut dyn Write) -> anyhow::Result<()> {
     let mut owned;
     let args = if args.seed.is_some() {
         owned = args.clone();
@@ -380,73 +379,26 @@ pub fn run(args: &ZooArgs, w: &mut dyn Write) -> ExitCode {
                 m.classes
             ));
         }
-        return match w.write_all(out.as_bytes()) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(_) => ExitCode::FAILURE,
-        };
+        return written(w.write_all(out.as_bytes()));
     }
     if args.dag {
-        let spec = match args.spec.to_spec(args.layout.as_deref()) {
-            Ok(Some(s)) => s,
-            Ok(None) => {
-                return exit_bad_input("--dag needs one model: --model NAME or a free spec")
-            }
-            Err(e) => return fail(&e),
-        };
-        return match sparsenet_net::zoo::build(&spec) {
-            Ok(net) => match serde_json::to_writer(&mut *w, &net.export()) {
-                Ok(()) => {
-                    let _ = writeln!(w);
-                    ExitCode::SUCCESS
-                }
-                Err(e) => fail(
-                    &anyhow::Error::new(std::io::Error::from(e)).context("could not write output"),
-                ),
-            },
-            Err(e) => exit_bad_input(e),
-        };
+        let spec = args
+            .spec
+            .to_spec(args.layout.as_deref())?
+            .ok_or_else(|| bad("--dag needs one model: --model NAME or a free spec"))?;
+        let net = sparsenet_net::zoo::build(&spec).map_err(bad)?;
+        return written(
+            serde_json::to_writer(&mut *w, &net.export())
+                .map_err(std::io::Error::from)
+                .and_then(|()| writeln!(w)),
+        );
     }
     let result = if args.sweep_depth {
-        match sweep_rows(args) {
-            Ok(rows) => write_sweep(args, rows, w),
-            Err(e) => return fail(&e),
-        }
+        write_sweep(args, sweep_rows(args)?, w)
     } else {
-        let (rows, memory) = match rows_for(args)
-            .and_then(|(rows, specs)| Ok((rows, train_memory(&specs, args.batch_size)?)))
-        {
-            Ok(r) => r,
-            Err(e) => return fail(&e),
-        };
-        let batch = args.batch_size;
-        {
-            let r = match args.format {
-                Format::Table => write_table(&rows, &memory, batch, w).and_then(|_| {
-                    let bad = rows.iter().filter(|r| r.params_agree == Some(false) || r.flops_agree == Some(false)).count();
-                    if rows.len() > 1 {
-                        writeln!(w, "\n{} models; {bad} differ from the paper's printed figure (✗). Counts are exact and not tuned to the paper; see README for the known mismatches.", rows.len())
-                    } else {
-                        Ok(())
-                    }
-                }),
-                Format::Json => {
-                    let out: Vec<RowOut> = rows
-                        .iter()
-                        .zip(&memory)
-                        .map(|(row, &m)| RowOut {
-                            row,
-                            train_memory_bytes: m,
-                            train_memory_batch: batch,
-                        })
-                        .collect();
-                    serde_json::to_writer_pretty(&mut *w, &out)
-                        .map_err(std::io::Error::other)
-                        .and_then(|_| writeln!(w))
-                }
-                Format::Csv => write_csv(&rows, &memory, batch, w),
-            };
-            r
-        }
+        let (rows, specs) = rows_for(args)?;
+        let memory = train_memory(&specs, args.batch_size)?;
+        write_rows(args, &rows, &memory, w)
     };
     if let (Ok(()), Some(dir)) = (&result, &args.plot) {
         let k = args
@@ -455,15 +407,48 @@ pub fn run(args: &ZooArgs, w: &mut dyn Write) -> ExitCode {
             .as_ref()
             .and_then(|g| g.0.first().copied())
             .unwrap_or(12);
-        match crate::plot::figures::zoo_figures(dir, k, &SWEEP_DEPTHS) {
-            Ok(files) => eprintln!("wrote {} figures to {}", files.len() / 2, dir.display()),
-            Err(e) => return fail(&e.context("could not draw the figures")),
-        }
+        let files = crate::plot::figures::zoo_figures(dir, k, &SWEEP_DEPTHS)
+            .map_err(|e| e.context("could not draw the figures"))?;
+        eprintln!("wrote {} figures to {}", files.len() / 2, dir.display());
     }
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        // A closed pipe (e.g. `| head`) is not an error of the counts.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-        Err(e) => fail(&anyhow::Error::new(e).context("could not write output")),
+    // A closed pipe (e.g. `| head`) is not an error of the counts.
+    written(result)
+}
+
+/// The rows in `--format`.
+fn write_rows(
+    args: &ZooArgs,
+    rows: &[ModelRow],
+    memory: &[u64],
+    w: &mut dyn Write,
+) -> std::io::Result<()> {
+    let batch = args.batch_size;
+    match args.format {
+        Format::Table => write_table(rows, memory, batch, w).and_then(|_| {
+            let bad = rows
+                .iter()
+                .filter(|r| r.params_agree == Some(false) || r.flops_agree == Some(false))
+                .count();
+            if rows.len() > 1 {
+                writeln!(w, "\n{} models; {bad} differ from the paper's printed figure (✗). Counts are exact and not tuned to the paper; see README for the known mismatches.", rows.len())
+            } else {
+                Ok(())
+            }
+        }),
+        Format::Json => {
+            let out: Vec<RowOut> = rows
+                .iter()
+                .zip(memory)
+                .map(|(row, &m)| RowOut {
+                    row,
+                    train_memory_bytes: m,
+                    train_memory_batch: batch,
+                })
+                .collect();
+            serde_json::to_writer_pretty(&mut *w, &out)
+                .map_err(std::io::Error::other)
+                .and_then(|_| writeln!(w))
+        }
+        Format::Csv => write_csv(rows, memory, batch, w),
     }
 }
