@@ -3,7 +3,7 @@
 //! clap types and a new value needs nothing here.
 
 use crate::choice::Choice;
-use clap::builder::PossibleValue;
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 
 /// `impl clap::ValueEnum` for library types through their [`Choice`] tables.
 macro_rules! value_enums {
@@ -29,7 +29,18 @@ value_enums!(
     crate::data::transform::Preset,
     crate::data::transform::TrainCrop,
     crate::study::prune::Layers,
-    crate::spec::AggregateKind,
     crate::study::grid::Preset,
     crate::study::search::Space,
 );
+
+/// A flag's values from a [`Choice`] type of another crate, which `clap::ValueEnum` cannot be
+/// implemented for here (`--aggregate`: the net crate's operators): the same names, help and
+/// errors as a value enum's.
+pub fn choice_parser<T: Choice + Send + Sync>() -> impl TypedValueParser<Value = T> {
+    PossibleValuesParser::new(
+        T::ALL
+            .iter()
+            .map(|v| PossibleValue::new(v.name()).help(v.help()).hide(v.hidden())),
+    )
+    .map(|s| T::from_name(&s).expect("clap accepts only the possible values"))
+}

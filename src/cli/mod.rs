@@ -3,7 +3,7 @@
 
 pub mod app;
 pub mod args;
-mod choices;
+pub mod choices;
 pub mod dist_check;
 pub mod export;
 mod flag_sweep;

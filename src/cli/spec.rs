@@ -80,7 +80,7 @@ pub struct SpecArgs {
     /// convolution when its width differs), mixed (Mixed Link: --mix A,C — A channels summed,
     /// C concatenated per layer) or dual (Dual Path: a residual path of the block input's width
     /// and a dense path of k per layer). Equations: README "Aggregation operators".
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = super::choices::choice_parser::<AggregateKind>())]
     pub aggregate: Option<AggregateKind>,
 
     /// Free spec, --family wide: the widening factor K of WRN-D-K (stage widths 16K, 32K, 64K).

@@ -13,28 +13,21 @@ pub use words::{parse_words, FLAGS};
 
 use sparsenet_analysis::dag::BlockDag;
 use sparsenet_analysis::topology::Pattern;
-use sparsenet_net::zoo::{named, Aggregate, Family, Head, Layout, NetSpec};
+use sparsenet_net::zoo::{named, Family, Head, Layout, NetSpec};
 use std::path::PathBuf;
 
-/// How a layer of a dense or sparse block combines its sources (`--aggregate`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AggregateKind {
-    /// Channel concatenation.
-    Concat,
-    /// Summation.
-    Sum,
-    /// Mixed link (with `--mix`).
-    Mixed,
-    /// Dual path.
-    Dual,
-}
+pub use sparsenet_net::zoo::AggregateKind;
 
-crate::choice_table!(AggregateKind {
-    Concat => "concat", "Channel concatenation",
-    Sum => "sum", "Summation",
-    Mixed => "mixed", "Mixed link (with --mix)",
-    Dual => "dual", "Dual path",
-});
+/// `--aggregate`'s values are the net crate's operators (no second list).
+impl crate::choice::Choice for AggregateKind {
+    const ALL: &'static [Self] = AggregateKind::ALL;
+    fn name(self) -> &'static str {
+        AggregateKind::name(self)
+    }
+    fn help(self) -> &'static str {
+        AggregateKind::help(self)
+    }
+}
 
 /// The values of a network's words: a named model or a free spec, each field one flag
 /// (`None`/`false`: not given). The command line's help describes each flag.
@@ -289,14 +282,7 @@ impl SpecFlags {
                             "--aggregate applies to --family sparse or dense (res sums and plain chains already), not {f}"
                         ));
                     }
-                    spec.aggregate = match a {
-                        AggregateKind::Concat => Aggregate::Concat,
-                        AggregateKind::Sum => Aggregate::Sum,
-                        AggregateKind::Mixed => Aggregate::Mixed {
-                            sum: mix.map_or(0, |m| m.0),
-                        },
-                        AggregateKind::Dual => Aggregate::Dual,
-                    };
+                    spec.aggregate = a.with_widths(mix.map_or(0, |m| m.0));
                 }
                 if spec.pattern.is_some() && family != Family::Sparse {
                     return Err(

@@ -42,6 +42,7 @@ use crate::error::bad_input;
 use crate::io::write_atomic;
 use crate::study::efficiency::{self, GridEntry, Study};
 use crate::study::graph_metrics::{graph_metrics, GraphMetrics};
+use sparsenet_net::zoo::AggregateKind;
 
 /// What the sampler proposes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -226,11 +227,11 @@ fn propose(s: &Draw, rng: &mut rand_chacha::ChaCha8Rng) -> String {
                 1 => "--family sparse --base 3".to_string(),
                 _ => "--family dense".to_string(),
             };
-            let op = match rng.gen_range(0..4) {
-                0 => "",
-                1 => " --aggregate sum",
-                2 => " --aggregate mixed",
-                _ => " --aggregate dual",
+            // Every operator the net crate has (concatenation, the default, without a flag).
+            let ops = AggregateKind::ALL;
+            let op = match ops[rng.gen_range(0..ops.len())] {
+                AggregateKind::Concat => String::new(),
+                k => format!(" --aggregate {}", k.name()),
             };
             format!("{pattern} --depth {}{op}", s.depth)
         }

@@ -18,6 +18,6 @@ mod tests;
 
 pub use build::{build, build_and_count};
 pub use row::{agrees, model_row, named_row, ModelRow};
-pub use spec::{Aggregate, Family, Head, Layout, NetSpec};
+pub use spec::{Aggregate, AggregateKind, Family, Head, Layout, NetSpec};
 pub use sweep::{depth_sweep, fit_exponent};
 pub use table::{named, Named, ZOO};

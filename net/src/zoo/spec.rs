@@ -271,15 +271,91 @@ pub enum Aggregate {
     Dual,
 }
 
-impl Aggregate {
-    /// `concat` or `sum`.
-    pub fn name(&self) -> &'static str {
+/// The aggregation operators by kind, without their widths: what `--aggregate` names and the
+/// search draws from. The one list of operators: each with its name and a line of help here,
+/// its equations on [`Aggregate`], its wiring in `build_aggregated`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AggregateKind {
+    /// Channel concatenation.
+    Concat,
+    /// Summation.
+    Sum,
+    /// Mixed link (with the summed width).
+    Mixed,
+    /// Dual path.
+    Dual,
+}
+
+impl AggregateKind {
+    /// Every operator, in the order help lists them.
+    pub const ALL: &'static [AggregateKind] = &[
+        AggregateKind::Concat,
+        AggregateKind::Sum,
+        AggregateKind::Mixed,
+        AggregateKind::Dual,
+    ];
+
+    /// The operator's name (`--aggregate NAME`).
+    pub fn name(self) -> &'static str {
         match self {
-            Aggregate::Concat => "concat",
-            Aggregate::Sum => "sum",
-            Aggregate::Mixed { .. } => "mixed",
-            Aggregate::Dual => "dual",
+            AggregateKind::Concat => "concat",
+            AggregateKind::Sum => "sum",
+            AggregateKind::Mixed => "mixed",
+            AggregateKind::Dual => "dual",
         }
+    }
+
+    /// A line of help.
+    pub fn help(self) -> &'static str {
+        match self {
+            AggregateKind::Concat => "Channel concatenation",
+            AggregateKind::Sum => "Summation",
+            AggregateKind::Mixed => "Mixed link (with --mix)",
+            AggregateKind::Dual => "Dual path",
+        }
+    }
+
+    /// The operator named `name`.
+    pub fn parse(name: &str) -> Result<AggregateKind, NetError> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|k| k.name() == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|k| k.name()).collect();
+                NetError::Spec(format!(
+                    "unknown aggregation operator '{name}': one of {}",
+                    names.join(", ")
+                ))
+            })
+    }
+
+    /// The operator with its widths: `summed` is the mixed link's summed width (ignored by the
+    /// others).
+    pub fn with_widths(self, summed: usize) -> Aggregate {
+        match self {
+            AggregateKind::Concat => Aggregate::Concat,
+            AggregateKind::Sum => Aggregate::Sum,
+            AggregateKind::Mixed => Aggregate::Mixed { sum: summed },
+            AggregateKind::Dual => Aggregate::Dual,
+        }
+    }
+}
+
+impl Aggregate {
+    /// The operator's kind.
+    pub fn kind(&self) -> AggregateKind {
+        match self {
+            Aggregate::Concat => AggregateKind::Concat,
+            Aggregate::Sum => AggregateKind::Sum,
+            Aggregate::Mixed { .. } => AggregateKind::Mixed,
+            Aggregate::Dual => AggregateKind::Dual,
+        }
+    }
+
+    /// The operator's name (`--aggregate NAME`).
+    pub fn name(&self) -> &'static str {
+        self.kind().name()
     }
 
     fn is_concat(&self) -> bool {

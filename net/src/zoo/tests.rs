@@ -676,3 +676,25 @@ fn mixnet_and_dpn_by_hand_and_the_printed_figures() {
             .contains("imagenet layout only")
     );
 }
+
+/// The aggregation operators are one list: every kind parses from its name, and every
+/// operator's kind gives it back with its widths.
+#[test]
+fn aggregation_operators_are_one_list() {
+    use super::AggregateKind;
+    assert_eq!(AggregateKind::ALL.len(), 4);
+    for &k in AggregateKind::ALL {
+        assert_eq!(AggregateKind::parse(k.name()).unwrap(), k);
+        assert!(!k.help().is_empty());
+    }
+    assert!(AggregateKind::parse("maximum").is_err());
+    for a in [
+        Aggregate::Concat,
+        Aggregate::Sum,
+        Aggregate::Mixed { sum: 6 },
+        Aggregate::Dual,
+    ] {
+        assert_eq!(a.kind().with_widths(6), a);
+        assert_eq!(a.name(), a.kind().name());
+    }
+}
