@@ -441,7 +441,7 @@ mod tests {
 
     #[test]
     fn other_operators_and_dag_networks_gradient_check() {
-        // The sum, mixed-link and dual-path operators (with their projections and split
+        // The sum, mixed-link, dual-path and max operators (with their projections and split
         // convolutions) and a DAG block, through the one reverse pass, against finite
         // differences.
         let mut spec = NetSpec::new(Family::Sparse, Layout::Cifar, 10, &[2], false, 3);
@@ -450,6 +450,8 @@ mod tests {
         spec.aggregate = sparsenet_net::zoo::Aggregate::Mixed { sum: 1 };
         gradient_check(&spec);
         spec.aggregate = sparsenet_net::zoo::Aggregate::Dual;
+        gradient_check(&spec);
+        spec.aggregate = sparsenet_net::zoo::Aggregate::Max;
         gradient_check(&spec);
         let dag = sparsenet_analysis::dag::BlockDag::from_edges(
             None,

@@ -72,7 +72,7 @@ fn exported_modules_load_strictly_and_give_our_logits_in_pytorch() {
             "skipped the ONNX half: no Python imports onnxruntime (scripts/install-onnxruntime.sh)"
         );
     }
-    let specs: [&[&str]; 16] = [
+    let specs: [&[&str]; 17] = [
         &["--family", "sparse", "--depth", "10", "--growth", "4"],
         &["--family", "preres", "--depth", "11"],
         &["--family", "plain", "--depth", "8"],
@@ -111,6 +111,16 @@ fn exported_modules_load_strictly_and_give_our_logits_in_pytorch() {
             "4",
             "--aggregate",
             "dual",
+        ],
+        &[
+            "--family",
+            "sparse",
+            "--depth",
+            "10",
+            "--growth",
+            "4",
+            "--aggregate",
+            "max",
         ],
         &["--random", "ba:m=1", "--nodes", "3", "--growth", "4"],
         // The ImageNet layout: a 7×7/2 stem, max pooling with padding, bottlenecks.

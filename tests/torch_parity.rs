@@ -137,6 +137,7 @@ fn pytorch_builds_every_exported_network_with_the_same_parameter_count() {
         "--family sparse --aggregate mixed --mix 12,12 --depth 40".into(),
         "--family dense --aggregate dual --depth 22 --growth 12".into(),
         "--family sparse --aggregate dual --bc --depth 40 --growth 12".into(),
+        "--family sparse --aggregate max --depth 40 --growth 24".into(),
         "--family sparse --offsets 1,2,3,5,8 --depth 40 --growth 12".into(),
         // DAG blocks: a file and each random model.
         format!("--dag-file {edges}"),

@@ -42,6 +42,8 @@ pub enum Aggregation {
     /// Dual path: a residual path (summed, the block input's width) and a dense path
     /// (concatenated).
     Dual,
+    /// Element-wise maximum over the sources (the `max` operator).
+    Max,
     /// FractalNet's mean joins (with drop-path in training).
     Mean,
 }
@@ -279,6 +281,11 @@ impl NetBuilder {
     /// Element-wise sum of same-shaped inputs.
     pub fn sum(&mut self, name: &str, xs: &[NodeIndex]) -> Result<NodeIndex, NetError> {
         self.add(name, Op::Sum, xs)
+    }
+
+    /// Element-wise maximum of same-shaped inputs.
+    pub fn max(&mut self, name: &str, xs: &[NodeIndex]) -> Result<NodeIndex, NetError> {
+        self.add(name, Op::Max, xs)
     }
 
     /// Parameter-free shortcut: subsample by `stride`, zero-pad channels to `out_ch`.

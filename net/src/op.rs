@@ -150,6 +150,8 @@ pub enum Op {
     Concat,
     /// Element-wise sum of the inputs (all of one shape).
     Sum,
+    /// Element-wise maximum of the inputs (all of one shape): the `max` aggregation operator.
+    Max,
     /// Parameter-free ("option A") shortcut: take every `stride`-th pixel, then zero-pad the
     /// channels up to `out_ch` (new channels split evenly before and after, as in the reference).
     ShortcutA {
@@ -240,6 +242,7 @@ impl Op {
             Op::Relu => "relu",
             Op::Concat => "concat",
             Op::Sum => "sum",
+            Op::Max => "max",
             Op::ShortcutA { .. } => "shortcut_a",
             Op::AvgPool { .. } => "avg_pool",
             Op::MaxPool { .. } => "max_pool",
@@ -346,10 +349,10 @@ impl Op {
                 }
                 Ok(Shape::new(c, first.h, first.w))
             }
-            Op::Sum | Op::MeanJoin { .. } => {
+            Op::Sum | Op::Max | Op::MeanJoin { .. } => {
                 let first = one()?;
                 match inputs.iter().find(|&&s| s != first) {
-                    Some(bad) => Err(format!("cannot sum {bad} with {first}")),
+                    Some(bad) => Err(format!("cannot combine {bad} with {first} element-wise")),
                     None => Ok(first),
                 }
             }

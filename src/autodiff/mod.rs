@@ -32,6 +32,7 @@ pub(crate) enum Step<B: Backend> {
     Relu(ops::combine::ReluStep<B>),
     Concat,
     Sum,
+    Max(ops::combine::MaxStep<B>),
     ShortcutA(ops::pool::ShortcutStep),
     AvgPool(ops::pool::AvgPoolStep),
     MaxPool(ops::pool::MaxPoolStep<B>),
@@ -52,6 +53,7 @@ impl<B: Backend> Step<B> {
             Step::Relu(s) => s.backward(b, dy, g),
             Step::Concat => ops::combine::concat_backward(b, &dy, g),
             Step::Sum => ops::combine::sum_backward(b, &dy, g),
+            Step::Max(s) => s.backward(b, dy, g),
             Step::ShortcutA(s) => s.backward(b, dy, g),
             Step::AvgPool(s) => s.backward(b, dy, g),
             Step::MaxPool(s) => s.backward(b, dy, g),
@@ -167,7 +169,7 @@ impl<B: Backend> Tape<B> {
     ) -> Result<B::Act> {
         let want = match op {
             Op::Input => 0,
-            Op::Concat | Op::Sum | Op::MeanJoin { .. } => xs.len().max(1),
+            Op::Concat | Op::Sum | Op::Max | Op::MeanJoin { .. } => xs.len().max(1),
             _ => 1,
         };
         if xs.len() != want || p.len() != op.params().len() {
@@ -189,6 +191,7 @@ impl<B: Backend> Tape<B> {
             Op::Relu => ops::combine::relu(b, x)?,
             Op::Concat => ops::combine::concat(b, xs)?,
             Op::Sum => ops::combine::sum(b, xs)?,
+            Op::Max => ops::combine::max(b, xs)?,
             Op::ShortcutA { stride, out_ch } => ops::pool::shortcut_a(b, x, stride, out_ch)?,
             Op::AvgPool { kernel, stride } => ops::pool::avg_pool(b, x, kernel, stride)?,
             Op::MaxPool {

@@ -78,8 +78,9 @@ pub struct SpecArgs {
     /// Free spec, dense and sparse families: how a layer combines its sources: concat
     /// (DenseNet, SparseNet), sum (every source k channels, the block input projected by a 1×1
     /// convolution when its width differs), mixed (Mixed Link: --mix A,C — A channels summed,
-    /// C concatenated per layer) or dual (Dual Path: a residual path of the block input's width
-    /// and a dense path of k per layer). Equations: README "Aggregation operators".
+    /// C concatenated per layer), dual (Dual Path: a residual path of the block input's width
+    /// and a dense path of k per layer) or max (sum's wiring with the element-wise maximum in
+    /// place of the sum). Equations: README "Aggregation operators".
     #[arg(long, value_parser = super::choices::choice_parser::<AggregateKind>())]
     pub aggregate: Option<AggregateKind>,
 

@@ -103,6 +103,10 @@ class Net(nn.Module):
                 y = ins[0]
                 for t in ins[1:]:
                     y = y + t
+            elif kind == "max":
+                y = ins[0]
+                for t in ins[1:]:
+                    y = torch.maximum(y, t)
             elif kind == "shortcut_a":
                 s, out = op["stride"], op["out_ch"]
                 t = ins[0][:, :, ::s, ::s]

@@ -175,6 +175,7 @@ pub fn model_bytes(model: &Model<f32>, meta: &Meta) -> Result<Vec<u8>> {
                 .node
                 .push(node("Concat", name, ins, &out, vec![int("axis", 1)])),
             Op::Sum => graph.node.push(node("Sum", name, ins, &out, vec![])),
+            Op::Max => graph.node.push(node("Max", name, ins, &out, vec![])),
             Op::ShortcutA { stride, out_ch } => {
                 // Every stride-th pixel (a strided Slice), then zeros on the channels, split
                 // before and after as the reference does (Pad).

@@ -72,6 +72,7 @@ pub fn rule(model: &Model<f32>) -> String {
     for b in &model.net.blocks {
         let r = match b.aggregation {
             Aggregation::Sum => "summing blocks: the layer's output (a ResNet unit's residual branch) is replaced by zeros in every sum that reads it, the skip kept (Veit et al. 2016)",
+            Aggregation::Max => "maximum blocks: the layer's output is replaced by zeros in every maximum that reads it",
             Aggregation::Concat => "concatenating blocks: the layer's output is replaced by zeros wherever it is read",
             Aggregation::Chain => "chained blocks: the layer's output is replaced by zeros (no other route exists, so every later layer sees zeros from it)",
             Aggregation::Mean => "fractal blocks: the convolution's output is replaced by zeros in every join that reads it (the join still divides by its inputs)",

@@ -52,14 +52,15 @@ pub enum Space {
     Offsets,
     /// Random DAG blocks from the three generators.
     Dag,
-    /// Aggregation operators (concat, sum, mixed, dual) over the sparse and dense patterns.
+    /// Aggregation operators (every one of `AggregateKind::ALL`) over the sparse and dense
+    /// patterns.
     Aggregate,
 }
 
 crate::choice_table!(Space {
     Offsets => "offsets", "Offset sets {1, o2, …} over a block's layers (SparseNet's pattern family)",
     Dag => "dag", "Random DAG blocks (Erdős–Rényi, Barabási–Albert, Watts–Strogatz, with their parameters)",
-    Aggregate => "aggregate", "Aggregation operators (concat, sum, mixed, dual) over the sparse and dense patterns",
+    Aggregate => "aggregate", "Aggregation operators (concat, sum, mixed, dual, max) over the sparse and dense patterns",
 });
 
 impl std::fmt::Display for Space {

@@ -79,6 +79,15 @@ pub fn estimate(
             Op::MaxPool { .. } => out * 2 * v,
             // A concatenation is a list of its inputs' buffers, not a copy.
             Op::Concat => 0,
+            // A maximum keeps its output and one ReLU mask per input after the first (the
+            // fold of `autodiff::ops::combine::max`).
+            Op::Max => {
+                let inputs = net
+                    .graph
+                    .neighbors_directed(idx, petgraph::Direction::Incoming)
+                    .count() as u128;
+                out * (v + inputs.saturating_sub(1))
+            }
             _ => out * v,
         };
     }

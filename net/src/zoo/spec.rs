@@ -254,6 +254,9 @@ impl Head {
 ///   and `k` channels, `u_ℓ = [Σ_{j∈S(ℓ)} r_j ; d_j for j ∈ S(ℓ), j ≥ 1]`, block output `u_{N+1}`.
 ///   `|u_ℓ| = C_0 + k·|S(ℓ) \ {0}|`; `|H_ℓ| = 2|u_ℓ| + 9|u_ℓ|(C_0 + k)` (BC: `2|u| + 4k|u| +
 ///   8k + 36k(C_0 + k)`).
+/// * `Max`: as `Sum` with the element-wise maximum in place of the sum: `x_ℓ =
+///   H_ℓ(max_{j∈S(ℓ)} x̃_j)`, block output `max_{j∈S(N+1)} x̃_j` (`k` channels); the parameters
+///   are `Sum`'s.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Aggregate {
@@ -269,6 +272,8 @@ pub enum Aggregate {
     },
     /// Dual path: a residual path of the block input's width and a dense path of `k`.
     Dual,
+    /// Element-wise maximum (with a projection of the block input to `k` channels when needed).
+    Max,
 }
 
 /// The aggregation operators by kind, without their widths: what `--aggregate` names and the
@@ -284,6 +289,8 @@ pub enum AggregateKind {
     Mixed,
     /// Dual path.
     Dual,
+    /// Element-wise maximum.
+    Max,
 }
 
 impl AggregateKind {
@@ -293,6 +300,7 @@ impl AggregateKind {
         AggregateKind::Sum,
         AggregateKind::Mixed,
         AggregateKind::Dual,
+        AggregateKind::Max,
     ];
 
     /// The operator's name (`--aggregate NAME`).
@@ -302,6 +310,7 @@ impl AggregateKind {
             AggregateKind::Sum => "sum",
             AggregateKind::Mixed => "mixed",
             AggregateKind::Dual => "dual",
+            AggregateKind::Max => "max",
         }
     }
 
@@ -312,6 +321,7 @@ impl AggregateKind {
             AggregateKind::Sum => "Summation",
             AggregateKind::Mixed => "Mixed link (with --mix)",
             AggregateKind::Dual => "Dual path",
+            AggregateKind::Max => "Element-wise maximum",
         }
     }
 
@@ -338,6 +348,7 @@ impl AggregateKind {
             AggregateKind::Sum => Aggregate::Sum,
             AggregateKind::Mixed => Aggregate::Mixed { sum: summed },
             AggregateKind::Dual => Aggregate::Dual,
+            AggregateKind::Max => Aggregate::Max,
         }
     }
 }
@@ -350,6 +361,7 @@ impl Aggregate {
             Aggregate::Sum => AggregateKind::Sum,
             Aggregate::Mixed { .. } => AggregateKind::Mixed,
             Aggregate::Dual => AggregateKind::Dual,
+            Aggregate::Max => AggregateKind::Max,
         }
     }
 
@@ -667,6 +679,7 @@ impl fmt::Display for NetSpec {
                         Aggregate::Sum => "-sum".into(),
                         Aggregate::Mixed { sum } => format!("-mixed{sum}"),
                         Aggregate::Dual => "-dual".into(),
+                        Aggregate::Max => "-max".into(),
                     }
                 )?;
                 match &self.pattern {

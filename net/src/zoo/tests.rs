@@ -698,3 +698,25 @@ fn aggregation_operators_are_one_list() {
         assert_eq!(a.name(), a.kind().name());
     }
 }
+
+/// The max operator is sum's wiring with maxima in place of sums: the same parameters, a
+/// maximum wherever sum has a sum, and its kind recorded on the blocks.
+#[test]
+fn max_is_sums_wiring_with_maxima() {
+    let mut sum = NetSpec::new(Family::Sparse, Layout::Cifar, 22, &[12], false, 10);
+    sum.aggregate = Aggregate::Sum;
+    let mut max = sum.clone();
+    max.aggregate = Aggregate::Max;
+    let (s, cs) = build_and_count(&sum).unwrap();
+    let (m, cm) = build_and_count(&max).unwrap();
+    assert_eq!(cs.params, cm.params);
+    let ops = |n: &NetGraph, op: Op| n.graph.node_weights().filter(|w| w.op == op).count();
+    assert!(ops(&s, Op::Sum) > 0);
+    assert_eq!(ops(&m, Op::Max), ops(&s, Op::Sum));
+    assert_eq!(ops(&m, Op::Sum), 0);
+    assert!(m
+        .blocks
+        .iter()
+        .all(|b| b.aggregation == crate::dag::Aggregation::Max));
+    assert_eq!(max.to_string(), "sparsenet-22-12-max (cifar, 10 classes)");
+}

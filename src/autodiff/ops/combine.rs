@@ -101,6 +101,54 @@ impl MeanJoinStep {
     }
 }
 
+/// What an element-wise maximum keeps: the ReLU mask of each step of its fold.
+pub(crate) struct MaxStep<B: Backend> {
+    masks: Vec<B::ReluSaved>,
+}
+
+/// The element-wise maximum of `xs`, from the primitives every backend has (so a backend
+/// needs nothing for it): the fold `m₁ = x₀`, `mᵢ₊₁ = mᵢ + relu(xᵢ − mᵢ)`. It equals the
+/// maximum up to the rounding of one subtraction and one addition per input; at a tie the
+/// gradient goes to the earlier input (the ReLU's derivative at 0 is 0).
+pub(crate) fn max<B: Backend>(b: &mut B, xs: &[Input<'_, B>]) -> Result<(B::Act, Step<B>)> {
+    let mut m = xs[0].1.clone();
+    let mut masks = Vec::with_capacity(xs.len().saturating_sub(1));
+    for &(_, x) in &xs[1..] {
+        let neg = b.scaled_sum(&[&m], -1.0)?;
+        let d = b.sum(&[x, &neg])?;
+        let (r, mask) = b.relu(&d)?;
+        m = b.sum(&[&m, &r])?;
+        masks.push(mask);
+    }
+    Ok((m, Step::Max(MaxStep { masks })))
+}
+
+impl<B: Backend> MaxStep<B> {
+    /// Back through the fold, newest step first: `dmᵢ = dmᵢ₊₁ − dd`, `dxᵢ += dd` with `dd` the
+    /// ReLU's backward of `dmᵢ₊₁`; `dx₀ += dm₁`.
+    pub(crate) fn backward(self, b: &mut B, dy: B::Grad, g: &mut Grads<'_, B>) -> Result<()> {
+        let dims = g.inputs()[0].1;
+        let mut dm = dy;
+        for (i, mask) in self.masks.into_iter().enumerate().rev() {
+            let mut before: Option<B::Grad> = None;
+            b.accumulate(&dm, dims, &mut before)?;
+            let mut dd: Option<B::Grad> = None;
+            b.relu_backward(mask, dm, &mut dd)?;
+            if let Some(dd) = dd {
+                if let Some(dx) = g.slot(i + 1) {
+                    b.accumulate(&dd, dims, dx)?;
+                }
+                b.accumulate_scaled(&dd, -1.0, dims, &mut before)?;
+            }
+            dm = before.expect("the step's gradient was copied in");
+        }
+        if let Some(dx) = g.slot(0) {
+            b.accumulate(&dm, dims, dx)?;
+        }
+        Ok(())
+    }
+}
+
 /// The channel concatenation of `xs`, in order.
 pub(crate) fn concat<B: Backend>(b: &mut B, xs: &[Input<'_, B>]) -> Result<(B::Act, Step<B>)> {
     let refs: Vec<&B::Act> = xs.iter().map(|x| x.1).collect();

@@ -219,6 +219,36 @@ mod tests {
         assert!(rel_err(&run.input_grads[1], &run.weights) < 1e-12);
     }
 
+    /// The maximum of three inputs (one read twice): the values, and the gradient routed to
+    /// the input that holds the maximum (by hand, and against finite differences).
+    #[test]
+    fn max_takes_the_largest_and_routes_its_gradient() {
+        let dims = [2, 2, 2, 2];
+        let (a, b, c) = (rand_vec(16, 11), rand_vec(16, 12), rand_vec(16, 13));
+        let inputs = [(a.clone(), dims), (b.clone(), dims), (c.clone(), dims)];
+        let max_ref = |a: &[f64], b: &[f64], c: &[f64]| -> Vec<f64> {
+            (0..16).map(|i| a[i].max(b[i]).max(c[i])).collect()
+        };
+        let run = run_op(&Op::Max, false, true, &inputs, &[0, 1, 2, 0], &[], None, 7);
+        let want = max_ref(&a, &b, &c);
+        assert!(rel_err(&run.out, &want) < 1e-12);
+        // The gradient goes where the maximum is (inputs are distinct random numbers).
+        for i in 0..16 {
+            let r = run.weights[i];
+            let at = |v: &[f64]| if v[i] == want[i] { r } else { 0.0 };
+            assert!((run.input_grads[0][i] - at(&a)).abs() < 1e-12, "a {i}");
+            assert!((run.input_grads[1][i] - at(&b)).abs() < 1e-12, "b {i}");
+            assert!((run.input_grads[2][i] - at(&c)).abs() < 1e-12, "c {i}");
+        }
+        let f = |a: &[f64], b: &[f64], c: &[f64]| weighted_sum(&max_ref(a, b, c), &run.weights);
+        let num = numeric_grad(&b, |v| f(&a, v, &c));
+        assert!(rel_err(&run.input_grads[1], &num) < 1e-7);
+        // A single input passes through whole.
+        let run = run_op(&Op::Max, false, true, &inputs[..1], &[0], &[], None, 8);
+        assert_eq!(run.out, a);
+        assert!(rel_err(&run.input_grads[0], &run.weights) < 1e-12);
+    }
+
     #[test]
     fn splitmix64_matches_the_reference_sequence() {
         // The first outputs of the reference generator (Vigna's splitmix64.c) seeded with

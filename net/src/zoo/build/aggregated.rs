@@ -1,22 +1,59 @@
 //! DenseNet and SparseNet (Huang et al. 2017; Zhu et al. 2018) over any block pattern, with
-//! every aggregation operator: concatenation, summation, mixed link, dual path.
+//! every aggregation operator: concatenation, summation, mixed link, dual path, maximum.
 
 use super::*;
 
-/// What each node `j` of a block contributes to the layers that read it: a part that is summed
-/// and a part that is concatenated (either may be absent), per the block's operator.
+/// What each node `j` of a block contributes to the layers that read it: a part that is reduced
+/// element-wise (summed, or its maximum taken) and a part that is concatenated (either may be
+/// absent), per the block's operator.
 #[derive(Clone, Copy)]
 pub(super) struct Streams {
     sum: Option<NodeIndex>,
     cat: Option<NodeIndex>,
 }
-/// Combine the sources' streams: the summed parts added (one node, or the only one), then the
-/// concatenated parts appended after it, in slot order; the new nodes are named `cat_name` and
-/// `sum_name`.
+
+/// How a block's reduced stream combines its parts: data of the operator, so that a new
+/// element-wise combine is a variant here and a builder method, not a new stream.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Reduce {
+    /// Element-wise sum (sum, mixed link, dual path).
+    Sum,
+    /// Element-wise maximum (max).
+    Max,
+}
+
+impl Reduce {
+    /// The reduction of `aggregate`'s reduced stream.
+    fn of(aggregate: Aggregate) -> Reduce {
+        match aggregate {
+            Aggregate::Max => Reduce::Max,
+            _ => Reduce::Sum,
+        }
+    }
+
+    /// The name of the node that reduces.
+    fn name(self) -> &'static str {
+        match self {
+            Reduce::Sum => "sum",
+            Reduce::Max => "max",
+        }
+    }
+
+    fn add(self, b: &mut NetBuilder, name: &str, xs: &[NodeIndex]) -> Result<NodeIndex, NetError> {
+        match self {
+            Reduce::Sum => b.sum(name, xs),
+            Reduce::Max => b.max(name, xs),
+        }
+    }
+}
+/// Combine the sources' streams: the reduced parts combined by `reduce` (one node, or the
+/// only one), then the concatenated parts appended after it, in slot order; the new nodes are
+/// named `cat_name` and `sum_name`.
 pub(super) fn aggregate(
     b: &mut NetBuilder,
     (cat_name, sum_name): (&str, &str),
     parts: &[Streams],
+    reduce: Reduce,
     force_concat: bool,
 ) -> Result<NodeIndex, NetError> {
     let sums: Vec<NodeIndex> = parts.iter().filter_map(|p| p.sum).collect();
@@ -24,7 +61,7 @@ pub(super) fn aggregate(
     match sums.as_slice() {
         [] => {}
         [one] => cat.push(*one),
-        _ => cat.push(b.sum(sum_name, &sums)?),
+        _ => cat.push(reduce.add(b, sum_name, &sums)?),
     }
     cat.extend(parts.iter().filter_map(|p| p.cat));
     // Concatenation keeps its node even over one input (the names and counts of DenseNet and
@@ -43,6 +80,7 @@ pub(super) fn build_aggregated(spec: &NetSpec) -> Result<NetGraph, NetError> {
     let mut b = NetBuilder::new(spec.input_shape());
     let mut x = stem(&mut b, spec, false)?;
     let concat = spec.aggregate == Aggregate::Concat;
+    let reduce = Reduce::of(spec.aggregate);
     for (bi, &layers) in blocks.iter().enumerate() {
         let k = spec.growth_of(bi);
         b.push_scope(format!("block{}", bi + 1));
@@ -62,13 +100,14 @@ pub(super) fn build_aggregated(spec: &NetSpec) -> Result<NetGraph, NetError> {
             let parts: Vec<Streams> = sources.iter().map(|&s| outs[s]).collect();
             if l == layers + 1 {
                 let both = parts.iter().any(|p| p.cat.is_some()) && !concat;
-                let names = ("out", if both { "out.sum" } else { "out" });
-                x = aggregate(&mut b, names, &parts, concat)?;
+                let reduced = format!("out.{}", reduce.name());
+                let names = ("out", if both { reduced.as_str() } else { "out" });
+                x = aggregate(&mut b, names, &parts, reduce, concat)?;
                 break;
             }
             let start = b.len();
             b.push_scope(format!("layer{l}"));
-            let u = aggregate(&mut b, ("cat", "sum"), &parts, concat)?;
+            let u = aggregate(&mut b, ("cat", reduce.name()), &parts, reduce, concat)?;
             let (sum_part, cat_part) = dense_layer(&mut b, spec, u, k, widths)?;
             b.pop_scope();
             outs.push(Streams {
@@ -122,7 +161,7 @@ pub(super) fn block_input_streams(
             },
             (0, k),
         ),
-        Aggregate::Sum => {
+        Aggregate::Sum | Aggregate::Max => {
             // Summing needs k channels: project the block input once if it differs.
             let p = if c0 != k {
                 b.conv("proj", x, k, 1, 1, 0)?
@@ -211,5 +250,6 @@ pub(super) fn block_aggregation(aggregate: Aggregate) -> Aggregation {
         Aggregate::Sum => Aggregation::Sum,
         Aggregate::Mixed { .. } => Aggregation::Mixed,
         Aggregate::Dual => Aggregation::Dual,
+        Aggregate::Max => Aggregation::Max,
     }
 }
