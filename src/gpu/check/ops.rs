@@ -28,6 +28,8 @@ enum Case {
     Relu([usize; 4]),
     Concat(Vec<[usize; 4]>),
     Sum([usize; 4], usize),
+    /// An element-wise maximum of this many inputs.
+    Max([usize; 4], usize),
     Shortcut([usize; 4], usize, usize),
     AvgPool([usize; 4], usize, usize),
     MaxPool([usize; 4], usize, usize, usize),
@@ -66,6 +68,7 @@ impl Case {
             Case::Relu(_) => "relu".into(),
             Case::Concat(v) => format!("concat of {}", v.len()),
             Case::Sum(_, k) => format!("sum of {k}"),
+            Case::Max(_, k) => format!("max of {k}"),
             Case::Shortcut(_, s, o) => format!("shortcut A s{s} → {o}"),
             Case::AvgPool(_, k, s) => format!("avg pool {k}/{s}"),
             Case::MaxPool(_, k, s, p) => format!("max pool {k}/{s} p{p}"),
@@ -87,7 +90,7 @@ impl Case {
             | Case::Linear(d, _)
             | Case::Dropout(d, _) => vec![*d],
             Case::Concat(v) => v.clone(),
-            Case::Sum(d, k) | Case::MeanJoin(d, k, _) => vec![*d; *k],
+            Case::Sum(d, k) | Case::Max(d, k) | Case::MeanJoin(d, k, _) => vec![*d; *k],
         }
     }
     fn params(&self) -> Vec<usize> {
@@ -137,6 +140,7 @@ impl Case {
             Case::Relu(_) => (Op::Relu, false),
             Case::Concat(_) => (Op::Concat, false),
             Case::Sum(..) => (Op::Sum, false),
+            Case::Max(..) => (Op::Max, false),
             Case::Shortcut(_, stride, out_ch) => (
                 Op::ShortcutA {
                     stride: *stride,
@@ -275,6 +279,7 @@ fn cases() -> Vec<Case> {
         Case::Relu([2, 3, 5, 5]),
         Case::Concat(vec![[2, 3, 4, 4], [2, 1, 4, 4], [2, 5, 4, 4]]),
         Case::Sum([2, 4, 5, 5], 3),
+        Case::Max([2, 4, 5, 5], 3),
         Case::Shortcut([2, 4, 8, 8], 2, 8),
         Case::AvgPool([2, 3, 8, 8], 2, 2),
         Case::MaxPool([2, 3, 9, 9], 3, 2, 1),
