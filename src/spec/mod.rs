@@ -130,7 +130,7 @@ impl SpecFlags {
         self.spec_with(self.layout.as_deref(), dag).map_err(bad)
     }
 
-    /// [`SpecArgs::to_spec`] once the block DAG (if any) is known.
+    /// The spec once the block DAG (if any) is known.
     fn spec_with(
         &self,
         layout: Option<&str>,
@@ -154,144 +154,7 @@ impl SpecFlags {
                 }
                 named(m).map_err(|e| e.to_string())?.spec(self.classes)
             }
-            (None, Some(f)) => {
-                let family = Family::parse(f).map_err(|e| e.to_string())?;
-                let layout = match layout {
-                    Some(d) => Layout::parse(d).map_err(|e| e.to_string())?,
-                    None => family.only_layout().unwrap_or(Layout::Cifar),
-                };
-                if self.widen.is_some() && family != Family::Wide {
-                    return Err(format!(
-                        "--widen goes with --family wide (Wide ResNet), not {f}"
-                    ));
-                }
-                if (self.columns.is_some() || self.blocks.is_some()) && family != Family::Fractal {
-                    return Err(format!(
-                        "--columns and --blocks go with --family fractal, not {f}"
-                    ));
-                }
-                if self.hidden.is_some() && !matches!(family, Family::Mlp | Family::Lenet) {
-                    return Err(format!("--hidden goes with --family mlp or lenet, not {f}"));
-                }
-                if self.growth.is_some()
-                    && !matches!(family, Family::Sparse | Family::Dense | Family::Mixnet)
-                {
-                    return Err(format!(
-                        "--growth goes with --family sparse, dense or mixnet; {f} takes {}",
-                        match family {
-                            Family::Wide => "--widen K",
-                            Family::Mlp | Family::Lenet => "--hidden W1,W2,…",
-                            Family::Fractal => "--columns C --blocks B",
-                            _ => "no widths",
-                        }
-                    ));
-                }
-                let depth = match (&dag, self.depth) {
-                    (_, Some(d)) => d,
-                    (None, None) if family == Family::Mlp => {
-                        self.hidden.as_ref().map_or(0, |h| h.len()) + 1
-                    }
-                    (None, None) if family == Family::Lenet => 5,
-                    (None, None) if family == Family::Alexnet => 8,
-                    (None, None) if family == Family::Dpn => 92,
-                    (None, None) if family == Family::Fractal => {
-                        let c = self.columns.unwrap_or(3);
-                        self.blocks.unwrap_or(5) * (1 << (c - 1)) + 1
-                    }
-                    (Some(d), None) => NetSpec::dag_depth(d, self.bc),
-                    (None, None) => {
-                        return Err(format!("--family {f} needs --depth (e.g. --depth 40)"))
-                    }
-                };
-                let mix = match (&self.mix, self.aggregate) {
-                    (Some(m), Some(AggregateKind::Mixed)) => match m.as_slice() {
-                        [a, c] => Some((*a, *c)),
-                        _ => {
-                            return Err(format!(
-                                "--mix takes two widths, summed,concatenated (e.g. 12,12), not {} numbers",
-                                m.len()
-                            ))
-                        }
-                    },
-                    (Some(_), _) => return Err("--mix goes with --aggregate mixed".into()),
-                    (None, Some(AggregateKind::Mixed)) => {
-                        return Err("--aggregate mixed needs --mix A,C (A channels summed, C concatenated per layer, e.g. 12,12)".into())
-                    }
-                    (None, _) => None,
-                };
-                if let (Some((a, c)), Some(g)) = (mix, &self.growth) {
-                    if *g != [c] {
-                        return Err(format!(
-                            "--mix {a},{c} sets the concatenated width (the growth) to {c}; leave out --growth or make it {c}"
-                        ));
-                    }
-                }
-                let growth = match (&self.growth, family) {
-                    _ if mix.is_some() => vec![mix.map_or(0, |m| m.1)],
-                    (Some(g), _) => g.clone(),
-                    // DAG blocks default to the growth rate of the paper's smallest SparseNet
-                    // rows' neighbours: 12.
-                    (None, Family::Sparse) if dag.is_some() => vec![12],
-                    (None, Family::Sparse | Family::Dense) => {
-                        return Err(format!(
-                            "--family {f} needs --growth (e.g. --growth 12, or 16,32,64 per block)"
-                        ))
-                    }
-                    (None, Family::Mixnet) => {
-                        return Err(
-                            "--family mixnet needs --growth K, its k₁ = k₂ (e.g. --depth 100 --growth 12 for MixNet-100)".into(),
-                        )
-                    }
-                    (None, Family::Wide) => match self.widen {
-                        Some(k) => vec![k],
-                        None => {
-                            return Err("--family wide needs --widen K (e.g. --depth 16 --widen 8 for WRN-16-8)".into())
-                        }
-                    },
-                    (None, Family::Fractal) => vec![self.columns.unwrap_or(3)],
-                    (None, Family::Mlp | Family::Lenet) => {
-                        self.hidden.clone().unwrap_or_default()
-                    }
-                    (None, _) => Vec::new(),
-                };
-                let mut spec = NetSpec::new(
-                    family,
-                    layout,
-                    depth,
-                    &growth,
-                    self.bc,
-                    self.classes.unwrap_or(10),
-                );
-                spec.pattern = match (&self.offsets, self.base) {
-                    (Some(_), Some(_)) => {
-                        return Err(
-                            "give either --base or --offsets for the sparse pattern, not both"
-                                .into(),
-                        )
-                    }
-                    (Some(o), None) => Some(Pattern::custom(o).map_err(|e| e.to_string())?),
-                    (None, Some(b)) => Some(Pattern::sparse(b).map_err(|e| e.to_string())?),
-                    (None, None) => None,
-                };
-                if let Some(d) = dag {
-                    spec.pattern = Some(Pattern::Dag(d));
-                }
-                if let Some(a) = self.aggregate {
-                    if !matches!(family, Family::Sparse | Family::Dense) {
-                        return Err(format!(
-                            "--aggregate applies to --family sparse or dense (res sums and plain chains already), not {f}"
-                        ));
-                    }
-                    spec.aggregate = a.with_widths(mix.map_or(0, |m| m.0));
-                }
-                if spec.pattern.is_some() && family != Family::Sparse {
-                    return Err(
-                        "--base, --offsets, --dag-file and --random apply to --family sparse only"
-                            .into(),
-                    );
-                }
-                spec
-            }
+            (None, Some(f)) => self.free_spec(f, layout, dag)?,
             (None, None) => {
                 if self.has_free_spec() || layout.is_some() {
                     return Err(
@@ -313,6 +176,174 @@ impl SpecFlags {
             spec.head = Some(Head::parse(h).map_err(|e| e.to_string())?);
         }
         Ok(Some(spec))
+    }
+
+    /// A free spec of family `f`: the family's own flags checked, then its depth, widths,
+    /// pattern and operator.
+    fn free_spec(
+        &self,
+        f: &str,
+        layout: Option<&str>,
+        dag: Option<BlockDag>,
+    ) -> Result<NetSpec, String> {
+        let family = Family::parse(f).map_err(|e| e.to_string())?;
+        let layout = match layout {
+            Some(d) => Layout::parse(d).map_err(|e| e.to_string())?,
+            None => family.only_layout().unwrap_or(Layout::Cifar),
+        };
+        self.check_family_flags(family, f)?;
+        let depth = self.depth_of(family, f, dag.as_ref())?;
+        let mix = self.mix_widths()?;
+        let growth = self.growth_of(family, f, mix, dag.is_some())?;
+        let mut spec = NetSpec::new(
+            family,
+            layout,
+            depth,
+            &growth,
+            self.bc,
+            self.classes.unwrap_or(10),
+        );
+        spec.pattern = match (&self.offsets, self.base) {
+            (Some(_), Some(_)) => {
+                return Err(
+                    "give either --base or --offsets for the sparse pattern, not both".into(),
+                )
+            }
+            (Some(o), None) => Some(Pattern::custom(o).map_err(|e| e.to_string())?),
+            (None, Some(b)) => Some(Pattern::sparse(b).map_err(|e| e.to_string())?),
+            (None, None) => None,
+        };
+        if let Some(d) = dag {
+            spec.pattern = Some(Pattern::Dag(d));
+        }
+        if let Some(a) = self.aggregate {
+            if !matches!(family, Family::Sparse | Family::Dense) {
+                return Err(format!(
+                    "--aggregate applies to --family sparse or dense (res sums and plain chains already), not {f}"
+                ));
+            }
+            spec.aggregate = a.with_widths(mix.map_or(0, |m| m.0));
+        }
+        if spec.pattern.is_some() && family != Family::Sparse {
+            return Err(
+                "--base, --offsets, --dag-file and --random apply to --family sparse only".into(),
+            );
+        }
+        Ok(spec)
+    }
+
+    /// The flags of one family given with another.
+    fn check_family_flags(&self, family: Family, f: &str) -> Result<(), String> {
+        if self.widen.is_some() && family != Family::Wide {
+            return Err(format!(
+                "--widen goes with --family wide (Wide ResNet), not {f}"
+            ));
+        }
+        if (self.columns.is_some() || self.blocks.is_some()) && family != Family::Fractal {
+            return Err(format!(
+                "--columns and --blocks go with --family fractal, not {f}"
+            ));
+        }
+        if self.hidden.is_some() && !matches!(family, Family::Mlp | Family::Lenet) {
+            return Err(format!("--hidden goes with --family mlp or lenet, not {f}"));
+        }
+        if self.growth.is_some()
+            && !matches!(family, Family::Sparse | Family::Dense | Family::Mixnet)
+        {
+            return Err(format!(
+                "--growth goes with --family sparse, dense or mixnet; {f} takes {}",
+                match family {
+                    Family::Wide => "--widen K",
+                    Family::Mlp | Family::Lenet => "--hidden W1,W2,…",
+                    Family::Fractal => "--columns C --blocks B",
+                    _ => "no widths",
+                }
+            ));
+        }
+        Ok(())
+    }
+
+    /// `--depth`, or the family's own where it has one (a DAG block's follows from the DAG).
+    fn depth_of(&self, family: Family, f: &str, dag: Option<&BlockDag>) -> Result<usize, String> {
+        Ok(match (dag, self.depth) {
+            (_, Some(d)) => d,
+            (None, None) if family == Family::Mlp => {
+                self.hidden.as_ref().map_or(0, |h| h.len()) + 1
+            }
+            (None, None) if family == Family::Lenet => 5,
+            (None, None) if family == Family::Alexnet => 8,
+            (None, None) if family == Family::Dpn => 92,
+            (None, None) if family == Family::Fractal => {
+                let c = self.columns.unwrap_or(3);
+                self.blocks.unwrap_or(5) * (1 << (c - 1)) + 1
+            }
+            (Some(d), None) => NetSpec::dag_depth(d, self.bc),
+            (None, None) => return Err(format!("--family {f} needs --depth (e.g. --depth 40)")),
+        })
+    }
+
+    /// `--mix A,C` with `--aggregate mixed`: (summed, concatenated) widths.
+    fn mix_widths(&self) -> Result<Option<(usize, usize)>, String> {
+        let mix = match (&self.mix, self.aggregate) {
+            (Some(m), Some(AggregateKind::Mixed)) => match m.as_slice() {
+                [a, c] => Some((*a, *c)),
+                _ => {
+                    return Err(format!(
+                        "--mix takes two widths, summed,concatenated (e.g. 12,12), not {} numbers",
+                        m.len()
+                    ))
+                }
+            },
+            (Some(_), _) => return Err("--mix goes with --aggregate mixed".into()),
+            (None, Some(AggregateKind::Mixed)) => {
+                return Err("--aggregate mixed needs --mix A,C (A channels summed, C concatenated per layer, e.g. 12,12)".into())
+            }
+            (None, _) => None,
+        };
+        if let (Some((a, c)), Some(g)) = (mix, &self.growth) {
+            if *g != [c] {
+                return Err(format!(
+                    "--mix {a},{c} sets the concatenated width (the growth) to {c}; leave out --growth or make it {c}"
+                ));
+            }
+        }
+        Ok(mix)
+    }
+
+    /// The widths of family `family`: `--growth`, or what its own flags give.
+    fn growth_of(
+        &self,
+        family: Family,
+        f: &str,
+        mix: Option<(usize, usize)>,
+        dag: bool,
+    ) -> Result<Vec<usize>, String> {
+        Ok(match (&self.growth, family) {
+            _ if mix.is_some() => vec![mix.map_or(0, |m| m.1)],
+            (Some(g), _) => g.clone(),
+            // DAG blocks default to the growth rate of the paper's smallest SparseNet rows'
+            // neighbours: 12.
+            (None, Family::Sparse) if dag => vec![12],
+            (None, Family::Sparse | Family::Dense) => {
+                return Err(format!(
+                    "--family {f} needs --growth (e.g. --growth 12, or 16,32,64 per block)"
+                ))
+            }
+            (None, Family::Mixnet) => {
+                return Err(
+                    "--family mixnet needs --growth K, its k₁ = k₂ (e.g. --depth 100 --growth 12 for MixNet-100)".into(),
+                )
+            }
+            (None, Family::Wide) => match self.widen {
+                Some(k) => vec![k],
+                None => {
+                    return Err("--family wide needs --widen K (e.g. --depth 16 --widen 8 for WRN-16-8)".into())
+                }
+            },
+            (None, Family::Fractal) => vec![self.columns.unwrap_or(3)],
+            (None, Family::Mlp | Family::Lenet) => self.hidden.clone().unwrap_or_default(),
+            (None, _) => Vec::new(),
+        })
     }
 }
 

@@ -451,23 +451,7 @@ pub fn run_holding_lock(opts: &TrainOptions, log: &mut dyn Write) -> Result<RunS
         best: None,
     };
     if let (Some(init), false) = (&opts.init_from, opts.resume) {
-        // Every tensor by name and shape, the first mismatch named (bad input).
-        let loaded = match opts.key_map {
-            KeyMap::Ours => checkpoint::load_into(init, &mut model, None),
-            KeyMap::Torchvision => match torchvision::twin(&spec) {
-                None => Err(anyhow::anyhow!(
-                    "--key-map torchvision maps {}, not {spec}",
-                    torchvision::TWINS
-                )),
-                Some(twin) => torchvision::load(init, &mut model, &twin),
-            },
-        };
-        loaded.map_err(|e| bad_input(e.context(format!("--init-from {}", init.display()))))?;
-        writeln!(
-            log,
-            "init:  weights and batch-norm statistics from {}",
-            init.display()
-        )?;
+        init_weights(init, opts.key_map, &spec, &mut model, log)?;
     }
     if opts.resume {
         resume(
@@ -501,101 +485,40 @@ pub fn run_holding_lock(opts: &TrainOptions, log: &mut dyn Write) -> Result<RunS
         &opts.optimizer,
         &opt,
     )?;
-    let source = split.source.clone();
-    let split_classes = split.train.class_names().map(<[String]>::to_vec);
+    let run = RunIdentity {
+        spec,
+        input,
+        source: split.source.clone(),
+        classes: split.train.class_names().map(<[String]>::to_vec),
+        data_id,
+        run_id,
+    };
     let test = split.test;
     let train = Arc::new(split.train);
     for epoch in p.start..opts.epochs {
-        let lr = optim::learning_rate(opts.schedule, opts.lr, epoch, opts.epochs);
-        let plan = BatchPlan {
-            batch_size: opts.batch_size,
-            shuffle_seed: Some(epoch_seed(opts.seed, epoch)),
-            crop_pad: input.h / 8,
-            flip: opts.dataset.flips(),
-            mean: p.norm.0.clone(),
-            std: p.norm.1.clone(),
-            augment: true,
+        let mut state = Training {
+            engine: &mut engine,
+            model: &mut model,
+            opt: &mut opt,
         };
-        let started = Instant::now();
-        let t = run_epoch(
-            opts,
-            &mut engine,
-            &mut model,
-            &mut opt,
-            &train,
-            plan,
-            epoch,
-            lr,
-        )?;
-        let (test_loss, test_acc) = evaluate(
-            &mut model,
-            &mut engine,
-            &test,
-            &p.norm.0,
-            &p.norm.1,
-            opts.batch_size.max(100),
-            opts.max_test,
-        )?;
-        if !test_loss.is_finite() {
-            bail!(
-                "the test loss became {test_loss} after epoch {} (lr {lr}); try a lower --lr. Checkpoints of earlier epochs are intact",
-                epoch + 1
-            );
-        }
-        let m = EpochMetrics {
-            epoch: epoch + 1,
-            lr,
-            train_loss: t.loss_sum / t.seen as f64,
-            train_acc: t.correct as f64 / t.seen as f64,
-            test_loss,
-            test_acc,
-            images_per_sec: t.seen as f64 / t.seconds,
-            seconds: started.elapsed().as_secs_f64(),
-            steps: t.steps,
-            run: Some(run_id.clone()),
-            skipped_images: (opts.dataset == DatasetKind::Folder).then_some(t.skipped),
-        };
-        writeln!(log, "epoch {:>3}/{}  lr {:.4}  train loss {:.4} acc {:.4}  test loss {:.4} acc {:.4}  {:.1} img/s  {:.1}s", m.epoch, opts.epochs, lr, m.train_loss, m.train_acc, m.test_loss, m.test_acc, m.images_per_sec, m.seconds)?;
+        let m = train_and_test(opts, &run, &mut state, (&train, &test), &p, epoch)?;
+        writeln!(log, "epoch {:>3}/{}  lr {:.4}  train loss {:.4} acc {:.4}  test loss {:.4} acc {:.4}  {:.1} img/s  {:.1}s", m.epoch, opts.epochs, m.lr, m.train_loss, m.train_acc, m.test_loss, m.test_acc, m.images_per_sec, m.seconds)?;
         if let Some(bar) = &opts.epoch_bar {
             bar.set_position(m.epoch as u64);
             bar.set_message(format!("test acc {:.4}", m.test_acc));
         }
+        let test_acc = m.test_acc;
         p.history.push(m);
         let improved = p.best.is_none_or(|(b, _)| test_acc > b);
         if improved {
             p.best = Some((test_acc, epoch + 1));
         }
-        let meta = Meta {
-            version: checkpoint::FORMAT_VERSION,
-            spec: spec.clone(),
-            input,
-            dataset: opts.dataset,
-            data_source: source.clone(),
-            data_dir: opts.data_dir.as_deref().map(data::absolute),
-            data: Some(data_id.clone()),
-            run: Some(run_id.clone()),
-            epoch: epoch + 1,
-            epochs: opts.epochs,
-            lr: opts.lr,
-            schedule: opts.schedule,
-            optimizer: opts.optimizer,
-            optimizer_steps: opt.steps,
-            batch_size: opts.batch_size,
-            seed: opts.seed,
-            max_steps: opts.max_steps,
-            mean: p.norm.0.clone(),
-            std: p.norm.1.clone(),
-            best: p.best,
-            test_acc: Some(test_acc),
-            params: model.param_count(),
-            folder: opts.folder.clone(),
-            classes: split_classes.clone(),
-        };
+        let meta = run.meta(opts, &p, epoch + 1, &state, test_acc);
         finish_epoch(
             opts,
-            &mut engine,
-            &mut model,
-            &mut opt,
+            state.engine,
+            state.model,
+            state.opt,
             &p.history,
             &meta,
             improved,
@@ -614,6 +537,151 @@ pub fn run_holding_lock(opts: &TrainOptions, log: &mut dyn Write) -> Result<RunS
         writeln!(log, "peak resident memory: {}", memory::human_bytes(peak))?;
     }
     Ok(p.summary(&model))
+}
+
+/// `--init-from`: every tensor by name and shape from `init` (named as `key_map` says), the
+/// first mismatch named (bad input).
+fn init_weights(
+    init: &std::path::Path,
+    key_map: KeyMap,
+    spec: &NetSpec,
+    model: &mut Model<f32>,
+    log: &mut dyn Write,
+) -> Result<()> {
+    let loaded = match key_map {
+        KeyMap::Ours => checkpoint::load_into(init, model, None),
+        KeyMap::Torchvision => match torchvision::twin(spec) {
+            None => Err(anyhow::anyhow!(
+                "--key-map torchvision maps {}, not {spec}",
+                torchvision::TWINS
+            )),
+            Some(twin) => torchvision::load(init, model, &twin),
+        },
+    };
+    loaded.map_err(|e| bad_input(e.context(format!("--init-from {}", init.display()))))?;
+    writeln!(
+        log,
+        "init:  weights and batch-norm statistics from {}",
+        init.display()
+    )?;
+    Ok(())
+}
+
+/// What every epoch's checkpoint says of the run it belongs to.
+struct RunIdentity {
+    spec: NetSpec,
+    input: Shape,
+    source: String,
+    classes: Option<Vec<String>>,
+    data_id: DataIdentity,
+    run_id: String,
+}
+
+/// What an epoch trains: the engine, the host model and the optimiser state.
+struct Training<'a> {
+    engine: &'a mut Engine,
+    model: &'a mut Model<f32>,
+    opt: &'a mut State,
+}
+
+impl RunIdentity {
+    /// The checkpoint's description after `epoch` (1-based) with test accuracy `test_acc`.
+    fn meta(
+        &self,
+        opts: &TrainOptions,
+        p: &Progress,
+        epoch: usize,
+        state: &Training<'_>,
+        test_acc: f64,
+    ) -> Meta {
+        Meta {
+            version: checkpoint::FORMAT_VERSION,
+            spec: self.spec.clone(),
+            input: self.input,
+            dataset: opts.dataset,
+            data_source: self.source.clone(),
+            data_dir: opts.data_dir.as_deref().map(data::absolute),
+            data: Some(self.data_id.clone()),
+            run: Some(self.run_id.clone()),
+            epoch,
+            epochs: opts.epochs,
+            lr: opts.lr,
+            schedule: opts.schedule,
+            optimizer: opts.optimizer,
+            optimizer_steps: state.opt.steps,
+            batch_size: opts.batch_size,
+            seed: opts.seed,
+            max_steps: opts.max_steps,
+            mean: p.norm.0.clone(),
+            std: p.norm.1.clone(),
+            best: p.best,
+            test_acc: Some(test_acc),
+            params: state.model.param_count(),
+            folder: opts.folder.clone(),
+            classes: self.classes.clone(),
+        }
+    }
+}
+
+/// Epoch `epoch` (0-based): one pass over the training images, then the test set; its row of
+/// metrics. A test loss that is not finite ends the run (the checkpoints so far are intact).
+fn train_and_test(
+    opts: &TrainOptions,
+    run: &RunIdentity,
+    state: &mut Training<'_>,
+    (train, test): (&Arc<Images>, &Images),
+    p: &Progress,
+    epoch: usize,
+) -> Result<EpochMetrics> {
+    let lr = optim::learning_rate(opts.schedule, opts.lr, epoch, opts.epochs);
+    let plan = BatchPlan {
+        batch_size: opts.batch_size,
+        shuffle_seed: Some(epoch_seed(opts.seed, epoch)),
+        crop_pad: run.input.h / 8,
+        flip: opts.dataset.flips(),
+        mean: p.norm.0.clone(),
+        std: p.norm.1.clone(),
+        augment: true,
+    };
+    let started = Instant::now();
+    let t = run_epoch(
+        opts,
+        state.engine,
+        state.model,
+        state.opt,
+        train,
+        plan,
+        epoch,
+        lr,
+    )?;
+    let (test_loss, test_acc) = evaluate(
+        state.model,
+        state.engine,
+        test,
+        &p.norm.0,
+        &p.norm.1,
+        opts.batch_size.max(100),
+        opts.max_test,
+    )?;
+    if !test_loss.is_finite() {
+        bail!(
+            "the test loss became {test_loss} after epoch {} (lr {lr}); try a lower --lr. Checkpoints of earlier epochs are intact",
+            epoch + 1
+        );
+    }
+    Ok(EpochMetrics {
+        epoch: epoch + 1,
+        lr,
+        train_loss: t.loss_sum / t.seen as f64,
+        train_acc: t.correct as f64 / t.seen as f64,
+        test_loss,
+        test_acc,
+        images_per_sec: t.seen as f64 / t.seconds,
+        seconds: started.elapsed().as_secs_f64(),
+        steps: t.steps,
+        run: Some(run.run_id.clone()),
+        skipped_images: (opts.dataset == DatasetKind::Folder).then_some(t.skipped),
+    })
 }
 
 /// What a run starts from: the data, the input shape, the spec as built for it, the freshly
