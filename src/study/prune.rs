@@ -479,25 +479,7 @@ fn adjusted_dropout(model: &Model<f32>, d_o: Option<Prob>) -> Option<f64> {
 
 /// Run `study prune`; `log` gets a line per step.
 pub fn run(o: &PruneOptions, log: &mut dyn Write) -> Result<PruneRecord> {
-    if o.iterations == 0 {
-        return Err(bad_input(anyhow::anyhow!(
-            "--iterations 0 prunes nothing: give at least 1"
-        )));
-    }
-    match o.rule {
-        Rule::Keep(k) if !(k > 0.0 && k < 1.0) => {
-            return Err(bad_input(anyhow::anyhow!(
-                "a target that keeps {k} of the weights keeps {}: give --keep in (0, 1) or --rate above 1",
-                if k <= 0.0 { "nothing" } else { "everything" }
-            )))
-        }
-        Rule::Quality(q) if !(q.is_finite() && q > 0.0) => {
-            return Err(bad_input(anyhow::anyhow!(
-                "--quality {q}: the quality parameter is a positive multiple of each layer's standard deviation"
-            )))
-        }
-        _ => {}
-    }
+    check_options(o)?;
     let (checkpoint::Loaded { meta, mut model }, split) = checkpoint::open_for_eval(
         &o.checkpoint,
         o.data_dir.as_deref(),
@@ -526,40 +508,7 @@ pub fn run(o: &PruneOptions, log: &mut dyn Write) -> Result<PruneRecord> {
         .1)
     };
     let baseline = eval(&mut model, &mut engine)?;
-    let mut against = Vec::new();
-    for path in &o.against {
-        let (
-            checkpoint::Loaded {
-                meta: m,
-                model: mut other,
-            },
-            s,
-        ) = checkpoint::open_for_eval(path, o.data_dir.as_deref(), crate::data::DataChoice::Auto)
-            .map_err(|e| e.context(format!("--against {}", path.display())))?;
-        if s.identity() != split.identity() {
-            return Err(bad_input(anyhow::anyhow!(
-                "--against {}: its test data ({}) is not the pruned network's ({})",
-                path.display(),
-                s.source,
-                split.source
-            )));
-        }
-        let (_, acc) = evaluate(
-            &mut other,
-            &mut engine,
-            &s.test,
-            &m.mean,
-            &m.std,
-            batch,
-            o.max_test,
-        )?;
-        against.push(Against {
-            checkpoint: path.display().to_string(),
-            network: super::network_name(&m),
-            params: other.nonzero_param_count(),
-            acc,
-        });
-    }
+    let against = evaluate_against(o, &split, &mut engine, batch)?;
     let prunable_count: u64 = layers
         .iter()
         .map(|&(k, _)| model.values[k].len() as u64)
@@ -572,65 +521,14 @@ pub fn run(o: &PruneOptions, log: &mut dyn Write) -> Result<PruneRecord> {
         layers.len(),
         baseline
     )?;
-    // A matched network: the fraction of the prunable weights that leaves the whole network
-    // with that network's parameter count.
-    let mut rule = o.rule.clone();
     let fixed = model.param_count() - prunable_count;
-    if let (Rule::Match { words, .. }, Some(spec)) = (&o.rule, &o.matched) {
-        let mut spec = spec.clone();
-        spec.classes = meta.spec.classes;
-        let other = Model::<f32>::new(&spec, meta.input, 0).map_err(bad_input)?;
-        let target = other.param_count();
-        if target <= fixed || target >= model.param_count() {
-            return Err(bad_input(anyhow::anyhow!(
-                "--match {words}: {target} parameters cannot be reached by pruning {network} ({} parameters, {fixed} of them not prunable)",
-                model.param_count()
-            )));
-        }
-        rule = Rule::Match {
-            words: words.clone(),
-            params: target,
-        };
-    }
+    let rule = matched_rule(o, &meta, &model, fixed, &network)?;
     let keep_target = match &rule {
         Rule::Keep(k) => Some(*k),
         Rule::Match { params, .. } => Some((params - fixed) as f64 / prunable_count as f64),
         Rule::Quality(_) | Rule::PerLayer(_) | Rule::Sensitivity { .. } => None,
     };
-    if let Rule::PerLayer(map) = &rule {
-        if let Some(bad) = map
-            .keys()
-            .find(|n| !layers.iter().any(|&(k, _)| &model.params[k].name == *n))
-        {
-            return Err(bad_input(anyhow::anyhow!(
-                "--quality-per-layer: {bad} is not a pruned layer of {network}; its layers are {}",
-                layers
-                    .iter()
-                    .map(|&(k, _)| model.params[k].name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
-        }
-        if let Some((n, q)) = map.iter().find(|(_, q)| !(q.is_finite() && **q >= 0.0)) {
-            return Err(bad_input(anyhow::anyhow!(
-                "--quality-per-layer: {n}={q}; a quality parameter is a non-negative multiple of σ"
-            )));
-        }
-    }
-    // A target that would leave a layer without a weight is refused before anything is
-    // written (checked again at each iteration, on the retrained weights).
-    if let Some(k) = keep_target {
-        let q = quality_for(&model, &layers, k);
-        if let Some((p, _)) = masks_for(&model, &layers, q)
-            .iter()
-            .find(|(_, m)| !m.iter().any(|&b| b))
-        {
-            return Err(bad_input(anyhow::anyhow!(
-                "keeping {k:.3e} of the prunable weights would prune every weight of {}: give a larger --keep (or a smaller --rate)",
-                model.params[*p].name
-            )));
-        }
-    }
+    check_target(&rule, keep_target, &model, &layers, &network)?;
     std::fs::create_dir_all(&o.out)
         .with_context(|| format!("cannot create {}", o.out.display()))?;
     let _lock = crate::io::try_lock_folder(&o.out, PRUNE_LOCK, "study prune")?;
@@ -640,156 +538,39 @@ pub fn run(o: &PruneOptions, log: &mut dyn Write) -> Result<PruneRecord> {
             let s = scan(&mut model, &layers, baseline, *tolerance, |m| {
                 eval(m, &mut engine)
             })?;
-            for x in &s {
-                writeln!(
-                    log,
-                    "sensitivity of {}: {} → keep {:.0} %",
-                    x.layer,
-                    x.points
-                        .iter()
-                        .map(|(k, a)| format!("{:.0} % {a:.4}", 100.0 * k))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    100.0 * x.picked
-                )?;
-            }
+            log_sensitivity(&s, log)?;
             s
         }
         _ => Vec::new(),
     };
-    let retrain_lr = meta.lr * o.lr_scale;
-    // What each pruned checkpoint stores as optimiser state: none yet (the retraining starts
-    // afresh).
-    let fresh = State::new(
-        &meta.optimizer,
-        &model.values.iter().map(Vec::len).collect::<Vec<_>>(),
-    );
-    let mut spec = meta.spec.clone();
+    let mut pruning = Pruning {
+        o,
+        retrain_lr: meta.lr * o.lr_scale,
+        // What each pruned checkpoint stores as optimiser state: none yet (the retraining
+        // starts afresh).
+        fresh: State::new(
+            &meta.optimizer,
+            &model.values.iter().map(Vec::len).collect::<Vec<_>>(),
+        ),
+        spec: meta.spec.clone(),
+        meta: &meta,
+        layers: &layers,
+        rule: &rule,
+        keep_target,
+        sensitivity: &sensitivity,
+    };
     let mut iterations = Vec::new();
     for i in 1..=o.iterations {
-        let t0 = std::time::Instant::now();
-        let step = i as f64 / o.iterations as f64;
-        let (global, qs): (Option<f64>, Vec<f64>) = match (keep_target, &rule) {
-            (Some(k), _) => {
-                let q = quality_for(&model, &layers, k.powf(step));
-                (Some(q), vec![q; layers.len()])
-            }
-            (None, Rule::Quality(q)) => (Some(*q), vec![*q; layers.len()]),
-            (None, Rule::PerLayer(map)) => (
-                None,
-                layers
-                    .iter()
-                    .map(|&(k, _)| map.get(&model.params[k].name).copied().unwrap_or(0.0))
-                    .collect(),
-            ),
-            (None, Rule::Sensitivity { .. }) => (
-                None,
-                layers
-                    .iter()
-                    .zip(&sensitivity)
-                    .map(|(l, s)| {
-                        if s.picked >= 1.0 {
-                            0.0
-                        } else {
-                            quality_for(&model, std::slice::from_ref(l), s.picked.powf(step))
-                        }
-                    })
-                    .collect(),
-            ),
-            (None, _) => unreachable!("every other rule has a target"),
-        };
-        let masks: Vec<(usize, Vec<bool>)> = layers
-            .iter()
-            .zip(&qs)
-            .flat_map(|(l, &q)| masks_for(&model, std::slice::from_ref(l), q))
-            .collect();
-        let (kept, all) = kept_of(&masks);
-        if kept == 0 {
-            return Err(bad_input(anyhow::anyhow!(
-                "these quality parameters prune every weight: give smaller ones or a larger --keep"
-            )));
-        }
-        // A layer left without a weight cuts the network in two: refused, not obeyed.
-        if let Some((k, _)) = masks.iter().find(|(_, m)| !m.iter().any(|&b| b)) {
-            return Err(bad_input(anyhow::anyhow!(
-                "iteration {i} would prune every weight of {}: give a larger --keep (or a smaller --rate or quality parameter)",
-                model.params[*k].name
-            )));
-        }
-        let quality_per_layer: BTreeMap<String, f64> = layers
-            .iter()
-            .zip(&qs)
-            .map(|(&(k, _), &q)| (model.params[k].name.clone(), q))
-            .collect();
-        apply(&mut model, masks);
-        let seconds_prune = t0.elapsed().as_secs_f64();
-        let t1 = std::time::Instant::now();
-        let acc_pruned = eval(&mut model, &mut engine)?;
-        let seconds_eval = t1.elapsed().as_secs_f64();
-        let kept_per_layer: BTreeMap<String, f64> = layers
-            .iter()
-            .map(|&(k, _)| {
-                let m = model.masks[k].as_ref().expect("just pruned");
-                (
-                    model.params[k].name.clone(),
-                    m.iter().filter(|&&b| b).count() as f64 / m.len() as f64,
-                )
-            })
-            .collect();
-        let dropout = adjusted_dropout(&model, meta.spec.dropout_p());
-        if let Some(d) = dropout {
-            spec.dropout = Some(Prob::new(d).map_err(|e| anyhow::anyhow!(e))?);
-        }
-        // The pruned weights as a checkpoint: what the retraining starts from.
-        let stem = format!("pruned-{i}");
-        let mut m2 = meta.clone();
-        m2.spec = spec.clone();
-        m2.test_acc = Some(acc_pruned);
-        checkpoint::save(&o.out, &stem, &model, &fresh, &m2)?;
-        let pruned_path = checkpoint::paths(&o.out, &stem).0;
-        let mut acc_retrained = None;
-        let t2 = std::time::Instant::now();
-        if o.retrain_epochs > 0 {
-            let out = o.out.join(format!("retrain-{i}"));
-            let resume = checkpoint::paths(&out, "last").0.is_file();
-            let opts = retrain_options(
-                &meta,
-                &spec,
-                (i, o),
-                &pruned_path,
-                out.clone(),
-                resume,
-                retrain_lr,
-            );
-            let summary = train::run(&opts, &mut std::io::sink())?;
-            acc_retrained = summary.epochs.last().map(|e| e.test_acc);
-            // The next iteration prunes the retrained weights.
-            checkpoint::load_into(&checkpoint::paths(&out, "last").0, &mut model, None)?;
-        }
-        let it = Iteration {
-            iteration: i,
-            quality: global,
-            quality_per_layer,
-            kept: kept as f64 / all as f64,
-            kept_per_layer,
-            params_nonzero: model.nonzero_param_count(),
-            flops_remaining: flops_remaining(&model),
-            acc_pruned,
-            acc_retrained,
-            dropout,
-            seconds_prune,
-            seconds_eval,
-            seconds_retrain: t2.elapsed().as_secs_f64(),
-        };
+        let it = pruning.iteration(i, &mut model, |m| eval(m, &mut engine))?;
         writeln!(
             log,
             "iteration {i}/{}: q = {}, kept {:.2} % of the prunable weights ({}× fewer), accuracy {:.4} pruned{} (pruning {:.2} s, evaluation {:.1} s, retraining {:.1} s)",
             o.iterations,
-            global.map_or("per layer".to_string(), |q| format!("{q:.3}")),
+            it.quality.map_or("per layer".to_string(), |q| format!("{q:.3}")),
             100.0 * it.kept,
             format_rate(it.kept),
-            acc_pruned,
-            acc_retrained.map_or(String::new(), |a| format!(", {a:.4} retrained")),
+            it.acc_pruned,
+            it.acc_retrained.map_or(String::new(), |a| format!(", {a:.4} retrained")),
             it.seconds_prune,
             it.seconds_eval,
             it.seconds_retrain
@@ -798,11 +579,12 @@ pub fn run(o: &PruneOptions, log: &mut dyn Write) -> Result<PruneRecord> {
     }
     // The final pruned network (its masks included) under a stable name.
     let mut m2 = meta.clone();
-    m2.spec = spec.clone();
+    m2.spec = pruning.spec.clone();
     m2.test_acc = iterations
         .last()
         .map(|it: &Iteration| it.acc_retrained.unwrap_or(it.acc_pruned));
-    checkpoint::save(&o.out, "pruned", &model, &fresh, &m2)?;
+    checkpoint::save(&o.out, "pruned", &model, &pruning.fresh, &m2)?;
+    let retrain_lr = pruning.retrain_lr;
     Ok(PruneRecord {
         checkpoint: o.checkpoint.display().to_string(),
         network,
@@ -825,6 +607,325 @@ pub fn run(o: &PruneOptions, log: &mut dyn Write) -> Result<PruneRecord> {
         iterations,
         rule: "Han et al. 2015: in each pruned layer a weight survives when |w| ≥ q·σ, σ the standard deviation of the layer's surviving weights; one q for every layer, found by bisection so that iteration i of n keeps keep^(i/n) of the prunable weights (or given by --quality); survivors retrained from their values at lr × --lr-scale, constant, pruned weights held at zero; dropout before a linear layer scaled by √(C_r/C_o)".into(),
     })
+}
+
+/// The options' own checks, before anything is read.
+fn check_options(o: &PruneOptions) -> Result<()> {
+    if o.iterations == 0 {
+        return Err(bad_input(anyhow::anyhow!(
+            "--iterations 0 prunes nothing: give at least 1"
+        )));
+    }
+    match o.rule {
+        Rule::Keep(k) if !(k > 0.0 && k < 1.0) => Err(bad_input(anyhow::anyhow!(
+            "a target that keeps {k} of the weights keeps {}: give --keep in (0, 1) or --rate above 1",
+            if k <= 0.0 { "nothing" } else { "everything" }
+        ))),
+        Rule::Quality(q) if !(q.is_finite() && q > 0.0) => Err(bad_input(anyhow::anyhow!(
+            "--quality {q}: the quality parameter is a positive multiple of each layer's standard deviation"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The `--against` networks, each evaluated on the pruned network's test images.
+fn evaluate_against(
+    o: &PruneOptions,
+    split: &crate::data::Split,
+    engine: &mut Engine,
+    batch: usize,
+) -> Result<Vec<Against>> {
+    let mut against = Vec::new();
+    for path in &o.against {
+        let (
+            checkpoint::Loaded {
+                meta: m,
+                model: mut other,
+            },
+            s,
+        ) = checkpoint::open_for_eval(path, o.data_dir.as_deref(), crate::data::DataChoice::Auto)
+            .map_err(|e| e.context(format!("--against {}", path.display())))?;
+        if s.identity() != split.identity() {
+            return Err(bad_input(anyhow::anyhow!(
+                "--against {}: its test data ({}) is not the pruned network's ({})",
+                path.display(),
+                s.source,
+                split.source
+            )));
+        }
+        let (_, acc) = evaluate(
+            &mut other, engine, &s.test, &m.mean, &m.std, batch, o.max_test,
+        )?;
+        against.push(Against {
+            checkpoint: path.display().to_string(),
+            network: super::network_name(&m),
+            params: other.nonzero_param_count(),
+            acc,
+        });
+    }
+    Ok(against)
+}
+
+/// The rule with `--match`'s parameter count resolved: the fraction of the prunable weights
+/// that leaves the whole network with that network's parameter count.
+fn matched_rule(
+    o: &PruneOptions,
+    meta: &checkpoint::Meta,
+    model: &Model<f32>,
+    fixed: u64,
+    network: &str,
+) -> Result<Rule> {
+    let (Rule::Match { words, .. }, Some(spec)) = (&o.rule, &o.matched) else {
+        return Ok(o.rule.clone());
+    };
+    let mut spec = spec.clone();
+    spec.classes = meta.spec.classes;
+    let other = Model::<f32>::new(&spec, meta.input, 0).map_err(bad_input)?;
+    let target = other.param_count();
+    if target <= fixed || target >= model.param_count() {
+        return Err(bad_input(anyhow::anyhow!(
+            "--match {words}: {target} parameters cannot be reached by pruning {network} ({} parameters, {fixed} of them not prunable)",
+            model.param_count()
+        )));
+    }
+    Ok(Rule::Match {
+        words: words.clone(),
+        params: target,
+    })
+}
+
+/// A target that names layers the network lacks, or would leave a layer without a weight, is
+/// refused before anything is written (checked again at each iteration, on the retrained
+/// weights).
+fn check_target(
+    rule: &Rule,
+    keep_target: Option<f64>,
+    model: &Model<f32>,
+    layers: &[(usize, usize)],
+    network: &str,
+) -> Result<()> {
+    if let Rule::PerLayer(map) = rule {
+        if let Some(bad) = map
+            .keys()
+            .find(|n| !layers.iter().any(|&(k, _)| &model.params[k].name == *n))
+        {
+            return Err(bad_input(anyhow::anyhow!(
+                "--quality-per-layer: {bad} is not a pruned layer of {network}; its layers are {}",
+                layers
+                    .iter()
+                    .map(|&(k, _)| model.params[k].name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        if let Some((n, q)) = map.iter().find(|(_, q)| !(q.is_finite() && **q >= 0.0)) {
+            return Err(bad_input(anyhow::anyhow!(
+                "--quality-per-layer: {n}={q}; a quality parameter is a non-negative multiple of σ"
+            )));
+        }
+    }
+    if let Some(k) = keep_target {
+        let q = quality_for(model, layers, k);
+        if let Some((p, _)) = masks_for(model, layers, q)
+            .iter()
+            .find(|(_, m)| !m.iter().any(|&b| b))
+        {
+            return Err(bad_input(anyhow::anyhow!(
+                "keeping {k:.3e} of the prunable weights would prune every weight of {}: give a larger --keep (or a smaller --rate)",
+                model.params[*p].name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A line per layer of the sensitivity scan.
+fn log_sensitivity(s: &[Sensitivity], log: &mut dyn Write) -> Result<()> {
+    for x in s {
+        writeln!(
+            log,
+            "sensitivity of {}: {} → keep {:.0} %",
+            x.layer,
+            x.points
+                .iter()
+                .map(|(k, a)| format!("{:.0} % {a:.4}", 100.0 * k))
+                .collect::<Vec<_>>()
+                .join(", "),
+            100.0 * x.picked
+        )?;
+    }
+    Ok(())
+}
+
+/// What every iteration of a prune run shares.
+struct Pruning<'a> {
+    o: &'a PruneOptions,
+    meta: &'a checkpoint::Meta,
+    layers: &'a [(usize, usize)],
+    rule: &'a Rule,
+    keep_target: Option<f64>,
+    sensitivity: &'a [Sensitivity],
+    retrain_lr: f32,
+    fresh: State,
+    /// The network's spec as pruned so far (its dropout adjusted).
+    spec: sparsenet_net::zoo::NetSpec,
+}
+
+impl Pruning<'_> {
+    /// The quality parameter of each layer at iteration `i` (and the one shared by all, when
+    /// there is one).
+    fn qualities(&self, model: &Model<f32>, i: usize) -> (Option<f64>, Vec<f64>) {
+        let step = i as f64 / self.o.iterations as f64;
+        let layers = self.layers;
+        match (self.keep_target, self.rule) {
+            (Some(k), _) => {
+                let q = quality_for(model, layers, k.powf(step));
+                (Some(q), vec![q; layers.len()])
+            }
+            (None, Rule::Quality(q)) => (Some(*q), vec![*q; layers.len()]),
+            (None, Rule::PerLayer(map)) => (
+                None,
+                layers
+                    .iter()
+                    .map(|&(k, _)| map.get(&model.params[k].name).copied().unwrap_or(0.0))
+                    .collect(),
+            ),
+            (None, Rule::Sensitivity { .. }) => (
+                None,
+                layers
+                    .iter()
+                    .zip(self.sensitivity)
+                    .map(|(l, s)| {
+                        if s.picked >= 1.0 {
+                            0.0
+                        } else {
+                            quality_for(model, std::slice::from_ref(l), s.picked.powf(step))
+                        }
+                    })
+                    .collect(),
+            ),
+            (None, _) => unreachable!("every other rule has a target"),
+        }
+    }
+
+    /// Iteration `i`: prune by this iteration's qualities (a layer left without a weight is
+    /// refused), evaluate, save the pruned checkpoint, retrain from it.
+    fn iteration(
+        &mut self,
+        i: usize,
+        model: &mut Model<f32>,
+        mut eval: impl FnMut(&mut Model<f32>) -> Result<f64>,
+    ) -> Result<Iteration> {
+        let layers = self.layers;
+        let t0 = std::time::Instant::now();
+        let (global, qs) = self.qualities(model, i);
+        let masks: Vec<(usize, Vec<bool>)> = layers
+            .iter()
+            .zip(&qs)
+            .flat_map(|(l, &q)| masks_for(model, std::slice::from_ref(l), q))
+            .collect();
+        let (kept, all) = kept_of(&masks);
+        if kept == 0 {
+            return Err(bad_input(anyhow::anyhow!(
+                "these quality parameters prune every weight: give smaller ones or a larger --keep"
+            )));
+        }
+        // A layer left without a weight cuts the network in two: refused, not obeyed.
+        if let Some((k, _)) = masks.iter().find(|(_, m)| !m.iter().any(|&b| b)) {
+            return Err(bad_input(anyhow::anyhow!(
+                "iteration {i} would prune every weight of {}: give a larger --keep (or a smaller --rate or quality parameter)",
+                model.params[*k].name
+            )));
+        }
+        let quality_per_layer: BTreeMap<String, f64> = layers
+            .iter()
+            .zip(&qs)
+            .map(|(&(k, _), &q)| (model.params[k].name.clone(), q))
+            .collect();
+        apply(model, masks);
+        let seconds_prune = t0.elapsed().as_secs_f64();
+        let t1 = std::time::Instant::now();
+        let acc_pruned = eval(model)?;
+        let seconds_eval = t1.elapsed().as_secs_f64();
+        let kept_per_layer: BTreeMap<String, f64> = layers
+            .iter()
+            .map(|&(k, _)| {
+                let m = model.masks[k].as_ref().expect("just pruned");
+                (
+                    model.params[k].name.clone(),
+                    m.iter().filter(|&&b| b).count() as f64 / m.len() as f64,
+                )
+            })
+            .collect();
+        let dropout = adjusted_dropout(model, self.meta.spec.dropout_p());
+        if let Some(d) = dropout {
+            self.spec.dropout = Some(Prob::new(d).map_err(|e| anyhow::anyhow!(e))?);
+        }
+        let pruned_path = self.save_pruned(i, model, acc_pruned)?;
+        let t2 = std::time::Instant::now();
+        let acc_retrained = self.retrain(i, model, &pruned_path)?;
+        Ok(Iteration {
+            iteration: i,
+            quality: global,
+            quality_per_layer,
+            kept: kept as f64 / all as f64,
+            kept_per_layer,
+            params_nonzero: model.nonzero_param_count(),
+            flops_remaining: flops_remaining(model),
+            acc_pruned,
+            acc_retrained,
+            dropout,
+            seconds_prune,
+            seconds_eval,
+            seconds_retrain: t2.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// The pruned weights of iteration `i` as a checkpoint (what its retraining starts from);
+    /// its path.
+    fn save_pruned(
+        &self,
+        i: usize,
+        model: &Model<f32>,
+        acc_pruned: f64,
+    ) -> Result<std::path::PathBuf> {
+        let o = self.o;
+        let stem = format!("pruned-{i}");
+        let mut m2 = self.meta.clone();
+        m2.spec = self.spec.clone();
+        m2.test_acc = Some(acc_pruned);
+        checkpoint::save(&o.out, &stem, model, &self.fresh, &m2)?;
+        Ok(checkpoint::paths(&o.out, &stem).0)
+    }
+
+    /// With retraining epochs, iteration `i`'s retraining from `pruned_path`, whose last
+    /// weights the next iteration prunes; its test accuracy.
+    fn retrain(
+        &self,
+        i: usize,
+        model: &mut Model<f32>,
+        pruned_path: &std::path::Path,
+    ) -> Result<Option<f64>> {
+        let o = self.o;
+        if o.retrain_epochs == 0 {
+            return Ok(None);
+        }
+        let out = o.out.join(format!("retrain-{i}"));
+        let resume = checkpoint::paths(&out, "last").0.is_file();
+        let opts = retrain_options(
+            self.meta,
+            &self.spec,
+            (i, o),
+            pruned_path,
+            out.clone(),
+            resume,
+            self.retrain_lr,
+        );
+        let summary = train::run(&opts, &mut std::io::sink())?;
+        // The next iteration prunes the retrained weights.
+        checkpoint::load_into(&checkpoint::paths(&out, "last").0, model, None)?;
+        Ok(summary.epochs.last().map(|e| e.test_acc))
+    }
 }
 
 /// The sensitivity scan: each layer pruned alone (its surviving weights, the others whole) to

@@ -682,7 +682,7 @@ fn mixnet_and_dpn_by_hand_and_the_printed_figures() {
 #[test]
 fn aggregation_operators_are_one_list() {
     use super::AggregateKind;
-    assert_eq!(AggregateKind::ALL.len(), 4);
+    assert_eq!(AggregateKind::ALL.len(), 5);
     for &k in AggregateKind::ALL {
         assert_eq!(AggregateKind::parse(k.name()).unwrap(), k);
         assert!(!k.help().is_empty());
