@@ -486,18 +486,7 @@ pub fn run(o: &PruneOptions, log: &mut dyn Write) -> Result<PruneRecord> {
         crate::data::DataChoice::Auto,
     )
     .map_err(|e| e.context(format!("--checkpoint {}", o.checkpoint.display())))?;
-    let layers = prunable(&model, o.layers);
-    if layers.is_empty() {
-        return Err(bad_input(anyhow::anyhow!(
-            "{}: the network has no {} weights to prune (--layers conv, fc or both)",
-            o.checkpoint.display(),
-            match o.layers {
-                Layers::Conv => "convolution",
-                Layers::Fc => "fully connected",
-                Layers::Both => "convolution or fully connected",
-            }
-        )));
-    }
+    let layers = prunable_layers(o, &model)?;
     let test = &split.test;
     let mut engine = Engine::Cpu;
     let batch = meta.batch_size.max(1);
@@ -543,38 +532,11 @@ pub fn run(o: &PruneOptions, log: &mut dyn Write) -> Result<PruneRecord> {
         }
         _ => Vec::new(),
     };
-    let mut pruning = Pruning {
-        o,
-        retrain_lr: meta.lr * o.lr_scale,
-        // What each pruned checkpoint stores as optimiser state: none yet (the retraining
-        // starts afresh).
-        fresh: State::new(
-            &meta.optimizer,
-            &model.values.iter().map(Vec::len).collect::<Vec<_>>(),
-        ),
-        spec: meta.spec.clone(),
-        meta: &meta,
-        layers: &layers,
-        rule: &rule,
-        keep_target,
-        sensitivity: &sensitivity,
-    };
+    let mut pruning = Pruning::new(o, &meta, &model, &layers, &rule, keep_target, &sensitivity);
     let mut iterations = Vec::new();
     for i in 1..=o.iterations {
         let it = pruning.iteration(i, &mut model, |m| eval(m, &mut engine))?;
-        writeln!(
-            log,
-            "iteration {i}/{}: q = {}, kept {:.2} % of the prunable weights ({}× fewer), accuracy {:.4} pruned{} (pruning {:.2} s, evaluation {:.1} s, retraining {:.1} s)",
-            o.iterations,
-            it.quality.map_or("per layer".to_string(), |q| format!("{q:.3}")),
-            100.0 * it.kept,
-            format_rate(it.kept),
-            it.acc_pruned,
-            it.acc_retrained.map_or(String::new(), |a| format!(", {a:.4} retrained")),
-            it.seconds_prune,
-            it.seconds_eval,
-            it.seconds_retrain
-        )?;
+        it.log(o.iterations, log)?;
         iterations.push(it);
     }
     // The final pruned network (its masks included) under a stable name.
@@ -605,8 +567,48 @@ pub fn run(o: &PruneOptions, log: &mut dyn Write) -> Result<PruneRecord> {
         against,
         sensitivity,
         iterations,
-        rule: "Han et al. 2015: in each pruned layer a weight survives when |w| ≥ q·σ, σ the standard deviation of the layer's surviving weights; one q for every layer, found by bisection so that iteration i of n keeps keep^(i/n) of the prunable weights (or given by --quality); survivors retrained from their values at lr × --lr-scale, constant, pruned weights held at zero; dropout before a linear layer scaled by √(C_r/C_o)".into(),
+        rule: RULE.into(),
     })
+}
+
+/// How `study prune` prunes, as its record says.
+const RULE: &str = "Han et al. 2015: in each pruned layer a weight survives when |w| ≥ q·σ, σ the standard deviation of the layer's surviving weights; one q for every layer, found by bisection so that iteration i of n keeps keep^(i/n) of the prunable weights (or given by --quality); survivors retrained from their values at lr × --lr-scale, constant, pruned weights held at zero; dropout before a linear layer scaled by √(C_r/C_o)";
+
+impl Iteration {
+    /// Its line in the log.
+    fn log(&self, of: usize, log: &mut dyn Write) -> Result<()> {
+        writeln!(
+            log,
+            "iteration {}/{of}: q = {}, kept {:.2} % of the prunable weights ({}× fewer), accuracy {:.4} pruned{} (pruning {:.2} s, evaluation {:.1} s, retraining {:.1} s)",
+            self.iteration,
+            self.quality.map_or("per layer".to_string(), |q| format!("{q:.3}")),
+            100.0 * self.kept,
+            format_rate(self.kept),
+            self.acc_pruned,
+            self.acc_retrained.map_or(String::new(), |a| format!(", {a:.4} retrained")),
+            self.seconds_prune,
+            self.seconds_eval,
+            self.seconds_retrain
+        )?;
+        Ok(())
+    }
+}
+
+/// The layers `--layers` names, refused when the network has none.
+fn prunable_layers(o: &PruneOptions, model: &Model<f32>) -> Result<Vec<(usize, usize)>> {
+    let layers = prunable(model, o.layers);
+    if layers.is_empty() {
+        return Err(bad_input(anyhow::anyhow!(
+            "{}: the network has no {} weights to prune (--layers conv, fc or both)",
+            o.checkpoint.display(),
+            match o.layers {
+                Layers::Conv => "convolution",
+                Layers::Fc => "fully connected",
+                Layers::Both => "convolution or fully connected",
+            }
+        )));
+    }
+    Ok(layers)
 }
 
 /// The options' own checks, before anything is read.
@@ -771,7 +773,34 @@ struct Pruning<'a> {
     spec: sparsenet_net::zoo::NetSpec,
 }
 
-impl Pruning<'_> {
+impl<'a> Pruning<'a> {
+    fn new(
+        o: &'a PruneOptions,
+        meta: &'a checkpoint::Meta,
+        model: &Model<f32>,
+        layers: &'a [(usize, usize)],
+        rule: &'a Rule,
+        keep_target: Option<f64>,
+        sensitivity: &'a [Sensitivity],
+    ) -> Self {
+        Pruning {
+            o,
+            retrain_lr: meta.lr * o.lr_scale,
+            // What each pruned checkpoint stores as optimiser state: none yet (the retraining
+            // starts afresh).
+            fresh: State::new(
+                &meta.optimizer,
+                &model.values.iter().map(Vec::len).collect::<Vec<_>>(),
+            ),
+            spec: meta.spec.clone(),
+            meta,
+            layers,
+            rule,
+            keep_target,
+            sensitivity,
+        }
+    }
+
     /// The quality parameter of each layer at iteration `i` (and the one shared by all, when
     /// there is one).
     fn qualities(&self, model: &Model<f32>, i: usize) -> (Option<f64>, Vec<f64>) {

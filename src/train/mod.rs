@@ -485,14 +485,7 @@ pub fn run_holding_lock(opts: &TrainOptions, log: &mut dyn Write) -> Result<RunS
         &opts.optimizer,
         &opt,
     )?;
-    let run = RunIdentity {
-        spec,
-        input,
-        source: split.source.clone(),
-        classes: split.train.class_names().map(<[String]>::to_vec),
-        data_id,
-        run_id,
-    };
+    let run = RunIdentity::new(spec, input, &split, data_id, run_id);
     let test = split.test;
     let train = Arc::new(split.train);
     for epoch in p.start..opts.epochs {
@@ -502,17 +495,8 @@ pub fn run_holding_lock(opts: &TrainOptions, log: &mut dyn Write) -> Result<RunS
             opt: &mut opt,
         };
         let m = train_and_test(opts, &run, &mut state, (&train, &test), &p, epoch)?;
-        writeln!(log, "epoch {:>3}/{}  lr {:.4}  train loss {:.4} acc {:.4}  test loss {:.4} acc {:.4}  {:.1} img/s  {:.1}s", m.epoch, opts.epochs, m.lr, m.train_loss, m.train_acc, m.test_loss, m.test_acc, m.images_per_sec, m.seconds)?;
-        if let Some(bar) = &opts.epoch_bar {
-            bar.set_position(m.epoch as u64);
-            bar.set_message(format!("test acc {:.4}", m.test_acc));
-        }
         let test_acc = m.test_acc;
-        p.history.push(m);
-        let improved = p.best.is_none_or(|(b, _)| test_acc > b);
-        if improved {
-            p.best = Some((test_acc, epoch + 1));
-        }
+        let improved = p.record(m, opts, log)?;
         let meta = run.meta(opts, &p, epoch + 1, &state, test_acc);
         finish_epoch(
             opts,
@@ -585,6 +569,23 @@ struct Training<'a> {
 }
 
 impl RunIdentity {
+    fn new(
+        spec: NetSpec,
+        input: Shape,
+        split: &Split,
+        data_id: DataIdentity,
+        run_id: String,
+    ) -> Self {
+        RunIdentity {
+            spec,
+            input,
+            source: split.source.clone(),
+            classes: split.train.class_names().map(<[String]>::to_vec),
+            data_id,
+            run_id,
+        }
+    }
+
     /// The checkpoint's description after `epoch` (1-based) with test accuracy `test_acc`.
     fn meta(
         &self,
@@ -765,6 +766,28 @@ struct Progress {
 }
 
 impl Progress {
+    /// An epoch's row: logged, shown on the run's bar, kept; whether its test accuracy is the
+    /// best so far.
+    fn record(
+        &mut self,
+        m: EpochMetrics,
+        opts: &TrainOptions,
+        log: &mut dyn Write,
+    ) -> Result<bool> {
+        writeln!(log, "epoch {:>3}/{}  lr {:.4}  train loss {:.4} acc {:.4}  test loss {:.4} acc {:.4}  {:.1} img/s  {:.1}s", m.epoch, opts.epochs, m.lr, m.train_loss, m.train_acc, m.test_loss, m.test_acc, m.images_per_sec, m.seconds)?;
+        if let Some(bar) = &opts.epoch_bar {
+            bar.set_position(m.epoch as u64);
+            bar.set_message(format!("test acc {:.4}", m.test_acc));
+        }
+        let (epoch, test_acc) = (m.epoch, m.test_acc);
+        self.history.push(m);
+        let improved = self.best.is_none_or(|(b, _)| test_acc > b);
+        if improved {
+            self.best = Some((test_acc, epoch));
+        }
+        Ok(improved)
+    }
+
     fn summary(self, model: &Model<f32>) -> RunSummary {
         RunSummary {
             trained_now: self.history.len().saturating_sub(self.start),
