@@ -1,7 +1,8 @@
-//! Typed launch wrappers, one per kernel of `kernels.cu`, generated from one declaration list:
+//! Typed launch wrappers, one per kernel of `kernels.cu`, generated from its CUDA signatures
+//! (`build.rs` writes the declaration list):
 //! a launch with the wrong number or types of arguments does not compile. Device addresses are
 //! [`DevPtr`]s, never bare integers, so a count cannot be passed where a buffer is expected.
-//! `tests/gpu_launches.rs` checks the declarations against the CUDA signatures (both are text).
+//! `tests/gpu_launches.rs` checks the reading of the signatures.
 
 use anyhow::Result;
 use cudarc::driver::{DeviceRepr, PushKernelArg};
@@ -70,8 +71,8 @@ macro_rules! kernels {
                     let kit = self.0;
                     let mut launch = kit.stream.launch_builder(kit.func(stringify!($name)));
                     $( launch.arg(&$arg); )*
-                    // SAFETY: the argument list mirrors the kernel's CUDA signature (checked
-                    // against kernels.cu by tests/gpu_launches.rs), and every pointer in it
+                    // SAFETY: the argument list is the kernel's CUDA signature (declared from
+                    // kernels.cu by build.rs, its reading checked by tests/gpu_launches.rs), and every pointer in it
                     // addresses a live device buffer of the size the kernel indexes.
                     unsafe { launch.launch(kit.launch_config(grid)) }
                         .map(|_| ())
@@ -82,39 +83,6 @@ macro_rules! kernels {
     };
 }
 
-kernels! {
-    fn im2col(x: DevPtr, col: DevPtr, h: i32, w: i32, k_: i32, s_: i32, p_: i32, ho: i32, wo: i32, planes: i64);
-    fn col2im_add(col: DevPtr, x: DevPtr, h: i32, w: i32, k_: i32, s_: i32, p_: i32, ho: i32, wo: i32, planes: i64);
-    fn flip_weights(w: DevPtr, wf: DevPtr, o_: i32, c_: i32, k_: i32);
-    fn sum_batches_add(parts: DevPtr, out: DevPtr, b_: i32, len: i32);
-    fn bn_stats(x: DevPtr, mi: DevPtr, run_mean: DevPtr, run_var: DevPtr, n_: i32, c_: i32, hw: i32, eps: f32, momentum: f32);
-    fn bn_eval_stats(run_mean: DevPtr, run_var: DevPtr, mi: DevPtr, c_: i32, eps: f32);
-    fn bn_apply(x: DevPtr, y: DevPtr, mi: DevPtr, gamma: DevPtr, beta: DevPtr, c_: i32, hw: i32, planes: i64, relu: i32);
-    fn bn_backward_sums(dy: DevPtr, x: DevPtr, mi: DevPtr, gamma: DevPtr, beta: DevPtr, sums: DevPtr, dgamma: DevPtr, dbeta: DevPtr, n_: i32, c_: i32, hw: i32, relu: i32);
-    fn bn_backward_apply(dy: DevPtr, x: DevPtr, mi: DevPtr, gamma: DevPtr, beta: DevPtr, sums: DevPtr, dx: DevPtr, c_: i32, hw: i32, planes: i64, flags: i32);
-    fn relu_fwd(x: DevPtr, y: DevPtr, total: i64);
-    fn relu_bwd(dy: DevPtr, y: DevPtr, dx: DevPtr, total: i64);
-    fn dropout_fwd(x: DevPtr, y: DevPtr, key: i64, threshold: i64, scale: f32, total: i64);
-    fn dropout_bwd(dy: DevPtr, dx: DevPtr, key: i64, threshold: i64, scale: f32, total: i64);
-    fn add_into(x: DevPtr, y: DevPtr, total: i64);
-    fn add_scaled(x: DevPtr, y: DevPtr, a: f32, total: i64);
-    fn mask_grad(keep: DevPtr, y: DevPtr, total: i64);
-    fn scale_by(x: DevPtr, a: f32, total: i64);
-    fn copy_channels(src: DevPtr, dst: DevPtr, cs: i32, cd: i32, off: i32, hw: i32, planes: i64);
-    fn slice_channels_add(ddst: DevPtr, dsrc: DevPtr, cs: i32, cd: i32, off: i32, hw: i32, planes: i64);
-    fn shortcut_fwd(x: DevPtr, y: DevPtr, n_: i32, c_: i32, h: i32, w: i32, co: i32, before: i32, s_: i32, ho: i32, wo: i32);
-    fn shortcut_bwd(dy: DevPtr, dx: DevPtr, n_: i32, c_: i32, h: i32, w: i32, co: i32, before: i32, s_: i32, ho: i32, wo: i32);
-    fn avg_pool_fwd(x: DevPtr, y: DevPtr, planes: i64, h: i32, w: i32, k_: i32, s_: i32, ho: i32, wo: i32);
-    fn avg_pool_bwd(dy: DevPtr, dx: DevPtr, planes: i64, h: i32, w: i32, k_: i32, s_: i32, ho: i32, wo: i32);
-    fn max_pool_fwd(x: DevPtr, y: DevPtr, arg: DevPtr, planes: i64, h: i32, w: i32, k_: i32, s_: i32, p_: i32, ho: i32, wo: i32);
-    fn max_pool_bwd(dy: DevPtr, arg: DevPtr, dx: DevPtr, planes: i64, h: i32, w: i32, ho: i32, wo: i32);
-    fn global_avg_fwd(x: DevPtr, y: DevPtr, hw: i32);
-    fn global_avg_bwd(dy: DevPtr, dx: DevPtr, planes: i64, hw: i32);
-    fn add_bias(y: DevPtr, b_: DevPtr, n_: i32, f_: i32);
-    fn bias_grad(dy: DevPtr, db: DevPtr, n_: i32, f_: i32);
-    fn softmax_xent(z: DevPtr, labels: DevPtr, loss: DevPtr, dz: DevPtr, correct: DevPtr, n_: i32, k_: i32);
-    fn sgd_update(w: DevPtr, g: DevPtr, b_: DevPtr, n_: i64, lr: f32, momentum: f32, wd: f32, nesterov: i32, first: i32);
-    fn adam_update(w: DevPtr, g: DevPtr, m: DevPtr, v: DevPtr, n_: i64, lr: f32, wd: f32, c1: f32, c2: f32, b1: f32, b2: f32, eps: f32);
-    fn add_channel_bias(y: DevPtr, b_: DevPtr, c_: i32, hw: i32, total: i64);
-    fn channel_bias_grad(dy: DevPtr, db: DevPtr, n_: i32, c_: i32, hw: i32);
-}
+// One wrapper per kernel of kernels.cu, declared from its CUDA signature by `build.rs`
+// (`build/kernel_decls.rs`): `kernels! { fn im2col(x: DevPtr, col: DevPtr, h_: i32, …); … }`.
+include!(concat!(env!("OUT_DIR"), "/kernel_decls.rs"));
