@@ -46,6 +46,7 @@ impl Reduce {
         }
     }
 }
+
 /// Combine the sources' streams: the reduced parts combined by `reduce` (one node, or the
 /// only one), then the concatenated parts appended after it, in slot order; the new nodes are
 /// named `cat_name` and `sum_name`.
@@ -71,6 +72,7 @@ pub(super) fn aggregate(
     }
     b.concat(cat_name, &cat)
 }
+
 /// DenseNet / SparseNet: stem, blocks wired by the topology DAG, transitions, head. The block's
 /// operator ([`Aggregate`]) decides what each layer's output feeds: the concatenated stream
 /// (concat), the summed stream (sum), or a split between them (mixed, dual).
@@ -142,6 +144,7 @@ pub(super) fn build_aggregated(spec: &NetSpec) -> Result<NetGraph, NetError> {
     }
     head(b, spec, x, true, spec.head_kind())
 }
+
 /// What the block input `x` feeds into a block's summed and concatenated streams under
 /// `aggregate`, and the widths (summed, concatenated) of each layer's output: `concat` reads the
 /// input as is, `sum` and `mixed` project it to the summed width once if it differs (a 1×1
@@ -200,6 +203,7 @@ pub(super) fn block_input_streams(
         ),
     })
 }
+
 /// One layer of a block on its aggregated input `u` (the layer's scope is open): BN-ReLU (with
 /// the BC bottleneck, BN-ReLU-conv 1×1 to 4k first), then one 3×3 convolution per stream of
 /// `widths` (summed, concatenated) — as one convolution with its output channels split.
@@ -242,6 +246,7 @@ pub(super) fn dense_layer(
     };
     Ok((sum_part, cat_part))
 }
+
 /// How a block built with `aggregate` combines what its layers read, as the network DAG
 /// records it.
 pub(super) fn block_aggregation(aggregate: Aggregate) -> Aggregation {

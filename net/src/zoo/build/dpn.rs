@@ -14,6 +14,7 @@ pub(super) struct DpnConfig {
     inc: [usize; 4],
     small: bool,
 }
+
 /// The published DPNs (Chen et al. 2017, Table 1; the small DPN-68 of the authors' release).
 #[rustfmt::skip]
 pub(super) const DPNS: &[DpnConfig] = &[

@@ -59,12 +59,14 @@ pub fn build(spec: &NetSpec) -> Result<NetGraph, NetError> {
         ))),
     }
 }
+
 /// Build and count.
 pub fn build_and_count(spec: &NetSpec) -> Result<(NetGraph, NetCount), NetError> {
     let net = build(spec)?;
     let c = count(&net);
     Ok((net, c))
 }
+
 /// The stem. CIFAR: a 3×3 convolution to `width` channels, followed by BN-ReLU when
 /// `post_activation` (the post-activation ResNet). ImageNet: 7×7 stride-2 convolution, BN-ReLU,
 /// 3×3 stride-2 max pooling.
@@ -86,6 +88,7 @@ fn stem(b: &mut NetBuilder, spec: &NetSpec, post_activation: bool) -> Result<Nod
         }
     })
 }
+
 /// The classifier: BN-ReLU first when `pre_activation` (DenseNet, SparseNet, pre-activation
 /// ResNet), the pooling of `kind`, then a linear layer to the spec's classes.
 fn head(
@@ -107,6 +110,7 @@ fn head(
     let fc = b.linear("head.fc", pooled, spec.classes);
     Ok(b.finish(fc))
 }
+
 /// A DenseNet transition between blocks: BN-ReLU, 1×1 convolution to `out` channels, 2×2
 /// average pooling.
 fn transition(b: &mut NetBuilder, x: NodeIndex, out: usize) -> Result<NodeIndex, NetError> {
@@ -114,6 +118,7 @@ fn transition(b: &mut NetBuilder, x: NodeIndex, out: usize) -> Result<NodeIndex,
     let conv = b.conv("conv", r, out, 1, 1, 0)?;
     b.avg_pool("pool", conv, 2, 2)
 }
+
 /// Fully connected layers of `widths` over the flattened input, each followed by a ReLU, then
 /// the classifier (`fc1`, `fc2`, …, the last one `fc{n+1}`). With `dropout = (p, at)`, a
 /// dropout layer reads the input of each `fc{i}` whose `at[i − 1]` is set.
@@ -140,6 +145,7 @@ fn fc_stack(
     x = drop(b, x, n);
     b.linear(&format!("fc{}", n + 1), x, classes)
 }
+
 /// VGG's and AlexNet's classifier (`classifier.fc1` … `fc3`): fully connected 4096, 4096 and the
 /// classes, with the spec's dropout reading the inputs of the layers `dropout_at` marks.
 fn torchvision_classifier(

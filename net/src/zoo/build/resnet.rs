@@ -81,6 +81,7 @@ pub(super) fn build_cifar_resnet(spec: &NetSpec) -> Result<NetGraph, NetError> {
     }
     head(b, spec, x, false, Head::Global)
 }
+
 /// Walk the unraveled ResNet DAG of `units` units: a `Residual(i)` node becomes `residual`
 /// applied to its input state, a `State(i)` node sums its incoming routes (identity routes go
 /// through `shortcut`), followed by ReLU when `post_relu` (the original, post-activation ResNet).
@@ -159,6 +160,7 @@ pub(super) fn interpret_unraveled<'a>(
     });
     Ok(built[r.output().index()].expect("output built"))
 }
+
 /// Pre-activation bottleneck ResNet for CIFAR (He et al. 2016, 9n+2): planes 16/32/64 with
 /// expansion 4 (stage widths 64/128/256), projection shortcut at each stage's first unit.
 pub(super) fn build_preresnet(spec: &NetSpec) -> Result<NetGraph, NetError> {
@@ -204,6 +206,7 @@ pub(super) fn build_preresnet(spec: &NetSpec) -> Result<NetGraph, NetError> {
     }
     head(b, spec, x, true, Head::Global)
 }
+
 /// ImageNet bottleneck ResNet (He et al. 2015; torchvision layout, stride on the 3×3).
 pub(super) fn build_imagenet_resnet(spec: &NetSpec) -> Result<NetGraph, NetError> {
     let stages: &[usize] = match spec.depth {
