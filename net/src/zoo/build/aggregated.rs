@@ -8,7 +8,7 @@ use super::*;
 /// absent), per the block's operator.
 #[derive(Clone, Copy)]
 pub(super) struct Streams {
-    sum: Option<NodeIndex>,
+    reduced: Option<NodeIndex>,
     cat: Option<NodeIndex>,
 }
 
@@ -49,20 +49,20 @@ impl Reduce {
 
 /// Combine the sources' streams: the reduced parts combined by `reduce` (one node, or the
 /// only one), then the concatenated parts appended after it, in slot order; the new nodes are
-/// named `cat_name` and `sum_name`.
+/// named `cat_name` and `reduced_name`.
 pub(super) fn aggregate(
     b: &mut NetBuilder,
-    (cat_name, sum_name): (&str, &str),
+    (cat_name, reduced_name): (&str, &str),
     parts: &[Streams],
     reduce: Reduce,
     force_concat: bool,
 ) -> Result<NodeIndex, NetError> {
-    let sums: Vec<NodeIndex> = parts.iter().filter_map(|p| p.sum).collect();
+    let reduced: Vec<NodeIndex> = parts.iter().filter_map(|p| p.reduced).collect();
     let mut cat: Vec<NodeIndex> = Vec::new();
-    match sums.as_slice() {
+    match reduced.as_slice() {
         [] => {}
         [one] => cat.push(*one),
-        _ => cat.push(reduce.add(b, sum_name, &sums)?),
+        _ => cat.push(reduce.add(b, reduced_name, &reduced)?),
     }
     cat.extend(parts.iter().filter_map(|p| p.cat));
     // Concatenation keeps its node even over one input (the names and counts of DenseNet and
@@ -113,7 +113,7 @@ pub(super) fn build_aggregated(spec: &NetSpec) -> Result<NetGraph, NetError> {
             let (sum_part, cat_part) = dense_layer(&mut b, spec, u, k, widths)?;
             b.pop_scope();
             outs.push(Streams {
-                sum: sum_part,
+                reduced: sum_part,
                 cat: cat_part,
             });
             let mut nodes: Vec<NodeIndex> = cat_part.into_iter().chain(sum_part).collect();
@@ -159,7 +159,7 @@ pub(super) fn block_input_streams(
     Ok(match aggregate {
         Aggregate::Concat => (
             Streams {
-                sum: None,
+                reduced: None,
                 cat: Some(x),
             },
             (0, k),
@@ -173,7 +173,7 @@ pub(super) fn block_input_streams(
             };
             (
                 Streams {
-                    sum: Some(p),
+                    reduced: Some(p),
                     cat: None,
                 },
                 (k, 0),
@@ -187,7 +187,7 @@ pub(super) fn block_input_streams(
             };
             (
                 Streams {
-                    sum: Some(p),
+                    reduced: Some(p),
                     cat: Some(x),
                 },
                 (a, k),
@@ -196,7 +196,7 @@ pub(super) fn block_input_streams(
         // The residual path has the block input's width; the dense path starts empty.
         Aggregate::Dual => (
             Streams {
-                sum: Some(x),
+                reduced: Some(x),
                 cat: None,
             },
             (c0, k),
